@@ -1,0 +1,38 @@
+# The README's two commands: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test test-faults lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the whole system on embedded servers and verify the result.
+demo: $(STAMP)
+	$(BIN)/writebehind demo
+
+## The default suite: unit tests, integration tests on real servers, a slice of the fault tests.
+test: $(STAMP)
+	$(BIN)/pytest -m "not slow" -q
+
+## Longer fault and soak runs.
+test-faults: $(STAMP)
+	$(BIN)/pytest -m slow -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check writebehind tests scripts
+	$(BIN)/ruff format --check writebehind tests scripts
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python scripts/bench_drain.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

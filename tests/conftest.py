@@ -1,0 +1,166 @@
+"""Fixtures: real servers, started once per session, and clean clients per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import anyio
+import pytest
+from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
+
+from tests.support.servers import (
+    RedisServer,
+    SecantusServer,
+    external_mongo_url,
+)
+from writebehind import WriteBehind
+from writebehind.worker.runner import Worker
+from writebehind.worker.settings import WorkerSettings
+
+TEST_PREFIX = "t"
+TEST_PARTITIONS = 4
+
+
+def fast_settings(**overrides: Any) -> WorkerSettings:
+    """Worker settings scaled down so recovery paths run within a test's patience."""
+    values: dict[str, Any] = {
+        "prefix": TEST_PREFIX,
+        "partitions": TEST_PARTITIONS,
+        "batch_size": 100,
+        "linger_ms": 2,
+        "read_block_ms": 100,
+        "drain_timeout": 10.0,
+        "claim_idle_ms": 1000,
+        "claim_interval": 0.3,
+        "trim_interval": 3600.0,
+        "backoff_base": 0.02,
+        "backoff_cap": 0.5,
+    }
+    values.update(overrides)
+    return WorkerSettings(**values)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    # Both drivers are asyncio-only.
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    with RedisServer() as server:
+        yield server  # type: ignore[misc]
+
+
+@pytest.fixture(scope="session")
+def mongo_url() -> Iterator[str]:
+    url = external_mongo_url()
+    if url:
+        yield url
+        return
+    with SecantusServer() as server:
+        yield server.url
+
+
+@pytest.fixture
+def redis_factory() -> Iterator[Callable[..., RedisServer]]:
+    """Private ``redis-server`` processes for tests that reconfigure, kill or restart them."""
+    started: list[RedisServer] = []
+
+    def make(*extra: str, appendonly: bool = False) -> RedisServer:
+        server = RedisServer(*extra, appendonly=appendonly)
+        server.start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.close()
+
+
+@pytest.fixture
+def mongo_factory() -> Iterator[Callable[[], SecantusServer]]:
+    """Private SecantusDB processes for tests that stop or restart MongoDB."""
+    started: list[SecantusServer] = []
+
+    def make() -> SecantusServer:
+        server = SecantusServer()
+        server.start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.close()
+
+
+@pytest.fixture
+async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_server.url)
+    await client.flushall()
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def database_name() -> str:
+    return f"wbtest_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def mongo_client(mongo_url: str) -> AsyncIterator[AsyncMongoClient[Any]]:
+    client: AsyncMongoClient[Any] = AsyncMongoClient(
+        mongo_url, uuidRepresentation="standard", serverSelectionTimeoutMS=10_000
+    )
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def mongo_db(mongo_client: AsyncMongoClient[Any], database_name: str) -> AsyncIterator[Any]:
+    db = mongo_client[database_name]
+    try:
+        yield db
+    finally:
+        await mongo_client.drop_database(database_name)
+
+
+@pytest.fixture
+async def wb(redis: Redis, mongo_db: Any) -> AsyncIterator[WriteBehind]:
+    async with WriteBehind(
+        redis=redis, mongo=mongo_db, prefix=TEST_PREFIX, partitions=TEST_PARTITIONS
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+async def start_worker(
+    redis_server: RedisServer, mongo_db: Any
+) -> AsyncIterator[Callable[..., Awaitable[Worker]]]:
+    """Start in-process workers (each with its own Redis pool); all drain at teardown."""
+    workers: list[Worker] = []
+    clients: list[Redis] = []
+    async with anyio.create_task_group() as tg:
+
+        async def start(redis_url: str | None = None, **overrides: Any) -> Worker:
+            client = Redis.from_url(redis_url or redis_server.url)
+            clients.append(client)
+            worker = Worker(client, mongo_db, fast_settings(**overrides))
+            tg.start_soon(worker.run)
+            with anyio.fail_after(30):
+                await worker.started.wait()
+            workers.append(worker)
+            return worker
+
+        yield start
+        for worker in workers:
+            worker.request_stop()
+    for client in clients:
+        await client.aclose()

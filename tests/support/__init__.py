@@ -1,0 +1,1 @@
+"""Shared test machinery: real server processes and helpers to wait on them."""

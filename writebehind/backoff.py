@@ -1,0 +1,28 @@
+"""Capped exponential backoff with full jitter (no IO)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class Backoff:
+    """Delays for the n-th consecutive failure: ``uniform(0, min(cap, base * 2**n))``.
+
+    Full jitter keeps a fleet of workers from retrying a recovering MongoDB in
+    lockstep. ``reset()`` after a success.
+    """
+
+    base: float = 0.05
+    cap: float = 5.0
+    rng: random.Random = field(default_factory=random.Random)
+    failures: int = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.cap, self.base * (2 ** min(self.failures, 62)))
+        self.failures += 1
+        return self.rng.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self.failures = 0

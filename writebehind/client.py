@@ -1,0 +1,144 @@
+"""``WriteBehind``: the producer SDK's entry point; owns the Redis and MongoDB handles."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+import anyio
+from bson.codec_options import CodecOptions
+from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
+
+from .codec import DEFAULT_CODEC_OPTIONS, encoding_options
+from .collection import Collection
+from .errors import ConfigurationError
+from .keys import KeySpace, check_collection_name
+from .meta import check_partitions
+from .redis_scripts import Scripts
+
+DEFAULT_GROUP = "writebehind"
+DEFAULT_MAX_BACKLOG = 1_000_000
+
+
+class WriteBehind:
+    """Write documents to Redis now and to MongoDB soon, newest version winning.
+
+    Give either URLs (the clients are created and closed here) or ready clients:
+    a ``redis.asyncio.Redis`` and a PyMongo ``AsyncDatabase`` (a Motor database
+    works too). Use it as ``async with wb:``.
+
+    Args:
+        prefix: namespaces every Redis key, so applications can share a Redis.
+        partitions: number of partition streams; fixed per prefix once used.
+        group: the workers' consumer group, used to measure the backlog.
+        max_backlog: unpersisted records a partition may hold before writes
+            raise ``BacklogFull``; 0 disables the limit.
+        backlog_wait: seconds a write waits for the backlog to drain before
+            raising ``BacklogFull``.
+        max_conflict_retries: how often ``patch``/``modify`` retry after a
+            concurrent write before raising ``TooManyConflicts``.
+    """
+
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        mongo_url: str | None = None,
+        database: str | None = None,
+        *,
+        redis: Redis | None = None,
+        mongo: Any = None,
+        prefix: str = "wb",
+        partitions: int = 16,
+        group: str = DEFAULT_GROUP,
+        max_backlog: int = DEFAULT_MAX_BACKLOG,
+        backlog_wait: float = 0.0,
+        max_conflict_retries: int = 200,
+    ) -> None:
+        self.keys = KeySpace(prefix, partitions)
+        if type(max_backlog) is not int or max_backlog < 0:
+            raise ConfigurationError(f"max_backlog must be an int >= 0: {max_backlog!r}")
+        if backlog_wait < 0:
+            raise ConfigurationError(f"backlog_wait must be >= 0: {backlog_wait!r}")
+        if max_conflict_retries < 1:
+            raise ConfigurationError("max_conflict_retries must be >= 1")
+        self.group = group
+        self.max_backlog = max_backlog
+        self.backlog_wait = float(backlog_wait)
+        self.max_conflict_retries = max_conflict_retries
+        self._owned: list[Any] = []
+        self.redis = self._redis_client(redis, redis_url)
+        self.mongo = self._mongo_database(mongo, mongo_url, database)
+        self.codec_options: CodecOptions[Any] = encoding_options(
+            getattr(self.mongo, "codec_options", None)
+        )
+        self.scripts = Scripts(self.redis)
+        self._checked = False
+        self._check_lock = anyio.Lock()
+
+    def _redis_client(self, redis: Redis | None, url: str | None) -> Redis:
+        if (redis is None) == (url is None):
+            raise ConfigurationError("give exactly one of redis_url and redis")
+        if redis is None:
+            assert url is not None
+            redis = Redis.from_url(url)
+            self._owned.append(redis)
+        if redis.connection_pool.connection_kwargs.get("decode_responses"):
+            raise ConfigurationError(
+                "the Redis client must not use decode_responses=True: cache entries are BSON"
+            )
+        return redis
+
+    def _mongo_database(self, mongo: Any, url: str | None, database: str | None) -> Any:
+        if (mongo is None) == (url is None):
+            raise ConfigurationError("give exactly one of mongo_url and mongo")
+        if mongo is not None:
+            return mongo
+        if not database:
+            raise ConfigurationError("database is required with mongo_url")
+        client: AsyncMongoClient[Any] = AsyncMongoClient(
+            url, uuidRepresentation="standard", tz_aware=DEFAULT_CODEC_OPTIONS.tz_aware
+        )
+        self._owned.append(client)
+        return client[database]
+
+    async def ensure_ready(self) -> None:
+        """Record the partition count in Redis, or refuse a different one."""
+        if self._checked:
+            return
+        async with self._check_lock:
+            if self._checked:
+                return
+            await check_partitions(self.redis, self.keys)
+            self._checked = True
+
+    def collection(self, name: str) -> Collection:
+        return Collection(self, check_collection_name(name))
+
+    def mongo_collection(self, name: str) -> Any:
+        return self.mongo.get_collection(name, codec_options=self.codec_options)
+
+    async def __aenter__(self) -> WriteBehind:
+        try:
+            await self.ensure_ready()
+        except BaseException:
+            await self.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the clients this object created; clients passed in stay open."""
+        owned, self._owned = self._owned, []
+        for client in owned:
+            if isinstance(client, Redis):
+                await client.aclose()
+            else:
+                await client.close()

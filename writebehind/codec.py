@@ -1,0 +1,188 @@
+"""Checking and encoding documents, change records and cache entries (no IO).
+
+Everything here runs before anything reaches Redis, so a document that could
+never be stored in MongoDB is refused with a typed error and nothing half-done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import bson
+from bson.binary import UuidRepresentation
+from bson.codec_options import CodecOptions
+from bson.errors import InvalidDocument as BsonInvalidDocument
+
+from .errors import (
+    DocumentTooLarge,
+    IdMismatch,
+    IntegerOutOfRange,
+    InvalidDocument,
+    InvalidFieldName,
+    NotEncodable,
+)
+from .keys import encode_id
+from .version import Version
+
+META_FIELD = "_wb"
+MAX_BSON_SIZE = 16 * 1024 * 1024
+# Room for the ``_wb`` metadata the worker adds: {v: [int64, int64], deleted: bool}.
+_META_ALLOWANCE = 64
+MAX_DOCUMENT_SIZE = MAX_BSON_SIZE - _META_ALLOWANCE
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_MAX_DEPTH = 100
+
+DEFAULT_CODEC_OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(
+    uuid_representation=UuidRepresentation.STANDARD
+)
+
+Op = Literal["set", "del"]
+
+
+def encoding_options(options: CodecOptions[Any] | None) -> CodecOptions[Any]:
+    """Codec options for encoding records: the caller's, but with UUIDs storable.
+
+    A database handed in with pymongo's default ``UNSPECIFIED`` representation
+    cannot encode ``uuid.UUID`` at all; records use the standard (subtype 4) form.
+    """
+    if options is None:
+        return DEFAULT_CODEC_OPTIONS
+    if options.uuid_representation == UuidRepresentation.UNSPECIFIED:
+        return options.with_options(uuid_representation=UuidRepresentation.STANDARD)
+    return options
+
+
+def _id_key(value: Any) -> tuple[type, Any]:
+    # bson.Int64 (what MongoDB returns for large ints) is the same id as the int.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int, int(value)
+    return type(value), value
+
+
+def same_id(a: Any, b: Any) -> bool:
+    """Ids match only with the same type: ``42`` is not ``"42"``, ``42.0`` or ``True``."""
+    return bool(_id_key(a) == _id_key(b))
+
+
+def _check_value(value: Any, path: str, depth: int) -> None:
+    if depth > _MAX_DEPTH:
+        raise InvalidDocument(f"nesting deeper than {_MAX_DEPTH} levels", path)
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            raise IntegerOutOfRange(f"integer {value} does not fit in int64", path)
+    elif isinstance(value, Mapping):
+        _check_fields(value, path, depth + 1)
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_value(item, f"{path}.{i}", depth + 1)
+
+
+def _check_fields(doc: Mapping[Any, Any], path: str, depth: int) -> None:
+    for key, value in doc.items():
+        where = f"{path}.{key}" if path else str(key)
+        if not isinstance(key, str):
+            raise InvalidFieldName(f"field names must be str, not {type(key).__name__}", where)
+        if key.startswith("$"):
+            raise InvalidFieldName("field names may not start with '$'", where)
+        if "." in key:
+            raise InvalidFieldName("field names may not contain '.'", where)
+        if "\x00" in key:
+            raise InvalidFieldName("field names may not contain NUL", where)
+        _check_value(value, where, depth)
+
+
+def encode_document(doc_id: Any, doc: Any, options: CodecOptions[Any] | None = None) -> bytes:
+    """Check ``doc`` and return its BSON with ``_id`` first, or raise a typed error."""
+    encode_id(doc_id)
+    if not isinstance(doc, Mapping):
+        raise InvalidDocument(f"a document must be a mapping, not {type(doc).__name__}")
+    if "_id" in doc and not same_id(doc["_id"], doc_id):
+        raise IdMismatch(f"document _id {doc['_id']!r} differs from the id argument {doc_id!r}")
+    if META_FIELD in doc:
+        raise InvalidFieldName(f"{META_FIELD!r} is reserved for writebehind's metadata")
+    _check_fields(doc, "", 0)
+    full: dict[str, Any] = {"_id": doc_id}
+    full.update((k, v) for k, v in doc.items() if k != "_id")
+    try:
+        raw = bson.encode(full, codec_options=encoding_options(options))
+    except (BsonInvalidDocument, TypeError, OverflowError, ValueError) as exc:
+        raise NotEncodable(f"document is not BSON-encodable: {exc}") from exc
+    if len(raw) > MAX_DOCUMENT_SIZE:
+        raise DocumentTooLarge(
+            f"document encodes to {len(raw)} bytes; the limit is {MAX_DOCUMENT_SIZE} "
+            "(16 MiB less room for writebehind's metadata)"
+        )
+    return raw
+
+
+def encode_id_document(doc_id: Any, options: CodecOptions[Any] | None = None) -> bytes:
+    """The body of a tombstone record: just the ``_id``."""
+    encode_id(doc_id)
+    return bson.encode({"_id": doc_id}, codec_options=encoding_options(options))
+
+
+def decode_document(raw: bytes, options: CodecOptions[Any] | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = bson.decode(raw, codec_options=encoding_options(options))
+    return doc
+
+
+def user_view(doc: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A MongoDB document as the application sees it: no metadata, tombstones absent."""
+    if doc is None:
+        return None
+    meta = doc.get(META_FIELD)
+    if isinstance(meta, Mapping) and meta.get("deleted"):
+        return None
+    return {k: v for k, v in doc.items() if k != META_FIELD}
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRecord:
+    """One decoded stream entry: a full snapshot (``set``) or a tombstone (``del``).
+
+    ``version`` is the original version: the entry id, unless the record was
+    re-added by replay or a dead-letter re-drive, which keep the version it had.
+    """
+
+    entry_id: str
+    version: Version
+    op: Op
+    collection: str
+    body: bytes
+
+    def document(self, options: CodecOptions[Any] | None = None) -> dict[str, Any]:
+        return decode_document(self.body, options)
+
+
+class MalformedRecord(ValueError):
+    """A stream entry that is not a writebehind record."""
+
+
+def _text(fields: Mapping[bytes, bytes], name: bytes) -> str:
+    try:
+        return fields[name].decode("utf-8")
+    except KeyError:
+        raise MalformedRecord(f"record has no {name.decode()!r} field") from None
+    except UnicodeDecodeError:
+        raise MalformedRecord(f"record field {name.decode()!r} is not UTF-8") from None
+
+
+def decode_record(entry_id: bytes | str, fields: Mapping[bytes, bytes]) -> ChangeRecord:
+    """Decode the fields XADDed by the write script (``op``, ``c``, ``d``, optional ``ov``)."""
+    eid = entry_id.decode("ascii") if isinstance(entry_id, bytes) else entry_id
+    op = _text(fields, b"op")
+    if op not in ("set", "del"):
+        raise MalformedRecord(f"unknown op {op!r}")
+    body = fields.get(b"d")
+    if body is None:
+        raise MalformedRecord("record has no 'd' field")
+    original = fields.get(b"ov")
+    try:
+        version = Version.parse(original if original is not None else eid)
+    except ValueError as exc:
+        raise MalformedRecord(str(exc)) from None
+    return ChangeRecord(eid, version, op, _text(fields, b"c"), body)  # type: ignore[arg-type]

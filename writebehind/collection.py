@@ -1,0 +1,274 @@
+"""One collection's write and read operations (the SDK's working surface)."""
+
+from __future__ import annotations
+
+import inspect
+import random
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from .codec import (
+    META_FIELD,
+    decode_document,
+    encode_document,
+    encode_id_document,
+    same_id,
+    user_view,
+)
+from .errors import (
+    BacklogFull,
+    IdMismatch,
+    InvalidDocument,
+    PersistTimeout,
+    TooManyConflicts,
+    WriteManyError,
+)
+from .keys import encode_id
+from .redis_scripts import ABSENT, BacklogRefused, map_script_error, parse_write_reply
+from .version import Version
+
+if TYPE_CHECKING:
+    from .client import WriteBehind
+
+Document = dict[str, Any]
+Modifier = Callable[[Document | None], Document | Awaitable[Document | None] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A checked, encoded write, ready for the write script."""
+
+    doc_id: Any
+    partition: int
+    stream: str
+    entry: str
+    op: str
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Current:
+    """A document as read for a read-modify-write, with the version to compare against."""
+
+    doc: Document | None
+    expected: str
+
+
+class Collection:
+    """Writes go to Redis (cache entry + change record, atomically); reads fall back to MongoDB."""
+
+    def __init__(self, wb: WriteBehind, name: str) -> None:
+        self._wb = wb
+        self.name = name
+
+    # -- writing ------------------------------------------------------------
+
+    def _prepare(self, doc_id: Any, doc: Mapping[str, Any] | None) -> _Prepared:
+        keys = self._wb.keys
+        if doc is None:
+            op, body = "del", encode_id_document(doc_id, self._wb.codec_options)
+        else:
+            op, body = "set", encode_document(doc_id, doc, self._wb.codec_options)
+        partition = keys.partition_of(self.name, doc_id)
+        return _Prepared(
+            doc_id,
+            partition,
+            keys.stream(partition),
+            keys.cache(partition, self.name, doc_id),
+            op,
+            body,
+        )
+
+    def _entry_key(self, doc_id: Any) -> str:
+        keys = self._wb.keys
+        return keys.cache(keys.partition_of(self.name, doc_id), self.name, doc_id)
+
+    def _args(self, p: _Prepared, expected: str) -> list[Any]:
+        return [p.op, self.name, p.body, expected, self._wb.group, self._wb.max_backlog]
+
+    async def _write(self, p: _Prepared, expected: str = "") -> Version | None:
+        """Run the write script; ``None`` means the expected version did not match."""
+        await self._wb.ensure_ready()
+        deadline = anyio.current_time() + self._wb.backlog_wait
+        delay = 0.005
+        while True:
+            try:
+                reply = await self._wb.scripts.write(
+                    keys=[p.stream, p.entry], args=self._args(p, expected)
+                )
+            except Exception as exc:
+                mapped = map_script_error(exc)
+                if not isinstance(mapped, BacklogRefused):
+                    if mapped is exc:
+                        raise
+                    raise mapped from exc
+                if anyio.current_time() + delay > deadline:
+                    raise BacklogFull(p.partition, mapped.backlog, self._wb.max_backlog) from None
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 0.5)
+                continue
+            outcome = parse_write_reply(reply)
+            if outcome.written:
+                assert outcome.version is not None
+                return outcome.version.for_document(self.name, p.doc_id, p.op == "del")
+            return None
+
+    async def set(self, doc_id: Any, doc: Mapping[str, Any]) -> Version:
+        """Store the whole document; returns the write's version."""
+        version = await self._write(self._prepare(doc_id, doc))
+        assert version is not None
+        return version
+
+    async def delete(self, doc_id: Any) -> Version:
+        """Delete the document (a tombstone until MongoDB has it)."""
+        version = await self._write(self._prepare(doc_id, None))
+        assert version is not None
+        return version
+
+    async def patch(self, doc_id: Any, fields: Mapping[str, Any]) -> Version:
+        """Merge ``fields`` into the top level of the document, atomically.
+
+        A missing document is created from ``fields``.
+        """
+        if not isinstance(fields, Mapping):
+            raise InvalidDocument(f"patch fields must be a mapping, not {type(fields).__name__}")
+        if "_id" in fields and not same_id(fields["_id"], doc_id):
+            raise IdMismatch(f"patch _id {fields['_id']!r} differs from the id {doc_id!r}")
+        # Refuse bad fields before any read, even those the merge would drop.
+        encode_document(doc_id, fields, self._wb.codec_options)
+        patch = dict(fields)
+
+        def merge(doc: Document | None) -> Document:
+            return {**(doc or {}), **patch}
+
+        return await self.modify(doc_id, merge)
+
+    async def modify(self, doc_id: Any, fn: Modifier) -> Version:
+        """Replace the document with ``fn(current)``; ``None`` from ``fn`` deletes it.
+
+        ``fn`` (sync or async) gets a copy of the current document, or ``None``
+        if there is none, and may be called more than once: when another writer
+        gets in first, the change is recomputed on the newer document.
+        """
+        encode_id(doc_id)
+        for attempt in range(self._wb.max_conflict_retries):
+            current = await self._read_current(doc_id)
+            result = fn(None if current.doc is None else dict(current.doc))
+            if inspect.isawaitable(result):
+                result = await result
+            if result is not None and not isinstance(result, Mapping):
+                raise InvalidDocument(
+                    f"modify's function must return a mapping or None, not {type(result).__name__}"
+                )
+            if result is not None and "_id" in result and not same_id(result["_id"], doc_id):
+                raise IdMismatch(f"modified _id {result['_id']!r} differs from {doc_id!r}")
+            version = await self._write(self._prepare(doc_id, result), current.expected)
+            if version is not None:
+                return version
+            # Lost the race: back off a little, with jitter, so that many
+            # writers of one document take turns instead of colliding again.
+            await anyio.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
+        raise TooManyConflicts(
+            f"{self.name}/{doc_id!r}: gave up after {self._wb.max_conflict_retries} "
+            "concurrent-write conflicts"
+        )
+
+    async def _read_current(self, doc_id: Any) -> _Current:
+        entry = self._entry_key(doc_id)
+        version, body, tombstone = await self._wb.redis.hmget(entry, ["v", "d", "t"])
+        doc: Document | None
+        if version is not None:
+            expected = version.decode("ascii") if isinstance(version, bytes) else version
+            doc = None if tombstone or body is None else self._decode(body)
+        else:
+            # No entry: it was clean and expired (dirty entries never expire),
+            # so MongoDB is current. The script checks the entry is still absent.
+            expected = ABSENT
+            doc = user_view(await self._mongo().find_one({"_id": doc_id}))
+        if doc is not None:
+            doc.pop("_id", None)
+        return _Current(doc, expected)
+
+    def _decode(self, body: Any) -> Document:
+        return decode_document(bytes(body), self._wb.codec_options)
+
+    async def set_many(self, items: Iterable[tuple[Any, Mapping[str, Any]]]) -> list[Version]:
+        """Store many documents in one pipelined round trip; one Version each, in order.
+
+        Every document is checked before anything is sent. If Redis refuses some
+        writes (backlog, memory), ``WriteManyError.results`` says which were made.
+        """
+        prepared = [self._prepare(doc_id, doc) for doc_id, doc in items]
+        if not prepared:
+            return []
+        await self._wb.ensure_ready()
+        pipe = self._wb.redis.pipeline(transaction=False)
+        for p in prepared:
+            await self._wb.scripts.write(
+                keys=[p.stream, p.entry], args=self._args(p, ""), client=pipe
+            )
+        replies = await pipe.execute(raise_on_error=False)
+        results: list[Any] = []
+        for p, reply in zip(prepared, replies, strict=True):
+            if isinstance(reply, BaseException):
+                mapped = map_script_error(reply)
+                if isinstance(mapped, BacklogRefused):
+                    mapped = BacklogFull(p.partition, mapped.backlog, self._wb.max_backlog)
+                results.append(mapped)
+                continue
+            outcome = parse_write_reply(reply)
+            assert outcome.version is not None
+            results.append(outcome.version.for_document(self.name, p.doc_id))
+        if any(isinstance(r, BaseException) for r in results):
+            raise WriteManyError(results)
+        return results
+
+    # -- reading ------------------------------------------------------------
+
+    def _mongo(self) -> Any:
+        return self._wb.mongo_collection(self.name)
+
+    async def get(self, doc_id: Any) -> Document | None:
+        """The newest acknowledged document: Redis first, then MongoDB; None if absent."""
+        body, tombstone = await self._wb.redis.hmget(self._entry_key(doc_id), ["d", "t"])
+        if tombstone:
+            return None
+        if body is not None:
+            return self._decode(body)
+        return user_view(await self._mongo().find_one({"_id": doc_id}))
+
+    async def wait_persisted(self, version: Version, timeout: float = 5.0) -> None:
+        """Return once MongoDB holds ``version`` of its document, or a newer one.
+
+        Raises ``PersistTimeout`` after ``timeout`` seconds. (``timeout=`` is the
+        SDK's public contract, hence the ASYNC109 exemption.)
+        """
+        if version.collection is None:
+            raise ValueError("wait_persisted needs a Version returned by a write")
+        coll = self._wb.mongo_collection(version.collection)
+        deadline = anyio.current_time() + timeout
+        delay = 0.002
+        while True:
+            stored = await coll.find_one({"_id": version.doc_id}, {META_FIELD: 1})
+            if _holds(stored, version):
+                return
+            if anyio.current_time() + delay > deadline:
+                raise PersistTimeout(
+                    f"MongoDB did not hold {version.collection}/{version.doc_id!r} at "
+                    f"version {version} within {timeout}s"
+                )
+            await anyio.sleep(delay)
+            delay = min(delay * 1.5, 0.05)
+
+
+def _holds(stored: Mapping[str, Any] | None, version: Version) -> bool:
+    if stored is None:
+        # Only a hard delete leaves no document behind.
+        return version.deleted
+    meta = stored.get(META_FIELD)
+    if not isinstance(meta, Mapping) or "v" not in meta:
+        return False
+    return Version.from_pair(meta["v"]) >= version

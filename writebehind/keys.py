@@ -1,0 +1,106 @@
+"""Key and stream layout: which partition a document lives in, and the Redis key names.
+
+All keys of one partition share the hash tag ``{<prefix>:p<N>}``, so the write
+script, which touches a document's cache entry and its partition stream, is
+legal on Redis Cluster, and a document's records stay in one ordered stream.
+
+    {wb}:meta                            hash: partitions = P
+    {wb:p3}:stream                       change records of partition 3
+    {wb:p3}:dlq                          dead letters of partition 3
+    {wb:p3}:doc:<len>:<collection>:<id>  cache entry (hash: v, d, t)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from bson import ObjectId
+
+from .errors import ConfigurationError, InvalidCollectionName, UnsupportedIdType
+
+DocId = str | int | ObjectId | uuid.UUID
+"""The id types a document may have."""
+
+_PREFIX_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+MAX_PARTITIONS = 4096
+
+
+def encode_id(doc_id: Any) -> str:
+    """Type-tagged text form of an id, so that ``42`` and ``"42"`` get different keys."""
+    if isinstance(doc_id, bool):
+        raise UnsupportedIdType(f"a bool is not a document id: {doc_id!r}")
+    if isinstance(doc_id, str):
+        return "s" + doc_id
+    if isinstance(doc_id, int):
+        if not _INT64_MIN <= doc_id <= _INT64_MAX:
+            raise UnsupportedIdType(f"an int id must fit in int64: {doc_id!r}")
+        return "i" + str(doc_id)
+    if isinstance(doc_id, ObjectId):
+        return "o" + str(doc_id)
+    if isinstance(doc_id, uuid.UUID):
+        return "u" + doc_id.hex
+    raise UnsupportedIdType(
+        f"document ids must be str, int, bson.ObjectId or uuid.UUID, not {type(doc_id).__name__}"
+    )
+
+
+def check_collection_name(name: Any) -> str:
+    if not isinstance(name, str) or not name:
+        raise InvalidCollectionName(f"a collection name must be a non-empty str: {name!r}")
+    if "$" in name or "\x00" in name:
+        raise InvalidCollectionName(f"a collection name may not contain '$' or NUL: {name!r}")
+    if name.startswith("system."):
+        raise InvalidCollectionName(f"'system.' collections are reserved: {name!r}")
+    if len(name.encode("utf-8")) > 200:
+        raise InvalidCollectionName(f"collection name longer than 200 bytes: {name[:40]!r}...")
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpace:
+    """Names every Redis key of one deployment (a prefix and a partition count)."""
+
+    prefix: str = "wb"
+    partitions: int = 16
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.prefix, str) or not _PREFIX_RE.fullmatch(self.prefix):
+            raise ConfigurationError(
+                f"prefix must be 1-64 of A-Z a-z 0-9 _ . - (no braces or colons): {self.prefix!r}"
+            )
+        if type(self.partitions) is not int or not 1 <= self.partitions <= MAX_PARTITIONS:
+            raise ConfigurationError(
+                f"partitions must be an int from 1 to {MAX_PARTITIONS}: {self.partitions!r}"
+            )
+
+    @property
+    def meta(self) -> str:
+        return f"{{{self.prefix}}}:meta"
+
+    def partition_of(self, collection: str, doc_id: Any) -> int:
+        """Stable across processes and Python versions (no ``hash()``)."""
+        raw = f"{collection}\x00{encode_id(doc_id)}".encode()
+        digest = hashlib.blake2b(raw, digest_size=8).digest()
+        return int.from_bytes(digest, "big") % self.partitions
+
+    def _tag(self, partition: int) -> str:
+        return f"{{{self.prefix}:p{partition}}}"
+
+    def stream(self, partition: int) -> str:
+        return f"{self._tag(partition)}:stream"
+
+    def dead_letters(self, partition: int) -> str:
+        return f"{self._tag(partition)}:dlq"
+
+    def cache(self, partition: int, collection: str, doc_id: Any) -> str:
+        # The collection is length-prefixed so that no (collection, id) pair can
+        # spell another pair's key.
+        return f"{self._tag(partition)}:doc:{len(collection)}:{collection}:{encode_id(doc_id)}"
+
+    def streams(self) -> list[str]:
+        return [self.stream(p) for p in range(self.partitions)]

@@ -1,0 +1,198 @@
+"""The Lua scripts that make each Redis-side step atomic, and their thin wrappers.
+
+Every key a script touches is passed in KEYS and shares one hash tag, so the
+scripts are legal on Redis Cluster. redis-py reloads a script on ``NOSCRIPT``
+(after a Redis restart), in pipelines too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import OutOfMemoryError, ResponseError
+
+from .errors import RedisOutOfMemory
+from .version import Version
+
+# The write path. The ``#!lua`` shebang makes Redis refuse the whole script up
+# front when it is over ``maxmemory``, so a write is never half-done. XADD comes
+# first: a script that failed after it would still leave no cache change without
+# its record. The cache entry is replaced (DEL + HSET), which also drops any
+# clean TTL: a dirty entry never expires.
+#
+# KEYS: stream, cache entry
+# ARGV: op, collection, body, expected version ("" any, "-" absent), group, max backlog
+WRITE = """#!lua
+local stream, entry = KEYS[1], KEYS[2]
+local op, coll, body, expected, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local limit = tonumber(ARGV[6])
+if expected ~= '' then
+  local current = redis.call('HGET', entry, 'v')
+  if expected == '-' then
+    if current then return {0, current} end
+  elseif current ~= expected then
+    return {0, current or '-'}
+  end
+end
+if limit > 0 and redis.call('EXISTS', stream) == 1 then
+  local backlog = nil
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
+    local info = {}
+    for i = 1, #g, 2 do info[g[i]] = g[i + 1] end
+    if info['name'] == group and info['lag'] then
+      backlog = info['pending'] + info['lag']
+    end
+  end
+  if backlog == nil then backlog = redis.call('XLEN', stream) end
+  if backlog >= limit then
+    return redis.error_reply('WBBACKLOG ' .. backlog)
+  end
+end
+local id = redis.call('XADD', stream, '*', 'op', op, 'c', coll, 'd', body)
+redis.call('DEL', entry)
+if op == 'del' then
+  redis.call('HSET', entry, 'v', id, 't', '1')
+else
+  redis.call('HSET', entry, 'v', id, 'd', body)
+end
+return {1, id}
+"""
+
+# Acknowledge persisted records and give their cache entries the clean TTL,
+# but only entries still at the persisted version (a newer dirty write keeps
+# its entry TTL-free). No shebang: XACK and EXPIRE must still run when Redis is
+# at maxmemory, since acking and trimming is how memory is freed.
+#
+# KEYS: stream, cache entries...
+# ARGV: group, ttl seconds, one version per cache entry, then the ids to ack
+ACK_AND_CLEAN = """
+local n = #KEYS - 1
+local ttl = tonumber(ARGV[2])
+for i = 1, n do
+  if redis.call('HGET', KEYS[i + 1], 'v') == ARGV[2 + i] then
+    redis.call('EXPIRE', KEYS[i + 1], ttl)
+  end
+end
+local acked = 0
+local first = 3 + n
+while first <= #ARGV do
+  local last = math.min(first + 999, #ARGV)
+  acked = acked + redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, first, last))
+  first = last + 1
+end
+return acked
+"""
+
+# Move one record to the dead-letter stream: XADD there and XACK here, at once.
+# A cache entry still at the dead version is dropped, so reads show what
+# MongoDB holds rather than a document it refused.
+#
+# KEYS: stream, dead-letter stream, cache entry
+# ARGV: group, entry id, cache version to drop, then the dead letter's field/value pairs
+DEAD_LETTER = """
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 4))
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('HGET', KEYS[3], 'v') == ARGV[3] then
+  redis.call('DEL', KEYS[3])
+end
+return 1
+"""
+
+# Trim acknowledged history: MINID is the lowest of the retention cutoff, every
+# group's last-delivered id (nothing undelivered goes) and every group's oldest
+# pending id (nothing unacknowledged goes). In one script, so no group can move
+# between the reading and the trimming. A stream no group reads is left alone.
+#
+# KEYS: stream; ARGV: retention cutoff id
+TRIM = """
+local function older(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am < bm or (am == bm and as < bs)
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local groups = redis.call('XINFO', 'GROUPS', KEYS[1])
+if #groups == 0 then return 0 end
+local bound = ARGV[1]
+for _, g in ipairs(groups) do
+  local info = {}
+  for i = 1, #g, 2 do info[g[i]] = g[i + 1] end
+  if older(info['last-delivered-id'], bound) then bound = info['last-delivered-id'] end
+  if info['pending'] > 0 then
+    local oldest = redis.call('XPENDING', KEYS[1], info['name'])[2]
+    if oldest and older(oldest, bound) then bound = oldest end
+  end
+end
+return redis.call('XTRIM', KEYS[1], 'MINID', bound)
+"""
+
+# Remove consumers that left: idle long enough and holding no pending entries.
+# Checked and deleted in one step, so no entry is orphaned in between.
+#
+# KEYS: stream; ARGV: group, minimum idle ms, this worker's consumer name
+PRUNE_CONSUMERS = """
+local removed = {}
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local info = {}
+  for i = 1, #c, 2 do info[c[i]] = c[i + 1] end
+  if info['pending'] == 0 and info['idle'] >= tonumber(ARGV[2]) and info['name'] ~= ARGV[3] then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+    table.insert(removed, info['name'])
+  end
+end
+return removed
+"""
+
+ABSENT = "-"
+"""Expected-version marker: the cache entry must not exist."""
+
+
+class BacklogRefused(Exception):
+    """Internal: the write script refused a write for backlog; carries the count."""
+
+    def __init__(self, backlog: int) -> None:
+        super().__init__(backlog)
+        self.backlog = backlog
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOutcome:
+    """What the write script did: wrote ``version``, or saw ``current`` instead of expected."""
+
+    written: bool
+    version: Version | None
+    current: str | None
+
+
+def parse_write_reply(reply: Any) -> WriteOutcome:
+    status, value = reply
+    text = value.decode("ascii") if isinstance(value, bytes) else str(value)
+    if int(status) == 1:
+        return WriteOutcome(True, Version.parse(text), None)
+    return WriteOutcome(False, None, None if text == ABSENT else text)
+
+
+def map_script_error(exc: BaseException) -> BaseException:
+    """Turn a script's error reply into the exception the caller should see."""
+    if isinstance(exc, OutOfMemoryError):
+        return RedisOutOfMemory(
+            "Redis is at its maxmemory limit and refused the write; nothing was written"
+        )
+    if isinstance(exc, ResponseError) and str(exc).startswith("WBBACKLOG"):
+        return BacklogRefused(int(str(exc).split()[1]))
+    return exc
+
+
+class Scripts:
+    """The registered scripts of one Redis client."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.write: AsyncScript = redis.register_script(WRITE)
+        self.ack_and_clean: AsyncScript = redis.register_script(ACK_AND_CLEAN)
+        self.dead_letter: AsyncScript = redis.register_script(DEAD_LETTER)
+        self.trim: AsyncScript = redis.register_script(TRIM)
+        self.prune_consumers: AsyncScript = redis.register_script(PRUNE_CONSUMERS)

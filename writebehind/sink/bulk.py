@@ -1,0 +1,99 @@
+"""Applies guarded writes with one unordered ``bulk_write`` per collection, per batch."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from pymongo.errors import BulkWriteError
+from pymongo.write_concern import WriteConcern
+
+from ..codec import DEFAULT_CODEC_OPTIONS
+from .classify import ErrorInfo, Failure, classify_exception, classify_write_error
+from .guards import PURGE_FIELD, Pending, guarded_write
+
+log = structlog.get_logger("writebehind.sink")
+
+
+class MongoSink:
+    """Writes ``Pending`` records to MongoDB and says, per record, what happened.
+
+    Each result is ``None`` (applied, or already newer in MongoDB: either way
+    done) or an ``ErrorInfo`` saying whether to retry or dead-letter.
+    """
+
+    def __init__(
+        self,
+        database: Any,
+        *,
+        write_concern: WriteConcern | None = None,
+        tombstone_grace: dt.timedelta = dt.timedelta(days=7),
+        hard_deletes: bool = False,
+    ) -> None:
+        self.database = database
+        self.write_concern = write_concern or WriteConcern(w=1, j=True)
+        self.tombstone_grace = tombstone_grace
+        self.hard_deletes = hard_deletes
+        self._indexed: set[str] = set()
+
+    def collection(self, name: str) -> Any:
+        return self.database.get_collection(
+            name, codec_options=DEFAULT_CODEC_OPTIONS, write_concern=self.write_concern
+        )
+
+    async def ensure_tombstone_index(self, name: str) -> None:
+        """The TTL index that removes tombstones; created once per collection per process."""
+        if self.hard_deletes or name in self._indexed:
+            return
+        try:
+            await self.collection(name).create_index(
+                PURGE_FIELD, expireAfterSeconds=0, name="writebehind_tombstone_ttl"
+            )
+        except Exception as exc:
+            log.warning("tombstone_index_failed", collection=name, error=str(exc))
+            return
+        self._indexed.add(name)
+
+    async def write(self, name: str, pendings: Sequence[Pending]) -> list[ErrorInfo | None]:
+        if not pendings:
+            return []
+        await self.ensure_tombstone_index(name)
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        models = [
+            guarded_write(
+                p, now=now, tombstone_grace=self.tombstone_grace, hard_deletes=self.hard_deletes
+            )
+            for p in pendings
+        ]
+        try:
+            await self.collection(name).bulk_write(models, ordered=False)
+        except BulkWriteError as exc:
+            return self._per_operation(dict(exc.details), len(pendings))
+        except Exception as exc:
+            info = classify_exception(exc)
+            if info.kind is not Failure.SPLIT:
+                return [info] * len(pendings)
+            if len(pendings) == 1:
+                return [ErrorInfo(Failure.PERMANENT, info.code, info.message)]
+            # The driver refused the batch before sending it and names no
+            # operation: halve it until the offender stands alone.
+            middle = len(pendings) // 2
+            return await self.write(name, pendings[:middle]) + await self.write(
+                name, pendings[middle:]
+            )
+        return [None] * len(pendings)
+
+    @staticmethod
+    def _per_operation(details: dict[str, Any], count: int) -> list[ErrorInfo | None]:
+        results: list[ErrorInfo | None] = [None] * count
+        concern_errors = details.get("writeConcernErrors") or []
+        if concern_errors:
+            # Applied but not confirmed durable: retry all (the guard makes it safe).
+            first = concern_errors[0]
+            info = ErrorInfo(Failure.TRANSIENT, first.get("code"), str(first.get("errmsg", "")))
+            results = [info] * count
+        for error in details.get("writeErrors") or []:
+            results[int(error["index"])] = classify_write_error(error)
+        return results

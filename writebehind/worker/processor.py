@@ -1,0 +1,210 @@
+"""One batch from read to acknowledgement: coalesce, write, retry, dead-letter, ack."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+import structlog
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ..backoff import Backoff
+from ..codec import DEFAULT_CODEC_OPTIONS
+from ..keys import KeySpace
+from ..sink.bulk import MongoSink
+from ..sink.classify import ErrorInfo, Failure
+from .plan import DocumentWrites, Malformed, coalesce, decode_entries
+from .settings import WorkerSettings
+from .stats import WorkerStats
+from .stream import DeadLetter, Entry, PartitionStreams, Persisted
+
+log = structlog.get_logger("writebehind.worker")
+
+REDIS_TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+class BatchProcessor:
+    """Applies one partition's batch; returns only when every record is acked or dead-lettered.
+
+    Transient MongoDB failures are retried with backoff for as long as they
+    last; the records stay pending meanwhile and their idle time is refreshed
+    so that no other worker claims them. Cancellation (drain deadline, second
+    signal) leaves whatever is unfinished pending, never acknowledged.
+    """
+
+    def __init__(
+        self,
+        streams: PartitionStreams,
+        sink: MongoSink,
+        settings: WorkerSettings,
+        stats: WorkerStats,
+        keys: KeySpace,
+    ) -> None:
+        self.streams = streams
+        self.sink = sink
+        self.settings = settings
+        self.stats = stats
+        self.keys = keys
+
+    async def process(
+        self, partition: int, entries: Sequence[Entry], deliveries: dict[bytes, int] | None = None
+    ) -> None:
+        deliveries = deliveries or {}
+        self.stats.batches += 1
+        pendings, malformed = decode_entries(entries, DEFAULT_CODEC_OPTIONS)
+        dead = [self._malformed_letter(m, deliveries) for m in malformed]
+        over_limit = {eid for eid, n in deliveries.items() if n > self.settings.max_deliveries}
+        if over_limit:
+            kept = []
+            for p in pendings:
+                if p.entry_id.encode() in over_limit:
+                    error = ErrorInfo(
+                        Failure.PERMANENT,
+                        None,
+                        f"delivered {deliveries[p.entry_id.encode()]} times "
+                        f"(max_deliveries={self.settings.max_deliveries})",
+                    )
+                    dead.append(self._letter(partition, p.record.collection, p, error, deliveries))
+                else:
+                    kept.append(p)
+            pendings = kept
+        groups = coalesce(pendings)
+        self.stats.coalesced += len(pendings) - len(groups)
+        if dead:
+            await self._finish(partition, [], dead)
+        await self._apply(partition, groups, deliveries)
+
+    async def _apply(
+        self, partition: int, groups: list[DocumentWrites], deliveries: dict[bytes, int]
+    ) -> None:
+        backoff = Backoff(self.settings.backoff_base, self.settings.backoff_cap)
+        last_heartbeat = anyio.current_time()
+        outstanding = groups
+        while outstanding:
+            results = await self._write_all(outstanding)
+            persisted: list[Persisted] = []
+            dead: list[DeadLetter] = []
+            retry: list[DocumentWrites] = []
+            transient: ErrorInfo | None = None
+            for group, result in zip(outstanding, results, strict=True):
+                if result is None:
+                    persisted.append(self._persisted(partition, group))
+                elif result.kind is Failure.PERMANENT:
+                    poison = group.drop_newest()
+                    dead.append(
+                        self._letter(partition, group.collection, poison, result, deliveries)
+                    )
+                    if group.records:
+                        retry.append(group)
+                else:
+                    transient = result
+                    retry.append(group)
+            await self._finish(partition, persisted, dead)
+            outstanding = retry
+            if transient is None:
+                backoff.reset()
+                continue
+            self.stats.retried += len(retry)
+            delay = backoff.next_delay()
+            log.warning(
+                "mongodb_write_retry",
+                partition=partition,
+                records=len(retry),
+                error=transient.message[:300],
+                code=transient.code,
+                delay=round(delay, 3),
+                attempt=backoff.failures,
+            )
+            await anyio.sleep(delay)
+            if anyio.current_time() - last_heartbeat > self.settings.claim_idle_ms / 3000:
+                await self._heartbeat(partition, outstanding)
+                last_heartbeat = anyio.current_time()
+
+    async def _write_all(self, groups: list[DocumentWrites]) -> list[ErrorInfo | None]:
+        """One bulk_write per collection in the batch, run side by side."""
+        by_collection: dict[str, list[int]] = defaultdict(list)
+        for index, group in enumerate(groups):
+            by_collection[group.collection].append(index)
+        results: list[ErrorInfo | None] = [None] * len(groups)
+
+        async def write(name: str, indexes: list[int]) -> None:
+            outcome = await self.sink.write(name, [groups[i].newest for i in indexes])
+            for index, result in zip(indexes, outcome, strict=True):
+                results[index] = result
+
+        async with anyio.create_task_group() as tg:
+            for name, indexes in by_collection.items():
+                tg.start_soon(write, name, indexes)
+        return results
+
+    async def _finish(
+        self, partition: int, persisted: list[Persisted], dead: list[DeadLetter]
+    ) -> None:
+        """Ack and dead-letter; if Redis is unreachable, wait for it (MongoDB has the data)."""
+        backoff = Backoff(self.settings.backoff_base, self.settings.backoff_cap)
+        while True:
+            try:
+                await self.streams.finish(partition, persisted, dead)
+                return
+            except REDIS_TRANSIENT as exc:
+                delay = backoff.next_delay()
+                log.warning("redis_ack_retry", partition=partition, error=str(exc), delay=delay)
+                await anyio.sleep(delay)
+
+    async def _heartbeat(self, partition: int, groups: list[DocumentWrites]) -> None:
+        try:
+            await self.streams.heartbeat(partition, [e for g in groups for e in g.entry_ids()])
+        except REDIS_TRANSIENT as exc:
+            log.warning("heartbeat_failed", partition=partition, error=str(exc))
+
+    def _persisted(self, partition: int, group: DocumentWrites) -> Persisted:
+        newest = group.newest
+        return Persisted(
+            cache_key=self.keys.cache(partition, group.collection, newest.doc_id),
+            version=newest.entry_id,
+            entry_ids=group.entry_ids(),
+        )
+
+    def _letter(
+        self,
+        partition: int,
+        collection: str,
+        pending: Any,
+        error: ErrorInfo,
+        deliveries: dict[bytes, int],
+    ) -> DeadLetter:
+        log.error(
+            "record_dead_lettered",
+            partition=partition,
+            collection=collection,
+            entry_id=pending.entry_id,
+            code=error.code,
+            error=error.message[:300],
+        )
+        return DeadLetter(
+            entry_id=pending.entry_id,
+            collection=collection,
+            op=pending.record.op,
+            body=pending.record.body,
+            version=str(pending.version),
+            error=error,
+            deliveries=deliveries.get(pending.entry_id.encode(), 1),
+            cache_key=self.keys.cache(partition, collection, pending.doc_id),
+        )
+
+    def _malformed_letter(self, item: Malformed, deliveries: dict[bytes, int]) -> DeadLetter:
+        log.error("malformed_record", entry_id=item.entry_id, reason=item.reason)
+        fields = item.fields
+        return DeadLetter(
+            entry_id=item.entry_id,
+            collection=fields.get(b"c", b"").decode("utf-8", "replace"),
+            op=fields.get(b"op", b"").decode("utf-8", "replace"),
+            body=fields.get(b"d", b""),
+            version=item.entry_id,
+            error=ErrorInfo(Failure.PERMANENT, None, f"malformed record: {item.reason}"),
+            deliveries=deliveries.get(item.entry_id.encode(), 1),
+            cache_key=None,
+        )

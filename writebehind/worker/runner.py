@@ -1,0 +1,177 @@
+"""``Worker``: one consumer of the group, one loop per partition, graceful drain."""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+from typing import Any
+
+import anyio
+import structlog
+from pymongo.write_concern import WriteConcern
+from redis.asyncio import Redis
+
+from ..backoff import Backoff
+from ..meta import check_partitions
+from ..sink.bulk import MongoSink
+from .checks import inspect_redis
+from .processor import REDIS_TRANSIENT, BatchProcessor
+from .settings import WorkerSettings
+from .stats import WorkerStats
+from .stream import Entry, PartitionStreams
+
+log = structlog.get_logger("writebehind.worker")
+
+
+class Worker:
+    """Moves change records from the partition streams into MongoDB.
+
+    Embeddable: ``await Worker(redis, database, settings).run()`` until
+    ``request_stop()``; the CLI adds signal handling. Many workers, in one or
+    many processes and hosts, share the streams through one consumer group.
+    """
+
+    def __init__(self, redis: Redis, database: Any, settings: WorkerSettings | None = None) -> None:
+        self.settings = settings or WorkerSettings()
+        self.keys = self.settings.keys
+        self.redis = redis
+        self.stats = WorkerStats()
+        self.streams = PartitionStreams(redis, self.settings, self.stats, self.keys)
+        self.sink = MongoSink(
+            database,
+            write_concern=WriteConcern(
+                w=self.settings.write_concern_w, j=self.settings.write_concern_j
+            ),
+            tombstone_grace=dt.timedelta(seconds=self.settings.tombstone_grace),
+            hard_deletes=self.settings.hard_deletes,
+        )
+        self.processor = BatchProcessor(
+            self.streams, self.sink, self.settings, self.stats, self.keys
+        )
+        self._stopping = anyio.Event()
+        self._started = anyio.Event()
+        self._slots = anyio.Semaphore(self.settings.concurrency)
+        self._cancel: anyio.CancelScope | None = None
+        self.forced = False
+        self.log = log.bind(consumer=self.settings.consumer)
+
+    @property
+    def started(self) -> anyio.Event:
+        """Set once start-up checks passed and the partition loops run."""
+        return self._started
+
+    def request_stop(self) -> None:
+        """Stop reading and drain: in-flight batches finish, within ``drain_timeout``."""
+        self._stopping.set()
+
+    def force_stop(self) -> None:
+        """Stop now: nothing unsaved is acknowledged; it stays pending for others."""
+        self.forced = True
+        self._stopping.set()
+        if self._cancel is not None:
+            self._cancel.cancel()
+
+    async def startup_checks(self) -> None:
+        report = await inspect_redis(self.redis)
+        for warning in report.warnings:
+            self.log.warning("redis_config", problem=warning)
+        await check_partitions(self.redis, self.keys)
+        for partition in range(self.keys.partitions):
+            await self.streams.ensure_group(partition)
+
+    async def run(self, *, handle_signals: bool = False) -> None:
+        await self.startup_checks()
+        self.log.info(
+            "worker_started",
+            partitions=self.keys.partitions,
+            group=self.settings.group,
+            prefix=self.settings.prefix,
+        )
+        with anyio.CancelScope() as scope:
+            self._cancel = scope
+            async with anyio.create_task_group() as tg:
+                if handle_signals:
+                    tg.start_soon(self._watch_signals, tg.cancel_scope)
+                tg.start_soon(self._drain_deadline, tg.cancel_scope)
+                async with anyio.create_task_group() as loops:
+                    for partition in range(self.keys.partitions):
+                        loops.start_soon(self._partition_loop, partition)
+                    self._started.set()
+                tg.cancel_scope.cancel()
+        self.log.info("worker_stopped", forced=self.forced, **self.stats.as_dict())
+
+    async def _watch_signals(self, scope: anyio.CancelScope) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                if self._stopping.is_set():
+                    self.log.warning("second_signal_exiting_now", signal=signum)
+                    self.force_stop()
+                    return
+                self.log.info("draining", signal=signum, timeout=self.settings.drain_timeout)
+                self.request_stop()
+
+    async def _drain_deadline(self, scope: anyio.CancelScope) -> None:
+        await self._stopping.wait()
+        await anyio.sleep(self.settings.drain_timeout)
+        self.log.warning("drain_timeout_reached", timeout=self.settings.drain_timeout)
+        scope.cancel()
+
+    async def _partition_loop(self, partition: int) -> None:
+        plog = self.log.bind(partition=partition)
+        backoff = Backoff(self.settings.backoff_base, self.settings.backoff_cap)
+        next_claim = anyio.current_time()
+        next_trim = anyio.current_time() + self.settings.trim_interval
+        while not self._stopping.is_set():
+            try:
+                now = anyio.current_time()
+                if now >= next_claim:
+                    await self._claim_round(partition)
+                    next_claim = now + self.settings.claim_interval
+                if now >= next_trim:
+                    await self._housekeeping(partition)
+                    next_trim = now + self.settings.trim_interval
+                entries = await self._read_batch(partition)
+                if entries:
+                    async with self._slots:
+                        await self.processor.process(partition, entries)
+                backoff.reset()
+            except REDIS_TRANSIENT as exc:
+                delay = backoff.next_delay()
+                plog.warning("redis_unavailable", error=str(exc), delay=round(delay, 3))
+                await anyio.sleep(delay)
+
+    async def _read_batch(self, partition: int) -> list[Entry]:
+        """Up to ``batch_size`` records: block for the first, then linger for more."""
+        size = self.settings.batch_size
+        entries = await self.streams.read(partition, size, self.settings.read_block_ms)
+        if not entries or len(entries) >= size or self.settings.linger_ms <= 0:
+            return entries
+        deadline = anyio.current_time() + self.settings.linger_ms / 1000
+        while len(entries) < size and not self._stopping.is_set():
+            remaining_ms = int((deadline - anyio.current_time()) * 1000)
+            if remaining_ms <= 0:
+                break
+            more = await self.streams.read(partition, size - len(entries), remaining_ms)
+            if not more:
+                break
+            entries.extend(more)
+        return entries
+
+    async def _claim_round(self, partition: int) -> None:
+        """Take over entries left pending by crashed or frozen consumers, cursor to the end."""
+        cursor = "0-0"
+        while not self._stopping.is_set():
+            cursor, entries = await self.streams.claim(partition, cursor, self.settings.batch_size)
+            if entries:
+                counts = await self.streams.delivery_counts(partition, [e[0] for e in entries])
+                self.log.info("entries_claimed", partition=partition, count=len(entries))
+                async with self._slots:
+                    await self.processor.process(partition, entries, counts)
+            if cursor == "0-0":
+                return
+
+    async def _housekeeping(self, partition: int) -> None:
+        removed = await self.streams.trim(partition)
+        if removed:
+            self.log.debug("stream_trimmed", partition=partition, removed=removed)
+        await self.streams.prune_consumers(partition)

@@ -1,0 +1,251 @@
+"""The worker's Redis side: reading, claiming, acknowledging, dead-lettering, trimming.
+
+Each method is one or two round trips for a whole batch; nothing here is per
+record on the hot path.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from ..keys import KeySpace
+from ..redis_scripts import Scripts
+from ..sink.classify import ErrorInfo
+from .settings import WorkerSettings
+from .stats import WorkerStats
+
+log = structlog.get_logger("writebehind.worker")
+
+Entry = tuple[bytes, dict[bytes, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record on its way to the dead-letter stream, with why."""
+
+    entry_id: str
+    collection: str
+    op: str
+    body: bytes
+    version: str
+    error: ErrorInfo
+    deliveries: int
+    cache_key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Persisted:
+    """A document whose newest record of the batch is in MongoDB, and every entry it covers."""
+
+    cache_key: str
+    version: str
+    entry_ids: Sequence[str]
+
+
+class PartitionStreams:
+    """Stream operations of one worker (consumer) across its partitions."""
+
+    def __init__(
+        self, redis: Redis, settings: WorkerSettings, stats: WorkerStats, keys: KeySpace
+    ) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.stats = stats
+        self.keys = keys
+        self.scripts = Scripts(redis)
+
+    @property
+    def group(self) -> str:
+        return self.settings.group
+
+    @property
+    def consumer(self) -> str:
+        return self.settings.consumer
+
+    async def ensure_group(self, partition: int) -> bool:
+        """Create the consumer group from the start of the stream; True if it was missing."""
+        try:
+            await self.redis.xgroup_create(
+                self.keys.stream(partition), self.group, id="0", mkstream=True
+            )
+        except ResponseError as exc:
+            if "BUSYGROUP" in str(exc):
+                return False
+            raise
+        return True
+
+    async def _recreate_group(self, partition: int) -> None:
+        # Stream or group vanished (Redis restarted without persistence, or
+        # someone deleted it). Start again from the beginning of whatever is
+        # there: replaying is safe, skipping is not.
+        if await self.ensure_group(partition):
+            self.stats.group_recreated += 1
+            log.error(
+                "consumer_group_recreated",
+                partition=partition,
+                group=self.group,
+                hint="records not yet persisted may have been lost with Redis; check its "
+                "persistence and consider `writebehind replay`",
+            )
+
+    async def read(self, partition: int, count: int, block_ms: int) -> list[Entry]:
+        stream = self.keys.stream(partition)
+        try:
+            reply = await self.redis.xreadgroup(
+                self.group, self.consumer, {stream: ">"}, count=count, block=block_ms
+            )
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            await self._recreate_group(partition)
+            return []
+        streams: Any = reply or []
+        entries: list[Entry] = [e for _, batch in streams for e in batch]
+        self.stats.read += len(entries)
+        return entries
+
+    async def claim(self, partition: int, start: str, count: int) -> tuple[str, list[Entry]]:
+        """One XAUTOCLAIM step; returns the next cursor (``"0-0"`` when done) and entries."""
+        stream = self.keys.stream(partition)
+        try:
+            cursor, entries, deleted = await self.redis.xautoclaim(
+                stream, self.group, self.consumer, self.settings.claim_idle_ms, start, count=count
+            )
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            await self._recreate_group(partition)
+            return "0-0", []
+        if deleted:
+            # Trimmed or deleted while still pending: Redis dropped them from the
+            # pending list. Their records are gone; say so, never silently.
+            self.stats.deleted_while_pending += len(deleted)
+            log.error(
+                "pending_entries_deleted",
+                partition=partition,
+                count=len(deleted),
+                ids=[d.decode() for d in deleted[:20]],
+            )
+        live = [(eid, fields) for eid, fields in entries if fields is not None]
+        self.stats.claimed += len(live)
+        self.stats.read += len(live)
+        next_cursor = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
+        return next_cursor, live
+
+    async def delivery_counts(self, partition: int, ids: Sequence[bytes]) -> dict[bytes, int]:
+        if not ids:
+            return {}
+        rows = await self.redis.xpending_range(
+            self.keys.stream(partition),
+            self.group,
+            min=min(ids, key=_id_key),
+            max=max(ids, key=_id_key),
+            count=len(ids) * 2 + 10,
+            consumername=self.consumer,
+        )
+        return {row["message_id"]: int(row["times_delivered"]) for row in rows}  # type: ignore[misc]
+
+    async def heartbeat(self, partition: int, ids: Sequence[str]) -> None:
+        """Reset the idle time of entries still in progress, so no one claims them.
+
+        JUSTID leaves the delivery counter alone, so a long MongoDB outage never
+        pushes good records towards the dead-letter limit.
+        """
+        if not ids:
+            return
+        await self.redis.xclaim(
+            self.keys.stream(partition),
+            self.group,
+            self.consumer,
+            min_idle_time=self.settings.claim_idle_ms // 3,
+            message_ids=list(ids),
+            justid=True,
+        )
+
+    async def finish(
+        self, partition: int, persisted: Sequence[Persisted], dead: Sequence[DeadLetter]
+    ) -> None:
+        """Acknowledge persisted records (with clean TTLs) and move dead letters, pipelined."""
+        if not persisted and not dead:
+            return
+        stream = self.keys.stream(partition)
+        pipe = self.redis.pipeline(transaction=False)
+        if persisted:
+            ids = [eid for p in persisted for eid in p.entry_ids]
+            await self.scripts.ack_and_clean(
+                keys=[stream, *(p.cache_key for p in persisted)],
+                args=[self.group, self.settings.clean_ttl, *(p.version for p in persisted), *ids],
+                client=pipe,
+            )
+        for letter in dead:
+            await self.scripts.dead_letter(
+                keys=[
+                    stream,
+                    self.keys.dead_letters(partition),
+                    letter.cache_key or f"{stream}:none",
+                ],
+                args=[
+                    self.group,
+                    letter.entry_id,
+                    letter.version if letter.cache_key else "",
+                    *_dead_letter_fields(letter, partition, self.consumer),
+                ],
+                client=pipe,
+            )
+        await pipe.execute()
+        self.stats.persisted += sum(len(p.entry_ids) for p in persisted)
+        self.stats.dead_lettered += len(dead)
+
+    async def trim(self, partition: int) -> int:
+        cutoff_ms = int((time.time() - self.settings.retention) * 1000)
+        if cutoff_ms <= 0:
+            return 0
+        removed = int(
+            await self.scripts.trim(keys=[self.keys.stream(partition)], args=[f"{cutoff_ms}-0"])
+        )
+        self.stats.trimmed += removed
+        return removed
+
+    async def prune_consumers(self, partition: int) -> list[str]:
+        try:
+            removed = await self.scripts.prune_consumers(
+                keys=[self.keys.stream(partition)],
+                args=[self.group, self.settings.consumer_idle_ms, self.consumer],
+            )
+        except ResponseError as exc:
+            if "NOGROUP" in str(exc) or "no such key" in str(exc):
+                return []
+            raise
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in removed]
+        if names:
+            log.info("consumers_removed", partition=partition, consumers=names)
+        return names
+
+
+def _id_key(entry_id: bytes) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition(b"-")
+    return int(ms), int(seq)
+
+
+def _dead_letter_fields(letter: DeadLetter, partition: int, consumer: str) -> list[Any]:
+    return [
+        "op", letter.op,
+        "c", letter.collection,
+        "d", letter.body,
+        "ov", letter.version,
+        "source_id", letter.entry_id,
+        "partition", partition,
+        "error_kind", letter.error.kind.value,
+        "error_code", "" if letter.error.code is None else letter.error.code,
+        "error", letter.error.message[:2000],
+        "deliveries", letter.deliveries,
+        "failed_at_ms", int(time.time() * 1000),
+        "consumer", consumer,
+    ]  # fmt: skip
