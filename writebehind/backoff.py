@@ -1,4 +1,4 @@
-"""Capped exponential backoff with full jitter (no IO)."""
+"""Capped exponential backoff with jitter (no IO)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 
 @dataclass(slots=True)
 class Backoff:
-    """Delays for the n-th consecutive failure: ``uniform(0, min(cap, base * 2**n))``.
+    """Delays for the n-th failure in a row: ``uniform(c / 2, c)``, ``c = min(cap, base * 2**n)``.
 
-    Full jitter keeps a fleet of workers from retrying a recovering MongoDB in
-    lockstep. ``reset()`` after a success.
+    The jitter keeps a fleet of workers from retrying a recovering MongoDB in
+    lockstep; the floor of ``c / 2`` keeps a retry storm from forming at 0.
+    ``reset()`` after a success.
     """
 
     base: float = 0.05

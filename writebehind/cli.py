@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from typing import Any
 
 import anyio
 import click
+import structlog
 
 from .errors import ConfigurationError
 from .logs import configure_logging, redact_url
@@ -85,7 +87,6 @@ def worker(**options: Any) -> None:
 async def _run_worker(
     redis_url: str, mongo_url: str, database: str, settings: WorkerSettings
 ) -> bool:
-    import structlog
     from pymongo import AsyncMongoClient
     from redis.asyncio import Redis
 
@@ -105,8 +106,22 @@ async def _run_worker(
         return runner.forced
     finally:
         await redis.aclose()
-        await mongo.close()
+        # close() sends endSessions, waiting up to serverSelectionTimeoutMS (30 s) for a
+        # MongoDB that is down; nothing is left to save, so don't let that hold the exit.
+        # (asyncio.wait_for, not an anyio scope: PyMongo needs a one-shot cancel.)
+        try:
+            await asyncio.wait_for(mongo.close(), timeout=2.0)
+        except TimeoutError:
+            structlog.get_logger("writebehind.worker").warning("mongodb_close_timed_out")
 
+
+def _register_demo() -> None:
+    from .demo import demo
+
+    main.add_command(demo)
+
+
+_register_demo()
 
 if __name__ == "__main__":
     main()

@@ -29,7 +29,9 @@ async def consume_and_ack(redis: Redis, stream: str, count: int) -> None:
     await redis.xack(stream, "writebehind", *ids)
 
 
-async def test_backlog_limit_refuses_and_changes_nothing(limited: WriteBehind, redis: Redis) -> None:
+async def test_backlog_limit_refuses_and_changes_nothing(
+    limited: WriteBehind, redis: Redis
+) -> None:
     users = limited.collection("users")
     for i in range(5):
         await users.set(i, {"i": i})

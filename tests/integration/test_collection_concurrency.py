@@ -49,14 +49,11 @@ async def test_concurrent_modify_counter_is_exact(wb: WriteBehind) -> None:
 async def test_patches_from_several_processes_all_survive(
     wb: WriteBehind, redis_server: RedisServer, mongo_url: str, database_name: str
 ) -> None:
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "tests.support.patcher", redis_server.url, mongo_url,
-             database_name, "t", "shared", f"p{n}", "15"],
-            cwd=ROOT,
-        )  # fmt: skip
-        for n in range(3)
-    ]
+    def patcher(name: str) -> list[str]:
+        return [sys.executable, "-m", "tests.support.patcher", redis_server.url, mongo_url,
+                database_name, "t", "shared", name, "15"]  # fmt: skip
+
+    procs = [subprocess.Popen(patcher(f"p{n}"), cwd=ROOT) for n in range(3)]
     for proc in procs:
         assert proc.wait(timeout=120) == 0
     doc = await wb.collection("users").get("shared")

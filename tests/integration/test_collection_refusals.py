@@ -38,7 +38,9 @@ async def seeded(wb: WriteBehind) -> WriteBehind:
     return wb
 
 
-@pytest.mark.parametrize(("label", "doc", "error"), BAD_DOCUMENTS, ids=[b[0] for b in BAD_DOCUMENTS])
+@pytest.mark.parametrize(
+    ("label", "doc", "error"), BAD_DOCUMENTS, ids=[b[0] for b in BAD_DOCUMENTS]
+)
 async def test_bad_set_changes_nothing(
     seeded: WriteBehind, redis: Redis, label: str, doc: Any, error: type[Exception]
 ) -> None:
@@ -50,7 +52,9 @@ async def test_bad_set_changes_nothing(
     assert isinstance(error("x"), e.InvalidInput)
 
 
-@pytest.mark.parametrize(("label", "doc", "error"), BAD_DOCUMENTS, ids=[b[0] for b in BAD_DOCUMENTS])
+@pytest.mark.parametrize(
+    ("label", "doc", "error"), BAD_DOCUMENTS, ids=[b[0] for b in BAD_DOCUMENTS]
+)
 async def test_bad_set_many_writes_none_of_the_batch(
     seeded: WriteBehind, redis: Redis, label: str, doc: Any, error: type[Exception]
 ) -> None:

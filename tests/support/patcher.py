@@ -1,6 +1,6 @@
 """A producer process for cross-process tests: patches distinct fields of one document.
 
-    python -m tests.support.patcher REDIS_URL MONGO_URL DATABASE PREFIX DOC_ID NAME COUNT
+python -m tests.support.patcher REDIS_URL MONGO_URL DATABASE PREFIX DOC_ID NAME COUNT
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
 
 import structlog
 from pymongo.errors import BulkWriteError
@@ -15,6 +16,26 @@ from .classify import ErrorInfo, Failure, classify_exception, classify_write_err
 from .guards import PURGE_FIELD, Pending, guarded_write
 
 log = structlog.get_logger("writebehind.sink")
+
+T = TypeVar("T")
+
+
+async def _cancel_once(call: Awaitable[T]) -> T:
+    """Await a PyMongo call in its own task; if we are cancelled, cancel it exactly once.
+
+    PyMongo's async server selection waits on a condition via ``asyncio.wait_for``.
+    anyio re-cancels a task on every loop turn until it leaves the cancel scope,
+    which breaks that wait's lock re-acquisition and leaks the topology lock: every
+    later operation, and ``close()``, then hang (a drain deadline or a second signal
+    while MongoDB is down left the worker running for ever). One plain cancel is safe.
+    """
+    task = asyncio.ensure_future(call)
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
 
 
 class MongoSink:
@@ -48,8 +69,10 @@ class MongoSink:
         if self.hard_deletes or name in self._indexed:
             return
         try:
-            await self.collection(name).create_index(
-                PURGE_FIELD, expireAfterSeconds=0, name="writebehind_tombstone_ttl"
+            await _cancel_once(
+                self.collection(name).create_index(
+                    PURGE_FIELD, expireAfterSeconds=0, name="writebehind_tombstone_ttl"
+                )
             )
         except Exception as exc:
             log.warning("tombstone_index_failed", collection=name, error=str(exc))
@@ -68,7 +91,7 @@ class MongoSink:
             for p in pendings
         ]
         try:
-            await self.collection(name).bulk_write(models, ordered=False)
+            await _cancel_once(self.collection(name).bulk_write(models, ordered=False))
         except BulkWriteError as exc:
             return self._per_operation(dict(exc.details), len(pendings))
         except Exception as exc:

@@ -9,6 +9,7 @@ from typing import Any
 import anyio
 import structlog
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..backoff import Backoff
@@ -155,16 +156,20 @@ class BatchProcessor:
                 await anyio.sleep(delay)
 
     async def _heartbeat(self, partition: int, groups: list[DocumentWrites]) -> None:
+        # Best effort: if it fails, the worst case is another worker claiming and
+        # applying the same records too, which the version guard makes harmless.
         try:
             await self.streams.heartbeat(partition, [e for g in groups for e in g.entry_ids()])
-        except REDIS_TRANSIENT as exc:
+        except (*REDIS_TRANSIENT, ResponseError) as exc:
             log.warning("heartbeat_failed", partition=partition, error=str(exc))
 
     def _persisted(self, partition: int, group: DocumentWrites) -> Persisted:
         newest = group.newest
         return Persisted(
             cache_key=self.keys.cache(partition, group.collection, newest.doc_id),
-            version=newest.entry_id,
+            # The record's (original) version, which is what the cache entry holds;
+            # a replayed copy has another entry id but the same version.
+            version=str(newest.version),
             entry_ids=group.entry_ids(),
         )
 

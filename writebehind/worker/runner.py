@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 import structlog
+from anyio.abc import TaskGroup
 from pymongo.write_concern import WriteConcern
 from redis.asyncio import Redis
 
@@ -80,25 +81,38 @@ class Worker:
             await self.streams.ensure_group(partition)
 
     async def run(self, *, handle_signals: bool = False) -> None:
-        await self.startup_checks()
+        startup_error: Exception | None = None
+        with anyio.CancelScope() as scope:
+            self._cancel = scope
+            async with anyio.create_task_group() as tg:
+                if handle_signals:
+                    # Before the checks: a signal during start-up is a clean stop too.
+                    tg.start_soon(self._watch_signals, tg.cancel_scope)
+                try:
+                    await self.startup_checks()
+                except Exception as exc:  # re-raised bare below, not in an ExceptionGroup
+                    startup_error = exc
+                if startup_error is not None or self._stopping.is_set():
+                    tg.cancel_scope.cancel()
+                else:
+                    await self._serve(tg)
+        if startup_error is not None:
+            raise startup_error
+        self.log.info("worker_stopped", forced=self.forced, **self.stats.as_dict())
+
+    async def _serve(self, tg: TaskGroup) -> None:
         self.log.info(
             "worker_started",
             partitions=self.keys.partitions,
             group=self.settings.group,
             prefix=self.settings.prefix,
         )
-        with anyio.CancelScope() as scope:
-            self._cancel = scope
-            async with anyio.create_task_group() as tg:
-                if handle_signals:
-                    tg.start_soon(self._watch_signals, tg.cancel_scope)
-                tg.start_soon(self._drain_deadline, tg.cancel_scope)
-                async with anyio.create_task_group() as loops:
-                    for partition in range(self.keys.partitions):
-                        loops.start_soon(self._partition_loop, partition)
-                    self._started.set()
-                tg.cancel_scope.cancel()
-        self.log.info("worker_stopped", forced=self.forced, **self.stats.as_dict())
+        tg.start_soon(self._drain_deadline, tg.cancel_scope)
+        async with anyio.create_task_group() as loops:
+            for partition in range(self.keys.partitions):
+                loops.start_soon(self._partition_loop, partition)
+            self._started.set()
+        tg.cancel_scope.cancel()
 
     async def _watch_signals(self, scope: anyio.CancelScope) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
@@ -138,6 +152,10 @@ class Worker:
             except REDIS_TRANSIENT as exc:
                 delay = backoff.next_delay()
                 plog.warning("redis_unavailable", error=str(exc), delay=round(delay, 3))
+                await anyio.sleep(delay)
+            except Exception:
+                delay = backoff.next_delay()
+                plog.exception("partition_loop_error", delay=round(delay, 3))
                 await anyio.sleep(delay)
 
     async def _read_batch(self, partition: int) -> list[Entry]:

@@ -83,7 +83,7 @@ class WorkerSettings:
             raise ConfigurationError("batch_size must be at most 10000")
         if not self.group or not self.consumer:
             raise ConfigurationError("group and consumer names must not be empty")
-        if self.tombstone_grace and self.tombstone_grace < self.retention:
+        if not self.hard_deletes and self.tombstone_grace < self.retention:
             raise ConfigurationError(
                 "tombstone_grace must be at least the replay retention, or a replay "
                 "could resurrect a deleted document whose tombstone is gone"

@@ -1,0 +1,133 @@
+"""Worker daemons as real subprocesses (``python -m writebehind.cli worker``).
+
+Tests use them where only a process boundary will do: ``kill -9``, SIGTERM and
+SIGINT delivered by the OS, and the exit code the CLI gives back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+
+class WorkerProcess:
+    """One ``writebehind worker`` subprocess, its log in a file; ``close()`` always kills it.
+
+    ``flags`` become CLI options: ``claim_idle_ms=1000`` is ``--claim-idle-ms 1000``.
+    Logs are JSON lines, so tests can look for events.
+    """
+
+    def __init__(
+        self,
+        *,
+        redis_url: str,
+        mongo_url: str,
+        database: str,
+        log_path: Path,
+        prefix: str = "t",
+        partitions: int = 4,
+        consumer: str = "subprocess-worker",
+        **flags: Any,
+    ) -> None:
+        self.consumer = consumer
+        self.log_path = log_path
+        self.args = [
+            sys.executable, "-m", "writebehind.cli", "worker",
+            "--redis-url", redis_url,
+            "--mongo-url", mongo_url,
+            "--database", database,
+            "--prefix", prefix,
+            "--partitions", str(partitions),
+            "--consumer", consumer,
+            "--log-format", "json",
+        ]  # fmt: skip
+        for name, value in flags.items():
+            self.args += [f"--{name.replace('_', '-')}", str(value)]
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.exited_at: float | None = None
+
+    def start(self) -> WorkerProcess:
+        assert self.proc is None, "a WorkerProcess runs once"
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def poll(self) -> int | None:
+        assert self.proc is not None
+        code = self.proc.poll()
+        if code is not None and self.exited_at is None:
+            self.exited_at = time.monotonic()
+        return code
+
+    def send(self, sig: signal.Signals) -> None:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def kill(self) -> int:
+        """``kill -9``, and reap it."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.kill()
+        code = self.proc.wait()
+        self.poll()
+        return code
+
+    async def wait_exit(self, within: float) -> int:
+        """The exit code; fails the test if the process is still running after ``within`` s."""
+        deadline = anyio.current_time() + within
+        while (code := self.poll()) is None:
+            if anyio.current_time() > deadline:
+                raise AssertionError(
+                    f"worker {self.consumer} still running after {within}s; log tail:\n"
+                    + self.output()[-3000:]
+                )
+            await anyio.sleep(0.01)
+        return code
+
+    def output(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def events(self) -> list[dict[str, Any]]:
+        """The JSON log lines written so far (anything else, e.g. a traceback, is skipped)."""
+        found = []
+        for line in self.output().splitlines():
+            try:
+                item = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(item, dict):
+                found.append(item)
+        return found
+
+    def event_names(self) -> list[str]:
+        return [str(e.get("event")) for e in self.events()]
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        if self.proc is not None:
+            self.proc.wait()

@@ -1,0 +1,122 @@
+"""Helpers for worker tests: look at and poke the partition streams as another client would."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from redis.asyncio import Redis
+
+from tests.conftest import fast_settings
+from writebehind.keys import KeySpace
+from writebehind.version import Version
+from writebehind.worker.runner import Worker
+
+GROUP = "writebehind"
+
+
+def ids_in_partition(
+    keys: KeySpace, collection: str, partition: int, count: int, stem: str = "doc"
+) -> list[str]:
+    """``count`` string ids of ``collection`` that map to ``partition``."""
+    found: list[str] = []
+    n = 0
+    while len(found) < count:
+        doc_id = f"{stem}-{n}"
+        if keys.partition_of(collection, doc_id) == partition:
+            found.append(doc_id)
+        n += 1
+    return found
+
+
+def cache_key(keys: KeySpace, collection: str, doc_id: Any) -> str:
+    return keys.cache(keys.partition_of(collection, doc_id), collection, doc_id)
+
+
+def stream_of(keys: KeySpace, collection: str, doc_id: Any) -> str:
+    return keys.stream(keys.partition_of(collection, doc_id))
+
+
+async def create_groups(redis: Redis, keys: KeySpace) -> None:
+    """Create the workers' group on every partition, as a worker's start-up would."""
+    for stream in keys.streams():
+        await redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+
+
+async def ghost_read(
+    redis: Redis, stream: str, consumer: str = "ghost", count: int | None = None
+) -> list[bytes]:
+    """Read new entries as a consumer that then vanishes without acking; returns their ids."""
+    reply: Any = await redis.xreadgroup(GROUP, consumer, {stream: ">"}, count=count)
+    return [eid for _, entries in reply or [] for eid, _ in entries]
+
+
+async def stream_ids(redis: Redis, stream: str) -> list[bytes]:
+    return [eid for eid, _ in await redis.xrange(stream)]
+
+
+async def dead_letters(redis: Redis, keys: KeySpace, partition: int | None = None) -> list[dict]:
+    """Every dead letter (of one partition, or all), fields keyed by str, values as bytes."""
+    partitions = range(keys.partitions) if partition is None else [partition]
+    letters: list[dict[str, bytes]] = []
+    for p in partitions:
+        for _, fields in await redis.xrange(keys.dead_letters(p)):
+            letters.append({k.decode(): v for k, v in fields.items()})
+    return letters
+
+
+async def pending_total(redis: Redis, keys: KeySpace) -> int:
+    total = 0
+    for stream in keys.streams():
+        summary: Any = await redis.xpending(stream, GROUP)
+        total += int(summary["pending"])
+    return total
+
+
+async def consumers(redis: Redis, stream: str) -> dict[str, int]:
+    """Consumer name -> pending count on ``stream``."""
+    rows: Any = await redis.xinfo_consumers(stream, GROUP)
+    return {
+        (r["name"].decode() if isinstance(r["name"], bytes) else r["name"]): int(r["pending"])
+        for r in rows
+    }
+
+
+async def stored_version(collection: Any, doc_id: Any) -> Version | None:
+    doc = await collection.find_one({"_id": doc_id})
+    if doc is None:
+        return None
+    return Version.from_pair(doc["_wb"]["v"])
+
+
+def replay_fields(op: str, collection: str, body: bytes, version: Any) -> dict[str, Any]:
+    """A record re-added to a stream as replay does: with its original version in ``ov``."""
+    return {"op": op, "c": collection, "d": body, "ov": str(version)}
+
+
+@asynccontextmanager
+async def fail_point(mongo_client: Any, mode: Any, data: Mapping[str, Any]) -> AsyncIterator[None]:
+    """``failCommand`` on for the block, and always off after it."""
+    await mongo_client.admin.command("configureFailPoint", "failCommand", mode=mode, data=data)
+    try:
+        yield
+    finally:
+        await mongo_client.admin.command("configureFailPoint", "failCommand", mode="off")
+
+
+@asynccontextmanager
+async def running_worker(redis_url: str, database: Any, **overrides: Any) -> AsyncIterator[Worker]:
+    """A worker that stops (drained) when the block ends, for tests that stop and restart one."""
+    client = Redis.from_url(redis_url)
+    worker = Worker(client, database, fast_settings(**overrides))
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(worker.run)
+            with anyio.fail_after(30):
+                await worker.started.wait()
+            yield worker
+            worker.request_stop()
+    finally:
+        await client.aclose()

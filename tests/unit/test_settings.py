@@ -1,0 +1,139 @@
+"""Unit tests for writebehind.worker.settings: worker tunables are validated at construction."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from writebehind.errors import ConfigurationError, WriteBehindError
+from writebehind.keys import KeySpace
+from writebehind.worker.settings import WorkerSettings, default_consumer_name
+
+
+def test_defaults_are_valid() -> None:
+    settings = WorkerSettings()
+    assert settings.prefix == "wb"
+    assert settings.partitions == 16
+    assert settings.group == "writebehind"
+    assert settings.consumer
+    assert settings.tombstone_grace >= settings.retention
+    assert 0 < settings.batch_size <= 10_000
+
+
+def test_default_consumer_names_differ() -> None:
+    assert default_consumer_name() != default_consumer_name()
+    assert WorkerSettings().consumer != WorkerSettings().consumer
+
+
+def test_settings_are_frozen() -> None:
+    settings = WorkerSettings()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.batch_size = 1  # type: ignore[misc]
+
+
+POSITIVE = [
+    "concurrency",
+    "batch_size",
+    "read_block_ms",
+    "claim_idle_ms",
+    "claim_interval",
+    "max_deliveries",
+    "trim_interval",
+    "clean_ttl",
+    "backoff_base",
+    "backoff_cap",
+]
+NON_NEGATIVE = ["linger_ms", "drain_timeout", "retention", "tombstone_grace", "consumer_idle_ms"]
+
+
+@pytest.mark.parametrize("name", POSITIVE)
+@pytest.mark.parametrize("value", [0, -1, float("nan")])
+def test_non_positive_is_refused(name: str, value: float) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        WorkerSettings(**{name: value})
+
+
+@pytest.mark.parametrize("name", POSITIVE)
+def test_small_positive_is_accepted(name: str) -> None:
+    value = (
+        0.001 if name in {"claim_interval", "trim_interval", "backoff_base", "backoff_cap"} else 1
+    )
+    assert getattr(WorkerSettings(**{name: value}), name) == value
+
+
+@pytest.mark.parametrize("name", NON_NEGATIVE)
+@pytest.mark.parametrize("value", [-1, -0.5, float("nan")])
+def test_negative_is_refused(name: str, value: float) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        WorkerSettings(**{name: value})
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"linger_ms": 0},
+        {"drain_timeout": 0},
+        {"consumer_idle_ms": 0},
+        {"retention": 0, "tombstone_grace": 0},
+        {"retention": 0},
+        {"retention": 100.0, "tombstone_grace": 100.0},
+    ],
+)
+def test_zero_is_accepted_where_non_negative(overrides: dict[str, Any]) -> None:
+    WorkerSettings(**overrides)
+
+
+@pytest.mark.parametrize(("batch_size", "ok"), [(10_000, True), (10_001, False), (10**6, False)])
+def test_batch_size_upper_bound(batch_size: int, ok: bool) -> None:
+    if ok:
+        assert WorkerSettings(batch_size=batch_size).batch_size == batch_size
+    else:
+        with pytest.raises(ConfigurationError, match="batch_size"):
+            WorkerSettings(batch_size=batch_size)
+
+
+@pytest.mark.parametrize("overrides", [{"group": ""}, {"consumer": ""}])
+def test_empty_names_are_refused(overrides: dict[str, str]) -> None:
+    with pytest.raises(ConfigurationError, match="must not be empty"):
+        WorkerSettings(**overrides)
+
+
+@pytest.mark.parametrize(
+    ("retention", "grace"), [(3600.0, 3599.0), (24 * 3600.0, 3600.0), (10.0, 0.5)]
+)
+def test_tombstone_grace_shorter_than_retention_is_refused(retention: float, grace: float) -> None:
+    with pytest.raises(ConfigurationError, match="tombstone_grace"):
+        WorkerSettings(retention=retention, tombstone_grace=grace)
+
+
+def test_zero_tombstone_grace_with_retention_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="tombstone_grace"):
+        WorkerSettings(retention=3600.0, tombstone_grace=0)
+
+
+@pytest.mark.parametrize("prefix", ["", "a:b", "{wb}", "has space", "x" * 65, "é"])
+def test_bad_prefix_is_refused(prefix: str) -> None:
+    with pytest.raises(ConfigurationError, match="prefix"):
+        WorkerSettings(prefix=prefix)
+
+
+@pytest.mark.parametrize("partitions", [0, -1, 4097, True])
+def test_bad_partitions_are_refused(partitions: Any) -> None:
+    with pytest.raises(ConfigurationError, match="partitions"):
+        WorkerSettings(partitions=partitions)
+
+
+def test_configuration_error_is_a_writebehind_error() -> None:
+    with pytest.raises(WriteBehindError):
+        WorkerSettings(batch_size=0)
+
+
+@pytest.mark.parametrize(("prefix", "partitions"), [("wb", 16), ("app.v2-x_y", 1), ("p", 4096)])
+def test_keys_property(prefix: str, partitions: int) -> None:
+    keys = WorkerSettings(prefix=prefix, partitions=partitions).keys
+    assert isinstance(keys, KeySpace)
+    assert keys == KeySpace(prefix, partitions)
+    assert (keys.prefix, keys.partitions) == (prefix, partitions)
+    assert keys.stream(0) == f"{{{prefix}:p0}}:stream"

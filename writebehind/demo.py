@@ -1,0 +1,319 @@
+"""``writebehind demo``: the whole system on embedded servers, attacked and then verified.
+
+Producers write a skewed (Zipfian) workload through the SDK while a pool of
+worker processes drains it; part-way one worker is killed with SIGKILL and
+MongoDB is stopped for a few seconds. Then everything drains, and MongoDB
+must hold exactly the newest acknowledged version of every document.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import click
+from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
+
+from .client import WriteBehind
+from .embedded import RedisServer, SecantusServer
+from .errors import BacklogFull
+from .logs import redact_url
+from .version import Version
+
+PREFIX = "demo"
+PARTITIONS = 8
+
+
+@dataclass
+class Ledger:
+    """What the producers were told: the newest acknowledged version of each document."""
+
+    newest: dict[int, tuple[Version, dict[str, Any] | None]] = field(default_factory=dict)
+    acknowledged: int = 0
+    refused: int = 0
+
+    def record(self, doc_id: int, version: Version, doc: dict[str, Any] | None) -> None:
+        self.acknowledged += 1
+        current = self.newest.get(doc_id)
+        if current is None or version > current[0]:
+            self.newest[doc_id] = (version, doc)
+
+
+def zipf_sampler(n: int, s: float, rng: random.Random) -> Iterator[int]:
+    weights = list(itertools.accumulate(1 / (rank**s) for rank in range(1, n + 1)))
+    while True:
+        yield rng.choices(range(n), cum_weights=weights)[0]
+
+
+@dataclass
+class Servers:
+    redis_url: str
+    mongo_url: str
+    mongo: SecantusServer | None
+    stack: contextlib.ExitStack
+
+
+def start_servers(workdir: Path) -> Servers:
+    stack = contextlib.ExitStack()
+    redis_url = os.environ.get("WRITEBEHIND_REDIS_URL")
+    mongo_url = os.environ.get("WRITEBEHIND_MONGO_URL")
+    mongo: SecantusServer | None = None
+    if not redis_url:
+        redis = RedisServer(
+            "--appendfsync", "everysec", appendonly=True, workdir=_dir(workdir, "r")
+        )
+        stack.callback(redis.close)
+        redis.start()
+        redis_url = redis.url
+    if not mongo_url:
+        mongo = SecantusServer(workdir=_dir(workdir, "m"))
+        stack.callback(mongo.close)
+        mongo.start()
+        mongo_url = mongo.url
+    return Servers(redis_url, mongo_url, mongo, stack)
+
+
+def _dir(root: Path, name: str) -> Path:
+    path = root / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class WorkerPool:
+    """Worker processes running ``writebehind worker``; each logs to its own file."""
+
+    def __init__(self, servers: Servers, database: str, workdir: Path) -> None:
+        self.servers = servers
+        self.database = database
+        self.workdir = workdir
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> subprocess.Popen[bytes]:
+        n = len(self.procs)
+        log = (self.workdir / f"worker-{n}.log").open("ab")
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "writebehind.cli", "worker",
+                "--redis-url", self.servers.redis_url,
+                "--mongo-url", self.servers.mongo_url,
+                "--database", self.database,
+                "--prefix", PREFIX, "--partitions", str(PARTITIONS),
+                "--consumer", f"demo-worker-{n}",
+                "--claim-idle-ms", "2000", "--drain-timeout", "10",
+                "--log-format", "json",
+            ],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        log.close()
+        self.procs.append(proc)
+        return proc
+
+    def alive(self) -> int:
+        return sum(1 for p in self.procs if p.poll() is None)
+
+    def stop_all(self) -> list[int | None]:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        codes: list[int | None] = []
+        for proc in self.procs:
+            try:
+                codes.append(proc.wait(20))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                codes.append(proc.wait())
+        return codes
+
+
+async def backlog(redis: Redis) -> int:
+    """Records not yet persisted: pending plus undelivered, over every partition."""
+    total = 0
+    for p in range(PARTITIONS):
+        stream = f"{{{PREFIX}:p{p}}}:stream"
+        if not await redis.exists(stream):
+            continue
+        groups = await redis.xinfo_groups(stream)
+        if not groups:
+            total += await redis.xlen(stream)
+        for group in groups:
+            lag = group.get("lag")
+            total += int(group.get("pending", 0)) + (int(lag) if lag is not None else 0)
+    return total
+
+
+async def write_one(users: Any, ledger: Ledger, rng: random.Random, doc_id: int) -> None:
+    """One write of the mix: 8% deletes, 32% read-modify-writes, 60% full sets."""
+    roll = rng.random()
+    if roll < 0.08:
+        ledger.record(doc_id, await users.delete(doc_id), None)
+        return
+    if roll < 0.4:
+        written: list[dict[str, Any]] = []
+
+        def bump(doc: dict[str, Any] | None) -> dict[str, Any]:
+            new = {**(doc or {"balance": 0}), "touched": rng.random()}
+            new["balance"] = new.get("balance", 0) + 1
+            written.append(new)
+            return new
+
+        version = await users.modify(doc_id, bump)
+        # modify may call bump again after a conflict; the last result is what was written.
+        ledger.record(doc_id, version, {"_id": doc_id, **written[-1]})
+        return
+    doc = {"balance": rng.randint(0, 10**6), "note": "$not-an-operator"}
+    ledger.record(doc_id, await users.set(doc_id, doc), {"_id": doc_id, **doc})
+
+
+async def run_demo(
+    duration: float, producers: int, documents: int, workers: int, seed: int, live: bool
+) -> bool:
+    workdir = Path(tempfile.mkdtemp(prefix="writebehind-demo-"))
+    servers = start_servers(workdir)
+    database = f"demo_{int(time.time())}"
+    pool = WorkerPool(servers, database, workdir)
+    say = click.echo
+    say(f"redis   {redact_url(servers.redis_url)}")
+    say(f"mongodb {redact_url(servers.mongo_url)}  database {database}")
+    say(f"logs    {workdir}")
+    ledger = Ledger()
+    rng = random.Random(seed)
+    mongo_client: AsyncMongoClient[Any] = AsyncMongoClient(
+        servers.mongo_url, uuidRepresentation="standard"
+    )
+    redis = Redis.from_url(servers.redis_url)
+    events: list[str] = []
+    try:
+        async with WriteBehind(
+            redis=redis, mongo=mongo_client[database], prefix=PREFIX, partitions=PARTITIONS,
+            backlog_wait=5.0,
+        ) as wb:  # fmt: skip
+            for _ in range(workers):
+                pool.start()
+            users = wb.collection("accounts")
+            stop_at = anyio.current_time() + duration
+
+            async def produce(worker_seed: int) -> None:
+                local = random.Random(worker_seed)
+                picks = zipf_sampler(documents, 1.1, local)
+                while anyio.current_time() < stop_at:
+                    try:
+                        await write_one(users, ledger, local, next(picks))
+                    except BacklogFull:
+                        ledger.refused += 1
+
+            async def chaos() -> None:
+                await anyio.sleep(duration * 0.3)
+                victim = pool.procs[0]
+                victim.kill()
+                events.append("killed worker-0 with SIGKILL")
+                pool.start()
+                events.append("started a replacement worker")
+                if servers.mongo is not None:
+                    await anyio.sleep(duration * 0.1)
+                    servers.mongo.stop()
+                    events.append("stopped MongoDB")
+                    await anyio.sleep(min(4.0, duration * 0.2))
+                    servers.mongo.start()
+                    events.append("restarted MongoDB")
+
+            async def view() -> None:
+                started = anyio.current_time()
+                while True:
+                    lag = await backlog(redis)
+                    line = (
+                        f"t={anyio.current_time() - started:5.1f}s  "
+                        f"acknowledged={ledger.acknowledged:7d}  unpersisted={lag:6d}  "
+                        f"workers={pool.alive()}  {events[-1] if events else ''}"
+                    )
+                    if live:
+                        click.echo("\r" + line.ljust(110), nl=False)
+                    else:
+                        click.echo(line)
+                    await anyio.sleep(0.5 if live else 2.0)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(view)
+                async with anyio.create_task_group() as load:
+                    for _ in range(producers):
+                        load.start_soon(produce, rng.randrange(2**32))
+                    load.start_soon(chaos)
+                events.append("producers done; draining")
+                with anyio.fail_after(120):
+                    while await backlog(redis) > 0:  # noqa: ASYNC110 - polling another process
+                        await anyio.sleep(0.2)
+                tg.cancel_scope.cancel()
+            if live:
+                click.echo()
+            codes = pool.stop_all()
+            mismatches = await verify(mongo_client[database]["accounts"], ledger)
+    finally:
+        for proc in pool.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        await redis.aclose()
+        await mongo_client.close()
+        servers.stack.close()
+    for event in events:
+        say(f"  - {event}")
+    say(f"documents written     {len(ledger.newest)}")
+    say(f"writes acknowledged   {ledger.acknowledged}")
+    say(f"writes refused        {ledger.refused} (backpressure)")
+    say(f"worker exit codes     {codes}")
+    if mismatches:
+        say(f"FAILED: {len(mismatches)} documents differ from their newest acknowledged write:")
+        for line in mismatches[:10]:
+            say(f"  {line}")
+        say(f"worker logs kept in {workdir}")
+        return False
+    say("verified: MongoDB holds exactly the newest acknowledged version of every document")
+    shutil.rmtree(workdir, ignore_errors=True)
+    return True
+
+
+async def verify(collection: Any, ledger: Ledger) -> list[str]:
+    stored = {doc["_id"]: doc async for doc in collection.find({})}
+    problems = []
+    for doc_id, (version, expected) in sorted(ledger.newest.items()):
+        doc = stored.get(doc_id)
+        if doc is None:
+            problems.append(f"{doc_id}: missing (expected {version})")
+            continue
+        meta = doc.pop("_wb", {})
+        if meta.get("v") != version.as_pair():
+            problems.append(f"{doc_id}: at {meta.get('v')}, expected {version}")
+        elif expected is None and not meta.get("deleted"):
+            problems.append(f"{doc_id}: expected deleted at {version}")
+        elif expected is not None and doc != expected:
+            problems.append(f"{doc_id}: content {doc} != {expected}")
+    return problems
+
+
+@click.command()
+@click.option("--duration", default=12.0, show_default=True, help="Seconds of load.")
+@click.option("--producers", default=8, show_default=True)
+@click.option("--documents", default=500, show_default=True)
+@click.option("--workers", default=2, show_default=True)
+@click.option("--seed", default=7, show_default=True)
+def demo(duration: float, producers: int, documents: int, workers: int, seed: int) -> None:
+    """Run the whole system on embedded servers, crash parts of it, and verify the result.
+
+    Uses WRITEBEHIND_REDIS_URL / WRITEBEHIND_MONGO_URL when set, else starts a
+    private redis-server and SecantusDB in a temp dir.
+    """
+    ok = anyio.run(run_demo, duration, producers, documents, workers, seed, sys.stdout.isatty())
+    sys.exit(0 if ok else 1)
