@@ -71,7 +71,10 @@ class MongoSink:
         try:
             await _cancel_once(
                 self.collection(name).create_index(
-                    PURGE_FIELD, expireAfterSeconds=0, name="writebehind_tombstone_ttl"
+                    PURGE_FIELD,
+                    expireAfterSeconds=0,
+                    sparse=True,  # only tombstones have the field: live writes skip the index
+                    name="writebehind_tombstone_ttl",
                 )
             )
         except Exception as exc:
