@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from redis.exceptions import ResponseError
 
 from .codec import (
     META_FIELD,
@@ -240,6 +241,15 @@ class Collection:
             return self._decode(body)
         return user_view(await self._mongo().find_one({"_id": doc_id}))
 
+    async def _acknowledged(self, version: Version) -> bool:
+        keys = self._wb.keys
+        assert version.collection is not None
+        stream = keys.stream(keys.partition_of(version.collection, version.doc_id))
+        try:
+            return await _entry_acknowledged(self._wb.redis, stream, self._wb.group, version)
+        except ResponseError:  # no stream or group yet: nothing was applied
+            return False
+
     async def wait_persisted(self, version: Version, timeout: float = 5.0) -> None:
         """Return once MongoDB holds ``version`` of its document, or a newer one.
 
@@ -255,6 +265,8 @@ class Collection:
             stored = await coll.find_one({"_id": version.doc_id}, {META_FIELD: 1})
             if _holds(stored, version):
                 return
+            if stored is None and version.deleted and await self._acknowledged(version):
+                return  # a hard delete leaves nothing behind; the ack says it was applied
             if anyio.current_time() + delay > deadline:
                 raise PersistTimeout(
                     f"MongoDB did not hold {version.collection}/{version.doc_id!r} at "
@@ -264,10 +276,22 @@ class Collection:
             delay = min(delay * 1.5, 0.05)
 
 
+async def _entry_acknowledged(redis: Any, stream: str, group: str, version: Version) -> bool:
+    """The group has delivered the entry and it is no longer pending: it was applied."""
+    for info in await redis.xinfo_groups(stream):
+        name = info["name"]
+        if (name.decode() if isinstance(name, bytes) else name) != group:
+            continue
+        if Version.parse(info["last-delivered-id"]) < version:
+            return False
+        pending = await redis.xpending_range(stream, group, str(version), str(version), 1)
+        return not pending
+    return False
+
+
 def _holds(stored: Mapping[str, Any] | None, version: Version) -> bool:
     if stored is None:
-        # Only a hard delete leaves no document behind.
-        return version.deleted
+        return False
     meta = stored.get(META_FIELD)
     if not isinstance(meta, Mapping) or "v" not in meta:
         return False

@@ -53,8 +53,13 @@ class BatchProcessor:
     async def process(
         self, partition: int, entries: Sequence[Entry], deliveries: dict[bytes, int] | None = None
     ) -> None:
-        deliveries = deliveries or {}
         self.stats.batches += 1
+        with structlog.contextvars.bound_contextvars(batch=self.stats.batches):
+            await self._process(partition, entries, deliveries or {})
+
+    async def _process(
+        self, partition: int, entries: Sequence[Entry], deliveries: dict[bytes, int]
+    ) -> None:
         pendings, malformed = decode_entries(entries, DEFAULT_CODEC_OPTIONS)
         dead = [self._malformed_letter(m, deliveries) for m in malformed]
         over_limit = {eid for eid, n in deliveries.items() if n > self.settings.max_deliveries}

@@ -131,6 +131,13 @@ class Worker:
         scope.cancel()
 
     async def _partition_loop(self, partition: int) -> None:
+        # Every log line of this task and its children names consumer and partition.
+        with structlog.contextvars.bound_contextvars(
+            consumer=self.settings.consumer, partition=partition
+        ):
+            await self._consume(partition)
+
+    async def _consume(self, partition: int) -> None:
         plog = self.log.bind(partition=partition)
         backoff = Backoff(self.settings.backoff_base, self.settings.backoff_cap)
         next_claim = anyio.current_time()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -46,3 +47,33 @@ async def test_set_patch_delete_reach_mongodb(
     assert await wait_until(lambda: redis.ttl(key), message="clean TTL") > 0
     await redis.delete(key)
     assert await users.get("a") == {k: v for k, v in stored.items() if k != "_wb"}
+
+
+async def test_tombstones_get_a_sparse_ttl_index(
+    wb: WriteBehind, start_worker: Any, mongo_db: Any
+) -> None:
+    await start_worker()
+    users = wb.collection("users")
+    await users.wait_persisted(await users.delete("gone"), timeout=20)
+    indexes = await mongo_db["users"].index_information()
+
+    ttl = indexes["writebehind_tombstone_ttl"]
+    assert ttl["key"] == [("_wb.purge_at", 1)]
+    assert ttl["expireAfterSeconds"] == 0
+    assert ttl["sparse"] is True
+    tomb = await mongo_db["users"].find_one({"_id": "gone"})
+    grace = tomb["_wb"]["purge_at"] - dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    assert dt.timedelta(days=6) < grace <= dt.timedelta(days=7)
+
+
+async def test_hard_delete_mode_removes_the_document(
+    wb: WriteBehind, start_worker: Any, mongo_db: Any
+) -> None:
+    await start_worker(hard_deletes=True)
+    users = wb.collection("users")
+    await users.wait_persisted(await users.set("h", {"n": 1}), timeout=20)
+    assert await mongo_db["users"].count_documents({"_id": "h"}) == 1
+    version = await users.delete("h")
+    await users.wait_persisted(version, timeout=20)
+    assert await mongo_db["users"].count_documents({"_id": "h"}) == 0
+    assert await users.get("h") is None
