@@ -1,0 +1,181 @@
+"""Re-applying records outside the worker: replay and dead-letter re-drives share this.
+
+Records go through the same coalescing and version-guarded writes as the
+worker, so re-applying never rolls a document back and doing it twice changes
+nothing. Before writing, the stored versions are read so each record can be
+reported as an insert, update, delete or skip; a dry run stops there.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import structlog
+
+from .backoff import Backoff
+from .codec import META_FIELD
+from .sink.bulk import MongoSink
+from .sink.classify import ErrorInfo, Failure
+from .sink.guards import Pending
+from .version import Version
+from .worker.plan import coalesce
+
+log = structlog.get_logger("writebehind.reapply")
+
+
+class Outcome(enum.Enum):
+    INSERTED = "inserted"
+    UPDATED = "updated"
+    DELETED = "deleted"
+    SKIPPED_NEWER = "skipped_newer"
+    """MongoDB already holds this version or a newer one."""
+    COALESCED = "coalesced"
+    """A newer record of the same document in the same batch covers it."""
+    FAILED = "failed"
+    """MongoDB refused it for good (the caller dead-letters it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    pending: Pending
+    outcome: Outcome
+    error: ErrorInfo | None = None
+
+
+@dataclass(slots=True)
+class Report:
+    """Counts per collection and outcome, with a few example ids of each."""
+
+    counts: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    examples: dict[str, dict[str, list[str]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(list))
+    )
+    max_examples: int = 3
+
+    def add(self, results: Sequence[Result]) -> None:
+        for r in results:
+            collection = r.pending.record.collection
+            self.counts[collection][r.outcome.value] += 1
+            shown = self.examples[collection][r.outcome.value]
+            if len(shown) < self.max_examples:
+                shown.append(repr(r.pending.doc_id))
+
+    def total(self, outcome: Outcome) -> int:
+        return sum(c[outcome.value] for c in self.counts.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "collections": {
+                name: {
+                    "counts": dict(counts),
+                    "examples": {k: list(v) for k, v in self.examples[name].items()},
+                }
+                for name, counts in sorted(self.counts.items())
+            },
+            "totals": {o.value: self.total(o) for o in Outcome},
+        }
+
+
+def predict(pending: Pending, stored_version: Version | None, stored_exists: bool) -> Outcome:
+    """What the guarded write of ``pending`` will do to what MongoDB holds (pure)."""
+    if stored_version is not None and stored_version >= pending.version:
+        return Outcome.SKIPPED_NEWER
+    if pending.record.op == "del":
+        return Outcome.DELETED
+    return Outcome.UPDATED if stored_exists else Outcome.INSERTED
+
+
+class Reapplier:
+    """Coalesce, predict, and (unless ``dry_run``) write records with retries.
+
+    Transient failures are retried with backoff until ``retry_for`` seconds
+    have passed (then raised); permanent ones come back as ``FAILED``.
+    """
+
+    def __init__(self, sink: MongoSink, *, dry_run: bool = False, retry_for: float = 300.0):
+        self.sink = sink
+        self.dry_run = dry_run
+        self.retry_for = retry_for
+
+    async def apply(self, pendings: Sequence[Pending]) -> list[Result]:
+        groups = coalesce(pendings)
+        results: list[Result] = [
+            Result(p, Outcome.COALESCED) for g in groups for p in g.records[:-1]
+        ]
+        newest = [g.newest for g in groups]
+        by_collection: dict[str, list[Pending]] = defaultdict(list)
+        for p in newest:
+            by_collection[p.record.collection].append(p)
+        for name, items in by_collection.items():
+            results.extend(await self._apply_collection(name, items))
+        return results
+
+    async def _stored_versions(self, name: str, items: Sequence[Pending]) -> dict[Any, Any]:
+        cursor = self.sink.collection(name).find(
+            {"_id": {"$in": [p.doc_id for p in items]}}, {META_FIELD: 1}
+        )
+        return {doc["_id"]: doc.get(META_FIELD) async for doc in cursor}
+
+    async def _apply_collection(self, name: str, items: list[Pending]) -> list[Result]:
+        stored = await self._with_retries(self._stored_versions, name, items)
+        predicted: list[Outcome] = []
+        for p in items:
+            exists = p.doc_id in stored
+            meta = stored.get(p.doc_id)
+            version = (
+                Version.from_pair(meta["v"]) if isinstance(meta, dict) and "v" in meta else None
+            )
+            predicted.append(predict(p, version, exists and not _is_tombstone(meta)))
+        if self.dry_run:
+            return [Result(p, o) for p, o in zip(items, predicted, strict=True)]
+        errors = await self._with_retries(self._write_until_settled, name, items)
+        return [
+            Result(p, Outcome.FAILED, e) if e is not None else Result(p, o)
+            for p, o, e in zip(items, predicted, errors, strict=True)
+        ]
+
+    async def _write_until_settled(self, name: str, items: list[Pending]) -> list[ErrorInfo | None]:
+        results = await self.sink.write(name, items)
+        transient = [r for r in results if r is not None and r.kind is Failure.TRANSIENT]
+        if transient:
+            raise _Transient(transient[0])
+        return results
+
+    async def _with_retries(self, fn: Any, *args: Any) -> Any:
+        backoff = Backoff()
+        deadline = anyio.current_time() + self.retry_for
+        while True:
+            try:
+                return await fn(*args)
+            except _Transient as exc:
+                error: str = exc.info.message
+            except Exception as exc:
+                if anyio.current_time() > deadline:
+                    raise
+                error = str(exc)
+            if anyio.current_time() > deadline:
+                raise TimeoutError(f"MongoDB kept failing for {self.retry_for}s: {error}")
+            delay = backoff.next_delay()
+            log.warning("reapply_retry", error=error[:300], delay=round(delay, 3))
+            await anyio.sleep(delay)
+
+
+class _Transient(Exception):
+    def __init__(self, info: ErrorInfo) -> None:
+        super().__init__(info.message)
+        self.info = info
+
+
+def _stored_version(meta: Any) -> Version | None:
+    if isinstance(meta, dict) and "v" in meta:
+        return Version.from_pair(meta["v"])
+    return None
+
+
+def _is_tombstone(meta: Any) -> bool:
+    return isinstance(meta, dict) and bool(meta.get("deleted"))
