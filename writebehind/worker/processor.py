@@ -86,9 +86,29 @@ class BatchProcessor:
     async def _apply(
         self, partition: int, groups: list[DocumentWrites], deliveries: dict[bytes, int]
     ) -> None:
+        # The heartbeat runs beside the writes for the whole batch, so entries
+        # stay ours however long a single MongoDB call blocks (server selection
+        # during an outage can take longer than a third of claim_idle_ms).
+        in_flight: list[list[DocumentWrites]] = [groups]
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._heartbeat_loop, partition, in_flight)
+            await self._apply_until_settled(partition, in_flight, deliveries)
+            tg.cancel_scope.cancel()
+
+    async def _heartbeat_loop(self, partition: int, in_flight: list[list[DocumentWrites]]) -> None:
+        interval = self.settings.claim_idle_ms / 3000
+        while True:
+            await anyio.sleep(interval)
+            await self._heartbeat(partition, in_flight[0])
+
+    async def _apply_until_settled(
+        self,
+        partition: int,
+        in_flight: list[list[DocumentWrites]],
+        deliveries: dict[bytes, int],
+    ) -> None:
         backoff = Backoff(self.settings.backoff_base, self.settings.backoff_cap)
-        last_heartbeat = anyio.current_time()
-        outstanding = groups
+        outstanding = in_flight[0]
         while outstanding:
             results = await self._write_all(outstanding)
             persisted: list[Persisted] = []
@@ -109,7 +129,7 @@ class BatchProcessor:
                     transient = result
                     retry.append(group)
             await self._finish(partition, persisted, dead)
-            outstanding = retry
+            outstanding = in_flight[0] = retry
             if transient is None:
                 backoff.reset()
                 continue
@@ -125,9 +145,6 @@ class BatchProcessor:
                 attempt=backoff.failures,
             )
             await anyio.sleep(delay)
-            if anyio.current_time() - last_heartbeat > self.settings.claim_idle_ms / 3000:
-                await self._heartbeat(partition, outstanding)
-                last_heartbeat = anyio.current_time()
 
     async def _write_all(self, groups: list[DocumentWrites]) -> list[ErrorInfo | None]:
         """One bulk_write per collection in the batch, run side by side."""
@@ -161,6 +178,8 @@ class BatchProcessor:
                 await anyio.sleep(delay)
 
     async def _heartbeat(self, partition: int, groups: list[DocumentWrites]) -> None:
+        if not groups:
+            return
         # Best effort: if it fails, the worst case is another worker claiming and
         # applying the same records too, which the version guard makes harmless.
         try:

@@ -164,7 +164,7 @@ class PartitionStreams:
             self.keys.stream(partition),
             self.group,
             self.consumer,
-            min_idle_time=self.settings.claim_idle_ms // 3,
+            min_idle_time=self.settings.claim_idle_ms // 4,
             message_ids=list(ids),
             justid=True,
         )
