@@ -28,6 +28,7 @@ from .errors import (
     WriteManyError,
 )
 from .keys import encode_id
+from .observability.metrics import SDK_READS
 from .redis_scripts import ABSENT, BacklogRefused, map_script_error, parse_write_reply
 from .version import Version
 
@@ -236,10 +237,14 @@ class Collection:
         """The newest acknowledged document: Redis first, then MongoDB; None if absent."""
         body, tombstone = await self._wb.redis.hmget(self._entry_key(doc_id), ["d", "t"])
         if tombstone:
+            SDK_READS.labels(self.name, "redis", "deleted").inc()
             return None
         if body is not None:
+            SDK_READS.labels(self.name, "redis", "hit").inc()
             return self._decode(body)
-        return user_view(await self._mongo().find_one({"_id": doc_id}))
+        doc = user_view(await self._mongo().find_one({"_id": doc_id}))
+        SDK_READS.labels(self.name, "mongodb", "miss" if doc is None else "hit").inc()
+        return doc
 
     async def _acknowledged(self, version: Version) -> bool:
         keys = self._wb.keys

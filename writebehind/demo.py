@@ -114,6 +114,7 @@ class WorkerPool:
                 "--prefix", PREFIX, "--partitions", str(PARTITIONS),
                 "--consumer", f"demo-worker-{n}",
                 "--claim-idle-ms", "2000", "--drain-timeout", "10",
+                "--metrics-address", "127.0.0.1:0",
                 "--log-format", "json",
             ],
             stdout=log, stderr=subprocess.STDOUT,

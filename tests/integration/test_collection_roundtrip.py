@@ -220,3 +220,26 @@ async def test_write_survives_script_cache_flush(wb: WriteBehind, redis: Redis) 
     await redis.script_flush()
     await users.set_many([("s", {"n": 3})])
     assert (await users.get("s"))["n"] == 3  # type: ignore[index]
+
+
+async def test_reads_are_counted_per_level(wb: WriteBehind, mongo_db: Any) -> None:
+    from prometheus_client import REGISTRY
+
+    def count(level: str, outcome: str) -> float:
+        value = REGISTRY.get_sample_value(
+            "writebehind_sdk_reads_total",
+            {"collection": "counted", "level": level, "outcome": outcome},
+        )
+        return value or 0.0
+
+    before = {k: count(*k) for k in [("redis", "hit"), ("mongodb", "hit"), ("mongodb", "miss")]}
+    await mongo_db["counted"].insert_one({"_id": "m", "_wb": {"v": [1, 0]}})
+    users = wb.collection("counted")
+    await users.set("r", {})
+    await users.get("r")
+    await users.get("m")
+    await users.get("absent")
+    await users.get("absent")
+    assert count("redis", "hit") - before[("redis", "hit")] == 1
+    assert count("mongodb", "hit") - before[("mongodb", "hit")] == 1
+    assert count("mongodb", "miss") - before[("mongodb", "miss")] == 2

@@ -49,6 +49,8 @@ class WorkerProcess:
             "--consumer", consumer,
             "--log-format", "json",
         ]  # fmt: skip
+        # Several workers share this host: each gets an ephemeral metrics port.
+        flags.setdefault("metrics_address", "127.0.0.1:0")
         for name, value in flags.items():
             self.args += [f"--{name.replace('_', '-')}", str(value)]
         self.proc: subprocess.Popen[bytes] | None = None

@@ -11,6 +11,7 @@ import structlog
 
 from ..errors import ConfigurationError
 from ..logs import redact_url
+from ..observability.http import parse_address
 from ..worker.runner import Worker
 from ..worker.settings import WorkerSettings
 from .common import Connection, connection_options, env, open_clients
@@ -45,10 +46,21 @@ from .common import Connection, connection_options, env, open_clients
     "--write-concern", envvar=env("WRITE_CONCERN"), default="1", show_default=True,
     help="MongoDB w: a number or 'majority'. The journal is always waited for.",
 )  # fmt: skip
+@click.option(
+    "--metrics-address", envvar=env("METRICS_ADDRESS"), default="127.0.0.1:9108",
+    show_default=True, help="host:port for /metrics, /healthz, /readyz; 'off' to disable.",
+)  # fmt: skip
 def worker(**options: Any) -> None:
     """Move change records from Redis into MongoDB until SIGTERM (then drain)."""
     conn = Connection.pop_from(options)
     w = options.pop("write_concern")
+    address = options.pop("metrics_address")
+    if address and address.lower() != "off":
+        try:
+            parse_address(address)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--metrics-address") from None
+        options["metrics_address"] = address
     consumer = options.pop("consumer")
     try:
         settings = WorkerSettings(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import structlog
@@ -57,6 +58,8 @@ class MongoSink:
         self.write_concern = write_concern or WriteConcern(w=1, j=True)
         self.tombstone_grace = tombstone_grace
         self.hard_deletes = hard_deletes
+        self.on_bulk_write: Callable[[float], None] | None = None
+        """Called with each bulk_write's duration in seconds (metrics)."""
         self._indexed: set[str] = set()
 
     def collection(self, name: str) -> Any:
@@ -94,7 +97,12 @@ class MongoSink:
             for p in pendings
         ]
         try:
-            await _cancel_once(self.collection(name).bulk_write(models, ordered=False))
+            started = time.perf_counter()
+            try:
+                await _cancel_once(self.collection(name).bulk_write(models, ordered=False))
+            finally:
+                if self.on_bulk_write is not None:
+                    self.on_bulk_write(time.perf_counter() - started)
         except BulkWriteError as exc:
             return self._per_operation(dict(exc.details), len(pendings))
         except Exception as exc:

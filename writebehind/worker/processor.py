@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio
@@ -49,6 +49,8 @@ class BatchProcessor:
         self.settings = settings
         self.stats = stats
         self.keys = keys
+        self.on_progress: Callable[[int], None] = lambda partition: None
+        """Called on every write attempt: a loop retrying is alive, not stuck."""
 
     async def process(
         self, partition: int, entries: Sequence[Entry], deliveries: dict[bytes, int] | None = None
@@ -110,6 +112,7 @@ class BatchProcessor:
         backoff = Backoff(self.settings.backoff_base, self.settings.backoff_cap)
         outstanding = in_flight[0]
         while outstanding:
+            self.on_progress(partition)
             results = await self._write_all(outstanding)
             persisted: list[Persisted] = []
             dead: list[DeadLetter] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import signal
 from typing import Any
@@ -14,6 +15,9 @@ from redis.asyncio import Redis
 
 from ..backoff import Backoff
 from ..meta import check_partitions
+from ..observability.gauges import refresh_partition_gauges
+from ..observability.http import HealthEndpoints, serve
+from ..observability.metrics import WorkerMetrics
 from ..sink.bulk import MongoSink
 from .checks import inspect_redis
 from .processor import REDIS_TRANSIENT, BatchProcessor
@@ -46,9 +50,16 @@ class Worker:
             tombstone_grace=dt.timedelta(seconds=self.settings.tombstone_grace),
             hard_deletes=self.settings.hard_deletes,
         )
+        self.metrics = WorkerMetrics(self.stats)
+        self.sink.on_bulk_write = self.metrics.bulk_write_seconds.observe
         self.processor = BatchProcessor(
             self.streams, self.sink, self.settings, self.stats, self.keys
         )
+        self.processor.on_progress = self._beat
+        self.database = database
+        self._beats: dict[int, float] = {}
+        self.metrics_port: int | None = None
+        """The port /metrics is served on, once started (useful with port 0)."""
         self._stopping = anyio.Event()
         self._started = anyio.Event()
         self._slots = anyio.Semaphore(self.settings.concurrency)
@@ -100,7 +111,41 @@ class Worker:
             raise startup_error
         self.log.info("worker_stopped", forced=self.forced, **self.stats.as_dict())
 
+    def _beat(self, partition: int) -> None:
+        self._beats[partition] = anyio.current_time()
+
+    async def healthy(self) -> tuple[bool, str]:
+        """Liveness: every partition loop made progress within ``liveness_timeout``."""
+        if not self._started.is_set():
+            return True, "starting"
+        now = anyio.current_time()
+        stuck = [
+            p for p in range(self.keys.partitions)
+            if now - self._beats.get(p, now) > self.settings.liveness_timeout
+        ]  # fmt: skip
+        if stuck:
+            return False, f"no progress on partitions {stuck}"
+        return True, "ok"
+
+    async def ready(self) -> tuple[bool, str]:
+        """Readiness: Redis and MongoDB both answer within two seconds."""
+        problems = []
+        try:
+            await asyncio.wait_for(self.redis.ping(), timeout=2.0)
+        except Exception as exc:
+            problems.append(f"redis: {type(exc).__name__}")
+        try:
+            # asyncio.wait_for, not an anyio scope: PyMongo needs a one-shot cancel.
+            await asyncio.wait_for(self.database.command("ping"), timeout=2.0)
+        except Exception as exc:
+            problems.append(f"mongodb: {type(exc).__name__}")
+        return (False, "; ".join(problems)) if problems else (True, "ok")
+
     async def _serve(self, tg: TaskGroup) -> None:
+        if self.settings.metrics_address:
+            endpoints = HealthEndpoints(self.metrics.registry, self.healthy, self.ready)
+            self.metrics_port = await tg.start(serve, self.settings.metrics_address, endpoints)
+        tg.start_soon(self._refresh_gauges)
         self.log.info(
             "worker_started",
             partitions=self.keys.partitions,
@@ -124,6 +169,16 @@ class Worker:
                 self.log.info("draining", signal=signum, timeout=self.settings.drain_timeout)
                 self.request_stop()
 
+    async def _refresh_gauges(self) -> None:
+        while True:
+            try:
+                await refresh_partition_gauges(
+                    self.metrics, self.redis, self.keys, self.settings.group
+                )
+            except Exception as exc:  # metrics must never take the worker down
+                self.log.warning("gauge_refresh_failed", error=str(exc))
+            await anyio.sleep(self.settings.gauge_interval)
+
     async def _drain_deadline(self, scope: anyio.CancelScope) -> None:
         await self._stopping.wait()
         await anyio.sleep(self.settings.drain_timeout)
@@ -139,10 +194,12 @@ class Worker:
 
     async def _consume(self, partition: int) -> None:
         plog = self.log.bind(partition=partition)
+        self._beat(partition)
         backoff = Backoff(self.settings.backoff_base, self.settings.backoff_cap)
         next_claim = anyio.current_time()
         next_trim = anyio.current_time() + self.settings.trim_interval
         while not self._stopping.is_set():
+            self._beat(partition)
             try:
                 now = anyio.current_time()
                 if now >= next_claim:
@@ -153,6 +210,7 @@ class Worker:
                     next_trim = now + self.settings.trim_interval
                 entries = await self._read_batch(partition)
                 if entries:
+                    self.metrics.batch_size.observe(len(entries))
                     async with self._slots:
                         await self.processor.process(partition, entries)
                 backoff.reset()

@@ -51,6 +51,12 @@ class WorkerSettings:
     write_concern_j: bool = True
     backoff_base: float = 0.05
     backoff_cap: float = 5.0
+    metrics_address: str | None = None
+    """``host:port`` for /metrics, /healthz and /readyz; None serves nothing."""
+    liveness_timeout: float = 120.0
+    """/healthz fails when a partition loop made no progress for this long."""
+    gauge_interval: float = 5.0
+    """How often pending, lag and dead-letter gauges are refreshed from Redis."""
 
     def __post_init__(self) -> None:
         KeySpace(self.prefix, self.partitions)
@@ -65,6 +71,8 @@ class WorkerSettings:
             "clean_ttl": self.clean_ttl,
             "backoff_base": self.backoff_base,
             "backoff_cap": self.backoff_cap,
+            "liveness_timeout": self.liveness_timeout,
+            "gauge_interval": self.gauge_interval,
         }
         for name, value in positive.items():
             if not value > 0:

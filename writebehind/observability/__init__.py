@@ -1,0 +1,1 @@
+"""Metrics and health: what a worker exposes over HTTP for Prometheus and probes."""
