@@ -19,6 +19,7 @@ class RedisReport:
     eviction_policy: str | None = None
     persistence: str = "unknown"
     warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
 
 
 async def _config_get(redis: Redis, name: str) -> str | None:
@@ -32,18 +33,25 @@ async def _config_get(redis: Redis, name: str) -> str | None:
     return None if value is None else str(value)
 
 
-async def inspect_redis(redis: Redis) -> RedisReport:
-    """Eviction policy and persistence, with warnings; raises on an unsafe eviction policy."""
+async def inspect_redis(redis: Redis, *, strict: bool = True) -> RedisReport:
+    """Eviction policy and persistence, with warnings.
+
+    An unsafe eviction policy raises ``UnsafeEvictionPolicy``, or with
+    ``strict=False`` (``writebehind check``) is listed in ``errors``.
+    """
     report = RedisReport()
     policy = await _config_get(redis, "maxmemory-policy")
     report.eviction_policy = policy
     if policy is None:
         report.warnings.append("could not read maxmemory-policy (CONFIG unavailable); verify it")
     elif policy.startswith("allkeys-"):
-        raise UnsafeEvictionPolicy(
+        problem = (
             f"Redis maxmemory-policy is {policy!r}: it may evict dirty cache entries and "
             "change-record streams, losing writes. Use noeviction or a volatile-* policy."
         )
+        if strict:
+            raise UnsafeEvictionPolicy(problem)
+        report.errors.append(problem)
     appendonly = await _config_get(redis, "appendonly")
     save = await _config_get(redis, "save")
     if appendonly == "yes":

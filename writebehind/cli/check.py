@@ -1,0 +1,42 @@
+"""``writebehind check``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import anyio
+import click
+from pymongo.write_concern import WriteConcern
+
+from ..diagnose import Diagnosis, Level, diagnose
+from .common import Connection, connection_options, env, open_clients
+
+_MARKS = {Level.OK: "ok  ", Level.WARN: "WARN", Level.FAIL: "FAIL"}
+
+
+@click.command()
+@connection_options
+@click.option(
+    "--write-concern", envvar=env("WRITE_CONCERN"), default="1", show_default=True,
+    help="The worker's MongoDB w, tested with j=true.",
+)  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def check(**options: Any) -> None:
+    """Check Redis and MongoDB for a safe deployment; exit 1 on any failure."""
+    conn = Connection.pop_from(options)
+    w = options["write_concern"]
+    concern = WriteConcern(w=int(w) if w.isdigit() else w, j=True)
+    diagnosis = anyio.run(_run, conn, concern)
+    if options["as_json"]:
+        click.echo(json.dumps(diagnosis.as_dict(), indent=2))
+    else:
+        for f in diagnosis.findings:
+            click.echo(f"{_MARKS[f.level]}  {f.check}: {f.detail}")
+    sys.exit(1 if diagnosis.failed else 0)
+
+
+async def _run(conn: Connection, concern: WriteConcern) -> Diagnosis:
+    async with open_clients(conn) as (redis, db):
+        return await diagnose(redis, db, conn.keys, conn.group, concern)

@@ -1,0 +1,160 @@
+"""``writebehind check``: is this deployment safe to run, and what state is it in?"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo.write_concern import WriteConcern
+from redis.asyncio import Redis
+
+from .keys import KeySpace
+from .worker.checks import inspect_redis
+
+
+class Level(enum.Enum):
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    check: str
+    level: Level
+    detail: str
+
+
+@dataclass(slots=True)
+class Diagnosis:
+    findings: list[Finding] = field(default_factory=list)
+
+    def add(self, check: str, level: Level, detail: str) -> None:
+        self.findings.append(Finding(check, level, detail))
+
+    @property
+    def failed(self) -> bool:
+        return any(f.level is Level.FAIL for f in self.findings)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": not self.failed,
+            "findings": [
+                {"check": f.check, "level": f.level.value, "detail": f.detail}
+                for f in self.findings
+            ],
+        }
+
+
+async def _timed(call: Any, limit: float) -> Any:
+    # asyncio.wait_for, not an anyio scope: PyMongo needs a one-shot cancel.
+    return await asyncio.wait_for(call, timeout=limit)
+
+
+async def diagnose(
+    redis: Redis,
+    database: Any,
+    keys: KeySpace,
+    group: str,
+    write_concern: WriteConcern,
+    limit: float = 5.0,
+) -> Diagnosis:
+    result = Diagnosis()
+    if await _check_redis(result, redis, keys, group, limit):
+        await _check_streams(result, redis, keys, group)
+    await _check_mongo(result, database, write_concern, limit)
+    return result
+
+
+async def _check_redis(
+    result: Diagnosis, redis: Redis, keys: KeySpace, group: str, limit: float
+) -> bool:
+    try:
+        await _timed(redis.ping(), limit)
+    except Exception as exc:
+        result.add("redis reachable", Level.FAIL, f"{type(exc).__name__}: {exc}")
+        return False
+    result.add("redis reachable", Level.OK, "PING answered")
+    report = await inspect_redis(redis, strict=False)
+    for error in report.errors:
+        result.add("redis eviction policy", Level.FAIL, error)
+    if not report.errors:
+        result.add("redis eviction policy", Level.OK, str(report.eviction_policy))
+    persistence_warnings = [w for w in report.warnings if "persist" in w]
+    for warning in report.warnings:
+        check = "redis persistence" if warning in persistence_warnings else "redis config"
+        result.add(check, Level.WARN, warning)
+    if not persistence_warnings:
+        result.add("redis persistence", Level.OK, report.persistence)
+    stored = await redis.hget(keys.meta, "partitions")
+    if stored is None:
+        result.add(
+            "partition count", Level.WARN, f"none recorded yet (configured {keys.partitions})"
+        )
+    elif int(stored) != keys.partitions:
+        result.add(
+            "partition count",
+            Level.FAIL,
+            f"configured {keys.partitions}, Redis records {int(stored)} for prefix {keys.prefix!r}",
+        )
+    else:
+        result.add("partition count", Level.OK, f"{keys.partitions}")
+    return True
+
+
+async def _check_streams(result: Diagnosis, redis: Redis, keys: KeySpace, group: str) -> None:
+    missing = []
+    pending = lag = consumers = 0
+    for partition in range(keys.partitions):
+        stream = keys.stream(partition)
+        if not await redis.exists(stream):
+            missing.append(partition)
+            continue
+        found = False
+        for info in await redis.xinfo_groups(stream):
+            name = info["name"]
+            if (name.decode() if isinstance(name, bytes) else name) != group:
+                continue
+            found = True
+            pending += int(info["pending"])
+            lag += int(info["lag"] or 0)
+            consumers += int(info["consumers"])
+        if not found:
+            missing.append(partition)
+    if missing:
+        result.add(
+            "consumer group",
+            Level.WARN,
+            f"group {group!r} missing on partitions {missing}: no worker has started yet",
+        )
+    else:
+        result.add(
+            "consumer group",
+            Level.OK,
+            f"{group!r} on every partition; {consumers} consumers, {pending} pending, {lag} lag",
+        )
+
+
+async def _check_mongo(
+    result: Diagnosis, database: Any, write_concern: WriteConcern, limit: float
+) -> None:
+    try:
+        await _timed(database.command("ping"), limit)
+    except Exception as exc:
+        result.add("mongodb reachable", Level.FAIL, f"{type(exc).__name__}: {exc}")
+        return
+    result.add("mongodb reachable", Level.OK, "ping answered")
+    probe = database.get_collection("writebehind_check", write_concern=write_concern)
+    try:
+        await _timed(probe.replace_one({"_id": "probe"}, {"_id": "probe"}, upsert=True), limit)
+        await _timed(probe.drop(), limit)
+    except Exception as exc:
+        result.add(
+            "mongodb write concern",
+            Level.FAIL,
+            f"a write with {write_concern.document} failed: {type(exc).__name__}: {exc}",
+        )
+        return
+    result.add("mongodb write concern", Level.OK, f"{write_concern.document} acknowledged")
