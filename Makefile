@@ -30,6 +30,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check writebehind tests scripts
 	$(BIN)/ruff format --check writebehind tests scripts
 	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_drain.py

@@ -5,6 +5,10 @@ from __future__ import annotations
 import click
 
 from ..demo import demo
+from .check import check
+from .dlq import dlq
+from .replay import replay
+from .stats import stats
 from .worker import worker
 
 
@@ -15,4 +19,8 @@ def main() -> None:
 
 
 main.add_command(worker)
+main.add_command(check)
 main.add_command(demo)
+main.add_command(dlq)
+main.add_command(stats)
+main.add_command(replay)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Any, TypeVar
 import click
 import structlog
 from pymongo import AsyncMongoClient
+from pymongo.write_concern import WriteConcern
 from redis.asyncio import Redis
 
 from ..keys import KeySpace
@@ -98,3 +100,35 @@ async def open_clients(
             await asyncio.wait_for(mongo.close(), timeout=2.0)
         except TimeoutError:
             structlog.get_logger("writebehind.cli").warning("mongodb_close_timed_out")
+
+
+def sink_options(func: F) -> F:
+    """The workers' MongoDB write settings, for tools that write as they do."""
+    options = [
+        click.option(
+            "--write-concern", envvar=env("WRITE_CONCERN"), default="1", show_default=True,
+            help="MongoDB w: a number or 'majority'. The journal is always waited for.",
+        ),
+        click.option(
+            "--tombstone-grace", envvar=env("TOMBSTONE_GRACE"), default=7 * 86400.0,
+            show_default=True, type=click.FloatRange(min=0),
+            help="Seconds a delete's tombstone stays (as the workers' setting).",
+        ),
+        click.option(
+            "--hard-deletes/--tombstones", envvar=env("HARD_DELETES"), default=False,
+            help="As the workers: delete documents outright instead of writing tombstones.",
+        ),
+    ]  # fmt: skip
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def pop_sink_options(options: dict[str, Any]) -> dict[str, Any]:
+    """``MongoSink`` keyword arguments from what ``sink_options`` collected."""
+    w: str = options.pop("write_concern")
+    return {
+        "write_concern": WriteConcern(w=int(w) if w.isdigit() else w, j=True),
+        "tombstone_grace": dt.timedelta(seconds=options.pop("tombstone_grace")),
+        "hard_deletes": options.pop("hard_deletes"),
+    }

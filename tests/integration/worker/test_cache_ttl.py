@@ -118,7 +118,8 @@ async def test_replayed_copy_of_the_newest_write_cleans_the_entry(
     worker: Worker = await start_worker(clean_ttl=CLEAN_TTL)
     await users.wait_persisted(version, timeout=20)
     await wait_until(lambda: _drained(redis, wb), message="both records acknowledged")
-    assert worker.stats.persisted == 2
+    # The counter moves once the ack pipeline has returned, just after Redis shows it.
+    assert await wait_until(lambda: _value(worker.stats.persisted == 2), message="2 persisted")
     key = cache_key(wb.keys, "users", "a")
     assert 0 < await wait_until(lambda: _ttl_set(redis, key), message="clean TTL") <= CLEAN_TTL
 
@@ -185,3 +186,7 @@ async def _persisted(worker: Worker) -> bool:
 
 async def _drained(redis: Redis, wb: WriteBehind) -> bool:
     return await pending_total(redis, wb.keys) == 0
+
+
+async def _value(value: bool) -> bool:
+    return value

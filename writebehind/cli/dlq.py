@@ -1,0 +1,296 @@
+"""``writebehind dlq list|show|replay|purge``: the dead-letter streams."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from ..deadletter_view import (
+    DeadLetter,
+    InvalidLetterId,
+    LetterId,
+    document_json,
+    format_doc_id,
+    iso_time,
+)
+from ..deadletters import (
+    ReplayReport,
+    UnknownLetters,
+    get_letters,
+    list_letters,
+    purge,
+    purge_all,
+    replay_all,
+    replay_ids,
+)
+from ..sink.bulk import MongoSink
+from .common import Connection, connection_options, open_clients, pop_sink_options, sink_options
+from .tools import checked_keys, plural, render_table, root_cause, run_tool, shorten
+
+EXIT_LETTERS_STAY = 4
+
+ERROR_WIDTH = 60
+
+
+def _json_flag(func: Any) -> Any:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(func)
+
+
+@click.group()
+def dlq() -> None:
+    """Dead letters: records MongoDB refused for good, with why.
+
+    A dead letter's ID is <partition>/<entry id>, as `dlq list` shows.
+    """
+
+
+# -- pure formatting (unit-tested) --------------------------------------------
+
+
+def parse_ids(texts: Sequence[str], partitions: int) -> list[LetterId]:
+    """Parse command-line IDs; a bad one is a usage error naming it."""
+    try:
+        return [LetterId.parse(t, partitions) for t in texts]
+    except InvalidLetterId as exc:
+        raise click.BadParameter(str(exc), param_hint="ID") from None
+
+
+def check_selection(ids: Sequence[str], all_: bool, collection: str | None) -> None:
+    """``--all`` or IDs, exactly one; ``--collection`` only narrows ``--all``."""
+    if all_ and ids:
+        raise click.UsageError("give dead-letter IDs or --all, not both")
+    if not all_ and not ids:
+        raise click.UsageError("give the dead-letter IDs to act on, or --all")
+    if collection is not None and not all_:
+        raise click.UsageError("--collection only goes with --all")
+
+
+def _error_text(code: int | None, message: str) -> str:
+    """For tables: ``[code] root cause`` (``show`` has the whole message)."""
+    return ("" if code is None else f"[{code}] ") + root_cause(message)
+
+
+def format_list(letters: Sequence[DeadLetter]) -> str:
+    if not letters:
+        return "No dead letters."
+    table = render_table(
+        ["ID", "COLLECTION", "DOCUMENT", "VERSION", "OP", "TRIES", "FAILED AT", "ERROR"],
+        (
+            [
+                str(letter.id),
+                letter.collection,
+                shorten(format_doc_id(letter.doc_id), 30),
+                letter.version or "?",
+                letter.op,
+                letter.deliveries,
+                iso_time(letter.failed_at) or "?",
+                shorten(_error_text(letter.error_code, letter.error), ERROR_WIDTH),
+            ]
+            for letter in letters
+        ),
+    )
+    return f"{table}\n\n{plural(len(letters), 'dead letter')}."
+
+
+def format_letter(letter: DeadLetter) -> str:
+    version = "?" if letter.version is None else str(letter.version)
+    document = letter.document()
+    lines = [
+        f"Dead letter {letter.id}",
+        f"  collection:    {letter.collection}",
+        f"  document id:   {format_doc_id(letter.doc_id)}",
+        f"  version:       {version}",
+        f"  op:            {letter.op}",
+        f"  error kind:    {letter.error_kind or '?'}",
+        f"  error code:    {'-' if letter.error_code is None else letter.error_code}",
+        f"  error:         {letter.error}",
+        f"  tries:         {letter.deliveries}",
+        f"  failed at:     {iso_time(letter.failed_at) or '?'}",
+        f"  stream entry:  {letter.source_id or '?'} (partition {letter.id.partition})",
+        f"  consumer:      {letter.consumer or '?'}",
+    ]
+    if letter.problem is not None:
+        lines.append(f"  cannot replay: {letter.problem}")
+    if document is None:
+        lines.append(f"  document:      <not decodable: {len(letter.body)} bytes>")
+    else:
+        lines.append("  document:")
+        lines += ["    " + line for line in document_json(document).splitlines()]
+    return "\n".join(lines)
+
+
+def format_replay(report: ReplayReport) -> str:
+    if not report.results:
+        return "No dead letters."
+    rows = []
+    for r in report.results:
+        if report.dry_run:
+            fate = "would be removed" if r.outcome not in ("failed", "invalid") else "kept"
+        elif r.removed:
+            fate = "removed"
+        elif r.new_id is not None:
+            fate = f"kept as {r.new_id}"
+        else:
+            fate = "kept"
+        note = ""
+        if r.error is not None:
+            note = shorten(_error_text(r.error.code, r.error.message), ERROR_WIDTH)
+        rows.append(
+            [
+                str(r.letter.id),
+                r.letter.collection,
+                shorten(format_doc_id(r.letter.doc_id), 30),
+                r.letter.version or "?",
+                r.outcome,
+                fate,
+                note,
+            ]
+        )
+    table = render_table(
+        ["ID", "COLLECTION", "DOCUMENT", "VERSION", "OUTCOME", "LETTER", "ERROR"], rows
+    )
+    totals = report.totals()
+    counted = ", ".join(f"{k} {v}" for k, v in totals.items() if v and k != "letters")
+    head = "Dry run: nothing was written or removed.\n\n" if report.dry_run else ""
+    letters = plural(totals["letters"], "dead letter")
+    return f"{head}{table}\n\n{letters}: {counted or 'nothing to do'}."
+
+
+# -- commands -------------------------------------------------------------------
+
+
+@dlq.command("list")
+@connection_options
+@click.option("--collection", default=None, help="Only letters of this collection.")
+@_json_flag
+def list_command(**options: Any) -> None:
+    """List dead letters: collection, document, version, tries, when, and the error."""
+    conn = Connection.pop_from(options)
+    letters = run_tool(conn, _list, conn, options["collection"])
+    if options["as_json"]:
+        body = {"count": len(letters), "dead_letters": [x.as_dict() for x in letters]}
+        click.echo(json.dumps(body, indent=2))
+    else:
+        click.echo(format_list(letters))
+
+
+async def _list(conn: Connection, collection: str | None) -> list[DeadLetter]:
+    async with open_clients(conn) as (redis, _):
+        return await list_letters(redis, await checked_keys(redis, conn), collection=collection)
+
+
+@dlq.command()
+@connection_options
+@click.argument("letter_id", metavar="ID")
+@_json_flag
+def show(**options: Any) -> None:
+    """Show one dead letter in full, with its document."""
+    [letter_id] = parse_ids([options["letter_id"]], options["partitions"])
+    conn = Connection.pop_from(options)
+    letter = run_tool(conn, _show, conn, letter_id)
+    if options["as_json"]:
+        click.echo(json.dumps(letter.as_dict(with_document=True), indent=2))
+    else:
+        click.echo(format_letter(letter))
+
+
+async def _show(conn: Connection, letter_id: LetterId) -> DeadLetter:
+    async with open_clients(conn) as (redis, _):
+        try:
+            [letter] = await get_letters(redis, await checked_keys(redis, conn), [letter_id])
+        except UnknownLetters as exc:
+            raise click.ClickException(f"{exc} (see `writebehind dlq list`)") from None
+        return letter
+
+
+@dlq.command()
+@connection_options
+@click.argument("ids", nargs=-1, metavar="[ID]...")
+@click.option("--all", "all_", is_flag=True, help="Every dead letter (there is now).")
+@click.option("--collection", default=None, help="With --all: only this collection.")
+@click.option("--dry-run", is_flag=True, help="Write and remove nothing; say what would happen.")
+@sink_options
+@_json_flag
+def replay(**options: Any) -> None:
+    """Re-drive dead letters into MongoDB at their original versions.
+
+    A letter that lands, or that MongoDB already holds a newer version of, is
+    removed. One that MongoDB refuses again stays, with the new error and one
+    more try (it gets a new ID). Exit status: 0 all resolved; 4 some letters
+    stay (as `writebehind replay` when it dead-letters); 2 bad arguments;
+    1 any other error.
+    """
+    check_selection(options["ids"], options["all_"], options["collection"])
+    ids = parse_ids(options["ids"], options["partitions"])
+    sink_kwargs = pop_sink_options(options)
+    conn = Connection.pop_from(options)
+    report = run_tool(
+        conn,
+        _replay,
+        conn,
+        ids,
+        options["all_"],
+        options["collection"],
+        options["dry_run"],
+        sink_kwargs,
+    )
+    if options["as_json"]:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        click.echo(format_replay(report))
+    if report.unresolved:
+        click.echo(
+            f"{plural(len(report.unresolved), 'dead letter')} could not be re-driven and stay",
+            err=True,
+        )
+        sys.exit(EXIT_LETTERS_STAY)
+
+
+async def _replay(
+    conn: Connection,
+    ids: list[LetterId],
+    all_: bool,
+    collection: str | None,
+    dry_run: bool,
+    sink_kwargs: dict[str, Any],
+) -> ReplayReport:
+    async with open_clients(conn) as (redis, db):
+        keys = await checked_keys(redis, conn)
+        sink = MongoSink(db, **sink_kwargs)
+        if all_:
+            return await replay_all(
+                redis, db, keys, collection=collection, dry_run=dry_run, sink=sink
+            )
+        try:
+            return await replay_ids(redis, db, keys, ids, dry_run=dry_run, sink=sink)
+        except UnknownLetters as exc:
+            raise click.ClickException(f"{exc}; nothing was re-driven") from None
+
+
+@dlq.command("purge")
+@connection_options
+@click.argument("ids", nargs=-1, metavar="[ID]...")
+@click.option("--all", "all_", is_flag=True, help="Every dead letter (there is now).")
+@click.option("--collection", default=None, help="With --all: only this collection.")
+def purge_command(**options: Any) -> None:
+    """Delete dead letters for good (their records are not re-driven)."""
+    check_selection(options["ids"], options["all_"], options["collection"])
+    ids = parse_ids(options["ids"], options["partitions"])
+    conn = Connection.pop_from(options)
+    removed = run_tool(conn, _purge, conn, ids, options["all_"], options["collection"])
+    click.echo(f"Removed {plural(removed, 'dead letter')}.")
+
+
+async def _purge(conn: Connection, ids: list[LetterId], all_: bool, collection: str | None) -> int:
+    async with open_clients(conn) as (redis, _):
+        keys = await checked_keys(redis, conn)
+        if all_:
+            return await purge_all(redis, keys, collection=collection)
+        try:
+            return await purge(redis, keys, ids)
+        except UnknownLetters as exc:
+            raise click.ClickException(f"{exc}; nothing was removed") from None

@@ -1,0 +1,279 @@
+"""``writebehind replay``: re-apply retained stream records to MongoDB."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import IO, Any
+
+import anyio
+import click
+from pymongo.errors import PyMongoError
+from redis.exceptions import RedisError
+
+from ..errors import InvalidCollectionName, PartitionCountMismatch
+from ..keys import check_collection_name
+from ..reapply import Outcome
+from ..replay.bounds import BoundError, ReplayRange, describe, iso, parse_bound
+from ..replay.progress import render, snapshot
+from ..replay.runner import HistoryGapError, ReplayOptions, ReplayResult
+from ..replay.runner import replay as run_replay
+from ..sink.bulk import MongoSink
+from .common import Connection, connection_options, open_clients, pop_sink_options, sink_options
+
+EXIT_OK = 0
+EXIT_HISTORY_GAP = 3
+"""SINCE is older than the retained history and --allow-gap was not given; nothing was written."""
+EXIT_DEAD_LETTERED = 4
+"""The replay finished, but MongoDB refused some records for good; they were dead-lettered."""
+
+_VERBS = {
+    Outcome.INSERTED: ("inserted", "insert"),
+    Outcome.UPDATED: ("updated", "update"),
+    Outcome.DELETED: ("deleted", "delete"),
+    Outcome.SKIPPED_NEWER: ("skipped as newer", "skip as newer"),
+}
+
+
+@click.command()
+@connection_options
+@click.option(
+    "--since", required=True, metavar="SINCE",
+    help="ISO-8601 time (no timezone = UTC) or stream entry id (1718020800000-0 or 1718020800000).",
+)  # fmt: skip
+@click.option(
+    "--until", default=None, metavar="UNTIL",
+    help="Same forms as SINCE, inclusive. Default: each stream's end when the replay starts.",
+)  # fmt: skip
+@click.option("--collection", default=None, help="Only records of this collection.")
+@click.option("--partition", default=None, type=int, help="Only this partition's stream.")
+@click.option("--dry-run", is_flag=True, help="Write nothing; report what would change.")
+@click.option(
+    "--batch-size", default=500, show_default=True, type=click.IntRange(1, 10_000),
+    help="Entries read per XRANGE and written per bulk_write.",
+)  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@click.option(
+    "--allow-gap", is_flag=True,
+    help="Go on when SINCE is older than the retained history (replay what is left).",
+)  # fmt: skip
+@click.option(
+    "--progress/--no-progress", default=None,
+    help="Progress line on stderr. Default: on a terminal, unless --json.",
+)  # fmt: skip
+@sink_options
+def replay(**options: Any) -> None:
+    """Re-apply the retained change records between SINCE and UNTIL to MongoDB.
+
+    Records go through the workers' version-guarded writes, coalesced per
+    document, so a replay never rolls a document back and running it twice
+    changes nothing. Safe while workers run. Records MongoDB refuses for good
+    are dead-lettered (see `writebehind dlq`).
+
+    Exit status: 0 done (dry run included); 2 bad arguments; 3 SINCE is older
+    than the retained history (nothing written; see --allow-gap); 4 done, but
+    some records were dead-lettered; 1 any other error.
+    """
+    replay_options = _replay_options(options)
+    as_json: bool = options.pop("as_json")
+    progress: bool | None = options.pop("progress")
+    show_progress = progress if progress is not None else (not as_json and sys.stderr.isatty())
+    sink_kwargs = pop_sink_options(options)
+    conn = Connection.pop_from(options)
+    line = _ProgressLine(sys.stderr) if show_progress else None
+    try:
+        result = anyio.run(_run, conn, sink_kwargs, replay_options, line)
+    except HistoryGapError as exc:
+        _refuse(exc, replay_options, as_json)
+        sys.exit(EXIT_HISTORY_GAP)
+    finally:
+        if line is not None:
+            line.close()
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), sort_keys=True))
+    else:
+        click.echo(summary(result))
+    sys.exit(EXIT_DEAD_LETTERED if result.dead_lettered else EXIT_OK)
+
+
+def _replay_options(options: dict[str, Any]) -> ReplayOptions:
+    """Check the replay's own arguments (before any connection is opened)."""
+    try:
+        since = parse_bound(options.pop("since"))
+    except BoundError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--since'") from None
+    until_text = options.pop("until")
+    try:
+        until = None if until_text is None else parse_bound(until_text, end=True)
+    except BoundError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--until'") from None
+    try:
+        bounds = ReplayRange(since, until)
+    except BoundError as exc:
+        raise click.UsageError(str(exc)) from None
+    collection = options.pop("collection")
+    if collection is not None:
+        try:
+            check_collection_name(collection)
+        except InvalidCollectionName as exc:
+            raise click.BadParameter(str(exc), param_hint="'--collection'") from None
+    partition = options.pop("partition")
+    partitions = options["partitions"]
+    if partition is not None and not 0 <= partition < partitions:
+        raise click.BadParameter(
+            f"{partition} is out of range: there are {partitions} partitions "
+            f"(0..{partitions - 1}; set --partitions to the deployment's count)",
+            param_hint="'--partition'",
+        )
+    return ReplayOptions(
+        bounds,
+        collection=collection,
+        partition=partition,
+        dry_run=options.pop("dry_run"),
+        batch_size=options.pop("batch_size"),
+        allow_gap=options.pop("allow_gap"),
+    )
+
+
+async def _run(
+    conn: Connection,
+    sink_options: dict[str, Any],
+    options: ReplayOptions,
+    line: _ProgressLine | None,
+) -> ReplayResult:
+    async with open_clients(conn) as (redis, db):
+        sink = MongoSink(db, **sink_options)
+        try:
+            return await run_replay(redis, sink, conn.keys, options, progress=line)
+        except PartitionCountMismatch as exc:
+            raise click.ClickException(str(exc)) from None
+        except (RedisError, PyMongoError, TimeoutError, OSError) as exc:
+            reason = str(exc).rstrip(".")
+            raise click.ClickException(
+                f"replay stopped: {type(exc).__name__}: {reason}. What was applied stays "
+                "applied; running the same command again is safe."
+            ) from None
+
+
+def _refuse(exc: HistoryGapError, options: ReplayOptions, as_json: bool) -> None:
+    click.echo(f"Refusing to replay: {exc}", err=True)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "error": "history_gap",
+                    "message": str(exc),
+                    "dry_run": options.dry_run,
+                    "since": str(exc.since),
+                    "resume_from": str(exc.resume_from),
+                    "resume_from_time": iso(exc.resume_from.ms),
+                    "gaps": [g.as_dict() for g in exc.gaps],
+                },
+                sort_keys=True,
+            )
+        )
+
+
+class _ProgressLine:
+    """``[####....] 1,200/~3,000 records 40% 850/s ETA 0:02``, redrawn at most 10 times a second."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.started = time.monotonic()
+        self.last_drawn = 0.0
+        self.latest: tuple[int, int] = (0, 0)
+        self.drawn = False
+
+    def __call__(self, done: int, total: int) -> None:
+        self.latest = (done, total)
+        now = time.monotonic()
+        if now - self.last_drawn >= 0.1:
+            self._draw(now)
+
+    def _draw(self, now: float) -> None:
+        done, total = self.latest
+        text = render(snapshot(done, total, now - self.started))
+        self.stream.write(f"\r{text}\x1b[K")
+        self.stream.flush()
+        self.last_drawn = now
+        self.drawn = True
+
+    def close(self) -> None:
+        """Draw the final count and end the line (if one was started)."""
+        if not self.drawn:
+            return
+        self._draw(time.monotonic())
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+def _partitions_text(result: ReplayResult) -> str:
+    parts = result.partitions
+    if parts == list(range(parts[0], parts[-1] + 1)) and len(parts) > 1:
+        return f"partitions {parts[0]}-{parts[-1]}"
+    return "partition " + ", ".join(map(str, parts))
+
+
+def summary(result: ReplayResult) -> str:
+    """The end-of-run report for people."""
+    options = result.options
+    since, until = options.range.since, options.range.until
+    report = result.report
+    dry = options.dry_run
+    where = options.collection or "all collections"
+    end = describe(until) if until is not None else "the end of each stream"
+    lines = [
+        ("Dry run, nothing was written. Would replay" if dry else "Replayed")
+        + f" {result.records:,} records ({where}; {_partitions_text(result)}) "
+        f"from {describe(since)} to {end} in {result.seconds:.1f} s."
+    ]
+    applied = ", ".join(
+        f"{_VERBS[o][1 if dry else 0]} {report.total(o):,}"
+        for o in (Outcome.INSERTED, Outcome.UPDATED, Outcome.DELETED)
+    )
+    rows = [
+        ("would apply" if dry else "applied", f"{result.applied:,}  ({applied})"),
+        (
+            "skipped as newer",
+            f"{report.total(Outcome.SKIPPED_NEWER):,}  (MongoDB holds that version or newer)",
+        ),
+        ("coalesced", f"{report.total(Outcome.COALESCED):,}  (covered by a newer record)"),
+        ("dead-lettered", f"{result.dead_lettered:,}"),
+        ("malformed", f"{result.malformed:,}"),
+    ]
+    lines += [f"  {name:<17} {value}" for name, value in rows]
+    for name, counts in sorted(report.counts.items()):
+        verb = 1 if dry else 0
+        parts = [f"{_VERBS[o][verb]} {counts[o.value]:,}" for o in _VERBS]
+        parts.append(f"coalesced {counts[Outcome.COALESCED.value]:,}")
+        if counts[Outcome.FAILED.value]:
+            parts.append(f"dead-lettered {counts[Outcome.FAILED.value]:,}")
+        lines.append(f"  {name}: " + ", ".join(parts))
+        examples = report.examples[name]
+        for o in _VERBS:
+            if examples.get(o.value):
+                lines.append(f"      {_VERBS[o][1]}, e.g.: {', '.join(examples[o.value])}")
+    if result.malformed:
+        lines.append(
+            f"Malformed entries (not writebehind records; skipped): "
+            f"{', '.join(result.malformed_examples)}"
+            + (" ..." if result.malformed > len(result.malformed_examples) else "")
+        )
+    if result.dead_lettered:
+        lines.append(
+            f"{result.dead_lettered:,} records were refused by MongoDB and dead-lettered: "
+            "see `writebehind dlq list`."
+        )
+    for gap in result.gaps:
+        lines.append(
+            f"Warning: partition {gap.partition} lost records after SINCE (trimmed); "
+            f"it was replayed from {iso(gap.resume_from.ms)} (--allow-gap)."
+        )
+    if result.missing_streams:
+        lines.append(
+            "Note: no stream in Redis for partition "
+            + ", ".join(map(str, result.missing_streams))
+            + " (nothing written there yet, or Redis lost it)."
+        )
+    return "\n".join(lines)

@@ -1,0 +1,382 @@
+"""The dead-letter streams: list, look up, re-drive and purge dead letters.
+
+Re-driving applies each letter's record at its *original* version through the
+same coalescing, version-guarded writes as the worker (``reapply.Reapplier``),
+so a dead letter older than what MongoDB now holds is skipped, never applied
+over it, and re-driving twice changes nothing.
+
+What happens to a letter:
+
+- applied, or skipped because MongoDB holds its version or newer, or covered
+  by a newer letter of the same document that landed: removed (``XDEL``);
+- refused again by MongoDB: kept, updated in place with the new error and one
+  more delivery. Stream entries cannot be edited, so it is re-added with the
+  new fields and the old entry deleted, in one script; it gets a new ID;
+- not decodable (a malformed record): kept as it is;
+- ``dry_run``: nothing is written or removed; outcomes are predictions.
+
+Cache entries are never touched: the worker dropped the entry at the dead
+version when it dead-lettered it, so a re-drive has nothing to clean.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+
+from .deadletter_view import DeadLetter, LetterId, decode_letter, refailed_fields, to_json_value
+from .keys import KeySpace, encode_id
+from .reapply import Outcome, Reapplier, Report, Result
+from .sink.bulk import MongoSink
+from .sink.classify import ErrorInfo, Failure
+from .sink.guards import Pending
+
+PAGE = 500
+INVALID = "invalid"
+"""Outcome of a letter that cannot be re-driven (its record is not decodable)."""
+
+# Replace a dead letter by a copy with updated fields, unless it is gone (purged
+# or re-driven by someone else meanwhile: then nothing is resurrected).
+#
+# KEYS: dead-letter stream; ARGV: old entry id, then field/value pairs
+REPLACE_LETTER = """
+if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return false end
+local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
+redis.call('XDEL', KEYS[1], ARGV[1])
+return id
+"""
+
+
+class UnknownLetters(LookupError):
+    """Some of the given dead-letter IDs are not in their dead-letter stream."""
+
+    def __init__(self, ids: Sequence[LetterId]) -> None:
+        super().__init__("no such dead letter: " + ", ".join(str(i) for i in ids))
+        self.ids = list(ids)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def iter_letters(
+    redis: Redis,
+    keys: KeySpace,
+    *,
+    collection: str | None = None,
+    upto: dict[int, str] | None = None,
+    page: int = PAGE,
+) -> AsyncIterator[DeadLetter]:
+    """Every dead letter, partition by partition, oldest first, read in pages.
+
+    ``upto`` stops each partition at an entry id (see ``dead_letter_ends``), so
+    letters added while iterating (by workers, or re-added by a re-drive) are
+    not visited.
+    """
+    for partition in range(keys.partitions):
+        stream = keys.dead_letters(partition)
+        end = "+"
+        if upto is not None:
+            if partition not in upto:
+                continue
+            end = upto[partition]
+        start = "-"
+        while True:
+            rows: Any = await redis.xrange(stream, start, end, count=page)
+            for entry_id, fields in rows:
+                letter = decode_letter(partition, entry_id, fields)
+                if collection is None or letter.collection == collection:
+                    yield letter
+            if len(rows) < page:
+                break
+            start = "(" + _text(rows[-1][0])
+
+
+async def list_letters(
+    redis: Redis, keys: KeySpace, *, collection: str | None = None
+) -> list[DeadLetter]:
+    """All dead letters (of one collection), oldest failure first across partitions."""
+    letters = [letter async for letter in iter_letters(redis, keys, collection=collection)]
+    return sorted(letters, key=lambda letter: letter.id.sort_key)
+
+
+async def dead_letter_ends(redis: Redis, keys: KeySpace) -> dict[int, str]:
+    """The newest entry id of each non-empty dead-letter stream."""
+    pipe = redis.pipeline(transaction=False)
+    for partition in range(keys.partitions):
+        pipe.xrevrange(keys.dead_letters(partition), "+", "-", count=1)
+    replies: list[Any] = await pipe.execute()
+    return {p: _text(rows[0][0]) for p, rows in enumerate(replies) if rows}
+
+
+async def get_letters(redis: Redis, keys: KeySpace, ids: Iterable[LetterId]) -> list[DeadLetter]:
+    """The letters with these IDs, in the order given (duplicates once); all must exist."""
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return []
+    pipe = redis.pipeline(transaction=False)
+    for letter_id in wanted:
+        pipe.xrange(keys.dead_letters(letter_id.partition), letter_id.entry_id, letter_id.entry_id)
+    replies: list[Any] = await pipe.execute()
+    missing = [i for i, rows in zip(wanted, replies, strict=True) if not rows]
+    if missing:
+        raise UnknownLetters(missing)
+    return [
+        decode_letter(i.partition, rows[0][0], rows[0][1])
+        for i, rows in zip(wanted, replies, strict=True)
+    ]
+
+
+async def _delete(redis: Redis, keys: KeySpace, ids: Iterable[LetterId]) -> int:
+    by_partition: dict[int, list[str]] = defaultdict(list)
+    for letter_id in ids:
+        by_partition[letter_id.partition].append(letter_id.entry_id)
+    if not by_partition:
+        return 0
+    pipe = redis.pipeline(transaction=False)
+    for partition, entry_ids in by_partition.items():
+        for start in range(0, len(entry_ids), 1000):
+            pipe.xdel(keys.dead_letters(partition), *entry_ids[start : start + 1000])
+    return sum(int(n) for n in await pipe.execute())
+
+
+async def purge(redis: Redis, keys: KeySpace, ids: Iterable[LetterId]) -> int:
+    """Delete these letters; if any does not exist, delete none and raise ``UnknownLetters``."""
+    letters = await get_letters(redis, keys, ids)
+    return await _delete(redis, keys, (letter.id for letter in letters))
+
+
+async def purge_all(redis: Redis, keys: KeySpace, *, collection: str | None = None) -> int:
+    """Delete every letter (of one collection) that exists now; later arrivals stay."""
+    ends = await dead_letter_ends(redis, keys)
+    removed = 0
+    batch: list[LetterId] = []
+    async for letter in iter_letters(redis, keys, collection=collection, upto=ends):
+        batch.append(letter.id)
+        if len(batch) >= PAGE:
+            removed += await _delete(redis, keys, batch)
+            batch = []
+    return removed + await _delete(redis, keys, batch)
+
+
+# -- re-driving -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LetterResult:
+    """What a re-drive did with one letter."""
+
+    letter: DeadLetter
+    outcome: str
+    """An ``Outcome`` value (``inserted``, ``skipped_newer``, ``failed``, ...) or ``invalid``."""
+    removed: bool
+    error: ErrorInfo | None = None
+    """Why it failed again, or (``invalid``) why it cannot be re-driven."""
+    new_id: LetterId | None = None
+    """Where a letter that failed again now lives."""
+
+    def as_dict(self) -> dict[str, Any]:
+        letter = self.letter
+        return {
+            "id": str(letter.id),
+            "collection": letter.collection,
+            "document_id": to_json_value(letter.doc_id),
+            "version": None if letter.version is None else str(letter.version),
+            "outcome": self.outcome,
+            "removed": self.removed,
+            "error_code": None if self.error is None else self.error.code,
+            "error": None if self.error is None else self.error.message,
+            "new_id": None if self.new_id is None else str(self.new_id),
+        }
+
+
+@dataclass(slots=True)
+class ReplayReport:
+    dry_run: bool
+    results: list[LetterResult] = field(default_factory=list)
+    counts: Report = field(default_factory=Report)
+    """Per collection and outcome, as replay reports them (invalid letters not included)."""
+
+    def outcome_count(self, outcome: str) -> int:
+        return sum(1 for r in self.results if r.outcome == outcome)
+
+    @property
+    def unresolved(self) -> list[LetterResult]:
+        """Letters still in the dead-letter stream because they failed or are invalid."""
+        return [r for r in self.results if r.outcome in (Outcome.FAILED.value, INVALID)]
+
+    def totals(self) -> dict[str, int]:
+        """Letters per outcome, and how many were removed, over every letter handled."""
+        totals = {o.value: self.outcome_count(o.value) for o in Outcome}
+        totals[INVALID] = self.outcome_count(INVALID)
+        totals["removed"] = sum(1 for r in self.results if r.removed)
+        totals["letters"] = len(self.results)
+        return totals
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "totals": self.totals(),
+            "collections": self.counts.as_dict()["collections"],
+            "letters": [r.as_dict() for r in self.results],
+        }
+
+
+def redrive_consumer_name() -> str:
+    """The ``consumer`` field of a letter that failed again on re-drive."""
+    return f"dlq-replay@{socket.gethostname()}-{os.getpid()}"
+
+
+def _doc_key(pending: Pending) -> tuple[str, str]:
+    return pending.record.collection, encode_id(pending.doc_id)
+
+
+class Redriver:
+    """Re-drives dead letters in batches; ``report`` accumulates over calls."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        database: Any,
+        keys: KeySpace,
+        *,
+        dry_run: bool = False,
+        retry_for: float = 300.0,
+        sink: MongoSink | None = None,
+        consumer: str | None = None,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.dry_run = dry_run
+        self.reapplier = Reapplier(
+            sink or MongoSink(database), dry_run=dry_run, retry_for=retry_for
+        )
+        self.consumer = consumer or redrive_consumer_name()
+        self.report = ReplayReport(dry_run)
+        self._replace = redis.register_script(REPLACE_LETTER)
+
+    async def redrive(self, letters: Sequence[DeadLetter]) -> list[LetterResult]:
+        """Apply ``letters`` and settle each one in its dead-letter stream.
+
+        Returns one result per letter, in the order given.
+        """
+        results: list[LetterResult] = []
+        owners: dict[int, DeadLetter] = {}
+        pendings: list[Pending] = []
+        for letter in letters:
+            if letter.problem is not None:
+                error = ErrorInfo(Failure.PERMANENT, None, letter.problem)
+                results.append(LetterResult(letter, INVALID, False, error))
+                continue
+            pending = letter.pending()
+            owners[id(pending)] = letter
+            pendings.append(pending)
+        settled = await self._apply(pendings)
+        self.report.counts.add(settled)
+        if self.dry_run:
+            results += [
+                LetterResult(owners[id(r.pending)], r.outcome.value, False) for r in settled
+            ]
+        else:
+            done = [r for r in settled if r.outcome is not Outcome.FAILED]
+            failed = [
+                (owners[id(r.pending)], r.error or ErrorInfo(Failure.PERMANENT, None, "refused"))
+                for r in settled
+                if r.outcome is Outcome.FAILED
+            ]
+            await _delete(self.redis, self.keys, (owners[id(r.pending)].id for r in done))
+            new_ids = await self._replace_failed(failed)
+            results += [LetterResult(owners[id(r.pending)], r.outcome.value, True) for r in done]
+            results += [
+                LetterResult(letter, Outcome.FAILED.value, False, error, new_id)
+                for (letter, error), new_id in zip(failed, new_ids, strict=True)
+            ]
+        order = {letter.id: i for i, letter in enumerate(letters)}
+        results.sort(key=lambda r: order[r.letter.id])
+        self.report.results.extend(results)
+        return results
+
+    async def _apply(self, pendings: list[Pending]) -> list[Result]:
+        """Reapply; where a document's newest letter fails again, try its next newest.
+
+        The reapplier coalesces each document's letters to the newest. If that
+        one is refused, the older ones were not covered by anything and get
+        their own turn, as in the worker, so the outcome does not depend on
+        which letters were re-driven together.
+        """
+        settled: list[Result] = []
+        remaining = pendings
+        while remaining:
+            results = await self.reapplier.apply(remaining)
+            failed_docs = {_doc_key(r.pending) for r in results if r.outcome is Outcome.FAILED}
+            remaining = []
+            for result in results:
+                if result.outcome is Outcome.COALESCED and _doc_key(result.pending) in failed_docs:
+                    remaining.append(result.pending)
+                else:
+                    settled.append(result)
+        return settled
+
+    async def _replace_failed(
+        self, failed: Sequence[tuple[DeadLetter, ErrorInfo]]
+    ) -> list[LetterId | None]:
+        if not failed:
+            return []
+        now_ms = int(time.time() * 1000)
+        pipe = self.redis.pipeline(transaction=False)
+        for letter, error in failed:
+            await self._replace(
+                keys=[self.keys.dead_letters(letter.id.partition)],
+                args=[
+                    letter.id.entry_id,
+                    *refailed_fields(letter, error, now_ms=now_ms, consumer=self.consumer),
+                ],
+                client=pipe,
+            )
+        replies: list[Any] = await pipe.execute()
+        return [
+            None if reply is None else LetterId(letter.id.partition, _text(reply))
+            for (letter, _), reply in zip(failed, replies, strict=True)
+        ]
+
+
+async def replay_ids(
+    redis: Redis, database: Any, keys: KeySpace, ids: Iterable[LetterId], **options: Any
+) -> ReplayReport:
+    """Re-drive these letters; if any does not exist, do nothing and raise ``UnknownLetters``.
+
+    ``options`` are ``Redriver``'s (``dry_run``, ``retry_for``, ``sink``, ``consumer``).
+    """
+    letters = await get_letters(redis, keys, ids)
+    redriver = Redriver(redis, database, keys, **options)
+    for start in range(0, len(letters), PAGE):
+        await redriver.redrive(letters[start : start + PAGE])
+    return redriver.report
+
+
+async def replay_all(
+    redis: Redis, database: Any, keys: KeySpace, *, collection: str | None = None, **options: Any
+) -> ReplayReport:
+    """Re-drive every letter (of one collection) there is now, a page at a time.
+
+    Letters that arrive meanwhile, and letters re-added because they failed
+    again, are not visited: each partition stops at its newest letter of the start.
+    """
+    redriver = Redriver(redis, database, keys, **options)
+    ends = await dead_letter_ends(redis, keys)
+    batch: list[DeadLetter] = []
+    async for letter in iter_letters(redis, keys, collection=collection, upto=ends):
+        batch.append(letter)
+        if len(batch) >= PAGE:
+            await redriver.redrive(batch)
+            batch = []
+    if batch:
+        await redriver.redrive(batch)
+    return redriver.report
