@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-faults lint bench clean
+.PHONY: install demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,13 +18,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/writebehind demo
 
-## The default suite: unit tests, integration tests on real servers, a slice of the fault tests.
+## The default suite: unit tests and integration tests on real servers.
+## Tests marked `slow` (longer fault and soak runs) stay out of it.
 test: $(STAMP)
 	$(BIN)/pytest -m "not slow" -q
-
-## Longer fault and soak runs.
-test-faults: $(STAMP)
-	$(BIN)/pytest -m slow -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check writebehind tests scripts
