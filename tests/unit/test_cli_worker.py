@@ -16,18 +16,28 @@ SECRET_ENV = {
 def test_options_come_from_environment_variables_and_are_validated() -> None:
     result = CliRunner().invoke(main, ["worker"], env={**SECRET_ENV, "WRITEBEHIND_BATCH_SIZE": "0"})
     assert result.exit_code == 2
-    assert "batch_size must be > 0" in result.output
+    assert "--batch-size (WRITEBEHIND_BATCH_SIZE): Input should be greater than 0" in result.output
     assert "hunter2" not in result.output
 
 
-def test_flags_win_over_environment_variables() -> None:
+def test_bad_flags_are_named_each() -> None:
     result = CliRunner().invoke(
         main,
         ["worker", "--batch-size", "0", "--linger-ms", "-1"],
         env={**SECRET_ENV, "WRITEBEHIND_BATCH_SIZE": "100"},
     )
     assert result.exit_code == 2
-    assert "batch_size" in result.output
+    assert "--batch-size (WRITEBEHIND_BATCH_SIZE)" in result.output  # the flag won over 100
+    assert "--linger-ms (WRITEBEHIND_LINGER_MS)" in result.output
+
+
+def test_settings_the_worker_alone_checks_are_named_too() -> None:
+    result = CliRunner().invoke(
+        main, ["worker", "--retention", "100", "--tombstone-grace", "10"], env=SECRET_ENV
+    )
+    assert result.exit_code == 2
+    assert "tombstone_grace" in result.output
+    assert "hunter2" not in result.output
 
 
 def test_help_never_shows_secrets_from_the_environment() -> None:

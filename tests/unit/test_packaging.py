@@ -95,12 +95,13 @@ def console_script() -> click.Group:
 
 
 def worker_default(name: str) -> Any:
-    """The default of a `writebehind worker` option, by its parameter name."""
+    """The default of a `writebehind worker` option (the flag must exist): the setting's."""
+    from writebehind.config import Settings
+
     worker = console_script().commands["worker"]
-    for param in worker.params:
-        if param.name == name:
-            return param.default
-    raise AssertionError(f"writebehind worker has no option {name!r}")
+    if not any(param.name == name for param in worker.params):
+        raise AssertionError(f"writebehind worker has no option {name!r}")
+    return Settings.model_fields[name].default
 
 
 def healthcheck_url() -> str:

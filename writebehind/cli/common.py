@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import click
@@ -15,6 +15,8 @@ from pymongo import AsyncMongoClient
 from pymongo.write_concern import WriteConcern
 from redis.asyncio import Redis
 
+from ..config import Settings, env_of, flag_of, load_settings
+from ..errors import ConfigurationError
 from ..keys import KeySpace
 from ..logs import configure_logging
 
@@ -25,57 +27,89 @@ def env(name: str) -> str:
     return f"WRITEBEHIND_{name}"
 
 
-def connection_options(func: F) -> F:
-    """``--redis-url --mongo-url --database --prefix --partitions --group`` and logging.
+def setting_option(field: str, *decls: str, **kwargs: Any) -> Callable[[F], F]:
+    """A flag for a ``Settings`` field: no default of its own (``None`` = not given),
+    so ``WRITEBEHIND_*`` and ``.env`` apply underneath it; help names both."""
+    info = Settings.model_fields[field]
+    default = info.default
+    shown = "" if default is None else f" [default: {default}]"
+    help_text = f"{info.description or ''}{shown} (env {env_of(field)})".strip()
+    param_decls = decls or (flag_of(field),)
+    return click.option(*param_decls, field, default=None, help=help_text, **kwargs)
 
-    Each option also reads ``WRITEBEHIND_<NAME>``.
-    """
-    options = [
-        click.option("--redis-url", envvar=env("REDIS_URL"), required=True, help="Redis URL."),
-        click.option("--mongo-url", envvar=env("MONGO_URL"), required=True, help="MongoDB URL."),
-        click.option("--database", envvar=env("DATABASE"), required=True, help="MongoDB database."),
-        click.option("--prefix", envvar=env("PREFIX"), default="wb", show_default=True),
-        click.option(
-            "--partitions", envvar=env("PARTITIONS"), default=16, show_default=True, type=int
-        ),
-        click.option("--group", envvar=env("GROUP"), default="writebehind", show_default=True),
-        click.option("--log-level", envvar=env("LOG_LEVEL"), default="info", show_default=True),
-        click.option(
-            "--log-format",
-            envvar=env("LOG_FORMAT"),
-            default="auto",
-            show_default=True,
-            type=click.Choice(["auto", "json", "console"]),
-        ),
-    ]
+
+_CONNECTION_FIELDS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("redis_url", {}),
+    ("mongo_url", {}),
+    ("database", {}),
+    ("prefix", {}),
+    ("partitions", {"type": int}),
+    ("group", {}),
+    ("log_level", {"type": click.Choice(["debug", "info", "warning", "error"])}),
+    ("log_format", {"type": click.Choice(["auto", "json", "console"])}),
+)
+_SINK_FIELDS = ("write_concern", "tombstone_grace", "hard_deletes")
+
+
+def _apply(func: F, options: list[Callable[[F], F]]) -> F:
     for option in reversed(options):
         func = option(func)
     return func
 
 
+def connection_options(func: F) -> F:
+    """``--redis-url --mongo-url --database --prefix --partitions --group`` and logging."""
+    return _apply(func, [setting_option(name, **kw) for name, kw in _CONNECTION_FIELDS])
+
+
+def pop_settings(options: dict[str, Any], *extra_fields: str) -> Settings:
+    """Settings from the connection flags (and ``extra_fields``) popped out of ``options``.
+
+    Flags win over ``WRITEBEHIND_*`` variables, which win over ``.env``. Bad
+    values are a usage error naming the option.
+    """
+    names = [name for name, _ in _CONNECTION_FIELDS] + list(extra_fields)
+    flags = {name: options.pop(name) for name in names if name in options}
+    try:
+        return load_settings(flags)
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
 @dataclass(frozen=True, slots=True)
 class Connection:
-    """What ``connection_options`` collected, minus the logging options."""
+    """Where a command connects: the URLs (secrets: never print them) and the key space."""
 
-    redis_url: str
-    mongo_url: str
+    redis_url: str = field(repr=False)
+    mongo_url: str = field(repr=False)
     database: str
     prefix: str
     partitions: int
     group: str
 
     @classmethod
-    def pop_from(cls, options: dict[str, Any]) -> Connection:
-        """Take the connection options out of a command's kwargs and configure logging."""
-        configure_logging(options.pop("log_level"), options.pop("log_format"))
+    def from_settings(cls, settings: Settings) -> Connection:
+        """Check the connection settings are complete and configure logging."""
+        try:
+            settings.require("redis_url", "mongo_url", "database")
+            KeySpace(settings.prefix, settings.partitions)
+        except ConfigurationError as exc:
+            raise click.UsageError(str(exc)) from None
+        configure_logging(settings.log_level, settings.log_format)
+        assert settings.database is not None
         return cls(
-            options.pop("redis_url"),
-            options.pop("mongo_url"),
-            options.pop("database"),
-            options.pop("prefix"),
-            options.pop("partitions"),
-            options.pop("group"),
+            settings.secret("redis_url"),
+            settings.secret("mongo_url"),
+            settings.database,
+            settings.prefix,
+            settings.partitions,
+            settings.group,
         )
+
+    @classmethod
+    def pop_from(cls, options: dict[str, Any]) -> Connection:
+        """Take the connection options out of a command's kwargs."""
+        return cls.from_settings(pop_settings(options))
 
     @property
     def keys(self) -> KeySpace:
@@ -104,31 +138,29 @@ async def open_clients(
 
 def sink_options(func: F) -> F:
     """The workers' MongoDB write settings, for tools that write as they do."""
-    options = [
-        click.option(
-            "--write-concern", envvar=env("WRITE_CONCERN"), default="1", show_default=True,
-            help="MongoDB w: a number or 'majority'. The journal is always waited for.",
-        ),
-        click.option(
-            "--tombstone-grace", envvar=env("TOMBSTONE_GRACE"), default=7 * 86400.0,
-            show_default=True, type=click.FloatRange(min=0),
-            help="Seconds a delete's tombstone stays (as the workers' setting).",
-        ),
-        click.option(
-            "--hard-deletes/--tombstones", envvar=env("HARD_DELETES"), default=False,
-            help="As the workers: delete documents outright instead of writing tombstones.",
-        ),
-    ]  # fmt: skip
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return _apply(
+        func,
+        [
+            setting_option("write_concern"),
+            setting_option("tombstone_grace", type=click.FloatRange(min=0)),
+            setting_option("hard_deletes", "--hard-deletes/--tombstones"),
+        ],
+    )
+
+
+def sink_kwargs(settings: Settings) -> dict[str, Any]:
+    """``MongoSink`` keyword arguments, as the workers configure theirs."""
+    return {
+        "write_concern": WriteConcern(w=settings.w, j=True),
+        "tombstone_grace": dt.timedelta(seconds=settings.tombstone_grace),
+        "hard_deletes": settings.hard_deletes,
+    }
 
 
 def pop_sink_options(options: dict[str, Any]) -> dict[str, Any]:
-    """``MongoSink`` keyword arguments from what ``sink_options`` collected."""
-    w: str = options.pop("write_concern")
-    return {
-        "write_concern": WriteConcern(w=int(w) if w.isdigit() else w, j=True),
-        "tombstone_grace": dt.timedelta(seconds=options.pop("tombstone_grace")),
-        "hard_deletes": options.pop("hard_deletes"),
-    }
+    """``MongoSink`` keyword arguments from the flags ``sink_options`` collected."""
+    flags = {name: options.pop(name) for name in _SINK_FIELDS}
+    try:
+        return sink_kwargs(load_settings(flags))
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from None

@@ -9,71 +9,76 @@ import anyio
 import click
 import structlog
 
+from ..config import Settings
 from ..errors import ConfigurationError
 from ..logs import redact_url
 from ..observability.http import parse_address
 from ..worker.runner import Worker
 from ..worker.settings import WorkerSettings
-from .common import Connection, connection_options, env, open_clients
+from .common import Connection, connection_options, env, open_clients, pop_settings, setting_option
+
+WORKER_FIELDS = (
+    "consumer", "concurrency", "batch_size", "linger_ms", "drain_timeout", "claim_idle_ms",
+    "max_deliveries", "retention", "clean_ttl", "tombstone_grace", "hard_deletes",
+    "write_concern", "metrics_address",
+)  # fmt: skip
+_TYPES: dict[str, Any] = {
+    "concurrency": int, "batch_size": int, "linger_ms": int, "drain_timeout": float,
+    "claim_idle_ms": int, "max_deliveries": int, "retention": float, "clean_ttl": int,
+    "tombstone_grace": float,
+}  # fmt: skip
+
+
+def _worker_options(func: Any) -> Any:
+    for name in reversed(WORKER_FIELDS):
+        if name == "hard_deletes":
+            func = setting_option(name, "--hard-deletes/--tombstones")(func)
+        else:
+            func = setting_option(name, type=_TYPES.get(name, str))(func)
+    return func
+
+
+def worker_settings(settings: Settings) -> WorkerSettings:
+    """The worker's settings from the command's; errors name the option."""
+    address = settings.metrics_address
+    metrics = None if not address or address.lower() == "off" else address
+    if metrics is not None:
+        try:
+            parse_address(metrics)
+        except ValueError as exc:
+            raise click.UsageError(f"--metrics-address ({env('METRICS_ADDRESS')}): {exc}") from None
+    values: dict[str, Any] = {
+        name: getattr(settings, name)
+        for name in WORKER_FIELDS
+        if name not in ("consumer", "write_concern", "metrics_address")
+    }
+    if settings.consumer:
+        values["consumer"] = settings.consumer
+    try:
+        return WorkerSettings(
+            prefix=settings.prefix,
+            partitions=settings.partitions,
+            group=settings.group,
+            write_concern_w=settings.w,
+            metrics_address=metrics,
+            **values,
+        )
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 @click.command()
 @connection_options
-@click.option("--consumer", envvar=env("CONSUMER"), default=None, help="Default: host-pid-random.")
-@click.option("--concurrency", envvar=env("CONCURRENCY"), default=4, show_default=True, type=int)
-@click.option("--batch-size", envvar=env("BATCH_SIZE"), default=500, show_default=True, type=int)
-@click.option("--linger-ms", envvar=env("LINGER_MS"), default=5, show_default=True, type=int)
-@click.option(
-    "--drain-timeout", envvar=env("DRAIN_TIMEOUT"), default=30.0, show_default=True, type=float
-)
-@click.option(
-    "--claim-idle-ms", envvar=env("CLAIM_IDLE_MS"), default=60_000, show_default=True, type=int
-)
-@click.option(
-    "--max-deliveries", envvar=env("MAX_DELIVERIES"), default=10, show_default=True, type=int
-)
-@click.option(
-    "--retention", envvar=env("RETENTION"), default=86400.0, show_default=True, type=float,
-    help="Seconds acknowledged records stay in the stream for replay.",
-)  # fmt: skip
-@click.option("--clean-ttl", envvar=env("CLEAN_TTL"), default=3600, show_default=True, type=int)
-@click.option(
-    "--tombstone-grace", envvar=env("TOMBSTONE_GRACE"), default=7 * 86400.0,
-    show_default=True, type=float,
-)  # fmt: skip
-@click.option("--hard-deletes/--tombstones", envvar=env("HARD_DELETES"), default=False)
-@click.option(
-    "--write-concern", envvar=env("WRITE_CONCERN"), default="1", show_default=True,
-    help="MongoDB w: a number or 'majority'. The journal is always waited for.",
-)  # fmt: skip
-@click.option(
-    "--metrics-address", envvar=env("METRICS_ADDRESS"), default="127.0.0.1:9108",
-    show_default=True, help="host:port for /metrics, /healthz, /readyz; 'off' to disable.",
-)  # fmt: skip
+@_worker_options
 def worker(**options: Any) -> None:
-    """Move change records from Redis into MongoDB until SIGTERM (then drain)."""
-    conn = Connection.pop_from(options)
-    w = options.pop("write_concern")
-    address = options.pop("metrics_address")
-    if address and address.lower() != "off":
-        try:
-            parse_address(address)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--metrics-address") from None
-        options["metrics_address"] = address
-    consumer = options.pop("consumer")
-    try:
-        settings = WorkerSettings(
-            prefix=conn.prefix,
-            partitions=conn.partitions,
-            group=conn.group,
-            write_concern_w=int(w) if w.isdigit() else w,
-            **options,
-            **({"consumer": consumer} if consumer else {}),
-        )
-    except ConfigurationError as exc:
-        raise click.UsageError(str(exc)) from None
-    forced = anyio.run(_run_worker, conn, settings)
+    """Move change records from Redis into MongoDB until SIGTERM (then drain).
+
+    Every option can also be set as a WRITEBEHIND_* environment variable or in
+    a .env file; flags win.
+    """
+    settings = pop_settings(options, *WORKER_FIELDS)
+    conn = Connection.from_settings(settings)
+    forced = anyio.run(_run_worker, conn, worker_settings(settings))
     sys.exit(1 if forced else 0)
 
 

@@ -1,0 +1,76 @@
+"""The settings object: precedence (flags, environment, .env), validation, secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from writebehind.config import Settings, load_settings
+from writebehind.errors import ConfigurationError
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    for name in [n for n in __import__("os").environ if n.startswith("WRITEBEHIND_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # .env is read from the working directory
+    return tmp_path
+
+
+def test_defaults() -> None:
+    settings = load_settings()
+    assert (settings.prefix, settings.partitions, settings.batch_size) == ("wb", 16, 500)
+    assert settings.redis_url is None
+
+
+def test_flags_beat_environment_beat_dotenv(
+    monkeypatch: pytest.MonkeyPatch, clean_environment: Path
+) -> None:
+    (clean_environment / ".env").write_text(
+        "WRITEBEHIND_BATCH_SIZE=7\nWRITEBEHIND_LINGER_MS=9\nWRITEBEHIND_PREFIX=fromfile\n"
+    )
+    monkeypatch.setenv("WRITEBEHIND_BATCH_SIZE", "8")
+    monkeypatch.setenv("WRITEBEHIND_LINGER_MS", "10")
+    settings = load_settings({"batch_size": 100, "linger_ms": None})
+    assert settings.batch_size == 100  # flag
+    assert settings.linger_ms == 10  # environment (the flag was not given)
+    assert settings.prefix == "fromfile"  # .env
+
+
+def test_errors_name_flag_and_variable_and_never_echo_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WRITEBEHIND_PARTITIONS", "not-a-number-secret")
+    with pytest.raises(ConfigurationError) as info:
+        load_settings({"batch_size": 0, "write_concern": "w=1;x"})
+    message = str(info.value)
+    assert "--partitions (WRITEBEHIND_PARTITIONS)" in message
+    assert "--batch-size (WRITEBEHIND_BATCH_SIZE)" in message
+    assert "--write-concern (WRITEBEHIND_WRITE_CONCERN)" in message
+    assert "secret" not in message
+
+
+def test_urls_are_secret_everywhere_but_the_driver() -> None:
+    url = "rediss://user:p4ssw0rd@cache.example:6380/0?ssl_cert_reqs=required"
+    mongo = "mongodb+srv://app:p4ssw0rd@cluster.example/db?tls=true"
+    settings = load_settings({"redis_url": url, "mongo_url": mongo, "database": "db"})
+    assert "p4ssw0rd" not in repr(settings)
+    assert "p4ssw0rd" not in str(settings.model_dump())
+    assert settings.secret("redis_url") == url
+    assert settings.redacted("redis_url") == (
+        "rediss://user:***@cache.example:6380/0?ssl_cert_reqs=required"
+    )
+    assert "p4ssw0rd" not in settings.redacted("mongo_url")
+    assert "tls=true" in settings.redacted("mongo_url")
+
+
+def test_missing_connection_settings_are_named() -> None:
+    with pytest.raises(ConfigurationError, match=r"--mongo-url \(WRITEBEHIND_MONGO_URL\)"):
+        load_settings({"redis_url": "redis://x"}).require("redis_url", "mongo_url", "database")
+
+
+@pytest.mark.parametrize("w", ["1", "majority", "0"])
+def test_write_concern_forms(w: str) -> None:
+    settings = Settings(write_concern=w)
+    assert settings.w == (int(w) if w.isdigit() else w)
