@@ -29,7 +29,7 @@ from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
 from .client import WriteBehind
-from .embedded import RedisServer, SecantusServer
+from .embedded import RedisServer, SecantusServer, free_port
 from .errors import BacklogFull
 from .logs import redact_url
 from .version import Version
@@ -101,9 +101,14 @@ class WorkerPool:
         self.database = database
         self.workdir = workdir
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.ports: list[int] = []
+        self.last_seen: dict[int, dict[str, float]] = {}
+        """Each worker's counters as last scraped (a killed worker keeps its last figures)."""
 
     def start(self) -> subprocess.Popen[bytes]:
         n = len(self.procs)
+        port = free_port()
+        self.ports.append(port)
         log = (self.workdir / f"worker-{n}.log").open("ab")
         proc = subprocess.Popen(
             [
@@ -114,7 +119,7 @@ class WorkerPool:
                 "--prefix", PREFIX, "--partitions", str(PARTITIONS),
                 "--consumer", f"demo-worker-{n}",
                 "--claim-idle-ms", "2000", "--drain-timeout", "10",
-                "--metrics-address", "127.0.0.1:0",
+                "--metrics-address", f"127.0.0.1:{port}",
                 "--log-format", "json",
             ],
             stdout=log, stderr=subprocess.STDOUT,
@@ -125,6 +130,16 @@ class WorkerPool:
 
     def alive(self) -> int:
         return sum(1 for p in self.procs if p.poll() is None)
+
+    async def counters(self) -> dict[str, float]:
+        """Persisted, coalesced and retried records, summed over the workers' /metrics."""
+        for n, (proc, port) in enumerate(zip(self.procs, self.ports, strict=True)):
+            if proc.poll() is None:
+                with contextlib.suppress(OSError, ValueError):
+                    self.last_seen[n] = await scrape(port, COUNTERS)
+        return {
+            name: sum(seen.get(name, 0.0) for seen in self.last_seen.values()) for name in COUNTERS
+        }
 
     def stop_all(self) -> list[int | None]:
         for proc in self.procs:
@@ -138,6 +153,30 @@ class WorkerPool:
                 proc.kill()
                 codes.append(proc.wait())
         return codes
+
+
+COUNTERS = (
+    "writebehind_records_persisted_total",
+    "writebehind_records_coalesced_total",
+    "writebehind_records_retried_total",
+)
+
+
+async def scrape(port: int, names: tuple[str, ...]) -> dict[str, float]:
+    """Read a few unlabelled samples from a worker's /metrics."""
+    with anyio.fail_after(1):
+        async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+            await stream.send(b"GET /metrics HTTP/1.1\r\nHost: demo\r\n\r\n")
+            data = b""
+            with contextlib.suppress(anyio.EndOfStream):
+                while True:
+                    data += await stream.receive()
+    values = {}
+    for line in data.decode().splitlines():
+        name, _, value = line.partition(" ")
+        if name in names:
+            values[name] = float(value)
+    return values
 
 
 async def backlog(redis: Redis) -> int:
@@ -235,13 +274,18 @@ async def run_demo(
                 started = anyio.current_time()
                 while True:
                     lag = await backlog(redis)
+                    c = await pool.counters()
                     line = (
                         f"t={anyio.current_time() - started:5.1f}s  "
-                        f"acknowledged={ledger.acknowledged:7d}  unpersisted={lag:6d}  "
+                        f"acked={ledger.acknowledged:6d}  "
+                        f"persisted={c['writebehind_records_persisted_total']:6.0f}  "
+                        f"lag={lag:5d}  "
+                        f"coalesced={c['writebehind_records_coalesced_total']:6.0f}  "
+                        f"retried={c['writebehind_records_retried_total']:5.0f}  "
                         f"workers={pool.alive()}  {events[-1] if events else ''}"
                     )
                     if live:
-                        click.echo("\r" + line.ljust(110), nl=False)
+                        click.echo("\r" + line.ljust(130), nl=False)
                     else:
                         click.echo(line)
                     await anyio.sleep(0.5 if live else 2.0)
