@@ -108,7 +108,11 @@ async def fail_point(mongo_client: Any, mode: Any, data: Mapping[str, Any]) -> A
 
 @asynccontextmanager
 async def running_worker(redis_url: str, database: Any, **overrides: Any) -> AsyncIterator[Worker]:
-    """A worker that stops (drained) when the block ends, for tests that stop and restart one."""
+    """An in-process worker on any database, drained when the block ends.
+
+    For tests that stop and restart workers, or use a private MongoDB
+    (``start_worker`` is tied to the shared one).
+    """
     client = Redis.from_url(redis_url)
     worker = Worker(client, database, fast_settings(**overrides))
     try:
@@ -116,7 +120,9 @@ async def running_worker(redis_url: str, database: Any, **overrides: Any) -> Asy
             tg.start_soon(worker.run)
             with anyio.fail_after(30):
                 await worker.started.wait()
-            yield worker
-            worker.request_stop()
+            try:
+                yield worker
+            finally:
+                worker.request_stop()
     finally:
         await client.aclose()

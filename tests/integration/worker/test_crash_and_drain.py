@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import signal
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import pytest
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
-from tests.conftest import TEST_PARTITIONS, TEST_PREFIX, fast_settings
+from tests.conftest import TEST_PARTITIONS, TEST_PREFIX
 from tests.support.ledger import (
     Ledger,
     acked_among,
@@ -37,10 +36,10 @@ from tests.support.ledger import (
 )
 from tests.support.processes import WorkerProcess
 from tests.support.servers import RedisServer, SecantusServer
+from tests.support.streams import running_worker
 from tests.support.waiting import wait_until
 from writebehind import WriteBehind
 from writebehind.keys import KeySpace
-from writebehind.worker.runner import Worker
 
 pytestmark = pytest.mark.anyio
 
@@ -89,24 +88,6 @@ async def private_mongo(
         yield server, client["wbcrash"]
     finally:
         await client.close()
-
-
-@asynccontextmanager
-async def running_worker(redis_url: str, database: Any, **overrides: Any) -> AsyncIterator[Worker]:
-    """An in-process worker on ``database`` (``start_worker`` is tied to the shared one)."""
-    client = Redis.from_url(redis_url)
-    worker = Worker(client, database, fast_settings(**overrides))
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(worker.run)
-            with anyio.fail_after(30):
-                await worker.started.wait()
-            try:
-                yield worker
-            finally:
-                worker.request_stop()
-    finally:
-        await client.aclose()
 
 
 async def assert_clean_finish(redis: Redis, db: Any, ledger: Ledger) -> None:
