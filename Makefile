@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test test-faults lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ demo: $(STAMP)
 ## Tests marked `slow` (longer fault and soak runs) stay out of it.
 test: $(STAMP)
 	$(BIN)/pytest -m "not slow" -q
+
+## The full randomized fault suite (docs/reliability.md): WRITEBEHIND_FAULT_TRIALS per
+## type (default 40), WRITEBEHIND_FAULT_SEED to reproduce, WRITEBEHIND_FAULT_REPORT=FILE for figures.
+test-faults: $(STAMP)
+	$(BIN)/pytest -m slow -q tests/faults
 
 lint: $(STAMP)
 	$(BIN)/ruff check writebehind tests scripts

@@ -10,7 +10,10 @@ from .keys import KeySpace
 
 async def check_partitions(redis: Redis, keys: KeySpace) -> None:
     """Record the partition count on first use; refuse a count that differs from it."""
-    await redis.hsetnx(keys.meta, "partitions", keys.partitions)
     stored = int(await redis.hget(keys.meta, "partitions") or 0)
+    if not stored:
+        # Written only when missing: a worker must start on a Redis at maxmemory.
+        await redis.hsetnx(keys.meta, "partitions", keys.partitions)
+        stored = int(await redis.hget(keys.meta, "partitions") or 0)
     if stored != keys.partitions:
         raise PartitionCountMismatch(keys.partitions, stored)

@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import OutOfMemoryError, ResponseError
 
 from ..keys import KeySpace
 from ..redis_scripts import Scripts
@@ -24,6 +24,10 @@ from .stats import WorkerStats
 log = structlog.get_logger("writebehind.worker")
 
 Entry = tuple[bytes, dict[bytes, bytes]]
+
+
+def _name(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +75,16 @@ class PartitionStreams:
 
     async def ensure_group(self, partition: int) -> bool:
         """Create the consumer group from the start of the stream; True if it was missing."""
+        stream = self.keys.stream(partition)
         try:
-            await self.redis.xgroup_create(
-                self.keys.stream(partition), self.group, id="0", mkstream=True
-            )
+            await self.redis.xgroup_create(stream, self.group, id="0", mkstream=True)
+        except OutOfMemoryError:
+            # Redis at maxmemory refuses XGROUP CREATE even when the group exists.
+            if await self.redis.exists(stream):
+                groups: Any = await self.redis.xinfo_groups(stream)
+                if any(_name(g["name"]) == self.group for g in groups):
+                    return False
+            raise
         except ResponseError as exc:
             if "BUSYGROUP" in str(exc):
                 return False

@@ -1,0 +1,528 @@
+"""Randomized fault trials: servers, producers, workers, one fault type each, then the oracle.
+
+``run_trial(kind, seed, workdir)`` runs one trial and returns its figures (and
+appends them to ``$WRITEBEHIND_FAULT_REPORT`` when set); an invariant broken
+raises an ``AssertionError`` that names the seed, the trial type and the
+invariant. Everything started here is stopped here, whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+from pymongo import AsyncMongoClient
+from pymongo.errors import AutoReconnect, OperationFailure
+from redis.asyncio import Redis
+
+from tests.conftest import fast_settings
+from tests.faults.oracle import COLLECTION, LOST, PENDING, STALE, UNREPORTED, Call, Oracle
+from tests.support.processes import WorkerProcess
+from tests.support.servers import RedisServer, SecantusServer
+from writebehind import WriteBehind
+from writebehind.keys import KeySpace
+from writebehind.worker.runner import Worker
+
+PREFIX = "f"
+PARTITIONS = 4
+DOCS = 10
+# Values that look like operators or field paths: they must round-trip exactly.
+TRICKY = ["$set", "$$ROOT.a", "$x", "$$REMOVE", "a.b", "{$literal: 1}", ""]
+QUIET_WITHIN = 60.0
+
+
+@dataclass
+class Env:
+    kind: str
+    seed: int
+    workdir: Path
+    rng: random.Random
+    redis_server: RedisServer
+    mongo_server: SecantusServer
+    redis: Redis
+    mongo: AsyncMongoClient[Any]
+    oracle: Oracle
+    stack: AsyncExitStack
+    tg: Any
+    procs: list[WorkerProcess] = field(default_factory=list)
+    workers: list[Worker] = field(default_factory=list)
+    serial: int = 0
+    poison_rate: float = 0.0
+    deadline_range: tuple[float, float] | None = None
+    doc_pad: int = 20
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def db(self) -> Any:
+        return self.mongo["faults"]
+
+    @property
+    def keys(self) -> KeySpace:
+        return KeySpace(PREFIX, PARTITIONS)
+
+    # -- workers -----------------------------------------------------------------
+
+    def spawn(self, **flags: Any) -> WorkerProcess:
+        """A subprocess worker (for kill -9 and SIGSTOP)."""
+        n = len(self.procs)
+        flags.setdefault("batch_size", 50)
+        flags.setdefault("linger_ms", 2)
+        flags.setdefault("claim_idle_ms", 1000)
+        proc = WorkerProcess(
+            redis_url=self.redis_server.url,
+            mongo_url=self.mongo_server.url,
+            database="faults",
+            log_path=self.workdir / f"worker-{n}.log",
+            prefix=PREFIX,
+            partitions=PARTITIONS,
+            consumer=f"proc-{n}",
+            **flags,
+        )
+        self.procs.append(proc)
+        return proc.start()
+
+    async def start_worker(self, **overrides: Any) -> Worker:
+        """An in-process worker with fast claiming, its own Redis pool."""
+        client = Redis.from_url(self.redis_server.url)
+        self.stack.push_async_callback(client.aclose)
+        overrides.setdefault("batch_size", 50)
+        settings = fast_settings(
+            prefix=PREFIX,
+            partitions=PARTITIONS,
+            consumer=f"inproc-{len(self.workers)}",
+            drain_timeout=5.0,
+            **overrides,
+        )
+        worker = Worker(client, self.db, settings)
+        self.tg.start_soon(worker.run)
+        with anyio.fail_after(30):
+            await worker.started.wait()
+        self.workers.append(worker)
+        return worker
+
+    # -- producers -----------------------------------------------------------------
+
+    def _content(self, producer: int) -> dict[str, Any]:
+        self.serial += 1
+        return {
+            "w": f"p{producer}-{self.serial}",
+            "n": self.serial,
+            "s": self.rng.choice(TRICKY),
+            "pad": "x" * self.doc_pad,
+        }
+
+    async def one_call(self, wb: WriteBehind, producer: int) -> None:
+        coll = wb.collection(COLLECTION)
+        rng = self.rng
+        deadline = rng.uniform(*self.deadline_range) if self.deadline_range else None
+        if self.poison_rate and rng.random() < self.poison_rate:
+            await self._poison(wb, producer, deadline)
+            return
+        doc_id = f"d{rng.randrange(DOCS)}"
+        op = rng.choices(["set", "patch", "modify", "delete"], [5, 2, 2, 1])[0]
+        if op == "set":
+            content = self._content(producer)
+            call = Call("set", doc_id, content)
+            await self.oracle.run(call, lambda: coll.set(doc_id, content), deadline=deadline)
+        elif op == "patch":
+            fields = {"patched": f"p{producer}-{self.serial}", "s": rng.choice(TRICKY)}
+            self.serial += 1
+            call = Call("patch", doc_id, fields)
+            await self.oracle.run(call, lambda: coll.patch(doc_id, fields), deadline=deadline)
+        elif op == "modify":
+            call = Call("modify", doc_id, None)
+            tag = self._content(producer)
+
+            def bump(doc: dict[str, Any] | None) -> dict[str, Any]:
+                new = {**tag, "count": int((doc or {}).get("count", 0)) + 1}
+                call.content = new  # the last computation is the one written
+                return new
+
+            await self.oracle.run(call, lambda: coll.modify(doc_id, bump), deadline=deadline)
+        else:
+            call = Call("delete", doc_id, None)
+            await self.oracle.run(call, lambda: coll.delete(doc_id), deadline=deadline)
+
+    async def _poison(self, wb: WriteBehind, producer: int, deadline: float | None) -> None:
+        coll = wb.collection(COLLECTION)
+        self.serial += 1
+        doc_id = f"poison-{self.serial}"
+        kind = self.rng.choice(["validator", "unique", "refused"])
+        if kind == "validator":
+            content: dict[str, Any] = {"age": "not an int", "s": "$set"}
+        elif kind == "unique":
+            content = {"email": "taken", "s": "$$ROOT.a"}
+        else:
+            # The SDK refuses this before writing anything: failed, never dead-lettered.
+            content = {"$set": {"a": 1}}
+        call = Call("set", doc_id, content, poison=True)
+        await self.oracle.run(call, lambda: coll.set(doc_id, content), deadline=deadline)
+        if kind == "refused" and call.outcome != "failed":
+            self.oracle.fail("refusal", f"{doc_id!r} with a $-field was {call.outcome}")
+
+    async def producer(self, n: int, stop: anyio.Event) -> None:
+        client = Redis.from_url(self.redis_server.url)
+        try:
+            async with WriteBehind(
+                redis=client, mongo=self.db, prefix=PREFIX, partitions=PARTITIONS
+            ) as wb:
+                while not stop.is_set():
+                    try:
+                        await self.one_call(wb, n)
+                    except Exception as exc:  # recorded on the call already
+                        if not self.oracle.calls or self.oracle.calls[-1].outcome == "pending":
+                            raise AssertionError(
+                                f"{self.oracle.prefix()}: producer error {exc!r}"
+                            ) from exc
+                    await anyio.sleep(self.rng.uniform(0, 0.01))
+        finally:
+            await client.aclose()
+
+    @asynccontextmanager
+    async def load(self, producers: int = 3) -> AsyncIterator[None]:
+        """Producers (and the MongoDB monitor) run for the block."""
+        stop = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            for n in range(producers):
+                tg.start_soon(self.producer, n, stop)
+            yield
+            stop.set()
+
+    # -- settling ------------------------------------------------------------------
+
+    async def settle(self, *, within: float = QUIET_WITHIN, dead_letters: bool = True) -> float:
+        """Wait until quiet and the oracle holds; return the time it took (the recovery time)."""
+        start = anyio.current_time()
+        deadline = start + within
+        while True:
+            self.oracle.violations.clear()
+            await self.oracle.verify(self.redis, self.db, check_dead_letters=dead_letters)
+            if not self.oracle.violations:
+                return anyio.current_time() - start
+            if anyio.current_time() > deadline:
+                self.oracle.raise_if_failed()
+            await anyio.sleep(0.1)
+
+
+async def _setup_collection(db: Any) -> None:
+    """Poison sources: a validator and a secondary unique index with a taken value."""
+    await db.create_collection(
+        COLLECTION,
+        validator={"$jsonSchema": {"properties": {"age": {"bsonType": "int"}}}},
+    )
+    await db[COLLECTION].create_index("email", unique=True, sparse=True)
+    await db[COLLECTION].insert_one({"_id": "anchor", "email": "taken", "_wb": {"v": [0, 0]}})
+
+
+# -- trial types ------------------------------------------------------------------
+
+
+async def kill9(env: Env) -> float:
+    rng = env.rng
+    env.spawn()
+    env.spawn()
+    await env.start_worker(claim_idle_ms=1000)
+    async with env.load():
+        for _ in range(rng.randint(2, 4)):
+            await anyio.sleep(rng.uniform(0.1, 0.8))
+            alive = [p for p in env.procs if p.poll() is None]
+            victim = rng.choice(alive)
+            victim.kill()
+            env.spawn()
+        await anyio.sleep(rng.uniform(0.1, 0.5))
+    return await env.settle()
+
+
+async def zombie(env: Env) -> float:
+    rng = env.rng
+    frozen = env.spawn()
+    await env.start_worker(claim_idle_ms=1000)
+    async with env.load():
+        await anyio.sleep(rng.uniform(0.2, 0.8))
+        frozen.send(signal.SIGSTOP)
+        try:
+            await anyio.sleep(rng.uniform(1.5, 2.5))  # past claim_idle_ms: its entries are taken
+        finally:
+            frozen.send(signal.SIGCONT)
+        await anyio.sleep(rng.uniform(0.2, 0.8))
+    return await env.settle()
+
+
+async def mongo_restart(env: Env) -> float:
+    rng = env.rng
+    await env.start_worker()
+    await env.start_worker()
+    async with env.load():
+        for _ in range(rng.randint(1, 2)):
+            await anyio.sleep(rng.uniform(0.2, 0.8))
+            if rng.random() < 0.5:
+                env.mongo_server.kill()
+            else:
+                env.mongo_server.stop()
+            await anyio.sleep(rng.uniform(0.2, 1.0))
+            env.mongo_server.start()
+        await anyio.sleep(rng.uniform(0.2, 0.5))
+    return await env.settle()
+
+
+FAILURES: list[dict[str, Any]] = [
+    {"errorCode": 91, "errorLabels": ["RetryableWriteError"]},
+    {"errorCode": 11602},
+    {"errorCode": 189},
+    {"closeConnection": True},
+    {"writeConcernError": {"code": 64, "errmsg": "waiting for replication timed out"}},
+    {
+        "writeConcernError": {
+            "code": 91,
+            "errmsg": "shutdown",
+            "errorLabels": ["RetryableWriteError"],
+        }
+    },
+]
+
+
+async def mongo_failcommand(env: Env) -> float:
+    rng = env.rng
+    await env.start_worker()
+    admin = env.mongo.admin
+    async with env.load():
+        for _ in range(rng.randint(2, 4)):
+            await anyio.sleep(rng.uniform(0.1, 0.5))
+            data = {"failCommands": ["update"], **rng.choice(FAILURES)}
+            mode = {"times": rng.randint(1, 8)}
+            await _fail_point(admin, mode, data)
+        await anyio.sleep(rng.uniform(0.2, 0.5))
+    await _fail_point(admin, "off", None)
+    return await env.settle()
+
+
+async def _fail_point(admin: Any, mode: Any, data: dict[str, Any] | None) -> None:
+    """Set the fail point, retrying (poll with a deadline) while the pool is reset by one."""
+    deadline = anyio.current_time() + 30
+    extra = {} if data is None else {"data": data}
+    while True:
+        try:
+            await admin.command("configureFailPoint", "failCommand", mode=mode, **extra)
+            return
+        except (AutoReconnect, OperationFailure):
+            if anyio.current_time() > deadline:
+                raise
+            await anyio.sleep(0.05)
+
+
+async def poison(env: Env) -> float:
+    env.poison_rate = 0.15
+    await env.start_worker()
+    async with env.load():
+        await anyio.sleep(env.rng.uniform(1.0, 2.0))
+    return await env.settle()
+
+
+async def cancellation(env: Env) -> float:
+    env.deadline_range = (0.0, 0.004)
+    await env.start_worker()
+    async with env.load(producers=4):
+        await anyio.sleep(env.rng.uniform(1.0, 2.0))
+    return await env.settle()
+
+
+async def redis_restart_aof(env: Env) -> float:
+    rng = env.rng
+    await env.start_worker()
+    async with env.load():
+        for _ in range(rng.randint(1, 2)):
+            await anyio.sleep(rng.uniform(0.2, 0.8))
+            if rng.random() < 0.5:
+                env.redis_server.kill()
+            else:
+                env.redis_server.stop()
+            await anyio.sleep(rng.uniform(0.0, 0.5))
+            env.redis_server.start()
+        await anyio.sleep(rng.uniform(0.2, 0.5))
+    return await env.settle()
+
+
+async def redis_restart_no_persistence(env: Env) -> float:
+    rng = env.rng
+    worker = await env.start_worker()
+    async with env.load():
+        await anyio.sleep(rng.uniform(0.3, 1.0))
+        before = dict(env.oracle.history)
+        env.redis_server.kill()
+        await anyio.sleep(rng.uniform(0.0, 0.3))
+        env.redis_server.start()
+        await anyio.sleep(rng.uniform(0.5, 1.0))
+    # Only: nothing hangs, the loss is reported, MongoDB never goes back.
+    start = anyio.current_time()
+    deadline = start + QUIET_WITHIN
+    while busy := await env.oracle.group_quiet(env.redis):
+        if anyio.current_time() > deadline:
+            env.oracle.fail(PENDING, "; ".join(busy))
+            env.oracle.raise_if_failed()
+        await anyio.sleep(0.1)
+    recovery = anyio.current_time() - start
+
+    async def reported() -> bool:
+        return worker.stats.group_recreated > 0
+
+    while not await reported():
+        if anyio.current_time() > deadline:
+            env.oracle.fail(UNREPORTED, "the worker never counted a recreated group")
+            break
+        await anyio.sleep(0.1)
+    await env.oracle.observe(env.db)
+    for doc_id, (version, _) in before.items():
+        now = env.oracle.history.get(doc_id)
+        if now is None or now[0] < version:
+            env.oracle.fail(STALE, f"{doc_id!r} was at {version}, now {now}")
+    env.oracle.raise_if_failed()
+    return recovery
+
+
+async def memory_pressure(env: Env) -> float:
+    """MongoDB down while Redis fills to maxmemory: dirty entries all stay, TTL-free; drain."""
+    env.doc_pad = 2000
+    await env.start_worker()
+    await env.start_worker()
+    async with env.load():
+        await anyio.sleep(env.rng.uniform(0.1, 0.5))
+        env.mongo_server.stop()
+        deadline = anyio.current_time() + 30
+        while not any(c.outcome == "failed" for c in env.oracle.calls):
+            if anyio.current_time() > deadline:
+                raise AssertionError(f"{env.oracle.prefix()}: Redis never refused a write")
+            await anyio.sleep(0.05)
+        await anyio.sleep(env.rng.uniform(0.1, 0.5))
+    for c in env.oracle.calls:
+        if c.outcome == "failed" and not (c.error or "").startswith("RedisOutOfMemory"):
+            env.oracle.fail("unclear refusal", f"{c.doc_id!r}: {c.error}")
+    # Every acknowledged write not yet in MongoDB is still there: the newest one
+    # per document is its cache entry, with no TTL, and each record is in its stream.
+    stored = dict(env.oracle.history)
+    newest: dict[str, Call] = {}
+    for c in env.oracle.calls:
+        if c.outcome != "ack" or c.version is None:
+            continue
+        if c.doc_id not in newest or c.version > (newest[c.doc_id].version or c.version):
+            newest[c.doc_id] = c
+    keys = env.keys
+    for doc_id, c in newest.items():
+        assert c.version is not None
+        if doc_id in stored and stored[doc_id][0] >= c.version:
+            continue  # persisted before MongoDB stopped
+        entry = keys.cache(keys.partition_of(COLLECTION, doc_id), COLLECTION, doc_id)
+        v = await env.redis.hget(entry, "v")
+        ttl = await env.redis.ttl(entry)
+        if v is None or v.decode() != str(c.version) or ttl != -1:
+            env.oracle.fail(LOST, f"dirty entry {doc_id!r}: v={v!r} ttl={ttl}, wrote {c.version}")
+    for p in range(PARTITIONS):
+        ids = {eid.decode() for eid, _ in await env.redis.xrange(keys.stream(p))}
+        for c in env.oracle.calls:
+            mine = c.outcome == "ack" and keys.partition_of(COLLECTION, c.doc_id) == p
+            if mine and str(c.version) not in ids:
+                env.oracle.fail(LOST, f"record {c.version} of {c.doc_id!r} left the stream")
+    env.oracle.raise_if_failed()
+    env.mongo_server.start()
+    return await env.settle()
+
+
+TRIALS: dict[str, Callable[[Env], Awaitable[float]]] = {
+    "kill9": kill9,
+    "zombie": zombie,
+    "mongo_restart": mongo_restart,
+    "mongo_failcommand": mongo_failcommand,
+    "poison": poison,
+    "cancellation": cancellation,
+    "redis_restart_aof": redis_restart_aof,
+    "redis_restart_no_persistence": redis_restart_no_persistence,
+    "memory_pressure": memory_pressure,
+}
+
+
+def redis_options(kind: str) -> tuple[list[str], bool]:
+    if kind == "redis_restart_no_persistence":
+        return [], False
+    if kind == "memory_pressure":
+        return ["--maxmemory", "4mb", "--maxmemory-policy", "volatile-lru"], True
+    return [], True
+
+
+async def run_trial(kind: str, seed: int, workdir: Path) -> dict[str, Any]:
+    """One trial of ``kind``; its figures, also appended to ``$WRITEBEHIND_FAULT_REPORT``."""
+    rng = random.Random(seed)
+    extra, appendonly = redis_options(kind)
+    figures: dict[str, Any] = {"type": kind, "seed": seed}
+    oracle = Oracle(seed, kind, KeySpace(PREFIX, PARTITIONS))
+    outcome: Exception | None = None
+    try:
+        async with AsyncExitStack() as stack:
+            redis_server = RedisServer(*extra, appendonly=appendonly)
+            stack.callback(redis_server.close)
+            redis_server.start()
+            mongo_server = SecantusServer()
+            stack.callback(mongo_server.close)
+            mongo_server.start()
+            redis = Redis.from_url(redis_server.url)
+            stack.push_async_callback(redis.aclose)
+            mongo: AsyncMongoClient[Any] = AsyncMongoClient(
+                mongo_server.url,
+                uuidRepresentation="standard",
+                serverMonitoringMode="poll",
+                serverSelectionTimeoutMS=5000,
+            )
+            stack.push_async_callback(mongo.close)
+            await _setup_collection(mongo["faults"])
+            tg = await stack.enter_async_context(anyio.create_task_group())
+            env = Env(kind, seed, workdir, rng, redis_server, mongo_server, redis, mongo, oracle,
+                      stack, tg)  # fmt: skip
+
+            def stop_workers() -> None:
+                for worker in env.workers:
+                    worker.request_stop()
+                for proc in env.procs:
+                    proc.send(signal.SIGCONT)
+                    proc.close()
+
+            stack.callback(stop_workers)
+            tg.start_soon(oracle.monitor, env.db)
+            try:
+                with anyio.fail_after(180):
+                    recovery = await TRIALS[kind](env)
+                figures["recovery_s"] = round(recovery, 3)
+                figures["dead_letters_expected"] = oracle.dead_letters_expected
+                figures["dead_letters_found"] = oracle.dead_letters_found
+                if env.workers:
+                    figures["group_recreated"] = sum(w.stats.group_recreated for w in env.workers)
+                oracle.raise_if_failed()
+            except Exception as exc:
+                # Kept here and raised after clean-up: cancelling the task group
+                # with an exception in flight can swallow it.
+                outcome = exc
+            finally:
+                tg.cancel_scope.cancel()
+        if outcome is not None:
+            raise outcome
+        if "recovery_s" not in figures:
+            raise AssertionError(f"{oracle.prefix()}: the trial ended without running the oracle")
+    except AssertionError as exc:
+        figures["error"] = str(exc)[:2000]
+        raise
+    except Exception as exc:
+        figures["error"] = f"{type(exc).__name__}: {exc}"[:2000]
+        raise AssertionError(f"{oracle.prefix()}: the trial crashed: {exc!r}") from exc
+    finally:
+        figures.update({k: v for k, v in oracle.figures().items() if k not in figures})
+        figures["ok"] = "error" not in figures
+        report = os.environ.get("WRITEBEHIND_FAULT_REPORT")
+        if report:
+            with open(report, "a", encoding="utf-8") as out:  # noqa: ASYNC230 - one short line
+                out.write(json.dumps(figures) + "\n")
+    return figures
