@@ -39,6 +39,11 @@ TRICKY = ["$set", "$$ROOT.a", "$x", "$$REMOVE", "a.b", "{$literal: 1}", ""]
 QUIET_WITHIN = 60.0
 
 
+async def fault_delay(rng: random.Random, low: float, high: float) -> None:
+    """Wait a random time: the fault schedule itself, never a stand-in for synchronisation."""
+    await anyio.sleep(rng.uniform(low, high))
+
+
 @dataclass
 class Env:
     kind: str
@@ -182,7 +187,7 @@ class Env:
                             raise AssertionError(
                                 f"{self.oracle.prefix()}: producer error {exc!r}"
                             ) from exc
-                    await anyio.sleep(self.rng.uniform(0, 0.01))
+                    await fault_delay(self.rng, 0, 0.01)
         finally:
             await client.aclose()
 
@@ -232,12 +237,12 @@ async def kill9(env: Env) -> float:
     await env.start_worker(claim_idle_ms=1000)
     async with env.load():
         for _ in range(rng.randint(2, 4)):
-            await anyio.sleep(rng.uniform(0.1, 0.8))
+            await fault_delay(rng, 0.1, 0.8)
             alive = [p for p in env.procs if p.poll() is None]
             victim = rng.choice(alive)
             victim.kill()
             env.spawn()
-        await anyio.sleep(rng.uniform(0.1, 0.5))
+        await fault_delay(rng, 0.1, 0.5)
     return await env.settle()
 
 
@@ -246,13 +251,13 @@ async def zombie(env: Env) -> float:
     frozen = env.spawn()
     await env.start_worker(claim_idle_ms=1000)
     async with env.load():
-        await anyio.sleep(rng.uniform(0.2, 0.8))
+        await fault_delay(rng, 0.2, 0.8)
         frozen.send(signal.SIGSTOP)
         try:
-            await anyio.sleep(rng.uniform(1.5, 2.5))  # past claim_idle_ms: its entries are taken
+            await fault_delay(rng, 1.5, 2.5)  # past claim_idle_ms: its entries are taken
         finally:
             frozen.send(signal.SIGCONT)
-        await anyio.sleep(rng.uniform(0.2, 0.8))
+        await fault_delay(rng, 0.2, 0.8)
     return await env.settle()
 
 
@@ -262,14 +267,14 @@ async def mongo_restart(env: Env) -> float:
     await env.start_worker()
     async with env.load():
         for _ in range(rng.randint(1, 2)):
-            await anyio.sleep(rng.uniform(0.2, 0.8))
+            await fault_delay(rng, 0.2, 0.8)
             if rng.random() < 0.5:
                 env.mongo_server.kill()
             else:
                 env.mongo_server.stop()
-            await anyio.sleep(rng.uniform(0.2, 1.0))
+            await fault_delay(rng, 0.2, 1.0)
             env.mongo_server.start()
-        await anyio.sleep(rng.uniform(0.2, 0.5))
+        await fault_delay(rng, 0.2, 0.5)
     return await env.settle()
 
 
@@ -295,11 +300,11 @@ async def mongo_failcommand(env: Env) -> float:
     admin = env.mongo.admin
     async with env.load():
         for _ in range(rng.randint(2, 4)):
-            await anyio.sleep(rng.uniform(0.1, 0.5))
+            await fault_delay(rng, 0.1, 0.5)
             data = {"failCommands": ["update"], **rng.choice(FAILURES)}
             mode = {"times": rng.randint(1, 8)}
             await _fail_point(admin, mode, data)
-        await anyio.sleep(rng.uniform(0.2, 0.5))
+        await fault_delay(rng, 0.2, 0.5)
     await _fail_point(admin, "off", None)
     return await env.settle()
 
@@ -322,7 +327,7 @@ async def poison(env: Env) -> float:
     env.poison_rate = 0.15
     await env.start_worker()
     async with env.load():
-        await anyio.sleep(env.rng.uniform(1.0, 2.0))
+        await fault_delay(env.rng, 1.0, 2.0)
     return await env.settle()
 
 
@@ -330,7 +335,7 @@ async def cancellation(env: Env) -> float:
     env.deadline_range = (0.0, 0.004)
     await env.start_worker()
     async with env.load(producers=4):
-        await anyio.sleep(env.rng.uniform(1.0, 2.0))
+        await fault_delay(env.rng, 1.0, 2.0)
     return await env.settle()
 
 
@@ -339,14 +344,14 @@ async def redis_restart_aof(env: Env) -> float:
     await env.start_worker()
     async with env.load():
         for _ in range(rng.randint(1, 2)):
-            await anyio.sleep(rng.uniform(0.2, 0.8))
+            await fault_delay(rng, 0.2, 0.8)
             if rng.random() < 0.5:
                 env.redis_server.kill()
             else:
                 env.redis_server.stop()
-            await anyio.sleep(rng.uniform(0.0, 0.5))
+            await fault_delay(rng, 0.0, 0.5)
             env.redis_server.start()
-        await anyio.sleep(rng.uniform(0.2, 0.5))
+        await fault_delay(rng, 0.2, 0.5)
     return await env.settle()
 
 
@@ -354,12 +359,12 @@ async def redis_restart_no_persistence(env: Env) -> float:
     rng = env.rng
     worker = await env.start_worker()
     async with env.load():
-        await anyio.sleep(rng.uniform(0.3, 1.0))
+        await fault_delay(rng, 0.3, 1.0)
         before = dict(env.oracle.history)
         env.redis_server.kill()
-        await anyio.sleep(rng.uniform(0.0, 0.3))
+        await fault_delay(rng, 0.0, 0.3)
         env.redis_server.start()
-        await anyio.sleep(rng.uniform(0.5, 1.0))
+        await fault_delay(rng, 0.5, 1.0)
     # Only: nothing hangs, the loss is reported, MongoDB never goes back.
     start = anyio.current_time()
     deadline = start + QUIET_WITHIN
@@ -393,14 +398,14 @@ async def memory_pressure(env: Env) -> float:
     await env.start_worker()
     await env.start_worker()
     async with env.load():
-        await anyio.sleep(env.rng.uniform(0.1, 0.5))
+        await fault_delay(env.rng, 0.1, 0.5)
         env.mongo_server.stop()
         deadline = anyio.current_time() + 30
         while not any(c.outcome == "failed" for c in env.oracle.calls):
             if anyio.current_time() > deadline:
                 raise AssertionError(f"{env.oracle.prefix()}: Redis never refused a write")
             await anyio.sleep(0.05)
-        await anyio.sleep(env.rng.uniform(0.1, 0.5))
+        await fault_delay(env.rng, 0.1, 0.5)
     for c in env.oracle.calls:
         if c.outcome == "failed" and not (c.error or "").startswith("RedisOutOfMemory"):
             env.oracle.fail("unclear refusal", f"{c.doc_id!r}: {c.error}")
