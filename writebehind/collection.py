@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import random
+import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -89,18 +90,18 @@ class Collection:
         return keys.cache(keys.partition_of(self.name, doc_id), self.name, doc_id)
 
     def _args(self, p: _Prepared, expected: str) -> list[Any]:
-        return [p.op, self.name, p.body, expected, self._wb.group, self._wb.max_backlog]
+        nonce = secrets.token_hex(8)  # one per call: a re-sent call is recognised, not re-applied
+        return [p.op, self.name, p.body, expected, self._wb.group, self._wb.max_backlog, nonce]
 
     async def _write(self, p: _Prepared, expected: str = "") -> Version | None:
         """Run the write script; ``None`` means the expected version did not match."""
         await self._wb.ensure_ready()
         deadline = anyio.current_time() + self._wb.backlog_wait
         delay = 0.005
+        args = self._args(p, expected)
         while True:
             try:
-                reply = await self._wb.scripts.write(
-                    keys=[p.stream, p.entry], args=self._args(p, expected)
-                )
+                reply = await self._wb.scripts.write(keys=[p.stream, p.entry], args=args)
             except Exception as exc:
                 mapped = map_script_error(exc)
                 if not isinstance(mapped, BacklogRefused):

@@ -24,11 +24,19 @@ from .version import Version
 # clean TTL: a dirty entry never expires.
 #
 # KEYS: stream, cache entry
-# ARGV: op, collection, body, expected version ("" any, "-" absent), group, max backlog
+# The call's nonce is kept in the entry: the same call sent twice (a client
+# retrying after a lost reply) returns the first result instead of writing again.
+#
+# KEYS: stream, cache entry
+# ARGV: op, collection, body, expected version ("" any, "-" absent), group, max backlog, nonce
 WRITE = """#!lua
 local stream, entry = KEYS[1], KEYS[2]
 local op, coll, body, expected, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local limit = tonumber(ARGV[6])
+local limit, nonce = tonumber(ARGV[6]), ARGV[7]
+local seen = redis.call('HMGET', entry, 'n', 'v')
+if seen[1] and seen[1] == nonce then
+  return {1, seen[2]}
+end
 if expected ~= '' then
   local current = redis.call('HGET', entry, 'v')
   if expected == '-' then
@@ -54,9 +62,9 @@ end
 local id = redis.call('XADD', stream, '*', 'op', op, 'c', coll, 'd', body)
 redis.call('DEL', entry)
 if op == 'del' then
-  redis.call('HSET', entry, 'v', id, 't', '1')
+  redis.call('HSET', entry, 'v', id, 't', '1', 'n', nonce)
 else
-  redis.call('HSET', entry, 'v', id, 'd', body)
+  redis.call('HSET', entry, 'v', id, 'd', body, 'n', nonce)
 end
 return {1, id}
 """

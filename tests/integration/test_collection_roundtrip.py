@@ -243,3 +243,17 @@ async def test_reads_are_counted_per_level(wb: WriteBehind, mongo_db: Any) -> No
     assert count("redis", "hit") - before[("redis", "hit")] == 1
     assert count("mongodb", "hit") - before[("mongodb", "hit")] == 1
     assert count("mongodb", "miss") - before[("mongodb", "miss")] == 2
+
+
+async def test_a_write_sent_twice_is_made_once(wb: WriteBehind, redis: Redis) -> None:
+    """A client re-sending the script after a lost reply gets the first result back."""
+    users = wb.collection("users")
+    await users.set("n", {"count": 1})
+    prepared = users._prepare("n", {"count": 2})
+    args = users._args(prepared, "")
+    first = await wb.scripts.write(keys=[prepared.stream, prepared.entry], args=args)
+    again = await wb.scripts.write(keys=[prepared.stream, prepared.entry], args=args)
+    assert first == again
+    assert await redis.xlen(prepared.stream) == 2  # the first set, then this one once
+    other = users._args(prepared, "")
+    assert await wb.scripts.write(keys=[prepared.stream, prepared.entry], args=other) != first

@@ -1,0 +1,130 @@
+"""A TCP forwarder on 127.0.0.1 for the ``network`` fault trials, with switchable modes.
+
+``async with Proxy(host, port) as proxy:`` listens on a free port of 127.0.0.1
+and forwards every connection to ``host:port``. ``proxy.set_mode(...)``:
+
+- ``pass``: forward both ways.
+- ``latency``: forward, sleeping ``proxy.latency`` seconds before each chunk,
+  in both directions.
+- ``drop``: close every current connection, and close each new one as soon as
+  it is accepted, until the mode changes.
+- ``blackhole``: accept and read; requests are forwarded upstream when
+  ``forward_in_blackhole`` (so the write may be applied) or discarded; replies
+  are never delivered, so the client waits for its own timeout.
+
+Leaving ``blackhole`` closes every connection that lived through it: bytes
+were discarded on them, so their framing can no longer be trusted. Leaving the
+block closes the listener and every connection.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Literal
+
+import anyio
+from anyio.abc import ByteStream, SocketAttribute, TaskGroup
+
+Mode = Literal["pass", "latency", "drop", "blackhole"]
+MODES: tuple[Mode, ...] = ("pass", "latency", "drop", "blackhole")
+CHUNK = 65536
+
+
+class Proxy:
+    def __init__(
+        self,
+        target_host: str,
+        target_port: int,
+        *,
+        latency: float = 0.05,
+        forward_in_blackhole: bool = True,
+    ) -> None:
+        self.target_host = target_host
+        self.target_port = target_port
+        self.latency = latency
+        self.forward_in_blackhole = forward_in_blackhole
+        self.mode: Mode = "pass"
+        self.port = 0
+        self.accepted = 0
+        """Connections accepted so far (refused ones included)."""
+        self._scopes: set[anyio.CancelScope] = set()
+        self._tg: TaskGroup | None = None
+
+    @property
+    def host(self) -> str:
+        return "127.0.0.1"
+
+    @property
+    def connections(self) -> int:
+        """Connections being forwarded right now."""
+        return len(self._scopes)
+
+    def set_mode(self, mode: Mode) -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown proxy mode {mode!r}")
+        previous, self.mode = self.mode, mode
+        if mode == "drop" or (previous == "blackhole" and mode != "blackhole"):
+            self.close_connections()
+
+    def close_connections(self) -> None:
+        for scope in list(self._scopes):
+            scope.cancel()
+
+    async def __aenter__(self) -> Proxy:
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+        self.port = listener.extra(SocketAttribute.local_port)
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        self._tg.start_soon(self._serve, listener)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        assert self._tg is not None
+        self._tg.cancel_scope.cancel()
+        return await self._tg.__aexit__(exc_type, exc, tb)
+
+    async def _serve(self, listener: anyio.abc.Listener[anyio.abc.SocketStream]) -> None:
+        async with listener:
+            await listener.serve(self._handle)
+
+    async def _handle(self, client: anyio.abc.SocketStream) -> None:
+        self.accepted += 1
+        async with client:
+            if self.mode == "drop":
+                return
+            with anyio.CancelScope() as scope:
+                self._scopes.add(scope)
+                try:
+                    try:
+                        upstream = await anyio.connect_tcp(self.target_host, self.target_port)
+                    except OSError:
+                        return
+                    async with upstream, anyio.create_task_group() as tg:
+                        tg.start_soon(self._pump, client, upstream, True, tg.cancel_scope)
+                        tg.start_soon(self._pump, upstream, client, False, tg.cancel_scope)
+                finally:
+                    self._scopes.discard(scope)
+
+    async def _pump(
+        self, src: ByteStream, dst: ByteStream, request: bool, scope: anyio.CancelScope
+    ) -> None:
+        """Copy ``src`` to ``dst`` as the mode says; either side closing ends the connection."""
+        try:
+            while True:
+                data = await src.receive(CHUNK)
+                if self.mode == "latency":
+                    await anyio.sleep(self.latency)
+                if self.mode == "blackhole" and not (request and self.forward_in_blackhole):
+                    continue
+                if self.mode == "drop":
+                    break
+                await dst.send(data)
+        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+            pass
+        finally:
+            scope.cancel()
