@@ -1,7 +1,8 @@
 """A TCP forwarder on 127.0.0.1 for the ``network`` fault trials, with switchable modes.
 
-``async with Proxy(host, port) as proxy:`` listens on a free port of 127.0.0.1
-and forwards every connection to ``host:port``. ``proxy.set_mode(...)``:
+``async with Proxy(host, port) as proxy:`` (or ``await tg.start(proxy.run)``)
+listens on a free port of 127.0.0.1 and forwards every connection to
+``host:port``. ``proxy.set_mode(...)``:
 
 - ``pass``: forward both ways.
 - ``latency``: forward, sleeping ``proxy.latency`` seconds before each chunk,
@@ -14,7 +15,8 @@ and forwards every connection to ``host:port``. ``proxy.set_mode(...)``:
 
 Leaving ``blackhole`` closes every connection that lived through it: bytes
 were discarded on them, so their framing can no longer be trusted. Leaving the
-block closes the listener and every connection.
+block (or ``stop()``, or cancelling ``run``) closes the listener and every
+connection.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from types import TracebackType
 from typing import Literal
 
 import anyio
-from anyio.abc import ByteStream, SocketAttribute, TaskGroup
+from anyio.abc import ByteStream, SocketAttribute, SocketStream, TaskGroup, TaskStatus
 
 Mode = Literal["pass", "latency", "drop", "blackhole"]
 MODES: tuple[Mode, ...] = ("pass", "latency", "drop", "blackhole")
@@ -49,6 +51,7 @@ class Proxy:
         """Connections accepted so far (refused ones included)."""
         self._scopes: set[anyio.CancelScope] = set()
         self._tg: TaskGroup | None = None
+        self._scope: anyio.CancelScope | None = None
 
     @property
     def host(self) -> str:
@@ -70,12 +73,29 @@ class Proxy:
         for scope in list(self._scopes):
             scope.cancel()
 
-    async def __aenter__(self) -> Proxy:
+    async def run(self, *, task_status: TaskStatus[Proxy] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Listen and forward until cancelled or ``stop()``; for ``TaskGroup.start``."""
         listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
-        self.port = listener.extra(SocketAttribute.local_port)
+        with anyio.CancelScope() as self._scope:
+            async with listener, anyio.create_task_group() as tg:
+                self.port = listener.extra(SocketAttribute.local_port)
+                tg.start_soon(listener.serve, self._handle)
+                task_status.started(self)
+        # Cancelling the task group cancelled every connection's task; they close their sockets.
+
+    def stop(self) -> None:
+        """Close the listener and every connection (``run`` returns)."""
+        if self._scope is not None:
+            self._scope.cancel()
+
+    async def __aenter__(self) -> Proxy:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
-        self._tg.start_soon(self._serve, listener)
+        try:
+            await self._tg.start(self.run)
+        except BaseException as exc:
+            await self._tg.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
         return self
 
     async def __aexit__(
@@ -85,14 +105,10 @@ class Proxy:
         tb: TracebackType | None,
     ) -> bool | None:
         assert self._tg is not None
-        self._tg.cancel_scope.cancel()
+        self.stop()
         return await self._tg.__aexit__(exc_type, exc, tb)
 
-    async def _serve(self, listener: anyio.abc.Listener[anyio.abc.SocketStream]) -> None:
-        async with listener:
-            await listener.serve(self._handle)
-
-    async def _handle(self, client: anyio.abc.SocketStream) -> None:
+    async def _handle(self, client: SocketStream) -> None:
         self.accepted += 1
         async with client:
             if self.mode == "drop":

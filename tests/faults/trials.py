@@ -22,9 +22,21 @@ import anyio
 from pymongo import AsyncMongoClient
 from pymongo.errors import AutoReconnect, OperationFailure
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from tests.conftest import fast_settings
-from tests.faults.oracle import COLLECTION, LOST, PENDING, STALE, UNREPORTED, Call, Oracle
+from tests.faults.oracle import (
+    COLLECTION,
+    DEAD_LETTER,
+    LOST,
+    PENDING,
+    STALE,
+    UNREPORTED,
+    Call,
+    Oracle,
+)
+from tests.faults.proxy import Mode, Proxy
 from tests.support.processes import WorkerProcess
 from tests.support.servers import RedisServer, SecantusServer
 from writebehind import WriteBehind
@@ -63,6 +75,10 @@ class Env:
     poison_rate: float = 0.0
     deadline_range: tuple[float, float] | None = None
     doc_pad: int = 20
+    producer_url: str | None = None
+    """The producers' Redis URL (a proxy in front of Redis); the server's own when None."""
+    producer_options: dict[str, Any] = field(default_factory=dict)
+    """Extra ``Redis.from_url`` options for the producers (timeouts, retry)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -94,8 +110,8 @@ class Env:
         self.procs.append(proc)
         return proc.start()
 
-    async def start_worker(self, **overrides: Any) -> Worker:
-        """An in-process worker with fast claiming, its own Redis pool."""
+    async def start_worker(self, *, db: Any = None, **overrides: Any) -> Worker:
+        """An in-process worker with fast claiming, its own Redis pool (and ``db``, if given)."""
         client = Redis.from_url(self.redis_server.url)
         self.stack.push_async_callback(client.aclose)
         overrides.setdefault("batch_size", 50)
@@ -106,7 +122,7 @@ class Env:
             drain_timeout=5.0,
             **overrides,
         )
-        worker = Worker(client, self.db, settings)
+        worker = Worker(client, self.db if db is None else db, settings)
         self.tg.start_soon(worker.run)
         with anyio.fail_after(30):
             await worker.started.wait()
@@ -174,7 +190,7 @@ class Env:
             self.oracle.fail("refusal", f"{doc_id!r} with a $-field was {call.outcome}")
 
     async def producer(self, n: int, stop: anyio.Event) -> None:
-        client = Redis.from_url(self.redis_server.url)
+        client = Redis.from_url(self.producer_url or self.redis_server.url, **self.producer_options)
         try:
             async with WriteBehind(
                 redis=client, mongo=self.db, prefix=PREFIX, partitions=PARTITIONS
@@ -439,6 +455,81 @@ async def memory_pressure(env: Env) -> float:
     return await env.settle()
 
 
+NETWORK_MODES: list[Mode] = ["latency", "drop", "blackhole"]
+
+
+async def network(env: Env) -> float:
+    """A TCP proxy between the worker and MongoDB and/or the producers and Redis.
+
+    1-3 phases of latency, dropped connections or a blackhole (requests
+    forwarded or not, replies never delivered), each healed back to ``pass``.
+    The worker's MongoDB client times out a blackholed call in 2 s: its writes
+    must be retried (transient), never dead-lettered. The producers' Redis
+    client times out in 1 s: such a call is unknown, never acknowledged and lost.
+    """
+    rng = env.rng
+    where = rng.choice(["mongo", "redis", "both"])
+    forward = rng.random() < 0.7
+    proxies: list[Proxy] = []
+    db = None
+    if where in ("mongo", "both"):
+        mongo_proxy = Proxy("127.0.0.1", env.mongo_server.port, forward_in_blackhole=forward)
+        mongo_proxy.latency = rng.uniform(0.005, 0.05)
+        await env.tg.start(mongo_proxy.run)
+        proxies.append(mongo_proxy)
+        client: AsyncMongoClient[Any] = AsyncMongoClient(
+            f"mongodb://127.0.0.1:{mongo_proxy.port}/?socketTimeoutMS=2000"
+            "&serverSelectionTimeoutMS=2000&connectTimeoutMS=2000&directConnection=true",
+            uuidRepresentation="standard",
+            serverMonitoringMode="poll",
+            heartbeatFrequencyMS=500,
+        )
+        env.stack.push_async_callback(client.close)
+        env.stack.callback(mongo_proxy.stop)
+        db = client["faults"]
+    if where in ("redis", "both"):
+        redis_proxy = Proxy("127.0.0.1", env.redis_server.port, forward_in_blackhole=forward)
+        redis_proxy.latency = rng.uniform(0.005, 0.05)
+        await env.tg.start(redis_proxy.run)
+        proxies.append(redis_proxy)
+        env.stack.callback(redis_proxy.stop)
+        env.producer_url = f"redis://127.0.0.1:{redis_proxy.port}/0"
+        # No client retries (the README's advice): a reply that never arrives is unknown.
+        env.producer_options = {
+            "socket_timeout": 1.0,
+            "socket_connect_timeout": 1.0,
+            "retry": Retry(NoBackoff(), 0),
+        }
+    worker = await env.start_worker(db=db)
+    phases: list[str] = []
+    env.extra.update(where=where, forward_in_blackhole=forward, phases=phases)
+    async with env.load():
+        for _ in range(rng.randint(1, 3)):
+            await fault_delay(rng, 0.2, 0.6)
+            mode = rng.choice(NETWORK_MODES)
+            targets = rng.choice([[p] for p in proxies] + [proxies])
+            names = "+".join(
+                "mongo" if p.target_port == env.mongo_server.port else "redis" for p in targets
+            )
+            phases.append(f"{mode}:{names}")
+            for proxy in targets:
+                proxy.set_mode(mode)
+            try:
+                # A blackhole lasts past the clients' timeouts (1 s, 2 s) at times, not always.
+                low, high = (0.5, 2.5) if mode == "blackhole" else (0.3, 1.2)
+                await fault_delay(rng, low, high)
+            finally:
+                for proxy in targets:
+                    proxy.set_mode("pass")
+        await fault_delay(rng, 0.2, 0.5)
+    recovery = await env.settle()
+    env.extra["retried"] = worker.stats.retried
+    if worker.stats.dead_lettered:
+        env.oracle.fail(DEAD_LETTER, f"{worker.stats.dead_lettered} records dead-lettered")
+        env.oracle.raise_if_failed()
+    return recovery
+
+
 TRIALS: dict[str, Callable[[Env], Awaitable[float]]] = {
     "kill9": kill9,
     "zombie": zombie,
@@ -449,6 +540,7 @@ TRIALS: dict[str, Callable[[Env], Awaitable[float]]] = {
     "redis_restart_aof": redis_restart_aof,
     "redis_restart_no_persistence": redis_restart_no_persistence,
     "memory_pressure": memory_pressure,
+    "network": network,
 }
 
 
@@ -506,6 +598,7 @@ async def run_trial(kind: str, seed: int, workdir: Path) -> dict[str, Any]:
                 figures["dead_letters_found"] = oracle.dead_letters_found
                 if env.workers:
                     figures["group_recreated"] = sum(w.stats.group_recreated for w in env.workers)
+                figures.update(env.extra)
                 oracle.raise_if_failed()
             except Exception as exc:
                 # Kept here and raised after clean-up: cancelling the task group
