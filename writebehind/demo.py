@@ -28,10 +28,12 @@ import click
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
-from .client import WriteBehind
+from .client import DEFAULT_GROUP, WriteBehind
 from .embedded import RedisServer, SecantusServer, free_port
 from .errors import BacklogFull
+from .keys import KeySpace
 from .logs import redact_url
+from .stats import collect
 from .version import Version
 
 PREFIX = "demo"
@@ -181,18 +183,8 @@ async def scrape(port: int, names: tuple[str, ...]) -> dict[str, float]:
 
 async def backlog(redis: Redis) -> int:
     """Records not yet persisted: pending plus undelivered, over every partition."""
-    total = 0
-    for p in range(PARTITIONS):
-        stream = f"{{{PREFIX}:p{p}}}:stream"
-        if not await redis.exists(stream):
-            continue
-        groups = await redis.xinfo_groups(stream)
-        if not groups:
-            total += await redis.xlen(stream)
-        for group in groups:
-            lag = group.get("lag")
-            total += int(group.get("pending", 0)) + (int(lag) if lag is not None else 0)
-    return total
+    stats = await collect(redis, KeySpace(PREFIX, PARTITIONS), DEFAULT_GROUP)
+    return stats.pending + stats.lag
 
 
 async def write_one(users: Any, ledger: Ledger, rng: random.Random, doc_id: int) -> None:

@@ -11,6 +11,7 @@ from pymongo.write_concern import WriteConcern
 from redis.asyncio import Redis
 
 from .keys import KeySpace
+from .stats import collect
 from .worker.checks import inspect_redis
 
 
@@ -105,36 +106,22 @@ async def _check_redis(
 
 
 async def _check_streams(result: Diagnosis, redis: Redis, keys: KeySpace, group: str) -> None:
-    missing = []
-    pending = lag = consumers = 0
-    for partition in range(keys.partitions):
-        stream = keys.stream(partition)
-        if not await redis.exists(stream):
-            missing.append(partition)
-            continue
-        found = False
-        for info in await redis.xinfo_groups(stream):
-            name = info["name"]
-            if (name.decode() if isinstance(name, bytes) else name) != group:
-                continue
-            found = True
-            pending += int(info["pending"])
-            lag += int(info["lag"] or 0)
-            consumers += int(info["consumers"])
-        if not found:
-            missing.append(partition)
+    # The same numbers `writebehind stats` shows.
+    stats = await collect(redis, keys, group)
+    missing = [p.partition for p in stats.partitions if not p.group_exists]
     if missing:
         result.add(
             "consumer group",
             Level.WARN,
             f"group {group!r} missing on partitions {missing}: no worker has started yet",
         )
-    else:
-        result.add(
-            "consumer group",
-            Level.OK,
-            f"{group!r} on every partition; {consumers} consumers, {pending} pending, {lag} lag",
-        )
+        return
+    result.add(
+        "consumer group",
+        Level.OK,
+        f"{group!r} on every partition; {len(stats.consumers)} consumers, "
+        f"{stats.pending} pending, {stats.lag} lag",
+    )
 
 
 async def _check_mongo(

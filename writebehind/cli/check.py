@@ -11,23 +11,20 @@ import click
 from pymongo.write_concern import WriteConcern
 
 from ..diagnose import Diagnosis, Level, diagnose
-from .common import Connection, connection_options, env, open_clients
+from .common import Connection, connection_options, open_clients, pop_settings, setting_option
 
 _MARKS = {Level.OK: "ok  ", Level.WARN: "WARN", Level.FAIL: "FAIL"}
 
 
 @click.command()
 @connection_options
-@click.option(
-    "--write-concern", envvar=env("WRITE_CONCERN"), default="1", show_default=True,
-    help="The worker's MongoDB w, tested with j=true.",
-)  # fmt: skip
+@setting_option("write_concern")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 def check(**options: Any) -> None:
     """Check Redis and MongoDB for a safe deployment; exit 1 on any failure."""
-    conn = Connection.pop_from(options)
-    w = options["write_concern"]
-    concern = WriteConcern(w=int(w) if w.isdigit() else w, j=True)
+    settings = pop_settings(options, "write_concern")
+    conn = Connection.from_settings(settings)
+    concern = WriteConcern(w=settings.w, j=True)
     diagnosis = anyio.run(_run, conn, concern)
     if options["as_json"]:
         click.echo(json.dumps(diagnosis.as_dict(), indent=2))

@@ -27,7 +27,7 @@ from ..sink.bulk import MongoSink
 from ..sink.classify import ErrorInfo, Failure
 from ..version import Version
 from ..worker.plan import Malformed, decode_entries
-from ..worker.stream import DeadLetter, _dead_letter_fields
+from ..worker.stream import DeadLetter, dead_letter_fields
 from .bounds import (
     Gap,
     ReplayRange,
@@ -346,7 +346,7 @@ class Replayer:
                 deliveries=1,
                 cache_key=None,
             )
-            values = _dead_letter_fields(letter, partition, CONSUMER)
+            values = dead_letter_fields(letter, partition, CONSUMER)
             pipe.xadd(
                 self.keys.dead_letters(partition), dict(zip(values[::2], values[1::2], strict=True))
             )

@@ -205,7 +205,7 @@ class PartitionStreams:
                     self.group,
                     letter.entry_id,
                     letter.version if letter.cache_key else "",
-                    *_dead_letter_fields(letter, partition, self.consumer),
+                    *dead_letter_fields(letter, partition, self.consumer),
                 ],
                 client=pipe,
             )
@@ -244,7 +244,8 @@ def _id_key(entry_id: bytes) -> tuple[int, int]:
     return int(ms), int(seq)
 
 
-def _dead_letter_fields(letter: DeadLetter, partition: int, consumer: str) -> list[Any]:
+def dead_letter_fields(letter: DeadLetter, partition: int, consumer: str) -> list[Any]:
+    """The dead-letter stream's field layout; the worker and replay both write it."""
     return [
         "op", letter.op,
         "c", letter.collection,
