@@ -19,11 +19,12 @@ from .errors import (
     DocumentTooLarge,
     IdMismatch,
     IntegerOutOfRange,
+    InvalidCollectionName,
     InvalidDocument,
     InvalidFieldName,
     NotEncodable,
 )
-from .keys import encode_id
+from .keys import check_collection_name, encode_id
 from .version import Version
 
 META_FIELD = "_wb"
@@ -185,4 +186,11 @@ def decode_record(entry_id: bytes | str, fields: Mapping[bytes, bytes]) -> Chang
         version = Version.parse(original if original is not None else eid)
     except ValueError as exc:
         raise MalformedRecord(str(exc)) from None
-    return ChangeRecord(eid, version, op, _text(fields, b"c"), body)  # type: ignore[arg-type]
+    collection = _text(fields, b"c")
+    try:
+        # The SDK checks names before writing; a record added past it with a name
+        # MongoDB refuses client-side would otherwise be retried for ever.
+        check_collection_name(collection)
+    except InvalidCollectionName as exc:
+        raise MalformedRecord(str(exc)) from None
+    return ChangeRecord(eid, version, op, collection, body)  # type: ignore[arg-type]

@@ -409,6 +409,12 @@ def test_malformed_records(fields: dict[bytes, bytes]) -> None:
         {b"op": b"set", b"c": b"users", b"d": BODY, b"ov": b"junk"},
         {b"op": b"\xff", b"c": b"users", b"d": BODY},
         {b"op": b"set", b"c": b"\xff", b"d": BODY},
+        # Collection names the SDK refuses, added to the stream past it.
+        {b"op": b"set", b"c": b"", b"d": BODY},
+        {b"op": b"set", b"c": b"bad$name", b"d": BODY},
+        {b"op": b"set", b"c": b"x\x00y", b"d": BODY},
+        {b"op": b"del", b"c": b"system.users", b"d": BODY},
+        {b"op": b"set", b"c": b"a" * 201, b"d": BODY},
     ],
 )
 def test_malformed_record_values(fields: dict[bytes, bytes]) -> None:

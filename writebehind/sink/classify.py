@@ -100,6 +100,9 @@ def classify_exception(exc: BaseException) -> ErrorInfo:
     message = str(exc) or type(exc).__name__
     if isinstance(exc, InvalidDocument | pm.DocumentTooLarge | OverflowError | InvalidBSON):
         return ErrorInfo(Failure.SPLIT, None, message)
+    if isinstance(exc, pm.InvalidName):
+        # A collection name the driver refuses: every record for it fails alike.
+        return ErrorInfo(Failure.PERMANENT, None, message)
     if isinstance(exc, pm.OperationFailure) and not isinstance(
         exc, pm.WriteConcernError | pm.ExecutionTimeout | pm.WTimeoutError
     ):
