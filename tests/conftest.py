@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -11,6 +12,7 @@ import pytest
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
+from tests.support.processes import WorkerProcess
 from tests.support.servers import (
     RedisServer,
     SecantusServer,
@@ -164,3 +166,36 @@ async def start_worker(
             worker.request_stop()
     for client in clients:
         await client.aclose()
+
+
+SpawnWorker = Callable[..., WorkerProcess]
+
+
+@pytest.fixture
+def spawn_worker(tmp_path: Path, redis_server: RedisServer) -> Iterator[SpawnWorker]:
+    """Start ``writebehind worker`` subprocesses; every one is killed at teardown.
+
+    ``crash_at=(point, n)`` starts one that kills itself at a crash point
+    (tests/support/crashpoints.py).
+    """
+    started: list[WorkerProcess] = []
+
+    def spawn(mongo_url: str, database: str, *, consumer: str, **flags: Any) -> WorkerProcess:
+        flags.setdefault("batch_size", 100)
+        flags.setdefault("linger_ms", 2)
+        proc = WorkerProcess(
+            redis_url=redis_server.url,
+            mongo_url=mongo_url,
+            database=database,
+            log_path=tmp_path / f"{consumer}.log",
+            prefix=TEST_PREFIX,
+            partitions=TEST_PARTITIONS,
+            consumer=consumer,
+            **flags,
+        )
+        started.append(proc)
+        return proc.start()
+
+    yield spawn
+    for proc in started:
+        proc.close()

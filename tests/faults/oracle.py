@@ -78,6 +78,8 @@ class Oracle:
     violations: list[Violation] = field(default_factory=list)
     history: dict[str, tuple[Version, bool]] = field(default_factory=dict)
     """Per document, the newest (version, is tombstone) the monitor saw in MongoDB."""
+    injected: dict[str, str] = field(default_factory=dict)
+    """Records added to a stream past the SDK, by entry id: each must be dead-lettered once."""
 
     def fail(self, invariant: str, detail: str) -> None:
         self.violations.append(Violation(invariant, detail))
@@ -193,13 +195,18 @@ class Oracle:
                     busy.append(f"partition {p}: pending={pending} lag={lag}")
         return busy
 
-    async def dead_letters(self, redis: Redis) -> list[tuple[str, Any, str]]:
+    async def dead_letters(self, redis: Redis) -> list[tuple[str, Any, str, str]]:
+        """Each letter as (collection, document id or None, original version, source entry id)."""
         found = []
         for p in range(self.keys.partitions):
             for _, fields in await redis.xrange(self.keys.dead_letters(p)):
                 f = {_text(k): v for k, v in fields.items()}
-                doc = bson_decode(bytes(f["d"]))
-                found.append((_text(f["c"]), doc.get("_id"), _text(f.get("ov", b""))))
+                try:
+                    doc_id = bson_decode(bytes(f["d"])).get("_id")
+                except Exception:  # an injected malformed body
+                    doc_id = None
+                source = _text(f.get("source_id", b""))
+                found.append((_text(f.get("c", b"")), doc_id, _text(f.get("ov", b"")), source))
         return found
 
     async def verify(self, redis: Redis, db: Any, *, check_dead_letters: bool = True) -> None:
@@ -287,20 +294,25 @@ class Oracle:
         self.fail(CONTENT, f"{doc_id!r} at {version} matches none of its unknown writes: {user!r}")
 
     async def _verify_dead_letters(self, redis: Redis) -> None:
-        found = await self.dead_letters(redis)
+        letters = await self.dead_letters(redis)
+        rogue = [source for *_, source in letters if source in self.injected]
+        found = [letter[:3] for letter in letters if letter[3] not in self.injected]
         poison = [c for c in self.calls if c.poison]
         expected = {(COLLECTION, c.doc_id, str(c.version)) for c in poison if c.outcome == "ack"}
         maybe = {c.doc_id for c in self.calls if c.poison and c.outcome == "unknown"}
-        self.dead_letters_expected = len(expected)
-        self.dead_letters_found = len(found)
+        self.dead_letters_expected = len(expected) + len(self.injected)
+        self.dead_letters_found = len(letters)
         got = set(found)
-        if len(found) != len(got):
-            self.fail(DEAD_LETTER, f"{len(found) - len(got)} records dead-lettered twice")
+        if len(found) != len(got) or len(rogue) != len(set(rogue)):
+            twice = len(found) - len(got) + len(rogue) - len(set(rogue))
+            self.fail(DEAD_LETTER, f"{twice} records dead-lettered twice")
         for item in sorted(expected - got, key=str):
             self.fail(DEAD_LETTER, f"poison {item} was acknowledged but is not dead-lettered")
         for item in sorted(got - expected, key=str):
             if item[1] not in maybe:
                 self.fail(DEAD_LETTER, f"{item} dead-lettered but was not poison")
+        for source in sorted(set(self.injected) - set(rogue)):
+            self.fail(DEAD_LETTER, f"injected {self.injected[source]} {source} not dead-lettered")
 
     dead_letters_expected: int = 0
     dead_letters_found: int = 0

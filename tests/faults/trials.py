@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from bson import encode as bson_encode
 from pymongo import AsyncMongoClient
 from pymongo.errors import AutoReconnect, OperationFailure
 from redis.asyncio import Redis
@@ -91,8 +92,8 @@ class Env:
 
     # -- workers -----------------------------------------------------------------
 
-    def spawn(self, **flags: Any) -> WorkerProcess:
-        """A subprocess worker (for kill -9 and SIGSTOP)."""
+    def spawn(self, *, crash_at: tuple[str, int] | None = None, **flags: Any) -> WorkerProcess:
+        """A subprocess worker (for kill -9 and SIGSTOP; ``crash_at``: see crashpoints.py)."""
         n = len(self.procs)
         flags.setdefault("batch_size", 50)
         flags.setdefault("linger_ms", 2)
@@ -105,10 +106,28 @@ class Env:
             prefix=PREFIX,
             partitions=PARTITIONS,
             consumer=f"proc-{n}",
+            crash_at=crash_at,
             **flags,
         )
         self.procs.append(proc)
         return proc.start()
+
+    async def crash(self, point: str, nth: int, within: float = 45.0) -> None:
+        """Start a worker that kills itself the ``nth`` time it reaches ``point``; wait for it."""
+        proc = self.spawn(crash_at=(point, nth))
+        deadline = anyio.current_time() + within
+        while proc.poll() is None:
+            if anyio.current_time() > deadline:
+                raise AssertionError(
+                    f"{self.oracle.prefix()}: crash point {point} #{nth} not reached in {within}s"
+                )
+            await anyio.sleep(0.02)
+        if proc.crash_point() is None:
+            raise AssertionError(
+                f"{self.oracle.prefix()}: the worker died before crash point {point}:\n"
+                + proc.output()[-3000:]
+            )
+        self.extra.setdefault("crashes", []).append(f"{point}#{nth}")
 
     async def start_worker(self, *, db: Any = None, **overrides: Any) -> Worker:
         """An in-process worker with fast claiming, its own Redis pool (and ``db``, if given)."""
@@ -530,6 +549,127 @@ async def network(env: Env) -> float:
     return recovery
 
 
+async def kill_after_write(env: Env) -> float:
+    """Workers die right after a bulk_write returns, before acknowledging its records."""
+    rng = env.rng
+    async with env.load():
+        for _ in range(rng.randint(2, 4)):
+            # The next one claims what the last left pending (claim_idle_ms = 1 s)
+            # and writes it again: the version guard must make that a no-op.
+            await env.crash("after_write", rng.randint(1, 15))
+        await env.start_worker()
+        await fault_delay(rng, 0.2, 0.5)
+    return await env.settle()
+
+
+DEAD_LETTER_POINTS = ["before_dead_letter", "during_dead_letter", "after_dead_letter"]
+
+
+async def kill_in_dead_letter(env: Env) -> float:
+    """Workers die around a dead-letter move: each poison record still lands there once."""
+    rng = env.rng
+    env.poison_rate = 0.3
+    async with env.load():
+        for _ in range(rng.randint(2, 3)):
+            await env.crash(rng.choice(DEAD_LETTER_POINTS), rng.randint(1, 4))
+        await env.start_worker()
+        await fault_delay(rng, 0.2, 0.5)
+    return await env.settle()
+
+
+async def mongo_slow(env: Env) -> float:
+    """MongoDB slow to answer: updates held for up to 1.5 s (past claim_idle_ms), or the
+    whole server stalled by SIGSTOP. Slow is not failed: nothing dead-lettered, nothing
+    claimed away from a worker still writing it (and if it were, the guard holds)."""
+    rng = env.rng
+    workers = [await env.start_worker(), await env.start_worker()]
+    admin = env.mongo.admin
+    phases: list[str] = []
+    env.extra["phases"] = phases
+    async with env.load():
+        for _ in range(rng.randint(1, 3)):
+            await fault_delay(rng, 0.2, 0.6)
+            if rng.random() < 0.5:
+                block = rng.randint(100, 1500)
+                phases.append(f"block:{block}ms")
+                data = {"failCommands": ["update"], "blockConnection": True, "blockTimeMS": block}
+                await _fail_point(admin, "alwaysOn", data)
+                try:
+                    await fault_delay(rng, 0.5, 2.0)
+                finally:
+                    await _fail_point(admin, "off", None)
+            else:
+                phases.append("stall")
+                env.mongo_server.pause()
+                try:
+                    await fault_delay(rng, 0.3, 2.0)
+                finally:
+                    env.mongo_server.resume()
+        await fault_delay(rng, 0.2, 0.5)
+    recovery = await env.settle()
+    dead = sum(w.stats.dead_lettered for w in workers)
+    if dead:
+        env.oracle.fail(DEAD_LETTER, f"{dead} records dead-lettered while MongoDB was slow")
+        env.oracle.raise_if_failed()
+    return recovery
+
+
+def _rogue_record(env: Env, kind: str) -> tuple[str, dict[str, Any]]:
+    """A record the SDK would never write, and the document id it names (for its partition)."""
+    env.serial += 1
+    doc_id = f"rogue-{env.serial}"
+    body = bson_encode({"_id": doc_id, "s": "$set"})
+    fields: dict[str, Any]
+    if kind == "garbage_body":
+        fields = {"op": "set", "c": COLLECTION, "d": b"\x05\x00not bson at all"}
+    elif kind == "no_op":
+        fields = {"c": COLLECTION, "d": body}
+    elif kind == "unknown_op":
+        fields = {"op": "upsert", "c": COLLECTION, "d": body}
+    elif kind == "bad_version":
+        fields = {"op": "set", "c": COLLECTION, "d": body, "ov": "yesterday"}
+    elif kind == "no_id":
+        fields = {"op": "set", "c": COLLECTION, "d": bson_encode({"s": "$$ROOT"})}
+    elif kind == "bad_id":
+        fields = {"op": "set", "c": COLLECTION, "d": bson_encode({"_id": 1.5})}
+    elif kind == "bad_collection":
+        name = env.rng.choice(["", "bad$name", "x\x00y", "system.rogue"])
+        fields = {"op": env.rng.choice(["set", "del"]), "c": name, "d": body}
+    elif kind == "validator":
+        fields = {"op": "set", "c": COLLECTION, "d": bson_encode({"_id": doc_id, "age": "old"})}
+    else:  # oversized: fits in Redis, not in MongoDB's 16 MiB
+        big = bson_encode({"_id": doc_id, "pad": "x" * (16 * 1024 * 1024 + 100)})
+        fields = {"op": "set", "c": COLLECTION, "d": big}
+    return doc_id, fields
+
+
+ROGUE_KINDS = [
+    "garbage_body", "no_op", "unknown_op", "bad_version", "no_id", "bad_id",
+    "bad_collection", "validator",
+]  # fmt: skip
+
+
+async def stream_poison(env: Env) -> float:
+    """Records added to the streams past the SDK (another tool, an older version, a hand
+    XADD): malformed, unwritable, oversized. Each is dead-lettered exactly once; the
+    traffic around it lands; nothing wedges."""
+    rng = env.rng
+    await env.start_worker()
+    kinds = [rng.choice(ROGUE_KINDS) for _ in range(rng.randint(3, 8))]
+    if rng.random() < 0.3:
+        kinds.insert(rng.randrange(len(kinds) + 1), "oversized")
+    env.extra["injected"] = kinds
+    async with env.load():
+        for kind in kinds:
+            await fault_delay(rng, 0.05, 0.4)
+            doc_id, fields = _rogue_record(env, kind)
+            stream = env.keys.stream(env.keys.partition_of(COLLECTION, doc_id))
+            entry_id = await env.redis.xadd(stream, fields)
+            env.oracle.injected[entry_id.decode()] = kind
+        await fault_delay(rng, 0.2, 0.5)
+    return await env.settle()
+
+
 TRIALS: dict[str, Callable[[Env], Awaitable[float]]] = {
     "kill9": kill9,
     "zombie": zombie,
@@ -541,6 +681,10 @@ TRIALS: dict[str, Callable[[Env], Awaitable[float]]] = {
     "redis_restart_no_persistence": redis_restart_no_persistence,
     "memory_pressure": memory_pressure,
     "network": network,
+    "kill_after_write": kill_after_write,
+    "kill_in_dead_letter": kill_in_dead_letter,
+    "mongo_slow": mongo_slow,
+    "stream_poison": stream_poison,
 }
 
 

@@ -17,6 +17,13 @@ from typing import Any
 
 import anyio
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _python_path() -> str:
+    # The crash-point launcher lives in tests/, which is not installed.
+    return os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
+
 
 class WorkerProcess:
     """One ``writebehind worker`` subprocess, its log in a file; ``close()`` always kills it.
@@ -35,12 +42,20 @@ class WorkerProcess:
         prefix: str = "t",
         partitions: int = 4,
         consumer: str = "subprocess-worker",
+        crash_at: tuple[str, int] | None = None,
         **flags: Any,
     ) -> None:
         self.consumer = consumer
         self.log_path = log_path
+        # ``crash_at=(point, n)``: the worker kills itself the nth time it reaches
+        # ``point`` (see tests/support/crashpoints.py).
+        launcher = (
+            ["writebehind.cli", "worker"]
+            if crash_at is None
+            else ["tests.support.crashpoints", crash_at[0], str(crash_at[1])]
+        )
         self.args = [
-            sys.executable, "-m", "writebehind.cli", "worker",
+            sys.executable, "-m", *launcher,
             "--redis-url", redis_url,
             "--mongo-url", mongo_url,
             "--database", database,
@@ -65,7 +80,7 @@ class WorkerProcess:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": _python_path()},
             )
         return self
 
@@ -124,6 +139,10 @@ class WorkerProcess:
             if isinstance(item, dict):
                 found.append(item)
         return found
+
+    def crash_point(self) -> dict[str, Any] | None:
+        """The crash point it died at, if it died at one."""
+        return next((e for e in self.events() if e.get("event") == "crashpoint"), None)
 
     def event_names(self) -> list[str]:
         return [str(e.get("event")) for e in self.events()]

@@ -183,9 +183,7 @@ def test_classify_write_error_carries_code_and_message() -> None:
         pytest.param(
             pm.OperationFailure("stepped down", code=189), T, 189, id="OperationFailure-189"
         ),
-        pytest.param(
-            pm.InvalidName("collection names cannot be empty"), P, None, id="InvalidName"
-        ),
+        pytest.param(pm.InvalidName("collection names cannot be empty"), P, None, id="InvalidName"),
         pytest.param(RuntimeError("something unexpected"), T, None, id="RuntimeError"),
     ],
 )

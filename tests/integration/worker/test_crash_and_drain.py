@@ -11,9 +11,8 @@ dead-lettered.
 from __future__ import annotations
 
 import signal
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -21,7 +20,7 @@ import pytest
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
-from tests.conftest import TEST_PARTITIONS, TEST_PREFIX
+from tests.conftest import TEST_PARTITIONS, TEST_PREFIX, SpawnWorker
 from tests.support.ledger import (
     Ledger,
     acked_among,
@@ -45,34 +44,6 @@ pytestmark = pytest.mark.anyio
 
 KEYS = KeySpace(TEST_PREFIX, TEST_PARTITIONS)
 NO_DEAD_LETTERS = [0] * TEST_PARTITIONS
-
-SpawnWorker = Callable[..., WorkerProcess]
-
-
-@pytest.fixture
-def spawn_worker(tmp_path: Path, redis_server: RedisServer) -> Iterator[SpawnWorker]:
-    """Start ``writebehind worker`` subprocesses; every one is killed at teardown."""
-    started: list[WorkerProcess] = []
-
-    def spawn(mongo_url: str, database: str, *, consumer: str, **flags: Any) -> WorkerProcess:
-        flags.setdefault("batch_size", 100)
-        flags.setdefault("linger_ms", 2)
-        proc = WorkerProcess(
-            redis_url=redis_server.url,
-            mongo_url=mongo_url,
-            database=database,
-            log_path=tmp_path / f"{consumer}.log",
-            prefix=TEST_PREFIX,
-            partitions=TEST_PARTITIONS,
-            consumer=consumer,
-            **flags,
-        )
-        started.append(proc)
-        return proc.start()
-
-    yield spawn
-    for proc in started:
-        proc.close()
 
 
 @pytest.fixture
