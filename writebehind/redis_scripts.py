@@ -94,15 +94,20 @@ end
 return acked
 """
 
-# Move one record to the dead-letter stream: XADD there and XACK here, at once.
+# Move one record to the dead-letter stream: XACK here and XADD there, at once.
+# Only an entry still pending in the group moves: a move sent again after its
+# reply was lost, or a frozen worker's late move of an entry another worker
+# has since claimed and finished, adds no second letter (returns 0).
 # A cache entry still at the dead version is dropped, so reads show what
 # MongoDB holds rather than a document it refused.
 #
 # KEYS: stream, dead-letter stream, cache entry
 # ARGV: group, entry id, cache version to drop, then the dead letter's field/value pairs
 DEAD_LETTER = """
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then
+  return 0
+end
 redis.call('XADD', KEYS[2], '*', unpack(ARGV, 4))
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 if redis.call('HGET', KEYS[3], 'v') == ARGV[3] then
   redis.call('DEL', KEYS[3])
 end

@@ -209,9 +209,10 @@ class PartitionStreams:
                 ],
                 client=pipe,
             )
-        await pipe.execute()
+        replies = await pipe.execute()
         self.stats.persisted += sum(len(p.entry_ids) for p in persisted)
-        self.stats.dead_lettered += len(dead)
+        # A letter whose entry was no longer pending (moved already) is not moved twice.
+        self.stats.dead_lettered += sum(int(r) for r in replies[len(replies) - len(dead) :])
 
     async def trim(self, partition: int) -> int:
         cutoff_ms = int((time.time() - self.settings.retention) * 1000)

@@ -8,6 +8,7 @@ import bson
 import pytest
 from redis.asyncio import Redis
 
+from tests.conftest import fast_settings
 from tests.support.streams import (
     cache_key,
     dead_letters,
@@ -17,6 +18,9 @@ from tests.support.streams import (
 )
 from tests.support.waiting import wait_until
 from writebehind import WriteBehind
+from writebehind.sink.classify import ErrorInfo, Failure
+from writebehind.worker.stats import WorkerStats
+from writebehind.worker.stream import DeadLetter, PartitionStreams
 
 pytestmark = pytest.mark.anyio
 
@@ -147,3 +151,37 @@ async def test_poison_newest_record_falls_back_to_the_older_one_in_its_batch(
 
 async def _drained(redis: Redis, wb: WriteBehind) -> bool:
     return await pending_total(redis, wb.keys) == 0
+
+
+async def test_a_dead_letter_move_made_twice_leaves_one_letter(
+    wb: WriteBehind, redis: Redis
+) -> None:
+    # Twice: the reply to the first move was lost and it was sent again, or a
+    # frozen worker moves an entry another worker already claimed and moved.
+    users = wb.collection("users")
+    version = await users.set("ada", {"name": 1})
+    partition = wb.keys.partition_of("users", "ada")
+    frozen, claimer = (
+        PartitionStreams(redis, fast_settings(consumer=name), WorkerStats(), wb.keys)
+        for name in ("frozen", "claimer")
+    )
+    await frozen.ensure_group(partition)
+    [(entry_id, fields)] = await frozen.read(partition, count=10, block_ms=100)
+    letter = DeadLetter(
+        entry_id=entry_id.decode(),
+        collection="users",
+        op="set",
+        body=fields[b"d"],
+        version=str(version),
+        error=ErrorInfo(Failure.PERMANENT, 121, "Document failed validation"),
+        deliveries=1,
+        cache_key=cache_key(wb.keys, "users", "ada"),
+    )
+    await frozen.finish(partition, [], [letter])
+    await frozen.finish(partition, [], [letter])
+    await claimer.finish(partition, [], [letter])
+
+    letters = await dead_letters(redis, wb.keys)
+    assert [(x["source_id"], x["consumer"]) for x in letters] == [(entry_id, b"frozen")]
+    assert (frozen.stats.dead_lettered, claimer.stats.dead_lettered) == (1, 0)
+    assert (await redis.xpending(wb.keys.stream(partition), "writebehind"))["pending"] == 0
