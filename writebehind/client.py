@@ -15,6 +15,7 @@ from .collection import Collection
 from .errors import ConfigurationError
 from .keys import KeySpace, check_collection_name
 from .meta import check_partitions
+from .redis_client import connect
 from .redis_scripts import Scripts
 
 DEFAULT_GROUP = "writebehind"
@@ -81,7 +82,7 @@ class WriteBehind:
             raise ConfigurationError("give exactly one of redis_url and redis")
         if redis is None:
             assert url is not None
-            redis = Redis.from_url(url)
+            redis = connect(url)
             self._owned.append(redis)
         if redis.connection_pool.connection_kwargs.get("decode_responses"):
             raise ConfigurationError(

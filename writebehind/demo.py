@@ -33,6 +33,7 @@ from .embedded import RedisServer, SecantusServer, free_port
 from .errors import BacklogFull
 from .keys import KeySpace
 from .logs import redact_url
+from .redis_client import connect
 from .stats import collect
 from .version import Version
 
@@ -226,7 +227,7 @@ async def run_demo(
     mongo_client: AsyncMongoClient[Any] = AsyncMongoClient(
         servers.mongo_url, uuidRepresentation="standard"
     )
-    redis = Redis.from_url(servers.redis_url)
+    redis = connect(servers.redis_url)
     events: list[str] = []
     try:
         async with WriteBehind(

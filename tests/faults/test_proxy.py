@@ -9,7 +9,7 @@ import anyio
 import pytest
 from anyio.abc import SocketAttribute, SocketStream
 
-from tests.faults.proxy import Proxy
+from tests.support.proxy import Proxy
 
 pytestmark = pytest.mark.anyio
 
@@ -132,3 +132,20 @@ async def test_stop_closes_everything() -> None:
             listen_port = proxy.port
         assert proxy.connections == 0
         assert await refused(listen_port)
+
+
+async def test_strand_silences_current_connections_for_good() -> None:
+    async with echo_server() as (port, received), Proxy("127.0.0.1", port) as proxy:
+        async with await anyio.connect_tcp("127.0.0.1", proxy.port) as s:
+            await s.send(b"x")
+            assert await s.receive() == b"x"
+            assert proxy.strand() == 1
+            await s.send(b"lost")
+            with anyio.move_on_after(0.3) as scope:
+                await s.receive()
+            assert scope.cancelled_caught  # open, never answering, never closed
+            assert proxy.connections == 1
+            assert b"".join(received) == b"x"
+            # New connections pass.
+            assert await roundtrip(proxy.port, b"fresh") == b"fresh"
+        await until(lambda: proxy.connections == 0)  # the client closing ends it

@@ -37,11 +37,12 @@ from tests.faults.oracle import (
     Call,
     Oracle,
 )
-from tests.faults.proxy import Mode, Proxy
 from tests.support.processes import WorkerProcess
+from tests.support.proxy import Mode, Proxy
 from tests.support.servers import RedisServer, SecantusServer
 from writebehind import WriteBehind
 from writebehind.keys import KeySpace
+from writebehind.redis_client import connect
 from writebehind.worker.runner import Worker
 
 PREFIX = "f"
@@ -129,9 +130,12 @@ class Env:
             )
         self.extra.setdefault("crashes", []).append(f"{point}#{nth}")
 
-    async def start_worker(self, *, db: Any = None, **overrides: Any) -> Worker:
-        """An in-process worker with fast claiming, its own Redis pool (and ``db``, if given)."""
-        client = Redis.from_url(self.redis_server.url)
+    async def start_worker(
+        self, *, db: Any = None, redis: Redis | None = None, **overrides: Any
+    ) -> Worker:
+        """An in-process worker with fast claiming, its own Redis pool (or ``redis``, and
+        ``db``, if given)."""
+        client = redis or Redis.from_url(self.redis_server.url)
         self.stack.push_async_callback(client.aclose)
         overrides.setdefault("batch_size", 50)
         settings = fast_settings(
@@ -478,24 +482,36 @@ NETWORK_MODES: list[Mode] = ["latency", "drop", "blackhole"]
 
 
 async def network(env: Env) -> float:
-    """A TCP proxy between the worker and MongoDB and/or the producers and Redis.
+    """A TCP proxy between the worker and MongoDB, the worker and Redis, the producers
+    and Redis, or several of these.
 
     1-3 phases of latency, dropped connections or a blackhole (requests
     forwarded or not, replies never delivered), each healed back to ``pass``.
     The worker's MongoDB client times out a blackholed call in 2 s: its writes
-    must be retried (transient), never dead-lettered. The producers' Redis
-    client times out in 1 s: such a call is unknown, never acknowledged and lost.
+    must be retried (transient), never dead-lettered. Its Redis client times
+    out in 2 s: a read whose reply was lost leaves entries pending, which the
+    claim loop takes back; an ack whose reply was lost is sent again. The
+    producers' Redis client times out in 1 s: such a call is unknown, never
+    acknowledged and lost.
     """
     rng = env.rng
-    where = rng.choice(["mongo", "redis", "both"])
+    links = ["mongo", "redis", "worker_redis"]
+    where = rng.sample(links, rng.randint(1, len(links)))
     forward = rng.random() < 0.7
-    proxies: list[Proxy] = []
+    proxies: dict[str, Proxy] = {}
+
+    async def proxy_to(name: str, port: int) -> Proxy:
+        proxy = Proxy("127.0.0.1", port, forward_in_blackhole=forward)
+        proxy.latency = rng.uniform(0.005, 0.05)
+        await env.tg.start(proxy.run)
+        env.stack.callback(proxy.stop)
+        proxies[name] = proxy
+        return proxy
+
     db = None
-    if where in ("mongo", "both"):
-        mongo_proxy = Proxy("127.0.0.1", env.mongo_server.port, forward_in_blackhole=forward)
-        mongo_proxy.latency = rng.uniform(0.005, 0.05)
-        await env.tg.start(mongo_proxy.run)
-        proxies.append(mongo_proxy)
+    worker_redis = None
+    if "mongo" in where:
+        mongo_proxy = await proxy_to("mongo", env.mongo_server.port)
         client: AsyncMongoClient[Any] = AsyncMongoClient(
             f"mongodb://127.0.0.1:{mongo_proxy.port}/?socketTimeoutMS=2000"
             "&serverSelectionTimeoutMS=2000&connectTimeoutMS=2000&directConnection=true",
@@ -504,14 +520,12 @@ async def network(env: Env) -> float:
             heartbeatFrequencyMS=500,
         )
         env.stack.push_async_callback(client.close)
-        env.stack.callback(mongo_proxy.stop)
         db = client["faults"]
-    if where in ("redis", "both"):
-        redis_proxy = Proxy("127.0.0.1", env.redis_server.port, forward_in_blackhole=forward)
-        redis_proxy.latency = rng.uniform(0.005, 0.05)
-        await env.tg.start(redis_proxy.run)
-        proxies.append(redis_proxy)
-        env.stack.callback(redis_proxy.stop)
+    if "worker_redis" in where:
+        worker_proxy = await proxy_to("worker_redis", env.redis_server.port)
+        worker_redis = connect(f"redis://127.0.0.1:{worker_proxy.port}/0", socket_timeout=2.0)
+    if "redis" in where:
+        redis_proxy = await proxy_to("redis", env.redis_server.port)
         env.producer_url = f"redis://127.0.0.1:{redis_proxy.port}/0"
         # No client retries (the README's advice): a reply that never arrives is unknown.
         env.producer_options = {
@@ -519,18 +533,16 @@ async def network(env: Env) -> float:
             "socket_connect_timeout": 1.0,
             "retry": Retry(NoBackoff(), 0),
         }
-    worker = await env.start_worker(db=db)
+    worker = await env.start_worker(db=db, redis=worker_redis)
     phases: list[str] = []
-    env.extra.update(where=where, forward_in_blackhole=forward, phases=phases)
+    env.extra.update(where="+".join(sorted(where)), forward_in_blackhole=forward, phases=phases)
     async with env.load():
         for _ in range(rng.randint(1, 3)):
             await fault_delay(rng, 0.2, 0.6)
             mode = rng.choice(NETWORK_MODES)
-            targets = rng.choice([[p] for p in proxies] + [proxies])
-            names = "+".join(
-                "mongo" if p.target_port == env.mongo_server.port else "redis" for p in targets
-            )
-            phases.append(f"{mode}:{names}")
+            names = rng.sample(sorted(proxies), rng.randint(1, len(proxies)))
+            targets = [proxies[name] for name in names]
+            phases.append(f"{mode}:{'+'.join(names)}")
             for proxy in targets:
                 proxy.set_mode(mode)
             try:
@@ -543,6 +555,7 @@ async def network(env: Env) -> float:
         await fault_delay(rng, 0.2, 0.5)
     recovery = await env.settle()
     env.extra["retried"] = worker.stats.retried
+    env.extra["claimed"] = worker.stats.claimed
     if worker.stats.dead_lettered:
         env.oracle.fail(DEAD_LETTER, f"{worker.stats.dead_lettered} records dead-lettered")
         env.oracle.raise_if_failed()

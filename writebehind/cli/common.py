@@ -19,6 +19,7 @@ from ..config import Settings, env_of, flag_of, load_settings
 from ..errors import ConfigurationError
 from ..keys import KeySpace
 from ..logs import configure_logging
+from ..redis_client import connect
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -121,7 +122,7 @@ async def open_clients(
     conn: Connection, *, max_connections: int | None = None
 ) -> AsyncIterator[tuple[Redis, Any]]:
     """A Redis client and the MongoDB database; closed on exit, even with MongoDB down."""
-    redis = Redis.from_url(conn.redis_url, max_connections=max_connections)
+    redis = connect(conn.redis_url, max_connections=max_connections)
     mongo: AsyncMongoClient[Any] = AsyncMongoClient(conn.mongo_url, uuidRepresentation="standard")
     try:
         yield redis, mongo[conn.database]

@@ -18,6 +18,7 @@ from ..meta import check_partitions
 from ..observability.gauges import refresh_partition_gauges
 from ..observability.http import HealthEndpoints, serve
 from ..observability.metrics import WorkerMetrics
+from ..redis_client import check_blocking_reads, socket_timeout
 from ..sink.bulk import MongoSink
 from .checks import inspect_redis
 from .processor import REDIS_TRANSIENT, BatchProcessor
@@ -84,6 +85,10 @@ class Worker:
             self._cancel.cancel()
 
     async def startup_checks(self) -> None:
+        check_blocking_reads(self.redis, self.settings.read_block_ms)
+        if socket_timeout(self.redis) is None:
+            # A connection that silently stops answering would block this worker for ever.
+            self.log.warning("redis_without_socket_timeout")
         report = await inspect_redis(self.redis)
         for warning in report.warnings:
             self.log.warning("redis_config", problem=warning)

@@ -1,4 +1,4 @@
-"""A TCP forwarder on 127.0.0.1 for the ``network`` fault trials, with switchable modes.
+"""A TCP forwarder on 127.0.0.1 for network faults (the ``network`` trials and others).
 
 ``async with Proxy(host, port) as proxy:`` (or ``await tg.start(proxy.run)``)
 listens on a free port of 127.0.0.1 and forwards every connection to
@@ -12,6 +12,11 @@ listens on a free port of 127.0.0.1 and forwards every connection to
 - ``blackhole``: accept and read; requests are forwarded upstream when
   ``forward_in_blackhole`` (so the write may be applied) or discarded; replies
   are never delivered, so the client waits for its own timeout.
+
+``proxy.strand()`` leaves every current connection open but silent for good,
+in both directions, while new connections are forwarded as the mode says: a
+peer that vanished without closing (a dropped NAT entry, a host gone), which
+only a client-side timeout can detect.
 
 Leaving ``blackhole`` closes every connection that lived through it: bytes
 were discarded on them, so their framing can no longer be trusted. Leaving the
@@ -50,6 +55,7 @@ class Proxy:
         self.accepted = 0
         """Connections accepted so far (refused ones included)."""
         self._scopes: set[anyio.CancelScope] = set()
+        self._stranded: set[anyio.CancelScope] = set()
         self._tg: TaskGroup | None = None
         self._scope: anyio.CancelScope | None = None
 
@@ -68,6 +74,11 @@ class Proxy:
         previous, self.mode = self.mode, mode
         if mode == "drop" or (previous == "blackhole" and mode != "blackhole"):
             self.close_connections()
+
+    def strand(self) -> int:
+        """Make every current connection silent for good (never closed); how many."""
+        self._stranded |= self._scopes
+        return len(self._scopes)
 
     def close_connections(self) -> None:
         for scope in list(self._scopes):
@@ -121,10 +132,11 @@ class Proxy:
                     except OSError:
                         return
                     async with upstream, anyio.create_task_group() as tg:
-                        tg.start_soon(self._pump, client, upstream, True, tg.cancel_scope)
-                        tg.start_soon(self._pump, upstream, client, False, tg.cancel_scope)
+                        tg.start_soon(self._pump, client, upstream, True, scope)
+                        tg.start_soon(self._pump, upstream, client, False, scope)
                 finally:
                     self._scopes.discard(scope)
+                    self._stranded.discard(scope)
 
     async def _pump(
         self, src: ByteStream, dst: ByteStream, request: bool, scope: anyio.CancelScope
@@ -133,6 +145,8 @@ class Proxy:
         try:
             while True:
                 data = await src.receive(CHUNK)
+                if scope in self._stranded:
+                    continue
                 if self.mode == "latency":
                     await anyio.sleep(self.latency)
                 if self.mode == "blackhole" and not (request and self.forward_in_blackhole):
