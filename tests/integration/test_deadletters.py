@@ -335,7 +335,7 @@ async def test_purge_removes_the_given_letters_or_all(
         await purge(redis, wb.keys, [LetterId(0, "1-0")])
 
     assert await purge(redis, wb.keys, [second.id]) == 1
-    everything = await cli("dlq", "purge", "--all")
+    everything = await cli("dlq", "purge", "--all", "--yes")
     assert everything.code == 0, everything.stderr
     assert "Removed 2 dead letters." in everything.stdout
     assert await list_letters(redis, wb.keys) == []

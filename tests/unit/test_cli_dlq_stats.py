@@ -6,6 +6,7 @@ in-process with ``click.testing.CliRunner`` and unreachable server URLs.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import bson
@@ -71,6 +72,8 @@ def letter(partition: int = 1, entry: str = "1718000000600-0", **fields: Any) ->
         (["dlq", "replay", "1/1-0", "--collection", "x"], "--collection only goes with --all"),
         (["dlq", "replay", "1/1-0", "1-0"], "not a dead-letter ID: '1-0'"),
         (["dlq", "purge", "4/1-0"], "partitions are 0 to 3"),
+        (["dlq", "purge", "--all"], "--all deletes every dead letter for good; add --yes"),
+        (["dlq", "purge", "--all", "--collection", "x"], "of collection 'x' for good"),
         (["dlq", "show", "abc"], "not a dead-letter ID: 'abc'"),
     ],
 )
@@ -234,3 +237,16 @@ def test_format_stats_table() -> None:
     assert rows["b"] == ["b", "1", "1m30s", "0"]
     empty = Stats("g", (PartitionStats(0),), 0)
     assert "No consumers." in format_stats(empty)
+
+
+@pytest.mark.parametrize(("answer", "code"), [("n\n", 1), ("\n", 1)])
+def test_purge_all_on_a_terminal_asks_first(
+    monkeypatch: pytest.MonkeyPatch, answer: str, code: int
+) -> None:
+    # Declining aborts before connecting: the URL points nowhere.
+    # (``writebehind.cli.dlq`` names the click group; the module is in sys.modules.)
+    monkeypatch.setattr(sys.modules["writebehind.cli.dlq"], "_interactive", lambda: True)
+    result = CliRunner().invoke(main, ["dlq", "purge", "--all", *CONNECTION], input=answer)
+    assert result.exit_code == code, result.output
+    assert "Delete every dead letter for good, without re-driving it? [y/N]" in result.output
+    assert "Aborted" in result.output

@@ -276,13 +276,29 @@ async def _replay(
 @click.argument("ids", nargs=-1, metavar="[ID]...")
 @click.option("--all", "all_", is_flag=True, help="Every dead letter (there is now).")
 @click.option("--collection", default=None, help="With --all: only this collection.")
+@click.option("--yes", is_flag=True, help="With --all: do not ask for confirmation.")
 def purge_command(**options: Any) -> None:
     """Delete dead letters for good (their records are not re-driven)."""
     check_selection(options["ids"], options["all_"], options["collection"])
     ids = parse_ids(options["ids"], options["partitions"])
+    yes = options.pop("yes")
+    if options["all_"] and not yes:
+        confirm_purge_all(options["collection"])
     conn = Connection.pop_from(options)
     removed = run_tool(conn, _purge, conn, ids, options["all_"], options["collection"])
     click.echo(f"Removed {plural(removed, 'dead letter')}.")
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty()
+
+
+def confirm_purge_all(collection: str | None) -> None:
+    """``--all`` throws records away for good: ask on a terminal, demand ``--yes`` elsewhere."""
+    what = "every dead letter" + (f" of collection {collection!r}" if collection else "")
+    if not _interactive():
+        raise click.UsageError(f"--all deletes {what} for good; add --yes to confirm")
+    click.confirm(f"Delete {what} for good, without re-driving it?", abort=True)
 
 
 async def _purge(conn: Connection, ids: list[LetterId], all_: bool, collection: str | None) -> int:
