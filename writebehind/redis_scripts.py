@@ -118,8 +118,12 @@ return 1
 # group's last-delivered id (nothing undelivered goes) and every group's oldest
 # pending id (nothing unacknowledged goes). In one script, so no group can move
 # between the reading and the trimming. A stream no group reads is left alone.
+# Every group counts, ours or not: another reader's unread history is not ours
+# to drop. So that an abandoned group cannot grow a stream unnoticed, the group
+# that set the bound below the cutoff is returned when it is not ours.
 #
-# KEYS: stream; ARGV: retention cutoff id
+# KEYS: stream; ARGV: retention cutoff id, our group
+# Returns {entries removed, the other group holding trimming back or ''}
 TRIM = """
 local function older(a, b)
   local am, as = string.match(a, '^(%d+)-(%d+)$')
@@ -127,20 +131,28 @@ local function older(a, b)
   am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
   return am < bm or (am == bm and as < bs)
 end
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, ''} end
 local groups = redis.call('XINFO', 'GROUPS', KEYS[1])
-if #groups == 0 then return 0 end
+if #groups == 0 then return {0, ''} end
 local bound = ARGV[1]
+local holder = ''
 for _, g in ipairs(groups) do
   local info = {}
   for i = 1, #g, 2 do info[g[i]] = g[i + 1] end
-  if older(info['last-delivered-id'], bound) then bound = info['last-delivered-id'] end
+  if older(info['last-delivered-id'], bound) then
+    bound = info['last-delivered-id']
+    holder = info['name']
+  end
   if info['pending'] > 0 then
     local oldest = redis.call('XPENDING', KEYS[1], info['name'])[2]
-    if oldest and older(oldest, bound) then bound = oldest end
+    if oldest and older(oldest, bound) then
+      bound = oldest
+      holder = info['name']
+    end
   end
 end
-return redis.call('XTRIM', KEYS[1], 'MINID', bound)
+if holder == ARGV[2] then holder = '' end
+return {redis.call('XTRIM', KEYS[1], 'MINID', bound), holder}
 """
 
 # Remove consumers that left: idle long enough and holding no pending entries.

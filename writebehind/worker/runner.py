@@ -259,7 +259,16 @@ class Worker:
                 return
 
     async def _housekeeping(self, partition: int) -> None:
-        removed = await self.streams.trim(partition)
-        if removed:
-            self.log.debug("stream_trimmed", partition=partition, removed=removed)
+        trimmed = await self.streams.trim(partition)
+        if trimmed.removed:
+            self.log.debug("stream_trimmed", partition=partition, removed=trimmed.removed)
+        if trimmed.held_by is not None:
+            # Not ours to move on, but the stream grows until it does: say so.
+            self.log.warning(
+                "trim_held_back",
+                partition=partition,
+                group=trimmed.held_by,
+                hint="another consumer group has entries older than the retention unread "
+                "or unacknowledged; destroy it if it is abandoned",
+            )
         await self.streams.prune_consumers(partition)

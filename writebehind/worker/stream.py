@@ -53,6 +53,13 @@ class Persisted:
     entry_ids: Sequence[str]
 
 
+@dataclass(frozen=True, slots=True)
+class Trimmed:
+    removed: int
+    held_by: str | None
+    """Another consumer group whose unread or pending entries kept history past retention."""
+
+
 class PartitionStreams:
     """Stream operations of one worker (consumer) across its partitions."""
 
@@ -214,15 +221,15 @@ class PartitionStreams:
         # A letter whose entry was no longer pending (moved already) is not moved twice.
         self.stats.dead_lettered += sum(int(r) for r in replies[len(replies) - len(dead) :])
 
-    async def trim(self, partition: int) -> int:
+    async def trim(self, partition: int) -> Trimmed:
         cutoff_ms = int((time.time() - self.settings.retention) * 1000)
         if cutoff_ms <= 0:
-            return 0
-        removed = int(
-            await self.scripts.trim(keys=[self.keys.stream(partition)], args=[f"{cutoff_ms}-0"])
+            return Trimmed(0, None)
+        removed, holder = await self.scripts.trim(
+            keys=[self.keys.stream(partition)], args=[f"{cutoff_ms}-0", self.group]
         )
-        self.stats.trimmed += removed
-        return removed
+        self.stats.trimmed += int(removed)
+        return Trimmed(int(removed), _name(holder) or None)
 
     async def prune_consumers(self, partition: int) -> list[str]:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import structlog
 from redis.asyncio import Redis
 
 from tests.conftest import fast_settings
@@ -18,6 +19,7 @@ from tests.support.streams import (
 from tests.support.waiting import wait_until
 from writebehind import WriteBehind
 from writebehind.worker.runner import Worker
+from writebehind.worker.stream import Trimmed
 
 pytestmark = pytest.mark.anyio
 
@@ -63,28 +65,28 @@ async def test_trim_stops_at_the_oldest_pending_and_the_first_undelivered_entry(
     # A consumer read e0..e3 and acknowledged all but e1; e4, e5 are undelivered.
     assert await ghost_read(redis, stream, count=4) == e[:4]
     await redis.xack(stream, GROUP, e[0], e[2], e[3])
-    assert await worker.streams.trim(partition) == 1
+    assert await worker.streams.trim(partition) == Trimmed(1, None)
     assert await stream_ids(redis, stream) == e[1:]
-    assert await worker.streams.trim(partition) == 0
+    assert await worker.streams.trim(partition) == Trimmed(0, None)
 
-    # Every group counts: one that has read nothing holds everything.
+    # Every group counts: one that has read nothing holds everything, and is named.
     await redis.xgroup_create(stream, "replayer", id="0")
     await redis.xack(stream, GROUP, e[1])
-    assert await worker.streams.trim(partition) == 0
+    assert await worker.streams.trim(partition) == Trimmed(0, "replayer")
     assert await stream_ids(redis, stream) == e[1:]
     await redis.xgroup_destroy(stream, "replayer")
 
     # Nothing pending: the bound is the last delivered entry (e3); e4, e5 stay.
-    assert await worker.streams.trim(partition) == 2
+    assert await worker.streams.trim(partition) == Trimmed(2, None)
     assert await stream_ids(redis, stream) == e[3:]
 
     # Within the retention period nothing goes, acknowledged or not.
     assert await ghost_read(redis, stream) == e[4:]
     await redis.xack(stream, GROUP, *e[4:])
     keeping = Worker(redis, mongo_db, fast_settings(retention=3600))
-    assert await keeping.streams.trim(partition) == 0
+    assert await keeping.streams.trim(partition) == Trimmed(0, None)
     assert await stream_ids(redis, stream) == e[3:]
-    assert await worker.streams.trim(partition) == 2
+    assert await worker.streams.trim(partition) == Trimmed(2, None)
     assert await stream_ids(redis, stream) == e[5:]
 
 
@@ -115,3 +117,22 @@ async def test_running_worker_never_trims_entries_pending_on_a_crashed_consumer(
         remaining = await stream_ids(redis, stream)
         assert remaining[: len(held[p])] == held[p]
         assert (await redis.xpending(stream, GROUP))["pending"] == len(held[p])
+
+
+async def test_a_worker_warns_when_another_group_holds_trimming_back(
+    wb: WriteBehind, start_worker: Any, redis: Redis
+) -> None:
+    users = wb.collection("users")
+    [doc_id] = ids_in_partition(wb.keys, "users", 1, 1)
+    await users.set(doc_id, {"n": 1})
+    await redis.xgroup_create(wb.keys.stream(1), "abandoned", id="0")
+    with structlog.testing.capture_logs() as logs:
+        await start_worker(retention=0, trim_interval=0.1)
+        await users.wait_persisted(await users.set(doc_id, {"n": 2}), timeout=20)
+
+        async def warned() -> list[dict[str, Any]]:
+            return [e for e in logs if e["event"] == "trim_held_back"]
+
+        [first, *_] = await wait_until(warned, message="a trim_held_back warning")
+    assert (first["partition"], first["group"], first["log_level"]) == (1, "abandoned", "warning")
+    assert await redis.xlen(wb.keys.stream(1)) == 2  # nothing the other group has not read
