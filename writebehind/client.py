@@ -15,7 +15,7 @@ from .collection import Collection
 from .errors import ConfigurationError
 from .keys import KeySpace, check_collection_name
 from .meta import check_partitions
-from .redis_client import connect
+from .redis_client import connect, socket_timeout
 from .redis_scripts import Scripts
 
 DEFAULT_GROUP = "writebehind"
@@ -39,6 +39,10 @@ class WriteBehind:
             raising ``BacklogFull``.
         max_conflict_retries: how often ``patch``/``modify`` retry after a
             concurrent write before raising ``TooManyConflicts``.
+        wait_replicas: after each write, wait (Redis ``WAIT``) until this many
+            replicas have it, for writes that must survive the loss of the
+            primary; fewer in time raises ``NotReplicated``. 0 (default): no wait.
+        wait_timeout: seconds to wait for them; under the client's socket timeout.
     """
 
     def __init__(
@@ -55,6 +59,8 @@ class WriteBehind:
         max_backlog: int = DEFAULT_MAX_BACKLOG,
         backlog_wait: float = 0.0,
         max_conflict_retries: int = 200,
+        wait_replicas: int = 0,
+        wait_timeout: float = 1.0,
     ) -> None:
         self.keys = KeySpace(prefix, partitions)
         if type(max_backlog) is not int or max_backlog < 0:
@@ -63,6 +69,12 @@ class WriteBehind:
             raise ConfigurationError(f"backlog_wait must be >= 0: {backlog_wait!r}")
         if max_conflict_retries < 1:
             raise ConfigurationError("max_conflict_retries must be >= 1")
+        if type(wait_replicas) is not int or wait_replicas < 0:
+            raise ConfigurationError(f"wait_replicas must be an int >= 0: {wait_replicas!r}")
+        if not wait_timeout > 0:
+            raise ConfigurationError(f"wait_timeout must be > 0: {wait_timeout!r}")
+        self.wait_replicas = wait_replicas
+        self.wait_timeout = float(wait_timeout)
         self.group = group
         self.max_backlog = max_backlog
         self.backlog_wait = float(backlog_wait)
@@ -73,6 +85,7 @@ class WriteBehind:
         self.codec_options: CodecOptions[Any] = encoding_options(
             getattr(self.mongo, "codec_options", None)
         )
+        self._check_wait_timeout()
         self.scripts = Scripts(self.redis)
         self._checked = False
         self._check_lock = anyio.Lock()
@@ -89,6 +102,15 @@ class WriteBehind:
                 "the Redis client must not use decode_responses=True: cache entries are BSON"
             )
         return redis
+
+    def _check_wait_timeout(self) -> None:
+        timeout = socket_timeout(self.redis)
+        if self.wait_replicas and timeout is not None and self.wait_timeout >= timeout:
+            # The client would give up on the reply first: an unknown outcome for every slow WAIT.
+            raise ConfigurationError(
+                f"wait_timeout ({self.wait_timeout:g} s) must be under the Redis client's "
+                f"socket timeout ({timeout:g} s)"
+            )
 
     def _mongo_database(self, mongo: Any, url: str | None, database: str | None) -> Any:
         if (mongo is None) == (url is None):

@@ -24,6 +24,7 @@ from .errors import (
     BacklogFull,
     IdMismatch,
     InvalidDocument,
+    NotReplicated,
     PersistTimeout,
     TooManyConflicts,
     WriteManyError,
@@ -101,7 +102,7 @@ class Collection:
         args = self._args(p, expected)
         while True:
             try:
-                reply = await self._wb.scripts.write(keys=[p.stream, p.entry], args=args)
+                reply, replicas = await self._send(p, args)
             except Exception as exc:
                 mapped = map_script_error(exc)
                 if not isinstance(mapped, BacklogRefused):
@@ -114,10 +115,36 @@ class Collection:
                 delay = min(delay * 2, 0.5)
                 continue
             outcome = parse_write_reply(reply)
-            if outcome.written:
-                assert outcome.version is not None
-                return outcome.version.for_document(self.name, p.doc_id, p.op == "del")
-            return None
+            if not outcome.written:
+                return None
+            assert outcome.version is not None
+            version = outcome.version.for_document(self.name, p.doc_id, p.op == "del")
+            self._check_replicated([version], replicas)
+            return version
+
+    async def _send(self, p: _Prepared, args: list[Any]) -> tuple[Any, int | None]:
+        """The write script's reply, and how many replicas confirmed it (``None``: not asked)."""
+        wanted = self._wb.wait_replicas
+        if not wanted:
+            return await self._wb.scripts.write(keys=[p.stream, p.entry], args=args), None
+        # WAIT covers the writes made on its own connection: one pipeline, one connection.
+        pipe = self._wb.redis.pipeline(transaction=False)
+        await self._wb.scripts.write(keys=[p.stream, p.entry], args=args, client=pipe)
+        pipe.execute_command("WAIT", wanted, self._wait_ms())
+        reply, replicas = await pipe.execute(raise_on_error=False)
+        if isinstance(reply, BaseException):
+            raise reply
+        if isinstance(replicas, BaseException):
+            raise replicas
+        return reply, int(replicas)
+
+    def _wait_ms(self) -> int:
+        return max(1, int(self._wb.wait_timeout * 1000))
+
+    def _check_replicated(self, versions: list[Version], replicas: int | None) -> None:
+        wanted = self._wb.wait_replicas
+        if replicas is not None and replicas < wanted:
+            raise NotReplicated(versions, replicas, wanted)
 
     async def set(self, doc_id: Any, doc: Mapping[str, Any]) -> Version:
         """Store the whole document; returns the write's version."""
@@ -213,7 +240,15 @@ class Collection:
             await self._wb.scripts.write(
                 keys=[p.stream, p.entry], args=self._args(p, ""), client=pipe
             )
+        if self._wb.wait_replicas:
+            pipe.execute_command("WAIT", self._wb.wait_replicas, self._wait_ms())
         replies = await pipe.execute(raise_on_error=False)
+        replicas: int | None = None
+        if self._wb.wait_replicas:
+            waited = replies.pop()
+            if isinstance(waited, BaseException):
+                raise waited
+            replicas = int(waited)
         results: list[Any] = []
         for p, reply in zip(prepared, replies, strict=True):
             if isinstance(reply, BaseException):
@@ -227,6 +262,7 @@ class Collection:
             results.append(outcome.version.for_document(self.name, p.doc_id))
         if any(isinstance(r, BaseException) for r in results):
             raise WriteManyError(results)
+        self._check_replicated(results, replicas)
         return results
 
     # -- reading ------------------------------------------------------------

@@ -96,6 +96,28 @@ class RedisOutOfMemory(WriteBehindError):
     """Redis refused the write at its ``maxmemory`` limit; nothing was written."""
 
 
+class NotReplicated(WriteBehindError):
+    """The writes were made, but fewer replicas than ``wait_replicas`` confirmed them in time.
+
+    ``versions`` are the writes made: they are in the primary's streams and will
+    reach MongoDB, unless the primary fails before a replica has them. Writing
+    again makes a new, newer version.
+    """
+
+    def __init__(self, versions: Sequence[Any], acknowledged: int, wanted: int) -> None:
+        self.versions = list(versions)
+        self.acknowledged = acknowledged
+        self.wanted = wanted
+        super().__init__(
+            f"{plural(len(self.versions), 'write')} made, but {acknowledged} of the "
+            f"{wanted} replicas asked for confirmed them in time"
+        )
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 class WriteManyError(WriteBehindError):
     """Some writes of a ``set_many`` were refused.
 

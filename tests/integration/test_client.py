@@ -48,6 +48,11 @@ async def test_partition_count_is_recorded_and_enforced(redis: Redis, mongo_db: 
         {"partitions": 5000},
         {"max_backlog": -1},
         {"backlog_wait": -1},
+        {"wait_replicas": -1},
+        {"wait_replicas": 1.5},
+        {"wait_replicas": 1, "wait_timeout": 0},
+        # The fixture's client times out after redis-py's default (5 s in redis-py 8).
+        {"wait_replicas": 1, "wait_timeout": 3600},
     ],
 )
 async def test_bad_configuration_is_refused(redis: Redis, mongo_db: Any, kwargs: Any) -> None:
