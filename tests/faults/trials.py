@@ -286,7 +286,10 @@ async def kill9(env: Env) -> float:
 
 
 async def zombie(env: Env) -> float:
+    """A worker frozen past claim_idle_ms, then resumed: its late writes change nothing,
+    and its late dead-letter moves of records the claimer already moved add no letter."""
     rng = env.rng
+    env.poison_rate = 0.1
     frozen = env.spawn()
     await env.start_worker(claim_idle_ms=1000)
     async with env.load():
