@@ -43,14 +43,32 @@ INVALID = "invalid"
 """Outcome of a letter that cannot be re-driven (its record is not decodable)."""
 
 # Replace a dead letter by a copy with updated fields, unless it is gone (purged
-# or re-driven by someone else meanwhile: then nothing is resurrected).
+# or re-driven by someone else meanwhile: then nothing is resurrected). The
+# source index (see redis_scripts) follows the letter to its new id.
 #
-# KEYS: dead-letter stream; ARGV: old entry id, then field/value pairs
+# KEYS: dead-letter stream, its source index
+# ARGV: old entry id, the letter's source entry id, then field/value pairs
 REPLACE_LETTER = """
 if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return false end
-local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
+local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
 redis.call('XDEL', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[2], id)
 return id
+"""
+
+# Delete letters, and their source index entries where they still name them.
+#
+# KEYS: dead-letter stream, its source index
+# ARGV: letter id, source entry id, letter id, source entry id, ...
+DELETE_LETTERS = """
+local removed = 0
+for i = 1, #ARGV, 2 do
+  removed = removed + redis.call('XDEL', KEYS[1], ARGV[i])
+  if redis.call('HGET', KEYS[2], ARGV[i + 1]) == ARGV[i] then
+    redis.call('HDEL', KEYS[2], ARGV[i + 1])
+  end
+end
+return removed
 """
 
 
@@ -134,32 +152,37 @@ async def get_letters(redis: Redis, keys: KeySpace, ids: Iterable[LetterId]) -> 
     ]
 
 
-async def _delete(redis: Redis, keys: KeySpace, ids: Iterable[LetterId]) -> int:
+async def _delete(redis: Redis, keys: KeySpace, letters: Iterable[DeadLetter]) -> int:
     by_partition: dict[int, list[str]] = defaultdict(list)
-    for letter_id in ids:
-        by_partition[letter_id.partition].append(letter_id.entry_id)
+    for letter in letters:
+        by_partition[letter.id.partition] += [letter.id.entry_id, letter.source_id]
     if not by_partition:
         return 0
+    script = redis.register_script(DELETE_LETTERS)
     pipe = redis.pipeline(transaction=False)
-    for partition, entry_ids in by_partition.items():
-        for start in range(0, len(entry_ids), 1000):
-            pipe.xdel(keys.dead_letters(partition), *entry_ids[start : start + 1000])
+    for partition, args in by_partition.items():
+        for start in range(0, len(args), 1000):
+            await script(
+                keys=[keys.dead_letters(partition), keys.dead_letter_sources(partition)],
+                args=args[start : start + 1000],
+                client=pipe,
+            )
     return sum(int(n) for n in await pipe.execute())
 
 
 async def purge(redis: Redis, keys: KeySpace, ids: Iterable[LetterId]) -> int:
     """Delete these letters; if any does not exist, delete none and raise ``UnknownLetters``."""
     letters = await get_letters(redis, keys, ids)
-    return await _delete(redis, keys, (letter.id for letter in letters))
+    return await _delete(redis, keys, letters)
 
 
 async def purge_all(redis: Redis, keys: KeySpace, *, collection: str | None = None) -> int:
     """Delete every letter (of one collection) that exists now; later arrivals stay."""
     ends = await dead_letter_ends(redis, keys)
     removed = 0
-    batch: list[LetterId] = []
+    batch: list[DeadLetter] = []
     async for letter in iter_letters(redis, keys, collection=collection, upto=ends):
-        batch.append(letter.id)
+        batch.append(letter)
         if len(batch) >= PAGE:
             removed += await _delete(redis, keys, batch)
             batch = []
@@ -291,7 +314,7 @@ class Redriver:
                 for r in settled
                 if r.outcome is Outcome.FAILED
             ]
-            await _delete(self.redis, self.keys, (owners[id(r.pending)].id for r in done))
+            await _delete(self.redis, self.keys, (owners[id(r.pending)] for r in done))
             new_ids = await self._replace_failed(failed)
             results += [LetterResult(owners[id(r.pending)], r.outcome.value, True) for r in done]
             results += [
@@ -333,9 +356,13 @@ class Redriver:
         pipe = self.redis.pipeline(transaction=False)
         for letter, error in failed:
             await self._replace(
-                keys=[self.keys.dead_letters(letter.id.partition)],
+                keys=[
+                    self.keys.dead_letters(letter.id.partition),
+                    self.keys.dead_letter_sources(letter.id.partition),
+                ],
                 args=[
                     letter.id.entry_id,
+                    letter.source_id,
                     *refailed_fields(letter, error, now_ms=now_ms, consumer=self.consumer),
                 ],
                 client=pipe,

@@ -97,6 +97,10 @@ class KeySpace:
     def dead_letters(self, partition: int) -> str:
         return f"{self._tag(partition)}:dlq"
 
+    def dead_letter_sources(self, partition: int) -> str:
+        """Hash: stream entry id -> the id of its letter (so an entry gets one letter)."""
+        return f"{self._tag(partition)}:dlq:src"
+
     def cache(self, partition: int, collection: str, doc_id: Any) -> str:
         # The collection is length-prefixed so that no (collection, id) pair can
         # spell another pair's key.

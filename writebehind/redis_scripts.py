@@ -94,25 +94,64 @@ end
 return acked
 """
 
+# Which stream entries have a letter: a hash, source entry id -> letter id, in
+# the dead-letter stream's hash slot (``{wb:pN}:dlq:src``). A scan of the
+# dead-letter stream would do the same, but a poison storm leaves it long, and
+# a scan per letter would then stall Redis. The index is only a hint: a letter
+# named there must still exist (deleted by hand with XDEL, it does not count).
+_EXISTING_LETTER = """
+local function existing_letter(index, letters, source)
+  local known = redis.call('HGET', index, source)
+  if known and #redis.call('XRANGE', letters, known, known) > 0 then return known end
+  return false
+end
+"""
+
 # Move one record to the dead-letter stream: XACK here and XADD there, at once.
 # Only an entry still pending in the group moves: a move sent again after its
 # reply was lost, or a frozen worker's late move of an entry another worker
-# has since claimed and finished, adds no second letter (returns 0).
+# has since claimed and finished, adds no second letter (returns 0). Nor does
+# a move of an entry a replay has dead-lettered already (returns 1: acked).
 # A cache entry still at the dead version is dropped, so reads show what
 # MongoDB holds rather than a document it refused.
 #
-# KEYS: stream, dead-letter stream, cache entry
+# KEYS: stream, dead-letter stream, cache entry, dead-letter source index
 # ARGV: group, entry id, cache version to drop, then the dead letter's field/value pairs
-DEAD_LETTER = """
+DEAD_LETTER = (
+    _EXISTING_LETTER
+    + """
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then
   return 0
 end
-redis.call('XADD', KEYS[2], '*', unpack(ARGV, 4))
+if not existing_letter(KEYS[4], KEYS[2], ARGV[2]) then
+  local id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 4))
+  redis.call('HSET', KEYS[4], ARGV[2], id)
+end
 if redis.call('HGET', KEYS[3], 'v') == ARGV[3] then
   redis.call('DEL', KEYS[3])
 end
 return 1
 """
+)
+
+# Replay's dead letter: added unless its entry already has one (written by the
+# worker, an earlier replay, or a re-drive refused again). No XACK: replay is
+# no consumer. Checked and added in one step, so two replays at once still
+# leave one letter.
+#
+# KEYS: dead-letter stream, its source index; ARGV: source entry id, then the
+# letter's field/value pairs
+# Returns {1, id of the new letter} or {0, id of the letter already there}
+DEAD_LETTER_ONCE = (
+    _EXISTING_LETTER
+    + """
+local known = existing_letter(KEYS[2], KEYS[1], ARGV[1])
+if known then return {0, known} end
+local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
+redis.call('HSET', KEYS[2], ARGV[1], id)
+return {1, id}
+"""
+)
 
 # Trim acknowledged history: MINID is the lowest of the retention cutoff, every
 # group's last-delivered id (nothing undelivered goes) and every group's oldest
@@ -201,6 +240,20 @@ def parse_write_reply(reply: Any) -> WriteOutcome:
     return WriteOutcome(False, None, None if text == ABSENT else text)
 
 
+@dataclass(frozen=True, slots=True)
+class LetterOutcome:
+    """What the replay dead-letter script did: added a letter, or found one for the entry."""
+
+    added: bool
+    letter_id: str
+
+
+def parse_letter_reply(reply: Any) -> LetterOutcome:
+    status, value = reply
+    text = value.decode("ascii") if isinstance(value, bytes) else str(value)
+    return LetterOutcome(int(status) == 1, text)
+
+
 def map_script_error(exc: BaseException) -> BaseException:
     """Turn a script's error reply into the exception the caller should see."""
     if isinstance(exc, OutOfMemoryError):
@@ -219,5 +272,6 @@ class Scripts:
         self.write: AsyncScript = redis.register_script(WRITE)
         self.ack_and_clean: AsyncScript = redis.register_script(ACK_AND_CLEAN)
         self.dead_letter: AsyncScript = redis.register_script(DEAD_LETTER)
+        self.dead_letter_once: AsyncScript = redis.register_script(DEAD_LETTER_ONCE)
         self.trim: AsyncScript = redis.register_script(TRIM)
         self.prune_consumers: AsyncScript = redis.register_script(PRUNE_CONSUMERS)

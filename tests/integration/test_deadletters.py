@@ -290,6 +290,34 @@ async def test_letter_that_fails_again_stays_with_the_new_error(
     assert still.deliveries == kept.deliveries + 1
 
 
+async def test_a_letter_refused_again_is_replaced_and_replay_adds_none_beside_it(
+    wb: WriteBehind, start_worker: Callable[..., Any], mongo_db: Any, redis: Redis, cli: Cli
+) -> None:
+    await mongo_db.create_collection("people", validator=REQUIRE_NAME)
+    people = wb.collection("people")
+    bad = await people.set("u1", {"nickname": "no name"})
+    await start_worker()
+    [letter] = await wait_letters(redis, wb, 1)
+
+    redriven = await cli("dlq", "replay", "--all", "--json")
+    assert redriven.code == 4, redriven.stdout + redriven.stderr
+    [row] = redriven.json()["letters"]
+    assert row["outcome"] == "failed" and row["new_id"] not in (None, str(letter.id))
+    [kept] = await list_letters(redis, wb.keys)  # the old letter went with the new one's XADD
+    assert str(kept.id) == row["new_id"] and kept.source_id == letter.source_id == str(bad)
+
+    # A replay of the range meets the record again: its (re-added) letter is there.
+    replayed = await cli("replay", "--since", "0", "--json")
+    assert replayed.code == 4, replayed.stdout + replayed.stderr
+    totals = replayed.json()["totals"]
+    assert (totals["dead_lettered"], totals["already_dead_lettered"]) == (0, 1)
+    assert [x.id for x in await list_letters(redis, wb.keys)] == [kept.id]
+
+    await replay_all(redis, mongo_db, wb.keys)
+    [last] = await list_letters(redis, wb.keys)
+    assert last.source_id == str(bad) and last.deliveries == letter.deliveries + 2
+
+
 async def test_newest_letter_refused_again_lets_the_older_one_land(
     wb: WriteBehind, start_worker: Callable[..., Any], mongo_db: Any, redis: Redis
 ) -> None:

@@ -37,6 +37,7 @@ from tests.support.streams import (
 )
 from tests.support.waiting import wait_until
 from writebehind import WriteBehind
+from writebehind.deadletters import purge_all
 from writebehind.keys import KeySpace
 from writebehind.reapply import Outcome
 from writebehind.replay import ReplayOptions, ReplayRange, ReplayResult, replay
@@ -492,11 +493,112 @@ async def test_refused_records_are_dead_lettered_without_acking_and_malformed_ar
     assert sorted(r["message_id"] for r in rows) == sorted(pending_x)
     assert await pending_total(redis, KEYS) == len(pending_x)
 
+    # Again: the same two are refused, and their letters are already there.
     text = await cli("--since", "0")
     assert text.returncode == 4
-    assert "2 records were refused by MongoDB and dead-lettered" in text.stdout
+    assert "2 records were refused by MongoDB and already dead-lettered" in text.stdout
+    assert "no new letter written" in text.stdout
     assert "writebehind dlq list" in text.stdout
-    assert len(await dead_letters(redis, KEYS)) == 4
+    assert len(await dead_letters(redis, KEYS)) == 2
+
+
+def sources(letters: list[dict[str, bytes]]) -> list[tuple[int, str]]:
+    """Each letter's source entry, as (partition, entry id): ids are unique per stream only."""
+    return sorted((int(x["partition"]), x["source_id"].decode()) for x in letters)
+
+
+def source_of(doc_id: str, version: Version) -> tuple[int, str]:
+    return KEYS.partition_of("strict", doc_id), str(version)
+
+
+async def test_replay_adds_no_letter_for_a_record_the_worker_dead_lettered(
+    wb: WriteBehind, start_worker: Any, redis: Redis, mongo_db: Any, cli: Cli
+) -> None:
+    await mongo_db.create_collection(
+        "strict", validator={"$jsonSchema": {"bsonType": "object", "required": ["name"]}}
+    )
+    strict = wb.collection("strict")
+    poison = await strict.set("p", {"no_name": True})
+    good = await strict.set("g", {"name": "ok"})
+    worker = await start_worker()
+    await strict.wait_persisted(good, timeout=20)
+
+    async def worker_letters() -> list[dict[str, bytes]]:
+        return await dead_letters(redis, KEYS)
+
+    [letter] = await wait_until(worker_letters, message="the worker's dead letter")
+    assert sources([letter]) == [source_of("p", poison)]
+    assert letter["consumer"] == worker.settings.consumer.encode()
+    partition = KEYS.partition_of("strict", "p")
+    [letter_id] = [i for i, _ in await redis.xrange(KEYS.dead_letters(partition))]
+
+    for _ in range(2):  # replaying again changes nothing either
+        shown = await cli("--since", "0", "--json")
+        assert shown.returncode == 4, shown.stdout + shown.stderr
+        totals = json.loads(shown.stdout)["totals"]
+        assert (totals["failed"], totals["dead_lettered"]) == (1, 0)
+        assert totals["already_dead_lettered"] == 1
+        assert [i for i, _ in await redis.xrange(KEYS.dead_letters(partition))] == [letter_id]
+    assert len(await dead_letters(redis, KEYS)) == 1
+
+    text = await cli("--since", "0")
+    assert text.returncode == 4
+    assert "  dead-lettered     0  (1 more already dead-lettered; no new letter)\n" in text.stdout
+    assert "1 record was refused by MongoDB and already dead-lettered" in text.stdout
+
+    # Once the letter is purged, the record is dead-lettered anew, once.
+    await redis.xdel(KEYS.dead_letters(partition), letter_id)
+    first = await run_replay(redis, mongo_db)
+    again = await run_replay(redis, mongo_db)
+    assert (first.dead_lettered, first.already_dead_lettered) == (1, 0)
+    assert (again.dead_lettered, again.already_dead_lettered) == (0, 1)
+    [anew] = await dead_letters(redis, KEYS)
+    assert anew["consumer"] == b"replay" and sources([anew]) == [source_of("p", poison)]
+
+
+async def test_replaying_twice_without_a_worker_leaves_one_letter_per_record(
+    wb: WriteBehind, redis: Redis, mongo_db: Any
+) -> None:
+    await mongo_db.create_collection(
+        "strict", validator={"$jsonSchema": {"bsonType": "object", "required": ["name"]}}
+    )
+    strict = wb.collection("strict")
+    poison = [await strict.set(f"p{i}", {"no_name": i}) for i in range(3)]
+    await strict.set("g", {"name": "ok"})
+
+    first = await run_replay(redis, mongo_db, batch_size=2)
+    letters = await dead_letters(redis, KEYS)
+    second = await run_replay(redis, mongo_db)
+
+    assert (first.dead_lettered, first.already_dead_lettered, first.refused) == (3, 0, 3)
+    assert (second.dead_lettered, second.already_dead_lettered, second.refused) == (0, 3, 3)
+    assert second.as_dict()["totals"]["already_dead_lettered"] == 3
+    assert await dead_letters(redis, KEYS) == letters  # the same letters, none added
+    assert sources(letters) == sorted(source_of(f"p{i}", v) for i, v in enumerate(poison))
+
+
+async def test_concurrent_replays_of_one_range_leave_one_letter(
+    wb: WriteBehind, redis: Redis, mongo_db: Any
+) -> None:
+    await mongo_db.create_collection(
+        "strict", validator={"$jsonSchema": {"bsonType": "object", "required": ["name"]}}
+    )
+    strict = wb.collection("strict")
+    poison = [await strict.set(f"p{i}", {"no_name": i}) for i in range(20)]
+
+    results: list[ReplayResult] = []
+
+    async def one() -> None:
+        results.append(await run_replay(redis, mongo_db, batch_size=3))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(one)
+        tg.start_soon(one)
+
+    letters = await dead_letters(redis, KEYS)
+    assert sources(letters) == sorted(source_of(f"p{i}", v) for i, v in enumerate(poison))
+    assert sum(r.dead_lettered for r in results) == 20
+    assert all(r.refused == 20 for r in results)
 
 
 async def test_a_partition_count_other_than_the_deployments_is_refused(
@@ -507,3 +609,51 @@ async def test_a_partition_count_other_than_the_deployments_is_refused(
     assert shown.returncode == 1
     assert "configured with 8 partitions but Redis records 4" in shown.stderr
     assert await contents(mongo_db, "users") == {}
+
+
+async def test_a_worker_adds_no_letter_for_an_entry_replay_dead_lettered_first(
+    wb: WriteBehind, start_worker: Any, redis: Redis, mongo_db: Any
+) -> None:
+    # Replay runs beside live workers: it may dead-letter an entry that a worker
+    # (here a crashed one) still holds pending. The worker's move acks it, no letter.
+    await mongo_db.create_collection(
+        "strict", validator={"$jsonSchema": {"bsonType": "object", "required": ["name"]}}
+    )
+    strict = wb.collection("strict")
+    poison = await strict.set("p", {"no_name": True})
+    stream = KEYS.stream(KEYS.partition_of("strict", "p"))
+    await create_groups(redis, KEYS)
+    assert await ghost_read(redis, stream, "crashed") == [str(poison).encode()]
+
+    result = await run_replay(redis, mongo_db)
+    assert result.dead_lettered == 1
+    worker = await start_worker()  # claims the crashed consumer's entry, fails it for good
+
+    async def acknowledged() -> bool:
+        return (await redis.xpending(stream, GROUP))["pending"] == 0
+
+    await wait_until(acknowledged, message="the worker to settle the claimed entry")
+    assert worker.stats.claimed == 1
+    [letter] = await dead_letters(redis, KEYS)
+    assert letter["consumer"] == b"replay"
+    assert sources([letter]) == [source_of("p", poison)]
+
+
+async def test_purging_letters_forgets_their_entries(
+    wb: WriteBehind, redis: Redis, mongo_db: Any
+) -> None:
+    await mongo_db.create_collection(
+        "strict", validator={"$jsonSchema": {"bsonType": "object", "required": ["name"]}}
+    )
+    strict = wb.collection("strict")
+    for i in range(3):
+        await strict.set(f"p{i}", {"no_name": i})
+    assert (await run_replay(redis, mongo_db)).dead_lettered == 3
+    indexes = [KEYS.dead_letter_sources(p) for p in range(KEYS.partitions)]
+    assert sum([await redis.hlen(key) for key in indexes]) == 3
+
+    assert await purge_all(redis, KEYS) == 3
+    assert sum([await redis.hlen(key) for key in indexes]) == 0
+    # Forgotten, so a replay dead-letters them again (once).
+    assert (await run_replay(redis, mongo_db)).dead_lettered == 3
+    assert (await run_replay(redis, mongo_db)).dead_lettered == 0

@@ -18,8 +18,10 @@ from writebehind.errors import RedisOutOfMemory, WriteBehindError
 from writebehind.redis_scripts import (
     ABSENT,
     BacklogRefused,
+    LetterOutcome,
     WriteOutcome,
     map_script_error,
+    parse_letter_reply,
     parse_write_reply,
 )
 from writebehind.version import Version
@@ -93,3 +95,15 @@ def test_out_of_memory() -> None:
 )
 def test_other_errors_pass_through(exc: BaseException) -> None:
     assert map_script_error(exc) is exc
+
+
+@pytest.mark.parametrize(
+    ("reply", "outcome"),
+    [
+        ([1, b"9-0"], LetterOutcome(True, "9-0")),
+        ([0, b"7-3"], LetterOutcome(False, "7-3")),
+        ((b"0", "7-3"), LetterOutcome(False, "7-3")),
+    ],
+)
+def test_parse_letter_reply(reply: Any, outcome: LetterOutcome) -> None:
+    assert parse_letter_reply(reply) == outcome

@@ -26,7 +26,8 @@ EXIT_OK = 0
 EXIT_HISTORY_GAP = 3
 """SINCE is older than the retained history and --allow-gap was not given; nothing was written."""
 EXIT_DEAD_LETTERED = 4
-"""The replay finished, but MongoDB refused some records for good; they were dead-lettered."""
+"""The replay finished, but MongoDB refused some records for good; each has a dead letter
+(written now, or already there from the worker or an earlier replay)."""
 
 _VERBS = {
     Outcome.INSERTED: ("inserted", "insert"),
@@ -69,11 +70,13 @@ def replay(**options: Any) -> None:
     Records go through the workers' version-guarded writes, coalesced per
     document, so a replay never rolls a document back and running it twice
     changes nothing. Safe while workers run. Records MongoDB refuses for good
-    are dead-lettered (see `writebehind dlq`).
+    are dead-lettered (see `writebehind dlq`), once: a record that already has
+    a dead letter gets no second one.
 
     Exit status: 0 done (dry run included); 2 bad arguments; 3 SINCE is older
     than the retained history (nothing written; see --allow-gap); 4 done, but
-    some records were dead-lettered; 1 any other error.
+    some records were refused and are dead-lettered (now or before); 1 any
+    other error.
     """
     replay_options = _replay_options(options)
     as_json: bool = options.pop("as_json")
@@ -94,7 +97,7 @@ def replay(**options: Any) -> None:
         click.echo(json.dumps(result.as_dict(), sort_keys=True))
     else:
         click.echo(summary(result))
-    sys.exit(EXIT_DEAD_LETTERED if result.dead_lettered else EXIT_OK)
+    sys.exit(EXIT_DEAD_LETTERED if result.refused else EXIT_OK)
 
 
 def _replay_options(options: dict[str, Any]) -> ReplayOptions:
@@ -215,6 +218,31 @@ def _partitions_text(result: ReplayResult) -> str:
     return "partition " + ", ".join(map(str, parts))
 
 
+def _already_note(result: ReplayResult) -> str:
+    n = result.already_dead_lettered
+    return f"  ({n:,} more already dead-lettered; no new letter)" if n else ""
+
+
+def refusal_line(added: int, already: int) -> str:
+    """Say which refused records got a new letter and which had one already."""
+    see = "see `writebehind dlq list`."
+    if not already:
+        return f"{_were(added)} refused by MongoDB and dead-lettered: {see}"
+    if not added:
+        return (
+            f"{_were(already)} refused by MongoDB and already dead-lettered "
+            f"(no new letter written): {see}"
+        )
+    return (
+        f"{_were(added + already)} refused by MongoDB: {added:,} dead-lettered now, "
+        f"{already:,} already dead-lettered (no new letter written): {see}"
+    )
+
+
+def _were(count: int) -> str:
+    return f"{count:,} record was" if count == 1 else f"{count:,} records were"
+
+
 def summary(result: ReplayResult) -> str:
     """The end-of-run report for people."""
     options = result.options
@@ -239,7 +267,7 @@ def summary(result: ReplayResult) -> str:
             f"{report.total(Outcome.SKIPPED_NEWER):,}  (MongoDB holds that version or newer)",
         ),
         ("coalesced", f"{report.total(Outcome.COALESCED):,}  (covered by a newer record)"),
-        ("dead-lettered", f"{result.dead_lettered:,}"),
+        ("dead-lettered", f"{result.dead_lettered:,}" + _already_note(result)),
         ("malformed", f"{result.malformed:,}"),
     ]
     lines += [f"  {name:<17} {value}" for name, value in rows]
@@ -260,11 +288,8 @@ def summary(result: ReplayResult) -> str:
             f"{', '.join(result.malformed_examples)}"
             + (" ..." if result.malformed > len(result.malformed_examples) else "")
         )
-    if result.dead_lettered:
-        lines.append(
-            f"{result.dead_lettered:,} records were refused by MongoDB and dead-lettered: "
-            "see `writebehind dlq list`."
-        )
+    if result.refused:
+        lines.append(refusal_line(result.dead_lettered, result.already_dead_lettered))
     for gap in result.gaps:
         lines.append(
             f"Warning: partition {gap.partition} lost records after SINCE (trimmed); "

@@ -4,8 +4,10 @@ Replay only reads the partition streams (``XRANGE``, never the consumer
 group) and writes guarded upserts, so it runs safely beside live workers: a
 record older than what MongoDB holds changes nothing, and running a replay
 twice is the same as running it once. Records MongoDB refuses for good go to
-the dead-letter stream; they are not acknowledged (replay is no consumer, and
-the entry may be pending in a worker, which will settle it itself).
+the dead-letter stream, once: not when a letter for the same entry is already
+there (from the worker or an earlier replay). They are not acknowledged
+(replay is no consumer, and the entry may be pending in a worker, which will
+settle it itself).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ..codec import DEFAULT_CODEC_OPTIONS
 from ..errors import PartitionCountMismatch, WriteBehindError
 from ..keys import KeySpace, encode_id
 from ..reapply import Outcome, Reapplier, Report, Result, predict
+from ..redis_scripts import Scripts, parse_letter_reply
 from ..sink.bulk import MongoSink
 from ..sink.classify import ErrorInfo, Failure
 from ..version import Version
@@ -96,6 +99,9 @@ class ReplayResult:
     malformed_examples: list[str] = field(default_factory=list)
     """``partition/entry-id`` of a few malformed entries."""
     dead_lettered: int = 0
+    """Refused records this run wrote a dead letter for."""
+    already_dead_lettered: int = 0
+    """Refused records whose dead letter was already there; none was added."""
     gaps: list[Gap] = field(default_factory=list)
     """Gaps in the retained history, replayed over with ``allow_gap``."""
     missing_streams: list[int] = field(default_factory=list)
@@ -111,6 +117,11 @@ class ReplayResult:
     def applied(self) -> int:
         return sum(self.report.total(o) for o in _APPLIED)
 
+    @property
+    def refused(self) -> int:
+        """Records MongoDB refused for good: each has one dead letter, new or not."""
+        return self.dead_lettered + self.already_dead_lettered
+
     def as_dict(self) -> dict[str, Any]:
         since, until = self.options.range.since, self.options.range.until
         out = self.report.as_dict()
@@ -118,6 +129,7 @@ class ReplayResult:
             records=self.records,
             applied=self.applied,
             dead_lettered=self.dead_lettered,
+            already_dead_lettered=self.already_dead_lettered,
             malformed=self.malformed,
         )
         return {
@@ -195,6 +207,7 @@ class Replayer:
         self.options = options
         self.progress = progress
         self.reapplier = Reapplier(sink, dry_run=options.dry_run, retry_for=retry_for)
+        self.scripts = Scripts(redis)
         partitions = (
             [options.partition] if options.partition is not None else list(range(keys.partitions))
         )
@@ -238,6 +251,7 @@ class Replayer:
             applied=self.result.applied,
             skipped_newer=self.result.report.total(Outcome.SKIPPED_NEWER),
             dead_lettered=self.result.dead_lettered,
+            already_dead_lettered=self.result.already_dead_lettered,
             malformed=self.result.malformed,
             seconds=round(self.result.seconds, 3),
             dry_run=self.options.dry_run,
@@ -331,11 +345,17 @@ class Replayer:
             )
 
     async def _dead_letter(self, partition: int, failed: Sequence[Result]) -> None:
-        """XADD to the dead-letter stream, without XACK: replay holds no pending entries."""
+        """Add one letter per refused record unless its entry has one already; no XACK.
+
+        Replay holds no pending entries, and re-driving a range must not pile up
+        letters for records the worker or an earlier replay dead-lettered.
+        """
         pipe = self.redis.pipeline(transaction=False)
+        errors: list[ErrorInfo] = []
         for r in failed:
             p = r.pending
             error = r.error or ErrorInfo(Failure.PERMANENT, None, "refused by MongoDB")
+            errors.append(error)
             letter = DeadLetter(
                 entry_id=p.entry_id,
                 collection=p.record.collection,
@@ -346,21 +366,29 @@ class Replayer:
                 deliveries=1,
                 cache_key=None,
             )
-            values = dead_letter_fields(letter, partition, CONSUMER)
-            pipe.xadd(
-                self.keys.dead_letters(partition), dict(zip(values[::2], values[1::2], strict=True))
+            await self.scripts.dead_letter_once(
+                keys=[self.keys.dead_letters(partition), self.keys.dead_letter_sources(partition)],
+                args=[p.entry_id, *dead_letter_fields(letter, partition, CONSUMER)],
+                client=pipe,
             )
-            log.error(
-                "record_dead_lettered",
+        replies: list[Any] = await pipe.execute()
+        for r, error, reply in zip(failed, errors, replies, strict=True):
+            outcome = parse_letter_reply(reply)
+            if outcome.added:
+                self.result.dead_lettered += 1
+            else:
+                self.result.already_dead_lettered += 1
+            emit = log.error if outcome.added else log.warning
+            emit(
+                "record_dead_lettered" if outcome.added else "record_already_dead_lettered",
                 consumer=CONSUMER,
                 partition=partition,
-                collection=p.record.collection,
-                entry_id=p.entry_id,
+                collection=r.pending.record.collection,
+                entry_id=r.pending.entry_id,
+                letter=f"{partition}/{outcome.letter_id}",
                 code=error.code,
                 error=error.message[:300],
             )
-        await pipe.execute()
-        self.result.dead_lettered += len(failed)
 
 
 def _doc_key(result: Result) -> tuple[str, str]:

@@ -207,6 +207,7 @@ class PartitionStreams:
                     stream,
                     self.keys.dead_letters(partition),
                     letter.cache_key or f"{stream}:none",
+                    self.keys.dead_letter_sources(partition),
                 ],
                 args=[
                     self.group,
