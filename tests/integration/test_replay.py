@@ -444,12 +444,17 @@ async def test_replay_while_a_worker_runs_ends_consistent(
     await wait_all_landed(mongo_db, ledger)
 
 
-async def test_refused_records_are_dead_lettered_without_acking_and_malformed_are_counted(
-    wb: WriteBehind, redis: Redis, mongo_db: Any, cli: Cli
-) -> None:
+async def create_strict(mongo_db: Any) -> None:
+    """A collection whose validator refuses documents without a ``name``: poison on demand."""
     await mongo_db.create_collection(
         "strict", validator={"$jsonSchema": {"bsonType": "object", "required": ["name"]}}
     )
+
+
+async def test_refused_records_are_dead_lettered_without_acking_and_malformed_are_counted(
+    wb: WriteBehind, redis: Redis, mongo_db: Any, cli: Cli
+) -> None:
+    await create_strict(mongo_db)
     strict = wb.collection("strict")
     good = await strict.set("x", {"name": "ok"})
     # Keyed by document: stream ids are unique per stream only, and x and y may
@@ -514,9 +519,7 @@ def source_of(doc_id: str, version: Version) -> tuple[int, str]:
 async def test_replay_adds_no_letter_for_a_record_the_worker_dead_lettered(
     wb: WriteBehind, start_worker: Any, redis: Redis, mongo_db: Any, cli: Cli
 ) -> None:
-    await mongo_db.create_collection(
-        "strict", validator={"$jsonSchema": {"bsonType": "object", "required": ["name"]}}
-    )
+    await create_strict(mongo_db)
     strict = wb.collection("strict")
     poison = await strict.set("p", {"no_name": True})
     good = await strict.set("g", {"name": "ok"})
@@ -559,9 +562,7 @@ async def test_replay_adds_no_letter_for_a_record_the_worker_dead_lettered(
 async def test_replaying_twice_without_a_worker_leaves_one_letter_per_record(
     wb: WriteBehind, redis: Redis, mongo_db: Any
 ) -> None:
-    await mongo_db.create_collection(
-        "strict", validator={"$jsonSchema": {"bsonType": "object", "required": ["name"]}}
-    )
+    await create_strict(mongo_db)
     strict = wb.collection("strict")
     poison = [await strict.set(f"p{i}", {"no_name": i}) for i in range(3)]
     await strict.set("g", {"name": "ok"})
@@ -580,9 +581,7 @@ async def test_replaying_twice_without_a_worker_leaves_one_letter_per_record(
 async def test_concurrent_replays_of_one_range_leave_one_letter(
     wb: WriteBehind, redis: Redis, mongo_db: Any
 ) -> None:
-    await mongo_db.create_collection(
-        "strict", validator={"$jsonSchema": {"bsonType": "object", "required": ["name"]}}
-    )
+    await create_strict(mongo_db)
     strict = wb.collection("strict")
     poison = [await strict.set(f"p{i}", {"no_name": i}) for i in range(20)]
 
@@ -616,9 +615,7 @@ async def test_a_worker_adds_no_letter_for_an_entry_replay_dead_lettered_first(
 ) -> None:
     # Replay runs beside live workers: it may dead-letter an entry that a worker
     # (here a crashed one) still holds pending. The worker's move acks it, no letter.
-    await mongo_db.create_collection(
-        "strict", validator={"$jsonSchema": {"bsonType": "object", "required": ["name"]}}
-    )
+    await create_strict(mongo_db)
     strict = wb.collection("strict")
     poison = await strict.set("p", {"no_name": True})
     stream = KEYS.stream(KEYS.partition_of("strict", "p"))
@@ -642,9 +639,7 @@ async def test_a_worker_adds_no_letter_for_an_entry_replay_dead_lettered_first(
 async def test_purging_letters_forgets_their_entries(
     wb: WriteBehind, redis: Redis, mongo_db: Any
 ) -> None:
-    await mongo_db.create_collection(
-        "strict", validator={"$jsonSchema": {"bsonType": "object", "required": ["name"]}}
-    )
+    await create_strict(mongo_db)
     strict = wb.collection("strict")
     for i in range(3):
         await strict.set(f"p{i}", {"no_name": i})
