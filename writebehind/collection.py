@@ -229,7 +229,8 @@ class Collection:
         """Store many documents in one pipelined round trip; one Version each, in order.
 
         Every document is checked before anything is sent. If Redis refuses some
-        writes (backlog, memory), ``WriteManyError.results`` says which were made.
+        writes (backlog, memory), ``WriteManyError.results`` says which were made;
+        that error comes first, before any ``NotReplicated`` for the rest.
         """
         prepared = [self._prepare(doc_id, doc) for doc_id, doc in items]
         if not prepared:
