@@ -122,6 +122,29 @@ async def _check_streams(result: Diagnosis, redis: Redis, keys: KeySpace, group:
         f"{group!r} on every partition; {len(stats.consumers)} consumers, "
         f"{stats.pending} pending, {stats.lag} lag",
     )
+    await _check_other_groups(result, redis, keys, group)
+
+
+async def _check_other_groups(result: Diagnosis, redis: Redis, keys: KeySpace, group: str) -> None:
+    """Workers never trim what any group has not read: an abandoned one grows the streams."""
+    others: dict[str, list[int]] = {}
+    for partition in range(keys.partitions):
+        stream = keys.stream(partition)
+        if not await redis.exists(stream):
+            continue
+        for info in await redis.xinfo_groups(stream):
+            name = info["name"].decode() if isinstance(info["name"], bytes) else str(info["name"])
+            if name != group:
+                others.setdefault(name, []).append(partition)
+    if not others:
+        result.add("other consumer groups", Level.OK, "none")
+        return
+    listed = "; ".join(f"{name!r} on partitions {parts}" for name, parts in sorted(others.items()))
+    result.add(
+        "other consumer groups",
+        Level.WARN,
+        f"{listed}: trimming keeps what they have not read; destroy them if abandoned",
+    )
 
 
 async def _check_mongo(

@@ -56,6 +56,26 @@ def test_aof_redis_with_groups_reports_their_state(
     assert levels["consumer group"] == "ok"
     group = next(f for f in report["findings"] if f["check"] == "consumer group")
     assert "1 lag" in group["detail"]
+    assert levels["other consumer groups"] == "ok"
+
+
+def test_another_consumer_group_is_reported(
+    redis_factory: Callable[..., RedisServer], mongo_url: str
+) -> None:
+    import redis as redis_sync
+
+    server = redis_factory(appendonly=True)
+    client = redis_sync.Redis.from_url(server.url)
+    for p in range(4):
+        client.xgroup_create(f"{{chk:p{p}}}:stream", "writebehind", id="0", mkstream=True)
+    client.xgroup_create("{chk:p2}:stream", "debugging", id="0")
+    client.close()
+    result = run_check(server.url, mongo_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (
+        "WARN  other consumer groups: 'debugging' on partitions [2]: trimming keeps what "
+        "they have not read; destroy them if abandoned" in result.stdout
+    )
 
 
 def test_allkeys_eviction_fails(redis_factory: Callable[..., RedisServer], mongo_url: str) -> None:
