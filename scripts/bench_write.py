@@ -6,8 +6,9 @@ everysec``, as production should run it) with one replica attached:
 
 - **ping**: ``PING``, the round trip itself;
 - **hset**: a bare ``HSET`` of the same encoded document: one write, no script;
-- **sdk set**: ``collection.set`` (checks, BSON, the write script: backlog
-  check, ``XADD``, cache entry);
+- **write script alone**: the SDK's write script with ready arguments (the
+  server's share: backlog check, ``XADD``, cache entry);
+- **sdk set**: ``collection.set`` (checks and BSON encoding, then that script);
 - **sdk set, wait_replicas=1**: the same, followed by ``WAIT 1`` in one pipeline.
 
 Each is timed per call; the report gives medians and p99 as ratios to ping's.
@@ -72,10 +73,21 @@ async def one_round(primary_url: str, calls: int) -> dict[str, tuple[float, floa
     )
     users, replicated = plain.collection("users"), waiting.collection("replicated")
     encoded = [bson.encode({"_id": i, **document(i)}) for i in range(calls + 200)]
+    keys = plain.keys
+
+    def script(i: int) -> Any:
+        # The server's share: the same script and arguments, nothing checked or encoded here.
+        p = keys.partition_of("bare", i)
+        return plain.scripts.write(
+            keys=[keys.stream(p), keys.cache(p, "bare", i)],
+            args=["set", "bare", encoded[i], "", plain.group, plain.max_backlog, f"n{i}"],
+        )
+
     try:
         results = {
             "ping": summary(await timed(lambda i: redis.ping(), calls)),
             "hset": summary(await timed(lambda i: redis.hset(f"bare:{i}", "d", encoded[i]), calls)),
+            "write script alone": summary(await timed(lambda i: script(i), calls)),
             "sdk set": summary(await timed(lambda i: users.set(i, document(i)), calls)),
             "sdk set, wait_replicas=1": summary(
                 await timed(lambda i: replicated.set(i, document(i)), calls)
