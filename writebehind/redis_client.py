@@ -4,9 +4,9 @@ Without a socket timeout (redis-py before 8 sets none), a connection whose
 peer vanished without a FIN (a NAT or firewall dropping state, a host gone)
 blocks its caller until the OS gives up, hours later: a worker waits for
 ever on its XREADGROUP while its entries sit pending. With one, the call
-fails, the client reconnects, and the worker's own retry and claim paths
-take over. Options in the URL's query
-(``?socket_timeout=30``) win over these defaults.
+fails, the client reconnects, and the worker's own retry and claim paths take
+over. Options in the URL's query (``?socket_timeout=30``) win over these
+defaults.
 """
 
 from __future__ import annotations
