@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,15 +37,21 @@ def test_a_safe_deployment_passes_with_warnings(
     assert "WARN  consumer group" in result.stdout  # no worker yet
 
 
-def test_aof_redis_with_groups_reports_their_state(
-    redis_factory: Callable[..., RedisServer], mongo_url: str
-) -> None:
+def with_worker_groups(server: RedisServer) -> Any:
+    """A sync client to ``server``, whose four streams have the workers' group."""
     import redis as redis_sync
 
-    server = redis_factory(appendonly=True)
     client = redis_sync.Redis.from_url(server.url)
     for p in range(4):
         client.xgroup_create(f"{{chk:p{p}}}:stream", "writebehind", id="0", mkstream=True)
+    return client
+
+
+def test_aof_redis_with_groups_reports_their_state(
+    redis_factory: Callable[..., RedisServer], mongo_url: str
+) -> None:
+    server = redis_factory(appendonly=True)
+    client = with_worker_groups(server)
     client.xadd("{chk:p0}:stream", {"op": "set"})
     client.close()
     result = run_check(server.url, mongo_url, "--json")
@@ -62,12 +69,8 @@ def test_aof_redis_with_groups_reports_their_state(
 def test_another_consumer_group_is_reported(
     redis_factory: Callable[..., RedisServer], mongo_url: str
 ) -> None:
-    import redis as redis_sync
-
     server = redis_factory(appendonly=True)
-    client = redis_sync.Redis.from_url(server.url)
-    for p in range(4):
-        client.xgroup_create(f"{{chk:p{p}}}:stream", "writebehind", id="0", mkstream=True)
+    client = with_worker_groups(server)
     client.xgroup_create("{chk:p2}:stream", "debugging", id="0")
     client.close()
     result = run_check(server.url, mongo_url)
