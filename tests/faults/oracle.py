@@ -20,7 +20,13 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from writebehind.errors import BacklogFull, InvalidInput, RedisOutOfMemory, TooManyConflicts
+from writebehind.errors import (
+    BacklogFull,
+    InvalidInput,
+    NotReplicated,
+    RedisOutOfMemory,
+    TooManyConflicts,
+)
 from writebehind.keys import KeySpace
 from writebehind.version import Version
 
@@ -39,7 +45,8 @@ UNREPORTED = "loss not reported"
 # Errors that mean "refused, nothing written".
 REFUSED = (RedisOutOfMemory, BacklogFull, TooManyConflicts, InvalidInput)
 # Errors after which the write may or may not have been made.
-UNCERTAIN = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
+# NotReplicated: made on the primary, not confirmed on a replica: it may not survive a failover.
+UNCERTAIN = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError, NotReplicated)
 
 
 def _text(value: Any) -> str:

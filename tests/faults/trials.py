@@ -81,6 +81,8 @@ class Env:
     """The producers' Redis URL (a proxy in front of Redis); the server's own when None."""
     producer_options: dict[str, Any] = field(default_factory=dict)
     """Extra ``Redis.from_url`` options for the producers (timeouts, retry)."""
+    sdk_options: dict[str, Any] = field(default_factory=dict)
+    """Extra ``WriteBehind`` options for the producers (``wait_replicas``)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -216,7 +218,11 @@ class Env:
         client = Redis.from_url(self.producer_url or self.redis_server.url, **self.producer_options)
         try:
             async with WriteBehind(
-                redis=client, mongo=self.db, prefix=PREFIX, partitions=PARTITIONS
+                redis=client,
+                mongo=self.db,
+                prefix=PREFIX,
+                partitions=PARTITIONS,
+                **self.sdk_options,
             ) as wb:
                 while not stop.is_set():
                     try:
@@ -691,6 +697,59 @@ async def stream_poison(env: Env) -> float:
     return await env.settle()
 
 
+async def redis_failover(env: Env) -> float:
+    """The Redis primary is lost and its replica promoted, under load. Producers write
+    with ``wait_replicas=1``: every write they were told succeeded is on the replica and
+    must reach MongoDB; ``NotReplicated`` ones are unknown. The replica lags 10-50 ms
+    behind. Clients reach Redis through a proxy that is pointed at the new primary, as
+    a failover's address switch would."""
+    rng = env.rng
+    primary = env.redis_server
+    # Replication goes through a proxy with latency, so the replica lags as a
+    # remote one does: without the WAIT, a failover would lose acknowledged writes.
+    link = Proxy("127.0.0.1", primary.port, latency=rng.uniform(0.01, 0.05))
+    link.set_mode("latency")
+    await env.tg.start(link.run)
+    env.stack.callback(link.stop)
+    replica = RedisServer("--replicaof", "127.0.0.1", str(link.port), appendonly=True)
+    env.stack.callback(replica.close)
+    replica.start()
+    deadline = anyio.current_time() + 30
+    while True:
+        info = await env.redis.info("replication")
+        if int(info.get("connected_slaves", 0)) == 1 and "online" in str(info.get("slave0")):
+            break
+        if anyio.current_time() > deadline:
+            raise AssertionError(f"{env.oracle.prefix()}: the replica never came online")
+        await anyio.sleep(0.05)
+    proxy = Proxy("127.0.0.1", primary.port)
+    await env.tg.start(proxy.run)
+    env.stack.callback(proxy.stop)
+    url = f"redis://127.0.0.1:{proxy.port}/0"
+    env.producer_url = url
+    env.producer_options = {"socket_timeout": 2.0, "retry": Retry(NoBackoff(), 0)}
+    env.sdk_options = {"wait_replicas": 1, "wait_timeout": 0.5}
+    await env.start_worker(redis=connect(url, socket_timeout=2.0))
+    # MongoDB slowed, so the worker lags and recent writes live only in Redis,
+    # as they do whenever there is a backlog.
+    slow = {"failCommands": ["update"], "blockConnection": True, "blockTimeMS": 300}
+    await _fail_point(env.mongo.admin, "alwaysOn", slow)
+    async with env.load(producers=6):
+        await fault_delay(rng, 1.0, 2.0)
+        # The producers stop with the primary: a newer write after the failover
+        # would cover a lost one and hide the loss.
+        primary.kill()
+    await fault_delay(rng, 0.0, 0.5)
+    promoted = Redis.from_url(replica.url)
+    env.stack.push_async_callback(promoted.aclose)
+    await promoted.execute_command("REPLICAOF", "NO", "ONE")
+    proxy.target_port = replica.port
+    proxy.close_connections()
+    env.redis = promoted  # the oracle reads Redis state from the new primary
+    await _fail_point(env.mongo.admin, "off", None)
+    return await env.settle()
+
+
 TRIALS: dict[str, Callable[[Env], Awaitable[float]]] = {
     "kill9": kill9,
     "zombie": zombie,
@@ -706,6 +765,7 @@ TRIALS: dict[str, Callable[[Env], Awaitable[float]]] = {
     "kill_in_dead_letter": kill_in_dead_letter,
     "mongo_slow": mongo_slow,
     "stream_poison": stream_poison,
+    "redis_failover": redis_failover,
 }
 
 
