@@ -39,7 +39,7 @@ from tests.faults.oracle import (
 )
 from tests.support.processes import WorkerProcess
 from tests.support.proxy import Mode, Proxy
-from tests.support.servers import RedisServer, SecantusServer
+from tests.support.servers import RedisServer, SecantusServer, replica_online
 from writebehind import WriteBehind
 from writebehind.keys import KeySpace
 from writebehind.redis_client import connect
@@ -715,10 +715,7 @@ async def redis_failover(env: Env) -> float:
     env.stack.callback(replica.close)
     replica.start()
     deadline = anyio.current_time() + 30
-    while True:
-        info = await env.redis.info("replication")
-        if int(info.get("connected_slaves", 0)) == 1 and "online" in str(info.get("slave0")):
-            break
+    while not await replica_online(env.redis):
         if anyio.current_time() > deadline:
             raise AssertionError(f"{env.oracle.prefix()}: the replica never came online")
         await anyio.sleep(0.05)

@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.conftest import TEST_PARTITIONS, TEST_PREFIX
-from tests.support.servers import RedisServer
+from tests.support.servers import RedisServer, replica_online
 from tests.support.streams import cache_key, stream_ids
 from tests.support.waiting import wait_until
 from writebehind import WriteBehind
@@ -25,12 +25,7 @@ async def _replica_of(
     replica = redis_factory("--replicaof", "127.0.0.1", str(primary.port))
     client = Redis.from_url(primary.url)
     try:
-
-        async def attached() -> bool:
-            info = await client.info("replication")
-            return int(info.get("connected_slaves", 0)) == 1 and "online" in str(info.get("slave0"))
-
-        await wait_until(attached, message="the replica to be online")
+        await wait_until(lambda: replica_online(client), message="the replica to be online")
     finally:
         await client.aclose()
     return replica
