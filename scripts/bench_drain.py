@@ -26,12 +26,12 @@ from pymongo.write_concern import WriteConcern
 from redis.asyncio import Redis
 
 from writebehind import WriteBehind
-from writebehind.codec import ChangeRecord
-from writebehind.embedded import RedisServer, SecantusServer
-from writebehind.keys import KeySpace
-from writebehind.logs import configure_logging
+from writebehind.core.codec import ChangeRecord
+from writebehind.core.keys import KeySpace
+from writebehind.core.version import Version
+from writebehind.embedded.servers import RedisServer, SecantusServer
+from writebehind.observability.logs import configure_logging
 from writebehind.sink.guards import PURGE_FIELD, Pending, guarded_write
-from writebehind.version import Version
 from writebehind.worker.runner import Worker
 from writebehind.worker.settings import WorkerSettings
 

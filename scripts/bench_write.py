@@ -29,7 +29,7 @@ import bson
 from redis.asyncio import Redis
 
 from writebehind import WriteBehind
-from writebehind.embedded import RedisServer
+from writebehind.embedded.servers import RedisServer
 
 PARTITIONS = 16
 

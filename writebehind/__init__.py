@@ -1,12 +1,30 @@
-"""writebehind: write to Redis in one round trip, persist to MongoDB behind it."""
+"""writebehind: write to Redis in one round trip, persist to MongoDB behind it.
+
+The SDK (``WriteBehind``) is what applications import; importing this package
+imports nothing of the worker, the tools or the CLI. ``Worker`` (embeddable
+in a process of your own) is importable from here too, loaded on first use.
+"""
 
 from __future__ import annotations
 
-from . import errors
-from .client import WriteBehind
-from .collection import Collection
-from .keys import DocId, KeySpace
-from .version import Version
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Collection", "DocId", "KeySpace", "Version", "WriteBehind", "errors"]
+from writebehind import errors
+from writebehind.core.keys import DocId, KeySpace
+from writebehind.core.version import Version
+from writebehind.sdk.client import WriteBehind
+from writebehind.sdk.collection import Collection
+
+if TYPE_CHECKING:
+    from writebehind.worker.runner import Worker
+
+__all__ = ["Collection", "DocId", "KeySpace", "Version", "Worker", "WriteBehind", "errors"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Worker":
+        from writebehind.worker.runner import Worker
+
+        return Worker
+    raise AttributeError(f"module 'writebehind' has no attribute {name!r}")

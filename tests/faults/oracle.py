@@ -20,15 +20,15 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from writebehind.errors import (
+from writebehind.core.errors import (
     BacklogFull,
     InvalidInput,
     NotReplicated,
     RedisOutOfMemory,
     TooManyConflicts,
 )
-from writebehind.keys import KeySpace
-from writebehind.version import Version
+from writebehind.core.keys import KeySpace
+from writebehind.core.version import Version
 
 GROUP = "writebehind"
 COLLECTION = "docs"

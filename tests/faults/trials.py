@@ -41,8 +41,8 @@ from tests.support.processes import WorkerProcess
 from tests.support.proxy import Mode, Proxy
 from tests.support.servers import RedisServer, SecantusServer, replica_online
 from writebehind import WriteBehind
-from writebehind.keys import KeySpace
-from writebehind.redis_client import connect
+from writebehind.core.keys import KeySpace
+from writebehind.core.redis_client import connect
 from writebehind.worker.runner import Worker
 
 PREFIX = "f"

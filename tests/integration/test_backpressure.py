@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from tests.support.redis_state import snapshot
 from writebehind import WriteBehind
-from writebehind.errors import BacklogFull, WriteManyError
+from writebehind.core.errors import BacklogFull, WriteManyError
 
 pytestmark = pytest.mark.anyio
 

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from tests.support.servers import RedisServer
 from writebehind import WriteBehind
-from writebehind.errors import ConfigurationError, PartitionCountMismatch
+from writebehind.core.errors import ConfigurationError, PartitionCountMismatch
 
 pytestmark = pytest.mark.anyio
 

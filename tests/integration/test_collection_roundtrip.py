@@ -14,7 +14,7 @@ from bson.binary import Binary
 from redis.asyncio import Redis
 
 from writebehind import Version, WriteBehind
-from writebehind.codec import decode_record
+from writebehind.core.codec import decode_record
 
 pytestmark = pytest.mark.anyio
 

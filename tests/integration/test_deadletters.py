@@ -15,8 +15,8 @@ from tests.support.servers import RedisServer
 from tests.support.streams import ids_in_partition, stored_version
 from tests.support.waiting import wait_until
 from writebehind import WriteBehind
-from writebehind.deadletter_view import DeadLetter, LetterId
-from writebehind.deadletters import (
+from writebehind.core.version import Version
+from writebehind.tools.dead_letters import (
     UnknownLetters,
     dead_letter_ends,
     iter_letters,
@@ -25,7 +25,7 @@ from writebehind.deadletters import (
     replay_all,
     replay_ids,
 )
-from writebehind.version import Version
+from writebehind.tools.letters import DeadLetter, LetterId
 
 pytestmark = pytest.mark.anyio
 

@@ -37,13 +37,13 @@ from tests.support.streams import (
 )
 from tests.support.waiting import wait_until
 from writebehind import WriteBehind
-from writebehind.deadletters import purge_all
-from writebehind.keys import KeySpace
-from writebehind.reapply import Outcome
-from writebehind.replay import ReplayOptions, ReplayRange, ReplayResult, replay
-from writebehind.replay.bounds import iso
+from writebehind.core.keys import KeySpace
+from writebehind.core.version import Version
 from writebehind.sink.bulk import MongoSink
-from writebehind.version import Version
+from writebehind.sink.reapply import Outcome
+from writebehind.tools.dead_letters import purge_all
+from writebehind.tools.replay import ReplayOptions, ReplayRange, ReplayResult, replay
+from writebehind.tools.replay.bounds import iso
 
 pytestmark = pytest.mark.anyio
 

@@ -14,7 +14,7 @@ from tests.support.servers import RedisServer, replica_online
 from tests.support.streams import cache_key, stream_ids
 from tests.support.waiting import wait_until
 from writebehind import WriteBehind
-from writebehind.errors import NotReplicated
+from writebehind.core.errors import NotReplicated
 
 pytestmark = pytest.mark.anyio
 

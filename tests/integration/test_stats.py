@@ -15,8 +15,8 @@ from tests.support.servers import RedisServer
 from tests.support.streams import GROUP, ghost_read, ids_in_partition
 from tests.support.waiting import wait_until
 from writebehind import WriteBehind
-from writebehind.keys import KeySpace
-from writebehind.stats import collect
+from writebehind.core.keys import KeySpace
+from writebehind.tools.stream_stats import collect
 
 pytestmark = pytest.mark.anyio
 

@@ -33,7 +33,7 @@ from typing import Any
 from redis.asyncio.connection import AbstractConnection
 
 from writebehind.cli import main as cli_main
-from writebehind.redis_scripts import DEAD_LETTER
+from writebehind.core.scripts import DEAD_LETTER
 from writebehind.sink.bulk import MongoSink
 from writebehind.worker.stream import PartitionStreams
 

@@ -15,9 +15,9 @@ import anyio
 from redis.asyncio import Redis
 
 from tests.support.waiting import wait_until
-from writebehind.collection import Collection
-from writebehind.keys import KeySpace
-from writebehind.version import Version
+from writebehind.core.keys import KeySpace
+from writebehind.core.version import Version
+from writebehind.sdk.collection import Collection
 
 GROUP = "writebehind"
 

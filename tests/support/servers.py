@@ -6,7 +6,7 @@ import os
 
 from redis.asyncio import Redis
 
-from writebehind.embedded import RedisServer, SecantusServer, ServerProcess, free_port
+from writebehind.embedded.servers import RedisServer, SecantusServer, ServerProcess, free_port
 
 __all__ = [
     "RedisServer",

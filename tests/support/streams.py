@@ -10,8 +10,8 @@ import anyio
 from redis.asyncio import Redis
 
 from tests.conftest import fast_settings
-from writebehind.keys import KeySpace
-from writebehind.version import Version
+from writebehind.core.keys import KeySpace
+from writebehind.core.version import Version
 from writebehind.worker.runner import Worker
 
 GROUP = "writebehind"

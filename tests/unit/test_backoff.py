@@ -1,4 +1,4 @@
-"""Unit tests for writebehind.backoff: capped exponential backoff with jitter."""
+"""Unit tests for writebehind.core.backoff: capped exponential backoff with jitter."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from writebehind.backoff import Backoff
+from writebehind.core.backoff import Backoff
 
 
 def ceiling(base: float, cap: float, n: int) -> float:

@@ -17,10 +17,10 @@ from writebehind.cli import main
 from writebehind.cli.dlq import format_letter, format_list, format_replay
 from writebehind.cli.stats import format_stats
 from writebehind.cli.tools import format_duration, plural, render_table, root_cause, shorten
-from writebehind.deadletter_view import decode_letter
-from writebehind.deadletters import LetterResult, ReplayReport
 from writebehind.sink.classify import ErrorInfo, Failure
-from writebehind.stats import (
+from writebehind.tools.dead_letters import LetterResult, ReplayReport
+from writebehind.tools.letters import decode_letter
+from writebehind.tools.stream_stats import (
     ConsumerStats,
     PartitionStats,
     Stats,

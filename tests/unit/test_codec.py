@@ -1,4 +1,4 @@
-"""Unit tests for writebehind.codec: document checks, BSON encoding and record decoding."""
+"""Unit tests for writebehind.core.codec: document checks, BSON encoding and record decoding."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from bson.codec_options import CodecOptions
 from bson.decimal128 import Decimal128
 
 from writebehind import errors
-from writebehind.codec import (
+from writebehind.core.codec import (
     DEFAULT_CODEC_OPTIONS,
     MAX_BSON_SIZE,
     MAX_DOCUMENT_SIZE,
@@ -30,7 +30,7 @@ from writebehind.codec import (
     same_id,
     user_view,
 )
-from writebehind.errors import (
+from writebehind.core.errors import (
     DocumentTooLarge,
     IdMismatch,
     IntegerOutOfRange,
@@ -40,7 +40,7 @@ from writebehind.errors import (
     NotEncodable,
     UnsupportedIdType,
 )
-from writebehind.version import Version
+from writebehind.core.version import Version
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 OID = ObjectId("0123456789abcdef01234567")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from writebehind.config import Settings, load_settings
-from writebehind.errors import ConfigurationError
+from writebehind.core.errors import ConfigurationError
+from writebehind.settings import Settings, load_settings
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""Unit tests for writebehind.deadletter_view: dead-letter IDs and decoding (no servers)."""
+"""Unit tests for writebehind.tools.letters: dead-letter IDs and decoding (no servers)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import bson
 import pytest
 from bson import ObjectId
 
-from writebehind.codec import DEFAULT_CODEC_OPTIONS
-from writebehind.deadletter_view import (
+from writebehind.core.codec import DEFAULT_CODEC_OPTIONS
+from writebehind.core.version import Version
+from writebehind.sink.classify import ErrorInfo, Failure
+from writebehind.tools.letters import (
     InvalidLetterId,
     LetterId,
     decode_letter,
@@ -20,8 +22,6 @@ from writebehind.deadletter_view import (
     refailed_fields,
     to_json_value,
 )
-from writebehind.sink.classify import ErrorInfo, Failure
-from writebehind.version import Version
 
 
 def letter_fields(doc: dict[str, Any] | bytes, **overrides: Any) -> dict[bytes, bytes]:

@@ -10,7 +10,8 @@ import pytest
 from bson import ObjectId
 from pymongo import DeleteOne, UpdateOne
 
-from writebehind.codec import ChangeRecord
+from writebehind.core.codec import ChangeRecord
+from writebehind.core.version import Version
 from writebehind.sink.guards import (
     STORED_VERSION,
     Pending,
@@ -19,7 +20,6 @@ from writebehind.sink.guards import (
     snapshot,
     tombstone,
 )
-from writebehind.version import Version
 
 NOW = dt.datetime(2024, 6, 1, 12, 0, 0)
 GRACE = dt.timedelta(days=7)

@@ -1,4 +1,4 @@
-"""Unit tests for writebehind.keys: id encoding, partitioning and Redis key names."""
+"""Unit tests for writebehind.core.keys: id encoding, partitioning and Redis key names."""
 
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from writebehind.errors import (
+from writebehind.core.errors import (
     ConfigurationError,
     InvalidCollectionName,
     InvalidInput,
     UnsupportedIdType,
     WriteBehindError,
 )
-from writebehind.keys import MAX_PARTITIONS, KeySpace, check_collection_name, encode_id
+from writebehind.core.keys import MAX_PARTITIONS, KeySpace, check_collection_name, encode_id
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 OID = ObjectId("0123456789abcdef01234567")
@@ -239,7 +239,7 @@ def test_partition_of_is_stable_across_processes() -> None:
     here += [KeySpace(partitions=64).partition_of("users", i) for i in range(200)]
     code = (
         "import json\n"
-        "from writebehind.keys import KeySpace\n"
+        "from writebehind.core.keys import KeySpace\n"
         "k = KeySpace(partitions=64)\n"
         "out = [k.partition_of(f'coll{i % 3}', f'id-{i}') for i in range(200)]\n"
         "out += [k.partition_of('users', i) for i in range(200)]\n"

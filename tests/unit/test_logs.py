@@ -1,10 +1,10 @@
-"""Unit tests for writebehind.logs.redact_url: no password reaches a log line."""
+"""Unit tests for writebehind.observability.logs.redact_url: no password reaches a log line."""
 
 from __future__ import annotations
 
 import pytest
 
-from writebehind.logs import redact_url
+from writebehind.observability.logs import redact_url
 
 
 @pytest.mark.parametrize(

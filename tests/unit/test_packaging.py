@@ -96,7 +96,7 @@ def console_script() -> click.Group:
 
 def worker_default(name: str) -> Any:
     """The default of a `writebehind worker` option (the flag must exist): the setting's."""
-    from writebehind.config import Settings
+    from writebehind.settings import Settings
 
     worker = console_script().commands["worker"]
     if not any(param.name == name for param in worker.params):

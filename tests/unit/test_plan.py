@@ -9,9 +9,9 @@ import bson
 import pytest
 from bson import ObjectId
 
-from writebehind.codec import DEFAULT_CODEC_OPTIONS
+from writebehind.core.codec import DEFAULT_CODEC_OPTIONS
+from writebehind.core.version import Version
 from writebehind.sink.guards import Pending
-from writebehind.version import Version
 from writebehind.worker.plan import DocumentWrites, Malformed, coalesce, decode_entries
 
 OPTS = DEFAULT_CODEC_OPTIONS

@@ -8,8 +8,8 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 
-from writebehind.errors import ConfigurationError
-from writebehind.redis_client import (
+from writebehind.core.errors import ConfigurationError
+from writebehind.core.redis_client import (
     SOCKET_TIMEOUT,
     check_blocking_reads,
     connect,

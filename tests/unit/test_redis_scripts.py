@@ -1,4 +1,4 @@
-"""Unit tests for the pure helpers of writebehind.redis_scripts (no Redis is started)."""
+"""Unit tests for the pure helpers of writebehind.core.scripts (no Redis is started)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from redis.exceptions import (
     ResponseError,
 )
 
-from writebehind.errors import RedisOutOfMemory, WriteBehindError
-from writebehind.redis_scripts import (
+from writebehind.core.errors import RedisOutOfMemory, WriteBehindError
+from writebehind.core.scripts import (
     ABSENT,
     BacklogRefused,
     LetterOutcome,
@@ -24,7 +24,7 @@ from writebehind.redis_scripts import (
     parse_letter_reply,
     parse_write_reply,
 )
-from writebehind.version import Version
+from writebehind.core.version import Version
 
 
 @pytest.mark.parametrize(

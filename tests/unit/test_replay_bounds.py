@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from writebehind.replay.bounds import (
+from writebehind.core.version import Version
+from writebehind.tools.replay.bounds import (
     END_SEQ,
     BoundError,
     Gap,
@@ -16,7 +17,6 @@ from writebehind.replay.bounds import (
     iso,
     parse_bound,
 )
-from writebehind.version import Version
 
 T = 1718020800000  # 2024-06-10T12:00:00Z
 

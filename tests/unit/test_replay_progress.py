@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from writebehind.replay.progress import duration, render, snapshot
+from writebehind.tools.replay.progress import duration, render, snapshot
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from writebehind.cli.replay import refusal_line, summary
-from writebehind.replay import ReplayOptions, ReplayRange, ReplayResult
+from writebehind.tools.replay import ReplayOptions, ReplayRange, ReplayResult
 
 
 def result(added: int, already: int) -> ReplayResult:

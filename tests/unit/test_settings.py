@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from writebehind.errors import ConfigurationError, WriteBehindError
-from writebehind.keys import KeySpace
+from writebehind.core.errors import ConfigurationError, WriteBehindError
+from writebehind.core.keys import KeySpace
 from writebehind.worker.settings import WorkerSettings, default_consumer_name
 
 

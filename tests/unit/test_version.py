@@ -1,4 +1,4 @@
-"""Unit tests for writebehind.version: stream-id versions, ordered as (ms, seq)."""
+"""Unit tests for writebehind.core.version: stream-id versions, ordered as (ms, seq)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from writebehind.version import ZERO, Version
+from writebehind.core.version import ZERO, Version
 
 INT64_MAX = 2**63 - 1
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from ..demo import demo
-from .check import check
-from .dlq import dlq
-from .replay import replay
-from .stats import stats
-from .worker import worker
+from writebehind.cli.check import check
+from writebehind.cli.dlq import dlq
+from writebehind.cli.replay import replay
+from writebehind.cli.stats import stats
+from writebehind.cli.worker import worker
+from writebehind.embedded.demo import demo
 
 
 @click.group()

@@ -1,3 +1,3 @@
-from . import main
+from writebehind.cli import main
 
 main()

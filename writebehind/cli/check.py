@@ -10,8 +10,14 @@ import anyio
 import click
 from pymongo.write_concern import WriteConcern
 
-from ..diagnose import Diagnosis, Level, diagnose
-from .common import Connection, connection_options, open_clients, pop_settings, setting_option
+from writebehind.cli.common import (
+    Connection,
+    connection_options,
+    open_clients,
+    pop_settings,
+    setting_option,
+)
+from writebehind.tools.diagnose import Diagnosis, Level, diagnose
 
 _MARKS = {Level.OK: "ok  ", Level.WARN: "WARN", Level.FAIL: "FAIL"}
 

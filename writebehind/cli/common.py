@@ -15,11 +15,11 @@ from pymongo import AsyncMongoClient
 from pymongo.write_concern import WriteConcern
 from redis.asyncio import Redis
 
-from ..config import Settings, env_of, flag_of, load_settings
-from ..errors import ConfigurationError
-from ..keys import KeySpace
-from ..logs import configure_logging
-from ..redis_client import connect
+from writebehind.core.errors import ConfigurationError
+from writebehind.core.keys import KeySpace
+from writebehind.core.redis_client import connect
+from writebehind.observability.logs import configure_logging
+from writebehind.settings import Settings, env_of, flag_of, load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -9,15 +9,16 @@ from typing import Any
 
 import click
 
-from ..deadletter_view import (
-    DeadLetter,
-    InvalidLetterId,
-    LetterId,
-    document_json,
-    format_doc_id,
-    iso_time,
+from writebehind.cli.common import (
+    Connection,
+    connection_options,
+    open_clients,
+    pop_sink_options,
+    sink_options,
 )
-from ..deadletters import (
+from writebehind.cli.tools import checked_keys, plural, render_table, root_cause, run_tool, shorten
+from writebehind.sink.bulk import MongoSink
+from writebehind.tools.dead_letters import (
     ReplayReport,
     UnknownLetters,
     get_letters,
@@ -27,9 +28,14 @@ from ..deadletters import (
     replay_all,
     replay_ids,
 )
-from ..sink.bulk import MongoSink
-from .common import Connection, connection_options, open_clients, pop_sink_options, sink_options
-from .tools import checked_keys, plural, render_table, root_cause, run_tool, shorten
+from writebehind.tools.letters import (
+    DeadLetter,
+    InvalidLetterId,
+    LetterId,
+    document_json,
+    format_doc_id,
+    iso_time,
+)
 
 EXIT_LETTERS_STAY = 4
 

@@ -12,15 +12,21 @@ import click
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
-from ..errors import InvalidCollectionName, PartitionCountMismatch
-from ..keys import check_collection_name
-from ..reapply import Outcome
-from ..replay.bounds import BoundError, ReplayRange, describe, iso, parse_bound
-from ..replay.progress import render, snapshot
-from ..replay.runner import HistoryGapError, ReplayOptions, ReplayResult
-from ..replay.runner import replay as run_replay
-from ..sink.bulk import MongoSink
-from .common import Connection, connection_options, open_clients, pop_sink_options, sink_options
+from writebehind.cli.common import (
+    Connection,
+    connection_options,
+    open_clients,
+    pop_sink_options,
+    sink_options,
+)
+from writebehind.core.errors import InvalidCollectionName, PartitionCountMismatch
+from writebehind.core.keys import check_collection_name
+from writebehind.sink.bulk import MongoSink
+from writebehind.sink.reapply import Outcome
+from writebehind.tools.replay.bounds import BoundError, ReplayRange, describe, iso, parse_bound
+from writebehind.tools.replay.progress import render, snapshot
+from writebehind.tools.replay.runner import HistoryGapError, ReplayOptions, ReplayResult
+from writebehind.tools.replay.runner import replay as run_replay
 
 EXIT_OK = 0
 EXIT_HISTORY_GAP = 3

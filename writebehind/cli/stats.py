@@ -7,9 +7,9 @@ from typing import Any
 
 import click
 
-from ..stats import Stats, collect
-from .common import Connection, connection_options, open_clients
-from .tools import checked_keys, format_duration, render_table, run_tool
+from writebehind.cli.common import Connection, connection_options, open_clients
+from writebehind.cli.tools import checked_keys, format_duration, render_table, run_tool
+from writebehind.tools.stream_stats import Stats, collect
 
 
 def format_stats(stats: Stats) -> str:

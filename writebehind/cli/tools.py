@@ -11,10 +11,10 @@ from pymongo.errors import PyMongoError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from ..errors import ConfigurationError, PartitionCountMismatch
-from ..keys import KeySpace
-from ..logs import redact_url
-from .common import Connection
+from writebehind.cli.common import Connection
+from writebehind.core.errors import ConfigurationError, PartitionCountMismatch
+from writebehind.core.keys import KeySpace
+from writebehind.observability.logs import redact_url
 
 T = TypeVar("T")
 

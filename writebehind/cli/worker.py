@@ -9,13 +9,20 @@ import anyio
 import click
 import structlog
 
-from ..config import Settings
-from ..errors import ConfigurationError
-from ..logs import redact_url
-from ..observability.http import parse_address
-from ..worker.runner import Worker
-from ..worker.settings import WorkerSettings
-from .common import Connection, connection_options, env, open_clients, pop_settings, setting_option
+from writebehind.cli.common import (
+    Connection,
+    connection_options,
+    env,
+    open_clients,
+    pop_settings,
+    setting_option,
+)
+from writebehind.core.errors import ConfigurationError
+from writebehind.observability.http import parse_address
+from writebehind.observability.logs import redact_url
+from writebehind.settings import Settings
+from writebehind.worker.runner import Worker
+from writebehind.worker.settings import WorkerSettings
 
 WORKER_FIELDS = (
     "consumer", "concurrency", "batch_size", "linger_ms", "drain_timeout", "claim_idle_ms",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from ..keys import KeySpace
-from ..stats import collect
-from .metrics import WorkerMetrics
+from writebehind.core.keys import KeySpace
+from writebehind.observability.metrics import WorkerMetrics
+from writebehind.tools.stream_stats import collect
 
 
 async def refresh_partition_gauges(

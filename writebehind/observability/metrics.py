@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ..worker.stats import WorkerStats
+from writebehind.worker.counters import WorkerStats
 
 _COUNTERS = {
     "read": ("writebehind_records_read", "Records delivered to this worker, fresh or claimed."),
@@ -102,11 +102,3 @@ class WorkerMetrics:
         self.up = Counter(
             "writebehind_worker_starts", "Times this worker started.", registry=self.registry
         )
-
-
-# SDK side: in the application's default registry, exported by its own /metrics.
-SDK_READS = Counter(
-    "writebehind_sdk_reads",
-    "SDK get() calls by level (redis, mongodb) and outcome (hit, miss, deleted).",
-    ["collection", "level", "outcome"],
-)

@@ -12,9 +12,9 @@ import structlog
 from pymongo.errors import BulkWriteError
 from pymongo.write_concern import WriteConcern
 
-from ..codec import DEFAULT_CODEC_OPTIONS
-from .classify import ErrorInfo, Failure, classify_exception, classify_write_error
-from .guards import PURGE_FIELD, Pending, guarded_write
+from writebehind.core.codec import DEFAULT_CODEC_OPTIONS
+from writebehind.sink.classify import ErrorInfo, Failure, classify_exception, classify_write_error
+from writebehind.sink.guards import PURGE_FIELD, Pending, guarded_write
 
 log = structlog.get_logger("writebehind.sink")
 

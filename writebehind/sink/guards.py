@@ -14,8 +14,8 @@ from typing import Any
 
 from pymongo import DeleteOne, UpdateOne
 
-from ..codec import META_FIELD, ChangeRecord
-from ..version import Version
+from writebehind.core.codec import META_FIELD, ChangeRecord
+from writebehind.core.version import Version
 
 STORED_VERSION = f"${META_FIELD}.v"
 PURGE_FIELD = f"{META_FIELD}.purge_at"

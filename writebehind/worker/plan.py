@@ -8,9 +8,9 @@ from typing import Any
 
 from bson.codec_options import CodecOptions
 
-from ..codec import ChangeRecord, MalformedRecord, decode_record
-from ..keys import encode_id
-from ..sink.guards import Pending
+from writebehind.core.codec import ChangeRecord, MalformedRecord, decode_record
+from writebehind.core.keys import encode_id
+from writebehind.sink.guards import Pending
 
 
 @dataclass(slots=True)

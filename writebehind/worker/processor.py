@@ -12,15 +12,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..backoff import Backoff
-from ..codec import DEFAULT_CODEC_OPTIONS
-from ..keys import KeySpace
-from ..sink.bulk import MongoSink
-from ..sink.classify import ErrorInfo, Failure
-from .plan import DocumentWrites, Malformed, coalesce, decode_entries
-from .settings import WorkerSettings
-from .stats import WorkerStats
-from .stream import DeadLetter, Entry, PartitionStreams, Persisted
+from writebehind.core.backoff import Backoff
+from writebehind.core.codec import DEFAULT_CODEC_OPTIONS
+from writebehind.core.keys import KeySpace
+from writebehind.sink.bulk import MongoSink
+from writebehind.sink.classify import ErrorInfo, Failure
+from writebehind.worker.counters import WorkerStats
+from writebehind.worker.plan import DocumentWrites, Malformed, coalesce, decode_entries
+from writebehind.worker.settings import WorkerSettings
+from writebehind.worker.stream import DeadLetter, Entry, PartitionStreams, Persisted
 
 log = structlog.get_logger("writebehind.worker")
 

@@ -13,18 +13,18 @@ from anyio.abc import TaskGroup
 from pymongo.write_concern import WriteConcern
 from redis.asyncio import Redis
 
-from ..backoff import Backoff
-from ..meta import check_partitions
-from ..observability.gauges import refresh_partition_gauges
-from ..observability.http import HealthEndpoints, serve
-from ..observability.metrics import WorkerMetrics
-from ..redis_client import check_blocking_reads, socket_timeout
-from ..sink.bulk import MongoSink
-from .checks import inspect_redis
-from .processor import REDIS_TRANSIENT, BatchProcessor
-from .settings import WorkerSettings
-from .stats import WorkerStats
-from .stream import Entry, PartitionStreams
+from writebehind.core.backoff import Backoff
+from writebehind.core.deployment import check_partitions
+from writebehind.core.redis_checks import inspect_redis
+from writebehind.core.redis_client import check_blocking_reads, socket_timeout
+from writebehind.observability.gauges import refresh_partition_gauges
+from writebehind.observability.http import HealthEndpoints, serve
+from writebehind.observability.metrics import WorkerMetrics
+from writebehind.sink.bulk import MongoSink
+from writebehind.worker.counters import WorkerStats
+from writebehind.worker.processor import REDIS_TRANSIENT, BatchProcessor
+from writebehind.worker.settings import WorkerSettings
+from writebehind.worker.stream import Entry, PartitionStreams
 
 log = structlog.get_logger("writebehind.worker")
 

@@ -7,8 +7,8 @@ import socket
 import uuid
 from dataclasses import dataclass, field
 
-from ..errors import ConfigurationError
-from ..keys import KeySpace
+from writebehind.core.errors import ConfigurationError
+from writebehind.core.keys import KeySpace
 
 
 def default_consumer_name() -> str:

@@ -15,11 +15,11 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import OutOfMemoryError, ResponseError
 
-from ..keys import KeySpace
-from ..redis_scripts import Scripts
-from ..sink.classify import ErrorInfo
-from .settings import WorkerSettings
-from .stats import WorkerStats
+from writebehind.core.keys import KeySpace
+from writebehind.core.scripts import Scripts
+from writebehind.sink.classify import ErrorInfo
+from writebehind.worker.counters import WorkerStats
+from writebehind.worker.settings import WorkerSettings
 
 log = structlog.get_logger("writebehind.worker")
 

@@ -38,7 +38,7 @@ from tests.support.servers import RedisServer, SecantusServer
 from tests.support.streams import running_worker
 from tests.support.waiting import wait_until
 from writebehind import WriteBehind
-from writebehind.keys import KeySpace
+from writebehind.core.keys import KeySpace
 
 pytestmark = pytest.mark.anyio
 

@@ -19,7 +19,7 @@ from tests.support.streams import (
 from tests.support.waiting import wait_until
 from writebehind import WriteBehind
 from writebehind.sink.classify import ErrorInfo, Failure
-from writebehind.worker.stats import WorkerStats
+from writebehind.worker.counters import WorkerStats
 from writebehind.worker.stream import DeadLetter, PartitionStreams
 
 pytestmark = pytest.mark.anyio

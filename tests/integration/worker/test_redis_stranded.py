@@ -13,8 +13,8 @@ from tests.support.proxy import Proxy
 from tests.support.servers import RedisServer
 from tests.support.streams import ids_in_partition
 from writebehind import WriteBehind
-from writebehind.errors import ConfigurationError
-from writebehind.redis_client import connect
+from writebehind.core.errors import ConfigurationError
+from writebehind.core.redis_client import connect
 from writebehind.worker.runner import Worker
 
 pytestmark = pytest.mark.anyio

@@ -11,8 +11,8 @@ from redis.asyncio import Redis
 from tests.conftest import TEST_PARTITIONS, fast_settings
 from tests.support.servers import RedisServer
 from writebehind import WriteBehind
-from writebehind.errors import PartitionCountMismatch
-from writebehind.worker.checks import UnsafeEvictionPolicy, inspect_redis
+from writebehind.core.errors import PartitionCountMismatch
+from writebehind.core.redis_checks import UnsafeEvictionPolicy, inspect_redis
 from writebehind.worker.runner import Worker
 
 pytestmark = pytest.mark.anyio

@@ -18,8 +18,8 @@ from tests.conftest import TEST_PARTITIONS, TEST_PREFIX
 from tests.support.servers import RedisServer
 from tests.support.streams import create_groups, running_worker
 from writebehind import WriteBehind
-from writebehind.errors import RedisOutOfMemory
-from writebehind.keys import KeySpace
+from writebehind.core.errors import RedisOutOfMemory
+from writebehind.core.keys import KeySpace
 
 pytestmark = pytest.mark.anyio
 

@@ -28,14 +28,14 @@ import click
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
-from .client import DEFAULT_GROUP, WriteBehind
-from .embedded import RedisServer, SecantusServer, free_port
-from .errors import BacklogFull
-from .keys import KeySpace
-from .logs import redact_url
-from .redis_client import connect
-from .stats import collect
-from .version import Version
+from writebehind.core.errors import BacklogFull
+from writebehind.core.keys import KeySpace
+from writebehind.core.redis_client import connect
+from writebehind.core.version import Version
+from writebehind.embedded.servers import RedisServer, SecantusServer, free_port
+from writebehind.observability.logs import redact_url
+from writebehind.sdk.client import DEFAULT_GROUP, WriteBehind
+from writebehind.tools.stream_stats import collect
 
 PREFIX = "demo"
 PARTITIONS = 8

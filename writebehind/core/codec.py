@@ -15,7 +15,7 @@ from bson.binary import UuidRepresentation
 from bson.codec_options import CodecOptions
 from bson.errors import InvalidDocument as BsonInvalidDocument
 
-from .errors import (
+from writebehind.core.errors import (
     DocumentTooLarge,
     IdMismatch,
     IntegerOutOfRange,
@@ -24,8 +24,8 @@ from .errors import (
     InvalidFieldName,
     NotEncodable,
 )
-from .keys import check_collection_name, encode_id
-from .version import Version
+from writebehind.core.keys import check_collection_name, encode_id
+from writebehind.core.version import Version
 
 META_FIELD = "_wb"
 MAX_BSON_SIZE = 16 * 1024 * 1024

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from ..errors import ConfigurationError
+from writebehind.core.errors import ConfigurationError
 
 
 class UnsafeEvictionPolicy(ConfigurationError):

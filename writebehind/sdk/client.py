@@ -10,13 +10,13 @@ from bson.codec_options import CodecOptions
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
-from .codec import DEFAULT_CODEC_OPTIONS, encoding_options
-from .collection import Collection
-from .errors import ConfigurationError
-from .keys import KeySpace, check_collection_name
-from .meta import check_partitions
-from .redis_client import connect, socket_timeout
-from .redis_scripts import Scripts
+from writebehind.core.codec import DEFAULT_CODEC_OPTIONS, encoding_options
+from writebehind.core.deployment import check_partitions
+from writebehind.core.errors import ConfigurationError
+from writebehind.core.keys import KeySpace, check_collection_name
+from writebehind.core.redis_client import connect, socket_timeout
+from writebehind.core.scripts import Scripts
+from writebehind.sdk.collection import Collection
 
 DEFAULT_GROUP = "writebehind"
 DEFAULT_MAX_BACKLOG = 1_000_000

@@ -17,15 +17,15 @@ from typing import Any
 import anyio
 import structlog
 
-from .backoff import Backoff
-from .codec import META_FIELD
-from .sink.bulk import MongoSink
-from .sink.classify import ErrorInfo, Failure
-from .sink.guards import Pending
-from .version import Version
-from .worker.plan import coalesce
+from writebehind.core.backoff import Backoff
+from writebehind.core.codec import META_FIELD
+from writebehind.core.version import Version
+from writebehind.sink.bulk import MongoSink
+from writebehind.sink.classify import ErrorInfo, Failure
+from writebehind.sink.guards import Pending
+from writebehind.worker.plan import coalesce
 
-log = structlog.get_logger("writebehind.reapply")
+log = structlog.get_logger("writebehind.sink.reapply")
 
 
 class Outcome(enum.Enum):

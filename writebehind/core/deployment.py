@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from .errors import PartitionCountMismatch
-from .keys import KeySpace
+from writebehind.core.errors import PartitionCountMismatch
+from writebehind.core.keys import KeySpace
 
 
 async def check_partitions(redis: Redis, keys: KeySpace) -> None:

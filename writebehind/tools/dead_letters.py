@@ -31,12 +31,18 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from .deadletter_view import DeadLetter, LetterId, decode_letter, refailed_fields, to_json_value
-from .keys import KeySpace, encode_id
-from .reapply import Outcome, Reapplier, Report, Result
-from .sink.bulk import MongoSink
-from .sink.classify import ErrorInfo, Failure
-from .sink.guards import Pending
+from writebehind.core.keys import KeySpace, encode_id
+from writebehind.sink.bulk import MongoSink
+from writebehind.sink.classify import ErrorInfo, Failure
+from writebehind.sink.guards import Pending
+from writebehind.sink.reapply import Outcome, Reapplier, Report, Result
+from writebehind.tools.letters import (
+    DeadLetter,
+    LetterId,
+    decode_letter,
+    refailed_fields,
+    to_json_value,
+)
 
 PAGE = 500
 INVALID = "invalid"

@@ -10,9 +10,9 @@ from typing import Any
 from pymongo.write_concern import WriteConcern
 from redis.asyncio import Redis
 
-from .keys import KeySpace
-from .stats import collect
-from .worker.checks import inspect_redis
+from writebehind.core.keys import KeySpace
+from writebehind.core.redis_checks import inspect_redis
+from writebehind.tools.stream_stats import collect
 
 
 class Level(enum.Enum):

@@ -21,17 +21,15 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from ..codec import DEFAULT_CODEC_OPTIONS
-from ..errors import PartitionCountMismatch, WriteBehindError
-from ..keys import KeySpace, encode_id
-from ..reapply import Outcome, Reapplier, Report, Result, predict
-from ..redis_scripts import Scripts, parse_letter_reply
-from ..sink.bulk import MongoSink
-from ..sink.classify import ErrorInfo, Failure
-from ..version import Version
-from ..worker.plan import Malformed, decode_entries
-from ..worker.stream import DeadLetter, dead_letter_fields
-from .bounds import (
+from writebehind.core.codec import DEFAULT_CODEC_OPTIONS
+from writebehind.core.errors import PartitionCountMismatch, WriteBehindError
+from writebehind.core.keys import KeySpace, encode_id
+from writebehind.core.scripts import Scripts, parse_letter_reply
+from writebehind.core.version import Version
+from writebehind.sink.bulk import MongoSink
+from writebehind.sink.classify import ErrorInfo, Failure
+from writebehind.sink.reapply import Outcome, Reapplier, Report, Result, predict
+from writebehind.tools.replay.bounds import (
     Gap,
     ReplayRange,
     StreamHistory,
@@ -40,8 +38,10 @@ from .bounds import (
     find_gap,
     iso,
 )
+from writebehind.worker.plan import Malformed, decode_entries
+from writebehind.worker.stream import DeadLetter, dead_letter_fields
 
-log = structlog.get_logger("writebehind.replay")
+log = structlog.get_logger("writebehind.tools.replay")
 
 CONSUMER = "replay"
 """The ``consumer`` field of the dead letters replay writes."""

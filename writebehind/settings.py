@@ -13,8 +13,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .errors import ConfigurationError
-from .logs import redact_url
+from writebehind.core.errors import ConfigurationError
+from writebehind.observability.logs import redact_url
 
 ENV_PREFIX = "WRITEBEHIND_"
 

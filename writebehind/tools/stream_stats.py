@@ -16,8 +16,8 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from .keys import KeySpace
-from .version import Version
+from writebehind.core.keys import KeySpace
+from writebehind.core.version import Version
 
 LAG_COUNT_CAP = 10_000
 """When Redis cannot say the lag, count at most this many undelivered entries."""

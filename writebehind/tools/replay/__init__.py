@@ -6,8 +6,8 @@ checks, the progress line); ``runner`` does the IO.
 
 from __future__ import annotations
 
-from .bounds import BoundError, Gap, ReplayRange, StreamHistory, parse_bound
-from .runner import (
+from writebehind.tools.replay.bounds import BoundError, Gap, ReplayRange, StreamHistory, parse_bound
+from writebehind.tools.replay.runner import (
     HistoryGapError,
     Replayer,
     ReplayOptions,

@@ -20,7 +20,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from ..version import ZERO, Version
+from writebehind.core.version import ZERO, Version
 
 END_SEQ = 2**63 - 1
 """The sequence number an UNTIL bound without one gets: every entry of that millisecond."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from .errors import ConfigurationError
+from writebehind.core.errors import ConfigurationError
 
 SOCKET_TIMEOUT = 10.0
 CLIENT_DEFAULTS: dict[str, Any] = {

@@ -20,7 +20,7 @@ from typing import Any
 
 from bson import ObjectId
 
-from .errors import ConfigurationError, InvalidCollectionName, UnsupportedIdType
+from writebehind.core.errors import ConfigurationError, InvalidCollectionName, UnsupportedIdType
 
 DocId = str | int | ObjectId | uuid.UUID
 """The id types a document may have."""

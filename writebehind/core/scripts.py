@@ -14,8 +14,8 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import OutOfMemoryError, ResponseError
 
-from .errors import RedisOutOfMemory
-from .version import Version
+from writebehind.core.errors import RedisOutOfMemory
+from writebehind.core.version import Version
 
 # The write path. The ``#!lua`` shebang makes Redis refuse the whole script up
 # front when it is over ``maxmemory``, so a write is never half-done. XADD comes

@@ -19,11 +19,11 @@ from typing import Any
 from bson import json_util
 from bson.json_util import JSONMode, JSONOptions
 
-from .codec import DEFAULT_CODEC_OPTIONS, ChangeRecord, decode_document
-from .keys import check_collection_name, encode_id
-from .sink.classify import ErrorInfo
-from .sink.guards import Pending
-from .version import Version
+from writebehind.core.codec import DEFAULT_CODEC_OPTIONS, ChangeRecord, decode_document
+from writebehind.core.keys import check_collection_name, encode_id
+from writebehind.core.version import Version
+from writebehind.sink.classify import ErrorInfo
+from writebehind.sink.guards import Pending
 
 _LETTER_ID = re.compile(r"(\d{1,5})/(\d{1,20}-\d{1,20})")
 JSON_OPTIONS = JSONOptions(

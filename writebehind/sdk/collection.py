@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from redis.exceptions import ResponseError
 
-from .codec import (
+from writebehind.core.codec import (
     META_FIELD,
     decode_document,
     encode_document,
@@ -20,7 +20,7 @@ from .codec import (
     same_id,
     user_view,
 )
-from .errors import (
+from writebehind.core.errors import (
     BacklogFull,
     IdMismatch,
     InvalidDocument,
@@ -29,13 +29,13 @@ from .errors import (
     TooManyConflicts,
     WriteManyError,
 )
-from .keys import encode_id
-from .observability.metrics import SDK_READS
-from .redis_scripts import ABSENT, BacklogRefused, map_script_error, parse_write_reply
-from .version import Version
+from writebehind.core.keys import encode_id
+from writebehind.core.scripts import ABSENT, BacklogRefused, map_script_error, parse_write_reply
+from writebehind.core.version import Version
+from writebehind.sdk.metrics import SDK_READS
 
 if TYPE_CHECKING:
-    from .client import WriteBehind
+    from writebehind.sdk.client import WriteBehind
 
 Document = dict[str, Any]
 Modifier = Callable[[Document | None], Document | Awaitable[Document | None] | None]

@@ -1,0 +1,155 @@
+"""The exceptions writebehind raises: one flat hierarchy under WriteBehindError.
+
+Input errors are raised before anything is written, so catching one means
+nothing changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "BacklogFull",
+    "ConfigurationError",
+    "DocumentTooLarge",
+    "IdMismatch",
+    "IntegerOutOfRange",
+    "InvalidCollectionName",
+    "InvalidDocument",
+    "InvalidFieldName",
+    "InvalidInput",
+    "NotEncodable",
+    "NotReplicated",
+    "PartitionCountMismatch",
+    "PersistTimeout",
+    "RedisOutOfMemory",
+    "TooManyConflicts",
+    "UnsupportedIdType",
+    "WriteBehindError",
+    "WriteManyError",
+]
+
+
+class WriteBehindError(Exception):
+    """Base class of every error raised by writebehind."""
+
+
+class InvalidInput(WriteBehindError, ValueError):
+    """The call's arguments can never be stored; nothing was written."""
+
+
+class UnsupportedIdType(InvalidInput, TypeError):
+    """Document ids must be ``str``, ``int`` (int64), ``bson.ObjectId`` or ``uuid.UUID``."""
+
+
+class IdMismatch(InvalidInput):
+    """The document's ``_id`` differs from the id argument."""
+
+
+class InvalidCollectionName(InvalidInput):
+    """The collection name is not one MongoDB accepts."""
+
+
+class InvalidDocument(InvalidInput):
+    """The document is not storable; ``path`` names the offending field when known."""
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message if path is None else f"{message} (at {path!r})")
+        self.path = path
+
+
+class InvalidFieldName(InvalidDocument):
+    """A field name starts with ``$``, contains ``.`` or NUL, is not a string, or is reserved."""
+
+
+class IntegerOutOfRange(InvalidDocument):
+    """An integer does not fit in a signed 64-bit BSON integer."""
+
+
+class NotEncodable(InvalidDocument):
+    """A value has no BSON encoding."""
+
+
+class DocumentTooLarge(InvalidDocument):
+    """The encoded document is over MongoDB's 16 MiB limit."""
+
+
+class ConfigurationError(WriteBehindError):
+    """The client or worker is configured in a way that cannot work."""
+
+
+class PartitionCountMismatch(ConfigurationError):
+    """Redis already records a different partition count for this prefix."""
+
+    def __init__(self, configured: int, stored: int) -> None:
+        super().__init__(
+            f"configured with {configured} partitions but Redis records {stored} for this "
+            f"prefix; documents would map to other streams. Use partitions={stored} or a "
+            "new prefix."
+        )
+        self.configured = configured
+        self.stored = stored
+
+
+class BacklogFull(WriteBehindError):
+    """A partition's unpersisted backlog is over ``max_backlog``; nothing was written."""
+
+    def __init__(self, partition: int, backlog: int, limit: int) -> None:
+        super().__init__(
+            f"partition {partition} has {backlog} unpersisted records (limit {limit}); "
+            "the workers are behind or MongoDB is down. Retry later."
+        )
+        self.partition = partition
+        self.backlog = backlog
+        self.limit = limit
+
+
+class TooManyConflicts(WriteBehindError):
+    """A read-modify-write lost the race too many times in a row; nothing was written."""
+
+
+class PersistTimeout(WriteBehindError, TimeoutError):
+    """``wait_persisted`` gave up before MongoDB held the version."""
+
+
+class RedisOutOfMemory(WriteBehindError):
+    """Redis refused the write at its ``maxmemory`` limit; nothing was written."""
+
+
+class NotReplicated(WriteBehindError):
+    """The writes were made, but fewer replicas than ``wait_replicas`` confirmed them in time.
+
+    ``versions`` are the writes made: they are in the primary's streams and will
+    reach MongoDB, unless the primary fails before a replica has them. Writing
+    again makes a new, newer version.
+    """
+
+    def __init__(self, versions: Sequence[Any], acknowledged: int, wanted: int) -> None:
+        self.versions = list(versions)
+        self.acknowledged = acknowledged
+        self.wanted = wanted
+        super().__init__(
+            f"{plural(len(self.versions), 'write')} made, but {acknowledged} of the "
+            f"{wanted} replicas asked for confirmed them in time"
+        )
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+class WriteManyError(WriteBehindError):
+    """Some writes of a ``set_many`` were refused.
+
+    ``results`` has one item per input, in order: the ``Version`` of a write that
+    was made, or the exception that refused it.
+    """
+
+    def __init__(self, results: Sequence[Any]) -> None:
+        self.results = list(results)
+        failed = [r for r in self.results if isinstance(r, BaseException)]
+        super().__init__(
+            f"{len(failed)} of {len(self.results)} writes were refused; "
+            f"first: {failed[0] if failed else None}"
+        )

@@ -1,0 +1,1 @@
+"""Operator tools: stream replay, dead letters, stream statistics and the deployment check."""
