@@ -14,11 +14,21 @@ from writebehind.core.keys import DocId, KeySpace
 from writebehind.core.version import Version
 from writebehind.sdk.client import WriteBehind
 from writebehind.sdk.collection import Collection
+from writebehind.sdk.reading.policy import ReadPolicy
 
 if TYPE_CHECKING:
     from writebehind.worker.runner import Worker
 
-__all__ = ["Collection", "DocId", "KeySpace", "Version", "Worker", "WriteBehind", "errors"]
+__all__ = [
+    "Collection",
+    "DocId",
+    "KeySpace",
+    "ReadPolicy",
+    "Version",
+    "Worker",
+    "WriteBehind",
+    "errors",
+]
 __version__ = "0.1.0"
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 __all__ = [
     "BacklogFull",
+    "CacheUnavailable",
     "ConfigurationError",
     "DocumentTooLarge",
     "IdMismatch",
@@ -153,3 +154,18 @@ class WriteManyError(WriteBehindError):
             f"{len(failed)} of {len(self.results)} writes were refused; "
             f"first: {failed[0] if failed else None}"
         )
+
+
+class CacheUnavailable(WriteBehindError):
+    """Redis did not answer a write in time, or is known to be down (the circuit is open).
+
+    Write-behind cannot write without Redis: the change record in the stream is
+    the only copy of the write until MongoDB has it. ``written`` is ``False``
+    when nothing was sent (the write was certainly not made), ``None`` when the
+    request was sent but no reply came in time: the script is atomic, so the
+    write was then made completely or not at all, never half.
+    """
+
+    def __init__(self, message: str, written: bool | None = False) -> None:
+        super().__init__(message)
+        self.written = written

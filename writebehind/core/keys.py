@@ -8,6 +8,8 @@ legal on Redis Cluster, and a document's records stay in one ordered stream.
     {wb:p3}:stream                       change records of partition 3
     {wb:p3}:dlq                          dead letters of partition 3
     {wb:p3}:doc:<len>:<collection>:<id>  cache entry (hash: v, d, t)
+    {wb:p3}:lease:<len>:<collection>:<id> fill lease (string: owner token, short TTL)
+    {wb:p3}:fill:<len>:<collection>:<id>  pub/sub channel: a fill of the entry ended
 """
 
 from __future__ import annotations
@@ -105,6 +107,14 @@ class KeySpace:
         # The collection is length-prefixed so that no (collection, id) pair can
         # spell another pair's key.
         return f"{self._tag(partition)}:doc:{len(collection)}:{collection}:{encode_id(doc_id)}"
+
+    def lease(self, partition: int, collection: str, doc_id: Any) -> str:
+        """The fill lease of a cache entry: in the entry's hash slot, never a cache key."""
+        return f"{self._tag(partition)}:lease:{len(collection)}:{collection}:{encode_id(doc_id)}"
+
+    def fill_channel(self, partition: int, collection: str, doc_id: Any) -> str:
+        """The pub/sub channel on which a fill (or a released lease) of the entry is announced."""
+        return f"{self._tag(partition)}:fill:{len(collection)}:{collection}:{encode_id(doc_id)}"
 
     def streams(self) -> list[str]:
         return [self.stream(p) for p in range(self.partitions)]

@@ -4,5 +4,6 @@ from __future__ import annotations
 
 from writebehind.sdk.client import WriteBehind
 from writebehind.sdk.collection import Collection
+from writebehind.sdk.reading.policy import ReadPolicy
 
-__all__ = ["Collection", "WriteBehind"]
+__all__ = ["Collection", "ReadPolicy", "WriteBehind"]

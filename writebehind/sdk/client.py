@@ -17,6 +17,10 @@ from writebehind.core.keys import KeySpace, check_collection_name
 from writebehind.core.redis_client import connect, socket_timeout
 from writebehind.core.scripts import Scripts
 from writebehind.sdk.collection import Collection
+from writebehind.sdk.reading.breaker import CircuitBreaker
+from writebehind.sdk.reading.flights import Flights
+from writebehind.sdk.reading.guard import RedisGuard
+from writebehind.sdk.reading.policy import ReadPolicy
 
 DEFAULT_GROUP = "writebehind"
 DEFAULT_MAX_BACKLOG = 1_000_000
@@ -43,6 +47,10 @@ class WriteBehind:
             replicas have it, for writes that must survive the loss of the
             primary; fewer in time raises ``NotReplicated``. 0 (default): no wait.
         wait_timeout: seconds to wait for them; under the client's socket timeout.
+        reads: the ``ReadPolicy`` of every collection that gives none of its own
+            (fills, negative caching, stampede control, early refresh). Its
+            ``redis_timeout`` and breaker settings also bound writes: a write
+            Redis does not answer in time raises ``CacheUnavailable``.
     """
 
     def __init__(
@@ -61,6 +69,7 @@ class WriteBehind:
         max_conflict_retries: int = 200,
         wait_replicas: int = 0,
         wait_timeout: float = 1.0,
+        reads: ReadPolicy | None = None,
     ) -> None:
         self.keys = KeySpace(prefix, partitions)
         if type(max_backlog) is not int or max_backlog < 0:
@@ -86,6 +95,13 @@ class WriteBehind:
             getattr(self.mongo, "codec_options", None)
         )
         self._check_wait_timeout()
+        if reads is not None and not isinstance(reads, ReadPolicy):
+            raise ConfigurationError(f"reads must be a ReadPolicy: {reads!r}")
+        self.reads = reads or ReadPolicy()
+        self.redis_guard = RedisGuard(
+            CircuitBreaker(self.reads.breaker_failures, self.reads.breaker_cooldown), prefix
+        )
+        self.read_flights = Flights()
         self.scripts = Scripts(self.redis)
         self._checked = False
         self._check_lock = anyio.Lock()
@@ -132,11 +148,41 @@ class WriteBehind:
         async with self._check_lock:
             if self._checked:
                 return
-            await check_partitions(self.redis, self.keys)
+            await self.redis_guard.call(
+                lambda: check_partitions(self.redis, self.keys), self.write_timeout, "a check"
+            )
             self._checked = True
 
-    def collection(self, name: str) -> Collection:
-        return Collection(self, check_collection_name(name))
+    @property
+    def write_timeout(self) -> float:
+        """Seconds a write waits for Redis before ``CacheUnavailable``: ``redis_timeout``,
+        plus ``wait_timeout`` when writes wait for replicas."""
+        return self.reads.redis_timeout + (self.wait_timeout if self.wait_replicas else 0.0)
+
+    def collection(
+        self,
+        name: str,
+        *,
+        reads: ReadPolicy | None = None,
+        mode: str = "write_behind",
+        write_through_timeout: float = 5.0,
+    ) -> Collection:
+        """One collection. ``reads`` overrides the client's ``ReadPolicy`` for it.
+
+        ``mode="write_through"``: writes return only once MongoDB holds them
+        (journaled), or raise ``PersistTimeout`` after ``write_through_timeout``
+        seconds, the write staying queued for the workers (README, "Reading").
+        """
+        name = check_collection_name(name)
+        if reads is not None and not isinstance(reads, ReadPolicy):
+            raise ConfigurationError(f"reads must be a ReadPolicy: {reads!r}")
+        if mode == "write_behind":
+            return Collection(self, name, reads=reads)
+        if mode == "write_through":
+            from writebehind.sdk.reading.write_through import WriteThroughCollection
+
+            return WriteThroughCollection(self, name, reads, write_through_timeout)
+        raise ConfigurationError(f"mode must be 'write_behind' or 'write_through': {mode!r}")
 
     def mongo_collection(self, name: str) -> Any:
         return self.mongo.get_collection(name, codec_options=self.codec_options)
@@ -159,6 +205,7 @@ class WriteBehind:
 
     async def aclose(self) -> None:
         """Close the clients this object created; clients passed in stay open."""
+        await self.read_flights.close()
         owned, self._owned = self._owned, []
         for client in owned:
             if isinstance(client, Redis):

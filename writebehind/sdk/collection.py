@@ -32,7 +32,8 @@ from writebehind.core.errors import (
 from writebehind.core.keys import encode_id
 from writebehind.core.scripts import ABSENT, BacklogRefused, map_script_error, parse_write_reply
 from writebehind.core.version import Version
-from writebehind.sdk.metrics import SDK_READS
+from writebehind.sdk.reading.policy import ReadPolicy
+from writebehind.sdk.reading.reader import Reader
 
 if TYPE_CHECKING:
     from writebehind.sdk.client import WriteBehind
@@ -64,9 +65,11 @@ class _Current:
 class Collection:
     """Writes go to Redis (cache entry + change record, atomically); reads fall back to MongoDB."""
 
-    def __init__(self, wb: WriteBehind, name: str) -> None:
+    def __init__(self, wb: WriteBehind, name: str, *, reads: ReadPolicy | None = None) -> None:
         self._wb = wb
         self.name = name
+        self.reads = reads or wb.reads
+        self._reader = Reader(wb, name, self.reads)
 
     # -- writing ------------------------------------------------------------
 
@@ -102,7 +105,9 @@ class Collection:
         args = self._args(p, expected)
         while True:
             try:
-                reply, replicas = await self._send(p, args)
+                reply, replicas = await self._wb.redis_guard.call(
+                    lambda: self._send(p, args), self._wb.write_timeout, "a write"
+                )
             except Exception as exc:
                 mapped = map_script_error(exc)
                 if not isinstance(mapped, BacklogRefused):
@@ -208,7 +213,9 @@ class Collection:
 
     async def _read_current(self, doc_id: Any) -> _Current:
         entry = self._entry_key(doc_id)
-        version, body, tombstone = await self._wb.redis.hmget(entry, ["v", "d", "t"])
+        version, body, tombstone = await self._wb.redis_guard.call(
+            lambda: self._wb.redis.hmget(entry, ["v", "d", "t"]), self._wb.write_timeout, "a read"
+        )
         doc: Document | None
         if version is not None:
             expected = version.decode("ascii") if isinstance(version, bytes) else version
@@ -243,7 +250,9 @@ class Collection:
             )
         if self._wb.wait_replicas:
             pipe.execute_command("WAIT", self._wb.wait_replicas, self._wait_ms())
-        replies = await pipe.execute(raise_on_error=False)
+        replies = await self._wb.redis_guard.call(
+            lambda: pipe.execute(raise_on_error=False), self._wb.write_timeout, "a write"
+        )
         replicas: int | None = None
         if self._wb.wait_replicas:
             waited = replies.pop()
@@ -272,17 +281,23 @@ class Collection:
         return self._wb.mongo_collection(self.name)
 
     async def get(self, doc_id: Any) -> Document | None:
-        """The newest acknowledged document: Redis first, then MongoDB; None if absent."""
-        body, tombstone = await self._wb.redis.hmget(self._entry_key(doc_id), ["d", "t"])
-        if tombstone:
-            SDK_READS.labels(self.name, "redis", "deleted").inc()
-            return None
-        if body is not None:
-            SDK_READS.labels(self.name, "redis", "hit").inc()
-            return self._decode(body)
-        doc = user_view(await self._mongo().find_one({"_id": doc_id}))
-        SDK_READS.labels(self.name, "mongodb", "miss" if doc is None else "hit").inc()
-        return doc
+        """The newest acknowledged document, or ``None`` if absent (README, "Reading").
+
+        Redis first; a miss reads MongoDB and fills the cache (fenced by
+        version). When Redis does not answer within ``redis_timeout``, MongoDB.
+        """
+        return await self._reader.get(doc_id)
+
+    async def get_many(self, ids: Iterable[Any]) -> dict[Any, Document | None]:
+        """``{id: document or None}`` for ``ids``, keyed by the ids as given, in their order.
+
+        One Redis round trip for the entries, one MongoDB ``find`` for the misses.
+        """
+        return await self._reader.get_many(ids)
+
+    async def warm(self, ids: Iterable[Any]) -> int:
+        """Load the ids missing from the cache and fill them; returns how many were filled."""
+        return await self._reader.warm(ids)
 
     async def _acknowledged(self, version: Version) -> bool:
         keys = self._wb.keys

@@ -14,12 +14,26 @@ from typing import Any
 
 from pymongo import DeleteOne, UpdateOne
 
-from writebehind.core.codec import META_FIELD, ChangeRecord
+from writebehind.core.codec import ChangeRecord
+from writebehind.core.guarded import (
+    PURGE_FIELD,
+    STORED_VERSION,
+    guarded_replace,
+    newer_than_stored,
+    snapshot,
+    tombstone,
+)
 from writebehind.core.version import Version
 
-STORED_VERSION = f"${META_FIELD}.v"
-PURGE_FIELD = f"{META_FIELD}.purge_at"
-"""Tombstones carry ``_wb.purge_at``; a TTL index on it removes them after the grace period."""
+__all__ = [
+    "PURGE_FIELD",
+    "STORED_VERSION",
+    "Pending",
+    "guarded_write",
+    "newer_than_stored",
+    "snapshot",
+    "tombstone",
+]
 
 
 @dataclass(slots=True)
@@ -42,22 +56,6 @@ class Pending:
         return self.record.entry_id
 
 
-def newer_than_stored(version: Version) -> dict[str, Any]:
-    """``stored _wb.v < version``, as integer pairs; documents without one are oldest."""
-    return {"$lt": [{"$ifNull": [STORED_VERSION, [-1, -1]]}, version.as_pair()]}
-
-
-def tombstone(doc_id: Any, version: Version, purge_at: dt.datetime) -> dict[str, Any]:
-    return {
-        "_id": doc_id,
-        META_FIELD: {"v": version.as_pair(), "deleted": True, "purge_at": purge_at},
-    }
-
-
-def snapshot(document: dict[str, Any], version: Version) -> dict[str, Any]:
-    return {**document, META_FIELD: {"v": version.as_pair()}}
-
-
 def guarded_write(
     pending: Pending,
     *,
@@ -74,8 +72,4 @@ def guarded_write(
         new = tombstone(pending.doc_id, version, now + tombstone_grace)
     else:
         new = snapshot(pending.document, version)
-    # $literal: a user's string "$x" must stay a string, not become a field path.
-    pipeline = [
-        {"$replaceWith": {"$cond": [newer_than_stored(version), {"$literal": new}, "$$ROOT"]}}
-    ]
-    return UpdateOne({"_id": pending.doc_id}, pipeline, upsert=True)
+    return guarded_replace(pending.doc_id, version, new)

@@ -1,0 +1,62 @@
+"""Calls to Redis with a deadline and a circuit breaker: a dead Redis costs nothing per call.
+
+One per ``WriteBehind`` (one Redis). Reads ask ``call`` and fall back to
+MongoDB on ``CacheUnavailable``; writes let it propagate. Only the signs of an
+unreachable Redis count as failures (no answer in time, a refused, reset or
+lost connection, Redis still loading): an error reply is an answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import anyio
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from writebehind.core.errors import CacheUnavailable
+from writebehind.sdk.metrics import SDK_BREAKER_OPEN, SDK_READS
+from writebehind.sdk.reading.breaker import CircuitBreaker, State
+
+T = TypeVar("T")
+
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError, TimeoutError, OSError)
+
+
+class RedisGuard:
+    def __init__(self, breaker: CircuitBreaker, prefix: str) -> None:
+        self.breaker = breaker
+        self._gauge = SDK_BREAKER_OPEN.labels(prefix)
+        self._open = False
+        self._gauge.set(0)
+
+    async def call(self, make: Callable[[], Awaitable[T]], limit: float, what: str) -> T:
+        """Await ``make()`` within ``limit`` seconds; ``CacheUnavailable`` if Redis is not there.
+
+        ``make`` is only called when the breaker lets the call through, so a
+        refused call sends nothing (``CacheUnavailable.written`` is ``False``).
+        """
+        if not self.breaker.allow():
+            raise CacheUnavailable(
+                f"Redis is unavailable (circuit open after repeated failures); {what} was not sent",
+                written=False,
+            )
+        try:
+            with anyio.fail_after(limit):
+                result = await make()
+        except UNREACHABLE as exc:
+            self._record(self.breaker.failure())
+            raise CacheUnavailable(
+                f"Redis did not answer {what} within {limit:g} s ({type(exc).__name__})",
+                written=None,
+            ) from exc
+        self._record(self.breaker.success())
+        return result
+
+    def _record(self, state: State) -> None:
+        now_open = state == "open"
+        if now_open != self._open:
+            self._open = now_open
+            self._gauge.set(1 if now_open else 0)
+            SDK_READS.labels("", "breaker", "opened" if now_open else "closed").inc()

@@ -1,0 +1,80 @@
+"""The cross-process side of stampede control: fill leases and fill announcements.
+
+A missing entry's first reader takes a short lease (``SET NX PX`` with an
+owner token, in the LEASE script) and loads; the others subscribe to the
+entry's channel and sleep until the FILL or RELEASE script announces the end
+of the load, then look at the entry once. Waiting issues no Redis commands:
+a waiting process sends SUBSCRIBE, one LEASE check after the subscription is
+confirmed (so an announcement made before it is not missed), one LEASE check
+per announcement, and a last one after ``lock_timeout``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from redis.asyncio import Redis
+
+from writebehind.core.keys import KeySpace
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where one document's read-side state lives in Redis (all in one hash slot)."""
+
+    doc_id: Any
+    entry: str
+    lease: str
+    channel: str
+
+    @classmethod
+    def of(cls, keys: KeySpace, collection: str, doc_id: Any) -> Place:
+        partition = keys.partition_of(collection, doc_id)
+        return cls(
+            doc_id,
+            keys.cache(partition, collection, doc_id),
+            keys.lease(partition, collection, doc_id),
+            keys.fill_channel(partition, collection, doc_id),
+        )
+
+
+def new_token() -> str:
+    """A lease owner token: unique per load, so no one releases a lease that is not theirs."""
+    return secrets.token_hex(12)
+
+
+NextAnnouncement = Callable[[float], Awaitable[bool]]
+
+
+@asynccontextmanager
+async def subscribed(redis: Redis, channel: str, limit: float) -> AsyncIterator[NextAnnouncement]:
+    """Subscribe to ``channel``; yields ``next(wait)``: True once an announcement came.
+
+    Returns only once Redis has confirmed the subscription (within ``limit``
+    seconds), so anything published afterwards is seen. ``next`` may also return
+    early without one (redis-py hands back control messages as nothing).
+    """
+    pubsub = redis.pubsub()
+    try:
+        with anyio.fail_after(limit):
+            await pubsub.subscribe(channel)
+            while True:
+                message = await pubsub.get_message(timeout=limit)
+                if message is not None and message.get("type") == "subscribe":
+                    break
+
+        async def next_announcement(wait: float) -> bool:
+            if wait <= 0:
+                return False
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
+            return message is not None
+
+        yield next_announcement
+    finally:
+        with anyio.CancelScope(shield=True):
+            await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -1,0 +1,397 @@
+"""The read path of one collection: cache first, fenced fills, stampede control, degraded reads.
+
+``get``/``get_many`` read the cache entries in one round trip. A miss loads
+from MongoDB through the in-process flights (one load per key per process)
+and the cross-process lease (one load per key across processes), then fills
+the entry with the FILL script's version compare-and-set. When Redis does not
+answer within ``redis_timeout``, or the breaker is open, reads go to MongoDB
+and are counted as degraded. See docs/architecture.md, "Reading".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import bson
+
+from writebehind.core.codec import META_FIELD, decode_document, user_view
+from writebehind.core.errors import CacheUnavailable
+from writebehind.core.keys import encode_id
+from writebehind.core.version import Version
+from writebehind.sdk.metrics import SDK_READS
+from writebehind.sdk.reading.entry import (
+    ENTRY_FIELDS,
+    CachedEntry,
+    ScriptReply,
+    absent_version,
+    parse_entry,
+    parse_script_reply,
+)
+from writebehind.sdk.reading.flights import wait_shielded
+from writebehind.sdk.reading.guard import UNREACHABLE
+from writebehind.sdk.reading.lease import NextAnnouncement, Place, new_token, subscribed
+from writebehind.sdk.reading.policy import ReadPolicy
+from writebehind.sdk.reading.xfetch import should_refresh
+
+if TYPE_CHECKING:
+    from writebehind.sdk.client import WriteBehind
+
+Document = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One id's answer, and where it came from (how it is counted)."""
+
+    doc: Document | None
+    level: str
+    outcome: str
+    filled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """What MongoDB held for one id: the user's view, its version, and the entry's body."""
+
+    doc: Document | None
+    version: Version
+    body: bytes | None
+
+
+class Reader:
+    """Reads one collection. Made by ``Collection``; shares the client's flights and breaker."""
+
+    def __init__(
+        self,
+        wb: WriteBehind,
+        collection: str,
+        policy: ReadPolicy,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self._wb = wb
+        self.name = collection
+        self.policy = policy
+        self._rand = rand
+        self._load_seconds = 0.05  # XFetch's delta where an entry does not record its own
+
+    # -- public ---------------------------------------------------------------
+
+    async def get(self, doc_id: Any) -> Document | None:
+        return (await self.get_many([doc_id]))[doc_id]
+
+    async def get_many(self, ids: Iterable[Any]) -> dict[Any, Document | None]:
+        answers = await self._answers(ids)
+        return {doc_id: answer.doc for doc_id, answer in answers.items()}
+
+    async def warm(self, ids: Iterable[Any]) -> int:
+        answers = await self._answers(ids)
+        return sum(1 for answer in answers.values() if answer.filled)
+
+    # -- the read -------------------------------------------------------------
+
+    async def _answers(self, ids: Iterable[Any]) -> dict[Any, Answer]:
+        wanted = list(dict.fromkeys(ids))
+        places = {doc_id: self._place(doc_id) for doc_id in wanted}  # bad ids raise first
+        if not places:
+            return {}
+        try:
+            entries = await self._redis(lambda: self._read_entries(list(places.values())))
+        except CacheUnavailable:
+            return self._count(await self._degraded(wanted))
+        answers: dict[Any, Answer] = {}
+        misses: list[Any] = []
+        for doc_id, entry in zip(wanted, entries, strict=True):
+            if entry.present:
+                answers[doc_id] = self._from_entry(entry, "redis")
+                self._maybe_refresh(places[doc_id], entry)
+            else:
+                misses.append(doc_id)
+        if misses:
+            answers.update(await self._load(misses, places))
+        self._count(answers)
+        return {doc_id: answers[doc_id] for doc_id in wanted}
+
+    def _place(self, doc_id: Any) -> Place:
+        encode_id(doc_id)
+        return Place.of(self._wb.keys, self.name, doc_id)
+
+    async def _redis(self, make: Callable[[], Any]) -> Any:
+        return await self._wb.redis_guard.call(make, self.policy.redis_timeout, "a read")
+
+    async def _read_entries(self, places: Sequence[Place]) -> list[CachedEntry]:
+        pipe = self._wb.redis.pipeline(transaction=False)
+        for place in places:
+            pipe.hmget(place.entry, list(ENTRY_FIELDS))
+            pipe.pttl(place.entry)
+        replies = await pipe.execute()
+        return [parse_entry(replies[i], replies[i + 1]) for i in range(0, len(replies), 2)]
+
+    def _count(self, answers: Mapping[Any, Answer]) -> dict[Any, Answer]:
+        for answer in answers.values():
+            SDK_READS.labels(self.name, answer.level, answer.outcome).inc()
+        return dict(answers)
+
+    def _event(self, level: str, outcome: str, n: int = 1) -> None:
+        SDK_READS.labels(self.name, level, outcome).inc(n)
+
+    # -- misses ---------------------------------------------------------------
+
+    async def _load(self, misses: list[Any], places: Mapping[Any, Place]) -> dict[Any, Answer]:
+        if not self.policy.fill:
+            loaded = await self._find(misses)
+            return {i: self._from_mongodb(loaded[i], "mongodb") for i in misses}
+        by_key = {places[doc_id].entry: doc_id for doc_id in misses}
+
+        async def load(keys: list[str]) -> dict[str, Any]:
+            found = await self._load_and_fill([places[by_key[k]] for k in keys])
+            return {places[doc_id].entry: answer for doc_id, answer in found.items()}
+
+        futures = self._wb.read_flights.start(list(by_key), load)
+        return {doc_id: await wait_shielded(futures[key]) for key, doc_id in by_key.items()}
+
+    async def _load_and_fill(self, places: list[Place]) -> dict[Any, Any]:
+        """One flight: take the leases, load what this process holds, wait for the rest."""
+        tokens = {place.doc_id: new_token() for place in places}
+        try:
+            replies = await self._redis(lambda: self._leases(places, tokens, "m"))
+        except CacheUnavailable:
+            loaded = await self._find([place.doc_id for place in places])
+            return {i: self._from_mongodb(doc, "degraded") for i, doc in loaded.items()}
+        answers: dict[Any, Any] = {}
+        mine: list[tuple[Place, str, int]] = []
+        waits = []
+        for place, reply in zip(places, replies, strict=True):
+            if reply.status == "e":
+                answers[place.doc_id] = self._from_entry(reply.entry, "redis")
+            elif reply.status == "l":
+                self._event("lease", "acquired")
+                mine.append((place, tokens[place.doc_id], reply.now_ms))
+            else:
+                self._event("lease", "wait")
+                waits.append(self._wait_then_load(place))
+        jobs: list[Any] = [self._fill(mine)] if mine else []
+        results = await asyncio.gather(*jobs, *waits, return_exceptions=True)
+        if mine:
+            own = results.pop(0)
+            if isinstance(own, BaseException):
+                answers.update({place.doc_id: own for place, _, _ in mine})
+            else:
+                answers.update(own)
+        waiting = [p for p, r in zip(places, replies, strict=True) if r.status == "w"]
+        answers.update({p.doc_id: r for p, r in zip(waiting, results, strict=True)})
+        for result in results:
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+        return answers
+
+    async def _leases(
+        self, places: Sequence[Place], tokens: Mapping[Any, str], mode: str
+    ) -> list[ScriptReply]:
+        lease_ms = int(self.policy.lock_timeout * 1000)
+        pipe = self._wb.redis.pipeline(transaction=False)
+        for place in places:
+            await self._wb.scripts.lease(
+                keys=[place.entry, place.lease],
+                args=[tokens[place.doc_id], lease_ms, mode],
+                client=pipe,
+            )
+        return [parse_script_reply(reply) for reply in await pipe.execute()]
+
+    async def _fill(self, leases: list[tuple[Place, str, int]]) -> dict[Any, Answer]:
+        """Load the documents this process holds leases for, and fill their entries."""
+        places = [place for place, _, _ in leases]
+        began = time.monotonic()
+        try:
+            loaded = await self._find([place.doc_id for place in places])
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._release(leases)
+            raise
+        load_ms = self._took(began)
+        try:
+            replies = await self._redis(lambda: self._fills(leases, loaded, load_ms))
+        except CacheUnavailable:
+            return {p.doc_id: self._from_mongodb(loaded[p.doc_id], "mongodb") for p in places}
+        answers: dict[Any, Answer] = {}
+        for place, reply in zip(places, replies, strict=True):
+            answers[place.doc_id] = self._settle(loaded[place.doc_id], reply)
+        return answers
+
+    async def _fills(
+        self, leases: Sequence[tuple[Place, str, int]], loaded: Mapping[Any, Loaded], load_ms: int
+    ) -> list[ScriptReply | None]:
+        pipe = self._wb.redis.pipeline(transaction=False)
+        for place, token, started in leases:
+            await self._fill_script(pipe, place, token, started, loaded[place.doc_id], load_ms)
+        return [_parse_fill(reply) for reply in await pipe.execute()]
+
+    async def _fill_script(
+        self, client: Any, place: Place, token: str, started: int, got: Loaded, load_ms: int
+    ) -> Any:
+        if got.doc is None:
+            ttl_ms = self.policy.negative_ttl_ms()
+            if ttl_ms <= 0:  # negative caching off: nothing to store, but wake the waiters
+                return await self._wb.scripts.release(
+                    keys=[place.lease], args=[token, place.channel], client=client
+                )
+            kind, body = "a", b""
+        else:
+            ttl_ms, kind, body = self.policy.entry_ttl_ms(self._rand()), "d", got.body or b""
+        max_age_ms = int(self.policy.lock_timeout * 1000)
+        args: list[bytes | str | int] = [token, started, max_age_ms, str(got.version), kind]
+        args += [body, ttl_ms, load_ms, place.channel]
+        return await self._wb.scripts.fill(
+            keys=[place.entry, place.lease], args=args, client=client
+        )
+
+    def _settle(self, got: Loaded, reply: ScriptReply | None) -> Answer:
+        """The answer after a fill: the entry if it is newer (or dirty), else what was loaded."""
+        if reply is None:  # released without a fill (negative caching off)
+            return self._from_mongodb(got, "mongodb")
+        self._event("fill", reply.status if reply.status in _DONE else f"skip_{reply.status}")
+        entry = reply.entry
+        if entry.version is not None and (not entry.clean or entry.version >= got.version):
+            answer = self._from_entry(entry, "mongodb")
+            return Answer(answer.doc, "mongodb", answer.outcome, reply.status == "filled")
+        answer = self._from_mongodb(got, "mongodb")
+        return Answer(answer.doc, "mongodb", answer.outcome, reply.status == "filled")
+
+    async def _release(self, leases: Sequence[tuple[Place, str, int]]) -> None:
+        async def release() -> None:
+            pipe = self._wb.redis.pipeline(transaction=False)
+            for place, token, _ in leases:
+                await self._wb.scripts.release(
+                    keys=[place.lease], args=[token, place.channel], client=pipe
+                )
+            await pipe.execute()
+
+        with contextlib.suppress(CacheUnavailable):  # else the leases expire by themselves
+            await self._redis(release)
+
+    async def _wait_then_load(self, place: Place) -> Answer:
+        """Wait for another process's fill (by announcement, not polling), then read it."""
+        token = new_token()
+        try:
+            async with subscribed(
+                self._wb.redis, place.channel, self.policy.redis_timeout
+            ) as announced:
+                reply = await self._wait(place, token, announced)
+        except (CacheUnavailable, *UNREACHABLE):
+            loaded = await self._find([place.doc_id])
+            return self._from_mongodb(loaded[place.doc_id], "degraded")
+        if reply.status == "e":
+            self._event("lease", "woken")
+            return self._from_entry(reply.entry, "redis", "waited")
+        if reply.status == "l":
+            self._event("lease", "acquired")
+            return (await self._fill([(place, token, reply.now_ms)]))[place.doc_id]
+        # Past lock_timeout with the lease still held elsewhere: load, fill without a lease.
+        self._event("lease", "timeout")
+        return (await self._fill([(place, "", reply.now_ms)]))[place.doc_id]
+
+    async def _wait(self, place: Place, token: str, announced: NextAnnouncement) -> ScriptReply:
+        """Look at the entry after subscribing and after each announcement, until it is
+        there, the lease is ours, or ``lock_timeout`` has passed (the last look is then
+        the freshest: its Redis time starts the fence's clock for a load of our own)."""
+        deadline = anyio.current_time() + self.policy.lock_timeout
+        tokens = {place.doc_id: token}
+        while True:
+            replies: list[ScriptReply] = await self._redis(
+                lambda: self._leases([place], tokens, "m")
+            )
+            reply = replies[0]
+            left = deadline - anyio.current_time()
+            if reply.status != "w" or left <= 0:
+                return reply
+            await announced(left)
+
+    # -- MongoDB --------------------------------------------------------------
+
+    async def _find(self, ids: list[Any]) -> dict[Any, Loaded]:
+        """What MongoDB holds for ``ids``: one ``find`` for all of them."""
+        coll = self._wb.mongo_collection(self.name)
+        found: dict[str, Any] = {}
+        async for raw in coll.find({"_id": {"$in": ids}}):
+            found[encode_id(raw["_id"])] = raw
+        loaded: dict[Any, Loaded] = {}
+        for doc_id in ids:
+            raw = found.get(encode_id(doc_id))
+            meta = raw.get(META_FIELD) if raw is not None else None
+            stored = (
+                Version.from_pair(meta["v"]) if isinstance(meta, Mapping) and "v" in meta else None
+            )
+            doc = user_view(raw)
+            if doc is None:
+                loaded[doc_id] = Loaded(None, absent_version(stored), None)
+            else:
+                body = bson.encode(doc, codec_options=self._wb.codec_options)
+                loaded[doc_id] = Loaded(doc, absent_version(stored), body)
+        return loaded
+
+    async def _degraded(self, ids: list[Any]) -> dict[Any, Answer]:
+        loaded = await self._find(ids)
+        return {doc_id: self._from_mongodb(loaded[doc_id], "degraded") for doc_id in ids}
+
+    def _from_entry(self, entry: CachedEntry, level: str, outcome: str | None = None) -> Answer:
+        if entry.tombstone:
+            return Answer(None, level, outcome or "deleted")
+        if entry.reads_absent:
+            return Answer(None, level, outcome or "negative_hit")
+        assert entry.body is not None
+        return Answer(decode_document(entry.body, self._wb.codec_options), level, outcome or "hit")
+
+    def _from_mongodb(self, got: Loaded, level: str) -> Answer:
+        return Answer(got.doc, level, "miss" if got.doc is None else "hit")
+
+    def _took(self, began: float) -> int:
+        seconds = time.monotonic() - began
+        self._load_seconds = 0.8 * self._load_seconds + 0.2 * seconds
+        return max(1, int(seconds * 1000))
+
+    # -- early refresh (XFetch) -----------------------------------------------
+
+    def _maybe_refresh(self, place: Place, entry: CachedEntry) -> None:
+        beta = self.policy.early_refresh
+        if beta <= 0 or not self.policy.fill or not entry.clean or entry.reads_absent:
+            return
+        delta = entry.load_ms / 1000 if entry.load_ms else self._load_seconds
+        if not should_refresh(
+            delta=delta, beta=beta, time_left=entry.ttl_ms / 1000, rand=self._rand
+        ):
+            return
+        flights = self._wb.read_flights
+        if place.entry in flights.refreshing:
+            return
+        flights.refreshing.add(place.entry)
+        flights.spawn(self._refresh(place))
+
+    async def _refresh(self, place: Place) -> None:
+        """Reload and refill one entry in the background; a failure leaves the entry serving."""
+        token = new_token()
+        try:
+            reply = (await self._redis(lambda: self._leases([place], {place.doc_id: token}, "r")))[
+                0
+            ]
+            if reply.status != "l":
+                return  # another process is refreshing or loading it
+            self._event("early_refresh", "started")
+            await self._fill([(place, token, reply.now_ms)])
+            self._event("early_refresh", "done")
+        except Exception:
+            self._event("early_refresh", "failed")
+        finally:
+            self._wb.read_flights.refreshing.discard(place.entry)
+
+
+_DONE = ("filled", "renewed")
+
+
+def _parse_fill(reply: Any) -> ScriptReply | None:
+    return None if isinstance(reply, int) else parse_script_reply(reply)

@@ -1,0 +1,110 @@
+"""Write-through: a write returns only once MongoDB holds its version, journaled.
+
+The write is made exactly as in write-behind (cache entry + change record in
+one script, so the workers apply it too and order is kept), then this process
+writes the same version to MongoDB itself with the same version-guarded model
+the workers use, so a write-through and a write-behind write to one document
+never apply out of order: whichever lands second, the newer version wins. It
+does not wait for a worker's linger. The benchmarks' baseline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from pymongo.errors import PyMongoError
+from pymongo.write_concern import WriteConcern
+
+from writebehind.core.codec import decode_document
+from writebehind.core.errors import (
+    ConfigurationError,
+    NotReplicated,
+    PersistTimeout,
+    WriteManyError,
+)
+from writebehind.core.guarded import DEFAULT_TOMBSTONE_GRACE, guarded_replace, snapshot, tombstone
+from writebehind.core.version import Version
+from writebehind.sdk.collection import Collection, _Prepared
+from writebehind.sdk.reading.policy import ReadPolicy
+
+if TYPE_CHECKING:
+    from writebehind.sdk.client import WriteBehind
+
+
+class WriteThroughCollection(Collection):
+    """A ``Collection`` whose writes return once MongoDB holds them (``mode="write_through"``).
+
+    ``set``/``patch``/``modify``/``delete``/``set_many`` raise ``PersistTimeout``
+    when MongoDB has not taken the write within ``write_through_timeout``
+    seconds; the write was made in Redis all the same, stays queued, and the
+    workers still apply it (or dead-letter it, if MongoDB refuses it for good).
+    Deletes are written as tombstones purged after 7 days (the worker's default
+    ``--tombstone-grace``), whatever the workers' ``--hard-deletes``.
+    """
+
+    def __init__(
+        self, wb: WriteBehind, name: str, reads: ReadPolicy | None, timeout: float
+    ) -> None:
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+            raise ConfigurationError(f"write_through_timeout must be > 0 seconds: {timeout!r}")
+        super().__init__(wb, name, reads=reads)
+        self.write_through_timeout = float(timeout)
+
+    async def _write(self, p: _Prepared, expected: str = "") -> Version | None:
+        try:
+            version = await super()._write(p, expected)
+        except NotReplicated as exc:
+            await self._persist([(p, v) for v in exc.versions])
+            raise
+        if version is not None:
+            await self._persist([(p, version)])
+        return version
+
+    async def set_many(self, items: Iterable[tuple[Any, Mapping[str, Any]]]) -> list[Version]:
+        items = list(items)
+        prepared = [self._prepare(doc_id, doc) for doc_id, doc in items]
+        try:
+            versions = await super().set_many(items)
+        except WriteManyError as exc:
+            made = zip(prepared, exc.results, strict=True)
+            await self._persist([(p, v) for p, v in made if isinstance(v, Version)])
+            raise
+        except NotReplicated as exc:
+            await self._persist(list(zip(prepared, exc.versions, strict=True)))
+            raise
+        await self._persist(list(zip(prepared, versions, strict=True)))
+        return versions
+
+    async def _persist(self, writes: Sequence[tuple[_Prepared, Version]]) -> None:
+        if not writes:
+            return
+        now = dt.datetime.now(dt.UTC)
+        models = []
+        for p, version in writes:
+            if p.op == "del":
+                new = tombstone(p.doc_id, version, now + DEFAULT_TOMBSTONE_GRACE)
+            else:
+                new = snapshot(decode_document(p.body, self._wb.codec_options), version)
+            models.append(guarded_replace(p.doc_id, version, new))
+        coll = self._mongo().with_options(write_concern=self._journaled())
+        try:
+            with anyio.fail_after(self.write_through_timeout):
+                await coll.bulk_write(models, ordered=False)
+        except (TimeoutError, PyMongoError) as exc:
+            first = writes[0][1]
+            raise PersistTimeout(
+                f"MongoDB did not take {self.name}/{writes[0][0].doc_id!r} at version {first}"
+                f"{f' and {len(writes) - 1} more' if len(writes) > 1 else ''} within "
+                f"{self.write_through_timeout:g} s ({type(exc).__name__}: {exc}). The write "
+                "is made in Redis and stays queued: the workers still apply it."
+            ) from exc
+
+    def _journaled(self) -> WriteConcern:
+        """The database's write concern, journaled (``j: true``): acknowledged means durable."""
+        base = getattr(self._wb.mongo, "write_concern", None)
+        document = dict(base.document) if base is not None else {}
+        document["j"] = True
+        return WriteConcern(**document)
