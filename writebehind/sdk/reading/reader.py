@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import bson
+from redis.commands.core import AsyncScript
 
 from writebehind.core.codec import META_FIELD, decode_document, user_view
 from writebehind.core.errors import CacheUnavailable
@@ -195,14 +196,24 @@ class Reader:
         self, places: Sequence[Place], tokens: Mapping[Any, str], mode: str
     ) -> list[ScriptReply]:
         lease_ms = int(self.policy.lock_timeout * 1000)
+        calls = [
+            (self._wb.scripts.lease, [p.entry, p.lease], [tokens[p.doc_id], lease_ms, mode])
+            for p in places
+        ]
+        return [parse_script_reply(reply) for reply in await self._scripts(calls)]
+
+    async def _scripts(
+        self, calls: Sequence[tuple[AsyncScript, list[str], list[Any]]]
+    ) -> list[Any]:
+        """Run script calls in one round trip: one EVALSHA, or one pipeline for several
+        (redis-py checks a pipeline's scripts with SCRIPT EXISTS first: a second trip)."""
+        if len(calls) == 1:
+            script, keys, args = calls[0]
+            return [await script(keys=keys, args=args)]
         pipe = self._wb.redis.pipeline(transaction=False)
-        for place in places:
-            await self._wb.scripts.lease(
-                keys=[place.entry, place.lease],
-                args=[tokens[place.doc_id], lease_ms, mode],
-                client=pipe,
-            )
-        return [parse_script_reply(reply) for reply in await pipe.execute()]
+        for script, keys, args in calls:
+            await script(keys=keys, args=args, client=pipe)
+        return list(await pipe.execute())
 
     async def _fill(self, leases: list[tuple[Place, str, int]]) -> dict[Any, Answer]:
         """Load the documents this process holds leases for, and fill their entries."""
@@ -227,29 +238,26 @@ class Reader:
     async def _fills(
         self, leases: Sequence[tuple[Place, str, int]], loaded: Mapping[Any, Loaded], load_ms: int
     ) -> list[ScriptReply | None]:
-        pipe = self._wb.redis.pipeline(transaction=False)
-        for place, token, started in leases:
-            await self._fill_script(pipe, place, token, started, loaded[place.doc_id], load_ms)
-        return [_parse_fill(reply) for reply in await pipe.execute()]
+        calls = [
+            self._fill_call(place, token, started, loaded[place.doc_id], load_ms)
+            for place, token, started in leases
+        ]
+        return [_parse_fill(reply) for reply in await self._scripts(calls)]
 
-    async def _fill_script(
-        self, client: Any, place: Place, token: str, started: int, got: Loaded, load_ms: int
-    ) -> Any:
+    def _fill_call(
+        self, place: Place, token: str, started: int, got: Loaded, load_ms: int
+    ) -> tuple[AsyncScript, list[str], list[Any]]:
+        scripts = self._wb.scripts
         if got.doc is None:
             ttl_ms = self.policy.negative_ttl_ms()
             if ttl_ms <= 0:  # negative caching off: nothing to store, but wake the waiters
-                return await self._wb.scripts.release(
-                    keys=[place.lease], args=[token, place.channel], client=client
-                )
+                return scripts.release, [place.lease], [token, place.channel]
             kind, body = "a", b""
         else:
             ttl_ms, kind, body = self.policy.entry_ttl_ms(self._rand()), "d", got.body or b""
         max_age_ms = int(self.policy.lock_timeout * 1000)
-        args: list[bytes | str | int] = [token, started, max_age_ms, str(got.version), kind]
-        args += [body, ttl_ms, load_ms, place.channel]
-        return await self._wb.scripts.fill(
-            keys=[place.entry, place.lease], args=args, client=client
-        )
+        args = [token, started, max_age_ms, str(got.version), kind, body, ttl_ms, load_ms]
+        return scripts.fill, [place.entry, place.lease], [*args, place.channel]
 
     def _settle(self, got: Loaded, reply: ScriptReply | None) -> Answer:
         """The answer after a fill: the entry if it is newer (or dirty), else what was loaded."""
@@ -257,20 +265,19 @@ class Reader:
             return self._from_mongodb(got, "mongodb")
         self._event("fill", reply.status if reply.status in _DONE else f"skip_{reply.status}")
         entry = reply.entry
+        doc = got.doc
         if entry.version is not None and (not entry.clean or entry.version >= got.version):
-            answer = self._from_entry(entry, "mongodb")
-            return Answer(answer.doc, "mongodb", answer.outcome, reply.status == "filled")
-        answer = self._from_mongodb(got, "mongodb")
-        return Answer(answer.doc, "mongodb", answer.outcome, reply.status == "filled")
+            doc = self._from_entry(entry, "mongodb").doc
+        return Answer(doc, "mongodb", "miss" if doc is None else "hit", reply.status == "filled")
 
     async def _release(self, leases: Sequence[tuple[Place, str, int]]) -> None:
+        calls = [
+            (self._wb.scripts.release, [place.lease], [token, place.channel])
+            for place, token, _ in leases
+        ]
+
         async def release() -> None:
-            pipe = self._wb.redis.pipeline(transaction=False)
-            for place, token, _ in leases:
-                await self._wb.scripts.release(
-                    keys=[place.lease], args=[token, place.channel], client=pipe
-                )
-            await pipe.execute()
+            await self._scripts(calls)
 
         with contextlib.suppress(CacheUnavailable):  # else the leases expire by themselves
             await self._redis(release)
