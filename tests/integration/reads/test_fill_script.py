@@ -1,0 +1,142 @@
+"""The FILL, LEASE and RELEASE scripts on their own: every way a fill is refused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from writebehind.core.keys import KeySpace
+from writebehind.core.scripts import Scripts
+from writebehind.sdk.reading.entry import parse_script_reply
+from writebehind.sdk.reading.lease import Place
+
+pytestmark = pytest.mark.anyio
+
+KEYS = KeySpace("t", 4)
+
+
+@pytest.fixture
+def place() -> Place:
+    return Place.of(KEYS, "users", "u1")
+
+
+async def _now(redis: Redis) -> int:
+    seconds, micros = await redis.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+async def _fill(
+    redis: Redis,
+    place: Place,
+    version: str,
+    *,
+    token: str = "",
+    started: int | None = None,
+    kind: str = "d",
+    max_age_ms: int = 5000,
+) -> Any:
+    started = await _now(redis) if started is None else started
+    args = [token, started, max_age_ms, version, kind, b"BODY", 60_000, 12, place.channel]
+    reply = await Scripts(redis).fill(keys=[place.entry, place.lease], args=args)
+    return parse_script_reply(reply)
+
+
+async def test_fills_an_absent_entry_as_clean(redis: Redis, place: Place) -> None:
+    reply = await _fill(redis, place, "5-0")
+    assert reply.status == "filled"
+    assert reply.entry.version is not None and str(reply.entry.version) == "5-0"
+    assert reply.entry.clean and reply.entry.body == b"BODY" and reply.entry.load_ms == 12
+    assert await redis.hget(place.entry, "f") == b"1"
+
+
+async def test_never_over_a_dirty_entry(redis: Redis, place: Place) -> None:
+    await redis.hset(place.entry, mapping={"v": "3-0", "d": b"dirty"})
+    reply = await _fill(redis, place, "5-0")
+    assert reply.status == "dirty"
+    assert await redis.hgetall(place.entry) == {b"v": b"3-0", b"d": b"dirty"}
+    assert await redis.ttl(place.entry) == -1
+
+
+async def test_never_over_a_clean_tombstone(redis: Redis, place: Place) -> None:
+    await redis.hset(place.entry, mapping={"v": "3-0", "t": "1"})
+    await redis.expire(place.entry, 100)
+    assert (await _fill(redis, place, "5-0")).status == "tombstone"
+    assert await redis.hget(place.entry, "t") == b"1"
+
+
+async def test_never_over_a_newer_version_compared_as_numbers(redis: Redis, place: Place) -> None:
+    await redis.hset(place.entry, mapping={"v": "5-10", "d": b"newer"})
+    await redis.expire(place.entry, 100)
+    assert (await _fill(redis, place, "5-9")).status == "newer"  # "5-9" > "5-10" as text
+    assert await redis.hget(place.entry, "d") == b"newer"
+
+
+async def test_over_an_older_clean_entry_and_renews_the_same(redis: Redis, place: Place) -> None:
+    await redis.hset(place.entry, mapping={"v": "5-9", "d": b"older"})
+    await redis.expire(place.entry, 10)
+    assert (await _fill(redis, place, "5-10")).status == "filled"
+    assert await redis.hget(place.entry, "d") == b"BODY"
+    await redis.expire(place.entry, 10)
+    assert (await _fill(redis, place, "5-10")).status == "renewed"
+    assert await redis.ttl(place.entry) > 10
+
+
+async def test_a_late_fill_is_refused(redis: Redis, place: Place) -> None:
+    started = await _now(redis) - 6000
+    assert (await _fill(redis, place, "5-0", started=started)).status == "late"
+    assert await redis.exists(place.entry) == 0
+
+
+async def test_a_frozen_holder_cannot_release_or_fill_over_anothers_lease(
+    redis: Redis, place: Place
+) -> None:
+    scripts = Scripts(redis)
+    first = parse_script_reply(
+        await scripts.lease(keys=[place.entry, place.lease], args=["A", 50, "m"])
+    )
+    assert first.status == "l"
+    second = parse_script_reply(
+        await scripts.lease(keys=[place.entry, place.lease], args=["B", 50, "m"])
+    )
+    assert second.status == "w"
+    await redis.delete(place.lease)  # A's lease ran out while A was frozen ...
+    third = parse_script_reply(
+        await scripts.lease(keys=[place.entry, place.lease], args=["B", 5000, "m"])
+    )
+    assert third.status == "l"  # ... and B took it
+    assert (await _fill(redis, place, "5-0", token="A")).status == "lease_lost"
+    assert await redis.get(place.lease) == b"B"
+    assert await redis.exists(place.entry) == 0
+    assert await scripts.release(keys=[place.lease], args=["A", place.channel]) == 0
+    assert await redis.get(place.lease) == b"B"
+    assert (await _fill(redis, place, "5-0", token="B")).status == "filled"
+    assert await redis.exists(place.lease) == 0
+
+
+async def test_lease_returns_an_entry_that_exists(redis: Redis, place: Place) -> None:
+    await redis.hset(place.entry, mapping={"v": "2-0", "a": "1"})
+    await redis.expire(place.entry, 30)
+    reply = parse_script_reply(
+        await Scripts(redis).lease(keys=[place.entry, place.lease], args=["A", 1000, "m"])
+    )
+    assert reply.status == "e"
+    assert reply.entry.negative and reply.entry.reads_absent
+    assert await redis.exists(place.lease) == 0
+
+
+async def test_a_fill_announces_itself(redis: Redis, place: Place) -> None:
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(place.channel)
+    try:
+        await _fill(redis, place, "1-0", kind="a")
+        messages = []
+        while len(messages) < 2:
+            message = await pubsub.get_message(timeout=5)
+            assert message is not None
+            messages.append(message)
+        assert messages[1]["data"] == b"filled"
+        assert await redis.hmget(place.entry, ["a", "d"]) == [b"1", None]
+    finally:
+        await pubsub.aclose()
