@@ -137,9 +137,14 @@ async def test_without_fill_nothing_is_stored(wb: WriteBehind, redis: Redis, mon
     assert await redis.exists(cache_key(wb.keys, "users", "absent")) == 0
 
 
-async def test_get_many_keeps_the_ids_as_given(wb: WriteBehind, redis: Redis, mongo_db: Any) -> None:
+async def test_get_many_keeps_the_ids_as_given(
+    wb: WriteBehind, redis: Redis, mongo_db: Any
+) -> None:
     await mongo_db["users"].insert_many(
-        [{"_id": 42, "n": "int", "_wb": {"v": [1, 0]}}, {"_id": "42", "n": "str", "_wb": {"v": [1, 0]}}]
+        [
+            {"_id": 42, "n": "int", "_wb": {"v": [1, 0]}},
+            {"_id": "42", "n": "str", "_wb": {"v": [1, 0]}},
+        ]
     )
     users = wb.collection("users")
     await users.set("u1", {"n": 1})

@@ -1,0 +1,150 @@
+"""Stampede control across processes: 4 processes x 50 gets of a cold document, one MongoDB read."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import anyio
+import pytest
+from redis.asyncio import Redis
+
+from tests.support.processes import REPO_ROOT
+from tests.support.reads import reader, slow_finds
+from tests.support.servers import RedisServer
+from tests.support.streams import cache_key
+from writebehind import ReadPolicy, WriteBehind
+
+pytestmark = pytest.mark.anyio
+
+PROCESSES, GETS = 4, 50
+# Beyond each get's own read (HMGET + PTTL, one round trip), a process may send
+# this many commands in all, however long it waits: the lease attempt, SUBSCRIBE,
+# the look after the subscription is confirmed, the look after the announcement,
+# and the new connection's CLIENT SETINFO pair; or LEASE + FILL for the loader.
+# Polling every 10 ms for the 200 ms load would alone send about 20.
+EXTRA_PER_PROCESS = 8
+
+
+def _spawn(redis_url: str, mongo_url: str, database: str, app: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"}
+    args = [redis_url, mongo_url, database, "cold", str(GETS), app]
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.support.read_stampede", *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+
+
+class Monitor:
+    """The commands clients send (Redis MONITOR), without those run inside scripts."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self.commands: list[str] = []
+        self.ready = anyio.Event()
+
+    async def run(self) -> None:
+        async with self.redis.monitor() as monitor:
+            self.ready.set()
+            while True:
+                seen = await monitor.next_command()
+                if seen.get("client_type") != "lua" and "lua" not in str(
+                    seen.get("client_address")
+                ):
+                    self.commands.append(str(seen["command"]).split(" ")[0].upper())
+
+    def counts(self) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for name in self.commands:
+            found[name] = found.get(name, 0) + 1
+        return found
+
+
+async def test_four_processes_make_one_mongodb_read(
+    redis_server: RedisServer, redis: Redis, mongo_url: str, mongo_db: Any, mongo_client: Any
+) -> None:
+    await mongo_db["users"].insert_one({"_id": "cold", "name": "Ada", "_wb": {"v": [3, 1]}})
+    procs = [_spawn(redis_server.url, mongo_url, mongo_db.name, "stampede") for _ in range(4)]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None
+            line = await anyio.to_thread.run_sync(proc.stdout.readline)
+            assert line.strip() == "ready", proc.stderr.read() if proc.stderr else line
+        monitor = Monitor(redis)
+        async with slow_finds(mongo_client, "stampede", 200), anyio.create_task_group() as tg:
+            tg.start_soon(monitor.run)
+            await monitor.ready.wait()
+            for proc in procs:
+                assert proc.stdin is not None
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
+            outputs = [await anyio.to_thread.run_sync(p.communicate, None, 60) for p in procs]
+            tg.cancel_scope.cancel()
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    results = []
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    assert sum(r["finds"] for r in results) <= 1, results
+    assert all(r["n"] == GETS for r in results)
+    answers = {a for r in results for a in r["answers"]}
+    assert answers == {json.dumps({"_id": "cold", "name": "Ada"}, sort_keys=True)}
+    counts = monitor.counts()
+    assert counts.get("HMGET", 0) == counts.get("PTTL", 0) == PROCESSES * GETS, counts
+    extra = len(monitor.commands) - PROCESSES * GETS * 2
+    assert extra <= PROCESSES * EXTRA_PER_PROCESS, str(counts)
+
+
+async def test_a_waiter_past_lock_timeout_loads_itself(
+    wb: WriteBehind, redis: Redis, mongo_url: str, mongo_db: Any
+) -> None:
+    """A lease held by a process that froze: the others wait ``lock_timeout``, then load."""
+    await mongo_db["users"].insert_one({"_id": "held", "n": 1, "_wb": {"v": [2, 0]}})
+    place = cache_key(wb.keys, "users", "held").replace(":doc:", ":lease:")
+    await redis.set(place, "frozen-holder", px=60_000)
+    policy = ReadPolicy(lock_timeout=0.3)
+    async with reader(redis, mongo_url, mongo_db.name, "waiter", reads=policy) as (other, finds):
+        assert await other.collection("users").get("held") == {"_id": "held", "n": 1}
+        assert finds.count("users") == 1
+    assert await redis.get(place) == b"frozen-holder"  # not its lease to release
+    assert await redis.hget(cache_key(wb.keys, "users", "held"), "v") == b"2-0"
+
+
+async def test_a_failed_load_reaches_every_caller_and_is_not_cached(
+    redis: Redis, mongo_url: str, mongo_db: Any, mongo_client: Any
+) -> None:
+    from tests.support.streams import fail_point
+
+    failing = {"failCommands": ["find"], "errorCode": 2, "appName": "failing"}
+    async with reader(redis, mongo_url, mongo_db.name, "failing") as (wb, finds):
+        users = wb.collection("users")
+        async with fail_point(mongo_client, {"times": 1}, failing):
+            results: list[Any] = []
+
+            async def one() -> None:
+                try:
+                    results.append(await users.get("f"))
+                except Exception as exc:
+                    results.append(exc)
+
+            async with anyio.create_task_group() as tg:
+                for _ in range(10):
+                    tg.start_soon(one)
+        assert finds.count("users") == 1
+        assert len(results) == 10 and all(isinstance(r, Exception) for r in results), results
+        lease = cache_key(wb.keys, "users", "f").replace(":doc:", ":lease:")
+        assert await redis.exists(lease) == 0  # released for the next reader
+        assert await users.get("f") is None  # loaded again, not the cached error
+        assert finds.count("users") == 2
