@@ -1,0 +1,90 @@
+"""Write-through: a write returns once MongoDB holds it, in order with write-behind writes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
+
+from tests.conftest import TEST_PARTITIONS, TEST_PREFIX
+from tests.support.streams import create_groups, fail_point, running_worker, stored_version
+from tests.support.servers import RedisServer
+from writebehind import WriteBehind
+from writebehind.core.errors import ConfigurationError, PersistTimeout
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_writes_return_once_mongodb_holds_them(wb: WriteBehind, mongo_db: Any) -> None:
+    orders = wb.collection("orders", mode="write_through")
+    v1 = await orders.set("o1", {"total": 10})
+    assert await stored_version(mongo_db["orders"], "o1") == v1  # no worker runs
+    v2 = await orders.patch("o1", {"paid": True})
+    stored = await mongo_db["orders"].find_one({"_id": "o1"})
+    assert stored == {"_id": "o1", "total": 10, "paid": True, "_wb": {"v": v2.as_pair()}}
+    v3 = await orders.delete("o1")
+    stored = await mongo_db["orders"].find_one({"_id": "o1"})
+    assert stored["_wb"]["deleted"] is True and stored["_wb"]["v"] == v3.as_pair()
+    versions = await orders.set_many([("o2", {"n": 2}), ("o3", {"n": 3})])
+    for doc_id, version in zip(("o2", "o3"), versions, strict=True):
+        assert await stored_version(mongo_db["orders"], doc_id) == version
+    assert await orders.get("o2") == {"_id": "o2", "n": 2}
+
+
+async def test_write_through_and_write_behind_never_apply_out_of_order(
+    wb: WriteBehind, redis: Redis, redis_server: RedisServer, mongo_db: Any
+) -> None:
+    behind = wb.collection("orders")
+    through = wb.collection("orders", mode="write_through")
+    await create_groups(redis, wb.keys)
+    older = await behind.set("o", {"by": "behind"})  # queued; no worker yet
+    newer = await through.set("o", {"by": "through"})
+    assert await stored_version(mongo_db["orders"], "o") == newer
+    async with running_worker(redis_server.url, mongo_db):
+        await through.wait_persisted(newer)
+        latest = await behind.set("o", {"by": "behind again"})
+        await behind.wait_persisted(latest)
+    stored = await mongo_db["orders"].find_one({"_id": "o"})
+    assert stored["by"] == "behind again" and older < newer < latest
+
+
+async def test_persist_timeout_leaves_the_write_queued(
+    redis: Redis, redis_server: RedisServer, mongo_url: str, mongo_db: Any, mongo_client: Any
+) -> None:
+    blocked: AsyncMongoClient[Any] = AsyncMongoClient(
+        mongo_url, uuidRepresentation="standard", appname="through-blocked"
+    )
+    slow = {"failCommands": ["update"], "blockConnection": True, "blockTimeMS": 3000}
+    try:
+        async with WriteBehind(
+            redis=redis,
+            mongo=blocked[mongo_db.name],
+            prefix=TEST_PREFIX,
+            partitions=TEST_PARTITIONS,
+        ) as wb:
+            orders = wb.collection("orders", mode="write_through", write_through_timeout=0.3)
+            await create_groups(redis, wb.keys)
+            async with fail_point(mongo_client, "alwaysOn", {**slow, "appName": "through-blocked"}):
+                with pytest.raises(PersistTimeout, match="stays queued"):
+                    await orders.set("late", {"n": 1})
+            assert await orders.get("late") == {"_id": "late", "n": 1}  # made in Redis all the same
+            async with running_worker(redis_server.url, mongo_db):
+                await wait_for_document(mongo_db, "late")
+    finally:
+        await blocked.close()
+
+
+async def wait_for_document(mongo_db: Any, doc_id: str) -> None:
+    from tests.support.waiting import wait_until
+
+    async def there() -> bool:
+        return await mongo_db["orders"].find_one({"_id": doc_id}) is not None
+
+    await wait_until(there, message=f"{doc_id} in MongoDB")
+
+
+async def test_bad_timeout(wb: WriteBehind) -> None:
+    with pytest.raises(ConfigurationError):
+        wb.collection("orders", mode="write_through", write_through_timeout=0)
