@@ -1,4 +1,4 @@
-"""Life without Redis: reads answer from MongoDB, writes fail fast and typed, recovery on its own."""
+"""Life without Redis: reads answer from MongoDB, writes fail fast and typed, then recover."""
 
 from __future__ import annotations
 
