@@ -200,3 +200,16 @@ async def test_fill_outcomes_are_counted(wb: WriteBehind, mongo_db: Any) -> None
     await users.get("x")
     await users.get("y")
     assert count("filled") - before == 2
+
+
+async def test_at_maxmemory_reads_answer_and_fill_nothing(
+    redis_factory: Any, mongo_db: Any
+) -> None:
+    server = redis_factory()
+    await mongo_db["users"].insert_one({"_id": "m", "n": 1, "_wb": {"v": [1, 0]}})
+    async with WriteBehind(redis_url=server.url, mongo=mongo_db, prefix="t", partitions=4) as wb:
+        await wb.redis.config_set("maxmemory", "1")
+        users = wb.collection("users")
+        assert await users.get("m") == {"_id": "m", "n": 1}
+        assert await users.get_many(["m", "x"]) == {"m": {"_id": "m", "n": 1}, "x": None}
+        assert await wb.redis.exists(cache_key(wb.keys, "users", "m")) == 0

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import bson
 from redis.commands.core import AsyncScript
+from redis.exceptions import ResponseError
 
 from writebehind.core.codec import META_FIELD, decode_document, user_view
 from writebehind.core.errors import CacheUnavailable
@@ -165,6 +166,10 @@ class Reader:
         except CacheUnavailable:
             loaded = await self._find([place.doc_id for place in places])
             return {i: self._from_mongodb(doc, "degraded") for i, doc in loaded.items()}
+        except ResponseError:  # refused (at maxmemory): read MongoDB, fill nothing
+            self._event("fill", "skip_refused", len(places))
+            loaded = await self._find([place.doc_id for place in places])
+            return {i: self._from_mongodb(doc, "mongodb") for i, doc in loaded.items()}
         answers: dict[Any, Any] = {}
         mine: list[tuple[Place, str, int]] = []
         waits = []
@@ -228,7 +233,8 @@ class Reader:
         load_ms = self._took(began)
         try:
             replies = await self._redis(lambda: self._fills(leases, loaded, load_ms))
-        except CacheUnavailable:
+        except (CacheUnavailable, ResponseError):  # unavailable, or refused at maxmemory
+            self._event("fill", "skip_refused", len(places))
             return {p.doc_id: self._from_mongodb(loaded[p.doc_id], "mongodb") for p in places}
         answers: dict[Any, Answer] = {}
         for place, reply in zip(places, replies, strict=True):
@@ -290,9 +296,10 @@ class Reader:
                 self._wb.redis, place.channel, self.policy.redis_timeout
             ) as announced:
                 reply = await self._wait(place, token, announced)
-        except (CacheUnavailable, *UNREACHABLE):
+        except (CacheUnavailable, ResponseError, *UNREACHABLE) as exc:
             loaded = await self._find([place.doc_id])
-            return self._from_mongodb(loaded[place.doc_id], "degraded")
+            level = "mongodb" if isinstance(exc, ResponseError) else "degraded"
+            return self._from_mongodb(loaded[place.doc_id], level)
         if reply.status == "e":
             self._event("lease", "woken")
             return self._from_entry(reply.entry, "redis", "waited")
