@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from writebehind.cli.common import Connection
+from writebehind.core.deployment import verify_partition_count
 from writebehind.core.errors import ConfigurationError, PartitionCountMismatch
 from writebehind.core.keys import KeySpace
 from writebehind.observability.logs import redact_url
@@ -37,10 +38,10 @@ async def checked_keys(redis: Redis, conn: Connection) -> KeySpace:
     Read-only: unlike producers and workers, a tool never records a count.
     """
     keys = conn.keys
-    stored = await redis.hget(keys.meta, "partitions")
-    if stored is not None and int(stored) != keys.partitions:
-        mismatch = PartitionCountMismatch(keys.partitions, int(stored))
-        raise click.ClickException(f"{mismatch} (--partitions / WRITEBEHIND_PARTITIONS)")
+    try:
+        await verify_partition_count(redis, keys)
+    except PartitionCountMismatch as mismatch:
+        raise click.ClickException(f"{mismatch} (--partitions / WRITEBEHIND_PARTITIONS)") from None
     return keys
 
 

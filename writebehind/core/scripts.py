@@ -12,9 +12,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import OutOfMemoryError, ResponseError
+from redis.exceptions import OutOfMemoryError
 
 from writebehind.core.errors import RedisOutOfMemory
+from writebehind.core.replies import as_text, backlog_refusal
 from writebehind.core.version import Version
 
 # The write path. The ``#!lua`` shebang makes Redis refuse the whole script up
@@ -234,7 +235,7 @@ class WriteOutcome:
 
 def parse_write_reply(reply: Any) -> WriteOutcome:
     status, value = reply
-    text = value.decode("ascii") if isinstance(value, bytes) else str(value)
+    text = as_text(value)
     if int(status) == 1:
         return WriteOutcome(True, Version.parse(text), None)
     return WriteOutcome(False, None, None if text == ABSENT else text)
@@ -250,7 +251,7 @@ class LetterOutcome:
 
 def parse_letter_reply(reply: Any) -> LetterOutcome:
     status, value = reply
-    text = value.decode("ascii") if isinstance(value, bytes) else str(value)
+    text = as_text(value)
     return LetterOutcome(int(status) == 1, text)
 
 
@@ -260,8 +261,9 @@ def map_script_error(exc: BaseException) -> BaseException:
         return RedisOutOfMemory(
             "Redis is at its maxmemory limit and refused the write; nothing was written"
         )
-    if isinstance(exc, ResponseError) and str(exc).startswith("WBBACKLOG"):
-        return BacklogRefused(int(str(exc).split()[1]))
+    backlog = backlog_refusal(exc)
+    if backlog is not None:
+        return BacklogRefused(backlog)
     return exc
 
 

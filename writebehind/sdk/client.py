@@ -11,7 +11,7 @@ from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
 from writebehind.core.codec import DEFAULT_CODEC_OPTIONS, encoding_options
-from writebehind.core.deployment import check_partitions
+from writebehind.core.deployment import record_partition_count
 from writebehind.core.errors import ConfigurationError
 from writebehind.core.keys import KeySpace, check_collection_name
 from writebehind.core.redis_client import connect, socket_timeout
@@ -132,7 +132,7 @@ class WriteBehind:
         async with self._check_lock:
             if self._checked:
                 return
-            await check_partitions(self.redis, self.keys)
+            await record_partition_count(self.redis, self.keys)
             self._checked = True
 
     def collection(self, name: str) -> Collection:

@@ -29,7 +29,9 @@ from writebehind.core.errors import (
     TooManyConflicts,
     WriteManyError,
 )
+from writebehind.core.groups import consumer_group
 from writebehind.core.keys import encode_id
+from writebehind.core.replies import as_text
 from writebehind.core.scripts import ABSENT, BacklogRefused, map_script_error, parse_write_reply
 from writebehind.core.version import Version
 from writebehind.sdk.metrics import SDK_READS
@@ -211,7 +213,7 @@ class Collection:
         version, body, tombstone = await self._wb.redis.hmget(entry, ["v", "d", "t"])
         doc: Document | None
         if version is not None:
-            expected = version.decode("ascii") if isinstance(version, bytes) else version
+            expected = as_text(version)
             doc = None if tombstone or body is None else self._decode(body)
         else:
             # No entry: it was clean and expired (dirty entries never expire),
@@ -321,15 +323,11 @@ class Collection:
 
 async def _entry_acknowledged(redis: Any, stream: str, group: str, version: Version) -> bool:
     """The group has delivered the entry and it is no longer pending: it was applied."""
-    for info in await redis.xinfo_groups(stream):
-        name = info["name"]
-        if (name.decode() if isinstance(name, bytes) else name) != group:
-            continue
-        if Version.parse(info["last-delivered-id"]) < version:
-            return False
-        pending = await redis.xpending_range(stream, group, str(version), str(version), 1)
-        return not pending
-    return False
+    info = await consumer_group(redis, stream, group)
+    if info is None or Version.parse(info["last-delivered-id"]) < version:
+        return False
+    pending = await redis.xpending_range(stream, group, str(version), str(version), 1)
+    return not pending
 
 
 def _holds(stored: Mapping[str, Any] | None, version: Version) -> bool:

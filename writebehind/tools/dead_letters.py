@@ -32,6 +32,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from writebehind.core.keys import KeySpace, encode_id
+from writebehind.core.replies import as_text
 from writebehind.sink.bulk import MongoSink
 from writebehind.sink.classify import ErrorInfo, Failure
 from writebehind.sink.guards import Pending
@@ -86,10 +87,6 @@ class UnknownLetters(LookupError):
         self.ids = list(ids)
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 async def iter_letters(
     redis: Redis,
     keys: KeySpace,
@@ -120,7 +117,7 @@ async def iter_letters(
                     yield letter
             if len(rows) < page:
                 break
-            start = "(" + _text(rows[-1][0])
+            start = "(" + as_text(rows[-1][0])
 
 
 async def list_letters(
@@ -137,7 +134,7 @@ async def dead_letter_ends(redis: Redis, keys: KeySpace) -> dict[int, str]:
     for partition in range(keys.partitions):
         pipe.xrevrange(keys.dead_letters(partition), "+", "-", count=1)
     replies: list[Any] = await pipe.execute()
-    return {p: _text(rows[0][0]) for p, rows in enumerate(replies) if rows}
+    return {p: as_text(rows[0][0]) for p, rows in enumerate(replies) if rows}
 
 
 async def get_letters(redis: Redis, keys: KeySpace, ids: Iterable[LetterId]) -> list[DeadLetter]:
@@ -375,7 +372,7 @@ class Redriver:
             )
         replies: list[Any] = await pipe.execute()
         return [
-            None if reply is None else LetterId(letter.id.partition, _text(reply))
+            None if reply is None else LetterId(letter.id.partition, as_text(reply))
             for (letter, _), reply in zip(failed, replies, strict=True)
         ]
 

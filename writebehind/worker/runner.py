@@ -14,15 +14,16 @@ from pymongo.write_concern import WriteConcern
 from redis.asyncio import Redis
 
 from writebehind.core.backoff import Backoff
-from writebehind.core.deployment import check_partitions
+from writebehind.core.deployment import record_partition_count
 from writebehind.core.redis_checks import inspect_redis
 from writebehind.core.redis_client import check_blocking_reads, socket_timeout
+from writebehind.core.replies import REDIS_TRANSIENT
 from writebehind.observability.gauges import refresh_partition_gauges
 from writebehind.observability.http import HealthEndpoints, serve
 from writebehind.observability.metrics import WorkerMetrics
 from writebehind.sink.bulk import MongoSink
 from writebehind.worker.counters import WorkerStats
-from writebehind.worker.processor import REDIS_TRANSIENT, BatchProcessor
+from writebehind.worker.processor import BatchProcessor
 from writebehind.worker.settings import WorkerSettings
 from writebehind.worker.stream import Entry, PartitionStreams
 
@@ -92,7 +93,7 @@ class Worker:
         report = await inspect_redis(self.redis)
         for warning in report.warnings:
             self.log.warning("redis_config", problem=warning)
-        await check_partitions(self.redis, self.keys)
+        await record_partition_count(self.redis, self.keys)
         for partition in range(self.keys.partitions):
             await self.streams.ensure_group(partition)
 

@@ -15,7 +15,9 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import OutOfMemoryError, ResponseError
 
+from writebehind.core.groups import consumer_group
 from writebehind.core.keys import KeySpace
+from writebehind.core.replies import as_text, is_busy_group, is_no_group, is_no_such_key
 from writebehind.core.scripts import Scripts
 from writebehind.sink.classify import ErrorInfo
 from writebehind.worker.counters import WorkerStats
@@ -24,10 +26,6 @@ from writebehind.worker.settings import WorkerSettings
 log = structlog.get_logger("writebehind.worker")
 
 Entry = tuple[bytes, dict[bytes, bytes]]
-
-
-def _name(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,13 +85,11 @@ class PartitionStreams:
             await self.redis.xgroup_create(stream, self.group, id="0", mkstream=True)
         except OutOfMemoryError:
             # Redis at maxmemory refuses XGROUP CREATE even when the group exists.
-            if await self.redis.exists(stream):
-                groups: Any = await self.redis.xinfo_groups(stream)
-                if any(_name(g["name"]) == self.group for g in groups):
-                    return False
+            if await consumer_group(self.redis, stream, self.group) is not None:
+                return False
             raise
         except ResponseError as exc:
-            if "BUSYGROUP" in str(exc):
+            if is_busy_group(exc):
                 return False
             raise
         return True
@@ -119,7 +115,7 @@ class PartitionStreams:
                 self.group, self.consumer, {stream: ">"}, count=count, block=block_ms
             )
         except ResponseError as exc:
-            if "NOGROUP" not in str(exc):
+            if not is_no_group(exc):
                 raise
             await self._recreate_group(partition)
             return []
@@ -136,7 +132,7 @@ class PartitionStreams:
                 stream, self.group, self.consumer, self.settings.claim_idle_ms, start, count=count
             )
         except ResponseError as exc:
-            if "NOGROUP" not in str(exc):
+            if not is_no_group(exc):
                 raise
             await self._recreate_group(partition)
             return "0-0", []
@@ -153,8 +149,7 @@ class PartitionStreams:
         live = [(eid, fields) for eid, fields in entries if fields is not None]
         self.stats.claimed += len(live)
         self.stats.read += len(live)
-        next_cursor = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
-        return next_cursor, live
+        return as_text(cursor), live
 
     async def delivery_counts(self, partition: int, ids: Sequence[bytes]) -> dict[bytes, int]:
         if not ids:
@@ -230,7 +225,7 @@ class PartitionStreams:
             keys=[self.keys.stream(partition)], args=[f"{cutoff_ms}-0", self.group]
         )
         self.stats.trimmed += int(removed)
-        return Trimmed(int(removed), _name(holder) or None)
+        return Trimmed(int(removed), as_text(holder) or None)
 
     async def prune_consumers(self, partition: int) -> list[str]:
         try:
@@ -239,10 +234,10 @@ class PartitionStreams:
                 args=[self.group, self.settings.consumer_idle_ms, self.consumer],
             )
         except ResponseError as exc:
-            if "NOGROUP" in str(exc) or "no such key" in str(exc):
+            if is_no_group(exc) or is_no_such_key(exc):
                 return []
             raise
-        names = [n.decode() if isinstance(n, bytes) else str(n) for n in removed]
+        names = [as_text(n) for n in removed]
         if names:
             log.info("consumers_removed", partition=partition, consumers=names)
         return names

@@ -22,8 +22,10 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from writebehind.core.codec import DEFAULT_CODEC_OPTIONS
-from writebehind.core.errors import PartitionCountMismatch, WriteBehindError
+from writebehind.core.deployment import verify_partition_count
+from writebehind.core.errors import WriteBehindError
 from writebehind.core.keys import KeySpace, encode_id
+from writebehind.core.replies import as_text, is_no_such_key
 from writebehind.core.scripts import Scripts, parse_letter_reply
 from writebehind.core.version import Version
 from writebehind.sink.bulk import MongoSink
@@ -154,7 +156,7 @@ async def stream_history(redis: Redis, keys: KeySpace, partition: int) -> Stream
     try:
         info: Any = await redis.xinfo_stream(keys.stream(partition))
     except ResponseError as exc:
-        if "no such key" in str(exc).lower():
+        if is_no_such_key(exc):
             return StreamHistory(partition, exists=False)
         raise
 
@@ -175,13 +177,6 @@ async def stream_history(redis: Redis, keys: KeySpace, partition: int) -> Stream
         max_deleted=version(info.get("max-deleted-entry-id")),
         entries_added=None if added is None else int(added),
     )
-
-
-async def check_partition_count(redis: Redis, keys: KeySpace) -> None:
-    """Refuse a partition count other than the deployment's (read-only, unlike the worker's)."""
-    stored = await redis.hget(keys.meta, "partitions")
-    if stored is not None and int(stored) != keys.partitions:
-        raise PartitionCountMismatch(keys.partitions, int(stored))
 
 
 class Replayer:
@@ -221,7 +216,7 @@ class Replayer:
     async def run(self) -> ReplayResult:
         started = time.monotonic()
         since, until = self.options.range.since, self.options.range.until
-        await check_partition_count(self.redis, self.keys)
+        await verify_partition_count(self.redis, self.keys)
         histories = [await stream_history(self.redis, self.keys, p) for p in self.result.partitions]
         gaps = [g for h in histories if (g := find_gap(h, since)) is not None]
         if gaps and not self.options.allow_gap:
@@ -277,7 +272,7 @@ class Replayer:
             if len(entries) < self.options.batch_size:
                 return
             last = entries[-1][0]
-            start = "(" + (last.decode() if isinstance(last, bytes) else str(last))
+            start = "(" + as_text(last)
 
     async def _replay_chunk(
         self, partition: int, entries: Sequence[tuple[bytes, dict[bytes, bytes]]]
