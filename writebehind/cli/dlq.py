@@ -17,10 +17,10 @@ from writebehind.cli.common import (
     sink_options,
 )
 from writebehind.cli.tools import checked_keys, plural, render_table, root_cause, run_tool, shorten
+from writebehind.core.errors import InvalidLetterId, UnknownLetters
 from writebehind.sink.bulk import MongoSink
 from writebehind.tools.dead_letters import (
     ReplayReport,
-    UnknownLetters,
     get_letters,
     list_letters,
     purge,
@@ -30,7 +30,6 @@ from writebehind.tools.dead_letters import (
 )
 from writebehind.tools.letters import (
     DeadLetter,
-    InvalidLetterId,
     LetterId,
     document_json,
     format_doc_id,

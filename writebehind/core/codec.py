@@ -24,6 +24,7 @@ from writebehind.core.errors import (
     InvalidFieldName,
     NotEncodable,
 )
+from writebehind.core.errors import MalformedRecord as MalformedRecord  # re-exported
 from writebehind.core.keys import check_collection_name, encode_id
 from writebehind.core.version import Version
 
@@ -157,10 +158,6 @@ class ChangeRecord:
 
     def document(self, options: CodecOptions[Any] | None = None) -> dict[str, Any]:
         return decode_document(self.body, options)
-
-
-class MalformedRecord(ValueError):
-    """A stream entry that is not a writebehind record."""
 
 
 def _text(fields: Mapping[bytes, bytes], name: bytes) -> str:

@@ -7,11 +7,9 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from writebehind.core.errors import ConfigurationError
+from writebehind.core.errors import UnsafeEvictionPolicy
 
-
-class UnsafeEvictionPolicy(ConfigurationError):
-    """Redis may evict keys without a TTL, i.e. unsaved writes and their records."""
+__all__ = ["RedisReport", "UnsafeEvictionPolicy", "inspect_redis"]
 
 
 @dataclass(slots=True)

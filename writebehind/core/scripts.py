@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import OutOfMemoryError
 
+from writebehind.core.errors import BacklogRefused as BacklogRefused  # re-exported
 from writebehind.core.errors import RedisOutOfMemory
 from writebehind.core.replies import as_text, backlog_refusal
 from writebehind.core.version import Version
@@ -214,14 +215,6 @@ return removed
 
 ABSENT = "-"
 """Expected-version marker: the cache entry must not exist."""
-
-
-class BacklogRefused(Exception):
-    """Internal: the write script refused a write for backlog; carries the count."""
-
-    def __init__(self, backlog: int) -> None:
-        super().__init__(backlog)
-        self.backlog = backlog
 
 
 @dataclass(frozen=True, slots=True)

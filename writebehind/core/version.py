@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from writebehind.core.errors import InvalidVersion
+
 _INT64_MAX = 2**63 - 1
 
 
@@ -31,7 +33,7 @@ class Version:
     def __post_init__(self) -> None:
         for name, value in (("ms", self.ms), ("seq", self.seq)):
             if type(value) is not int or not 0 <= value <= _INT64_MAX:
-                raise ValueError(f"Version.{name} must be an int in [0, 2**63), got {value!r}")
+                raise InvalidVersion(f"Version.{name} must be an int in [0, 2**63), got {value!r}")
 
     @classmethod
     def parse(cls, text: str | bytes) -> Version:
@@ -40,7 +42,7 @@ class Version:
             text = text.decode("ascii", errors="replace")
         ms, sep, seq = text.partition("-")
         if not sep or not _is_ascii_digits(ms) or not _is_ascii_digits(seq):
-            raise ValueError(f"not a stream entry id: {text!r}")
+            raise InvalidVersion(f"not a stream entry id: {text!r}")
         return cls(int(ms), int(seq))
 
     @classmethod

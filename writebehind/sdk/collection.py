@@ -22,8 +22,10 @@ from writebehind.core.codec import (
 )
 from writebehind.core.errors import (
     BacklogFull,
+    BacklogRefused,
     IdMismatch,
     InvalidDocument,
+    InvalidInput,
     NotReplicated,
     PersistTimeout,
     TooManyConflicts,
@@ -32,7 +34,7 @@ from writebehind.core.errors import (
 from writebehind.core.groups import consumer_group
 from writebehind.core.keys import encode_id
 from writebehind.core.replies import as_text
-from writebehind.core.scripts import ABSENT, BacklogRefused, map_script_error, parse_write_reply
+from writebehind.core.scripts import ABSENT, map_script_error, parse_write_reply
 from writebehind.core.version import Version
 from writebehind.sdk.metrics import SDK_READS
 
@@ -302,7 +304,7 @@ class Collection:
         SDK's public contract, hence the ASYNC109 exemption.)
         """
         if version.collection is None:
-            raise ValueError("wait_persisted needs a Version returned by a write")
+            raise InvalidInput("wait_persisted needs a Version returned by a write")
         coll = self._wb.mongo_collection(version.collection)
         deadline = anyio.current_time() + timeout
         delay = 0.002

@@ -31,12 +31,13 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from writebehind.core.keys import KeySpace, encode_id
+from writebehind.core.errors import UnknownLetters as UnknownLetters  # re-exported
+from writebehind.core.keys import KeySpace
 from writebehind.core.replies import as_text
 from writebehind.sink.bulk import MongoSink
 from writebehind.sink.classify import ErrorInfo, Failure
 from writebehind.sink.guards import Pending
-from writebehind.sink.reapply import Outcome, Reapplier, Report, Result
+from writebehind.sink.reapply import Outcome, Reapplier, Report
 from writebehind.tools.letters import (
     DeadLetter,
     LetterId,
@@ -77,14 +78,6 @@ for i = 1, #ARGV, 2 do
 end
 return removed
 """
-
-
-class UnknownLetters(LookupError):
-    """Some of the given dead-letter IDs are not in their dead-letter stream."""
-
-    def __init__(self, ids: Sequence[LetterId]) -> None:
-        super().__init__("no such dead letter: " + ", ".join(str(i) for i in ids))
-        self.ids = list(ids)
 
 
 async def iter_letters(
@@ -260,10 +253,6 @@ def redrive_consumer_name() -> str:
     return f"dlq-replay@{socket.gethostname()}-{os.getpid()}"
 
 
-def _doc_key(pending: Pending) -> tuple[str, str]:
-    return pending.record.collection, encode_id(pending.doc_id)
-
-
 class Redriver:
     """Re-drives dead letters in batches; ``report`` accumulates over calls."""
 
@@ -304,7 +293,9 @@ class Redriver:
             pending = letter.pending()
             owners[id(pending)] = letter
             pendings.append(pending)
-        settled = await self._apply(pendings)
+        # Where a document's newest letter is refused again, the reapplier writes
+        # its next newest, as the worker does.
+        settled = await self.reapplier.apply(pendings)
         self.report.counts.add(settled)
         if self.dry_run:
             results += [
@@ -328,27 +319,6 @@ class Redriver:
         results.sort(key=lambda r: order[r.letter.id])
         self.report.results.extend(results)
         return results
-
-    async def _apply(self, pendings: list[Pending]) -> list[Result]:
-        """Reapply; where a document's newest letter fails again, try its next newest.
-
-        The reapplier coalesces each document's letters to the newest. If that
-        one is refused, the older ones were not covered by anything and get
-        their own turn, as in the worker, so the outcome does not depend on
-        which letters were re-driven together.
-        """
-        settled: list[Result] = []
-        remaining = pendings
-        while remaining:
-            results = await self.reapplier.apply(remaining)
-            failed_docs = {_doc_key(r.pending) for r in results if r.outcome is Outcome.FAILED}
-            remaining = []
-            for result in results:
-                if result.outcome is Outcome.COALESCED and _doc_key(result.pending) in failed_docs:
-                    remaining.append(result.pending)
-                else:
-                    settled.append(result)
-        return settled
 
     async def _replace_failed(
         self, failed: Sequence[tuple[DeadLetter, ErrorInfo]]

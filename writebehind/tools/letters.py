@@ -20,6 +20,8 @@ from bson import json_util
 from bson.json_util import JSONMode, JSONOptions
 
 from writebehind.core.codec import DEFAULT_CODEC_OPTIONS, ChangeRecord, decode_document
+from writebehind.core.errors import InvalidInput
+from writebehind.core.errors import InvalidLetterId as InvalidLetterId  # re-exported
 from writebehind.core.keys import check_collection_name, encode_id
 from writebehind.core.version import Version
 from writebehind.sink.classify import ErrorInfo
@@ -30,10 +32,6 @@ JSON_OPTIONS = JSONOptions(
     json_mode=JSONMode.RELAXED, uuid_representation=DEFAULT_CODEC_OPTIONS.uuid_representation
 )
 """Documents and ids in JSON output: MongoDB Extended JSON, relaxed."""
-
-
-class InvalidLetterId(ValueError):
-    """Text that is not a dead-letter ID of this deployment."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +110,7 @@ class DeadLetter:
     def pending(self) -> Pending:
         """The record as the worker would write it, at its original version."""
         if self.problem is not None or self.version is None:
-            raise ValueError(f"dead letter {self.id} cannot be re-driven: {self.problem}")
+            raise InvalidInput(f"dead letter {self.id} cannot be re-driven: {self.problem}")
         document = self.document()
         assert document is not None
         record = ChangeRecord(self.source_id, self.version, self.op, self.collection, self.body)  # type: ignore[arg-type]

@@ -23,7 +23,8 @@ from redis.exceptions import ResponseError
 
 from writebehind.core.codec import DEFAULT_CODEC_OPTIONS
 from writebehind.core.deployment import verify_partition_count
-from writebehind.core.errors import WriteBehindError
+from writebehind.core.errors import HistoryGapError as HistoryGapError  # re-exported
+from writebehind.core.errors import InvalidInput
 from writebehind.core.keys import KeySpace, encode_id
 from writebehind.core.replies import as_text, is_no_such_key
 from writebehind.core.scripts import Scripts, parse_letter_reply
@@ -68,24 +69,23 @@ class ReplayOptions:
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size!r}")
+            raise InvalidInput(f"batch_size must be >= 1, got {self.batch_size!r}")
 
 
-class HistoryGapError(WriteBehindError):
-    """SINCE is older than what the streams retain: some records in the range are gone."""
-
-    def __init__(self, since: Version, gaps: Sequence[Gap]) -> None:
-        self.since = since
-        self.gaps = list(gaps)
-        self.resume_from = max(g.resume_from for g in gaps)
-        partitions = ", ".join(str(g.partition) for g in gaps)
-        super().__init__(
-            f"SINCE {describe(since)} is older than the retained history of partition "
-            f"{partitions}: records from that time were trimmed from Redis and cannot be "
-            f"replayed. The oldest time to replay from without a gap is "
-            f"{iso(self.resume_from.ms)} (id {self.resume_from}). Replay from there, or "
-            "pass --allow-gap to replay what is retained."
-        )
+def history_gap(since: Version, gaps: Sequence[Gap]) -> HistoryGapError:
+    """The error for a SINCE older than the retained history of the ``gaps``' partitions."""
+    resume_from = max(g.resume_from for g in gaps)
+    partitions = ", ".join(str(g.partition) for g in gaps)
+    return HistoryGapError(
+        f"SINCE {describe(since)} is older than the retained history of partition "
+        f"{partitions}: records from that time were trimmed from Redis and cannot be "
+        f"replayed. The oldest time to replay from without a gap is "
+        f"{iso(resume_from.ms)} (id {resume_from}). Replay from there, or "
+        "pass --allow-gap to replay what is retained.",
+        since=since,
+        gaps=gaps,
+        resume_from=resume_from,
+    )
 
 
 @dataclass(slots=True)
@@ -193,7 +193,7 @@ class Replayer:
         retry_for: float = 300.0,
     ) -> None:
         if options.partition is not None and not 0 <= options.partition < keys.partitions:
-            raise ValueError(
+            raise InvalidInput(
                 f"partition {options.partition} is out of range 0..{keys.partitions - 1}"
             )
         self.redis = redis
@@ -220,7 +220,7 @@ class Replayer:
         histories = [await stream_history(self.redis, self.keys, p) for p in self.result.partitions]
         gaps = [g for h in histories if (g := find_gap(h, since)) is not None]
         if gaps and not self.options.allow_gap:
-            raise HistoryGapError(since, gaps)
+            raise history_gap(since, gaps)
         self.result.gaps = gaps
         self.result.missing_streams = [h.partition for h in histories if not h.exists]
         self._estimate = sum(estimate_records(h, since, until) for h in histories)
@@ -285,33 +285,15 @@ class Replayer:
         self._count_malformed(partition, malformed)
         if not pendings:
             return
-        results = await self._apply(pendings)
+        # Where a document's newest record is refused, the reapplier writes the
+        # next newest, as the worker does.
+        results = await self.reapplier.apply(pendings)
         if self.options.dry_run:
             results = self._simulate(results)
         failed = [r for r in results if r.outcome is Outcome.FAILED]
         if failed:
             await self._dead_letter(partition, failed)
         self.result.report.add(results)
-
-    async def _apply(self, pendings: Sequence[Any]) -> list[Result]:
-        """Re-apply; where a document's newest record fails for good, apply the next newest.
-
-        That is what the worker does, so the outcome does not depend on which
-        records happened to share a batch.
-        """
-        settled: list[Result] = []
-        results = await self.reapplier.apply(pendings)
-        while True:
-            failed = {_doc_key(r) for r in results if r.outcome is Outcome.FAILED}
-            fallback = [
-                r for r in results if r.outcome is Outcome.COALESCED and _doc_key(r) in failed
-            ]
-            if not fallback:
-                settled.extend(results)
-                return settled
-            retried = {id(r) for r in fallback}
-            settled.extend(r for r in results if id(r) not in retried)
-            results = await self.reapplier.apply([r.pending for r in fallback])
 
     def _simulate(self, results: list[Result]) -> list[Result]:
         """Dry run: predict against what earlier chunks would have written."""
@@ -405,7 +387,10 @@ async def replay(
         HistoryGapError: SINCE is older than a stream's retained history and
             ``options.allow_gap`` is off; nothing was replayed.
         PartitionCountMismatch: ``keys`` has another partition count than Redis records.
-        ValueError: ``options.partition`` is out of range.
+        InvalidInput: ``options.partition`` is out of range.
+        RetriesExhausted: MongoDB kept failing transiently for ``retry_for`` seconds.
+        redis.exceptions.RedisError, pymongo.errors.PyMongoError: the servers failed
+            otherwise; what was applied stays applied, and running again is safe.
     """
     replayer = Replayer(redis, sink, keys, options, progress=progress, retry_for=retry_for)
     return await replayer.run()
