@@ -22,7 +22,7 @@ import pytest
 from bson import Decimal128, ObjectId
 from redis.asyncio import Redis
 
-from tests.conftest import TEST_PARTITIONS, TEST_PREFIX
+from tests.support.config import TEST_PARTITIONS, TEST_PREFIX
 from tests.support.ledger import Ledger, wait_all_landed, wait_settled
 from tests.support.servers import RedisServer
 from tests.support.streams import (

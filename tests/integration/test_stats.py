@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import TEST_PARTITIONS, TEST_PREFIX
 from tests.support.cli import Cli
+from tests.support.config import TEST_PARTITIONS, TEST_PREFIX
 from tests.support.ledger import wait_settled
 from tests.support.servers import RedisServer
 from tests.support.streams import GROUP, ghost_read, ids_in_partition

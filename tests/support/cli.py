@@ -13,7 +13,7 @@ from typing import Any
 
 import anyio
 
-from tests.conftest import TEST_PARTITIONS, TEST_PREFIX
+from tests.support.config import TEST_PARTITIONS, TEST_PREFIX
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 from redis.asyncio import Redis
 
-from tests.conftest import fast_settings
+from tests.support.config import fast_settings
 from writebehind.core.keys import KeySpace
 from writebehind.core.version import Version
 from writebehind.worker.runner import Worker
@@ -54,15 +54,19 @@ async def ghost_read(
 
 
 async def stream_ids(redis: Redis, stream: str) -> list[bytes]:
-    return [eid for eid, _ in await redis.xrange(stream)]
+    entries: Any = await redis.xrange(stream)
+    return [eid for eid, _ in entries]
 
 
-async def dead_letters(redis: Redis, keys: KeySpace, partition: int | None = None) -> list[dict]:
+async def dead_letters(
+    redis: Redis, keys: KeySpace, partition: int | None = None
+) -> list[dict[str, bytes]]:
     """Every dead letter (of one partition, or all), fields keyed by str, values as bytes."""
     partitions = range(keys.partitions) if partition is None else [partition]
     letters: list[dict[str, bytes]] = []
     for p in partitions:
-        for _, fields in await redis.xrange(keys.dead_letters(p)):
+        entries: Any = await redis.xrange(keys.dead_letters(p))
+        for _, fields in entries:
             letters.append({k.decode(): v for k, v in fields.items()})
     return letters
 

@@ -8,7 +8,7 @@ import bson
 import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import fast_settings
+from tests.support.config import fast_settings
 from tests.support.streams import (
     cache_key,
     dead_letters,

@@ -11,7 +11,7 @@ import anyio
 import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import TEST_PARTITIONS, TEST_PREFIX
+from tests.support.config import TEST_PARTITIONS, TEST_PREFIX
 from tests.support.producer import produce
 from tests.support.servers import RedisServer
 from tests.support.streams import dead_letters, pending_total

@@ -8,12 +8,12 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
 from bson import ObjectId
 
+from tests.support.paths import REPO_ROOT
 from writebehind.core.errors import (
     ConfigurationError,
     InvalidCollectionName,
@@ -26,7 +26,6 @@ from writebehind.core.keys import MAX_PARTITIONS, KeySpace, check_collection_nam
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 OID = ObjectId("0123456789abcdef01234567")
 UID = uuid.UUID("12345678-1234-5678-1234-567812345678")
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def hash_tag(key: str) -> str:
