@@ -26,6 +26,7 @@ from writebehind.core.errors import (
 )
 from writebehind.core.errors import MalformedRecord as MalformedRecord  # re-exported
 from writebehind.core.keys import check_collection_name, encode_id
+from writebehind.core.replies import as_text
 from writebehind.core.version import Version
 
 META_FIELD = "_wb"
@@ -171,7 +172,7 @@ def _text(fields: Mapping[bytes, bytes], name: bytes) -> str:
 
 def decode_record(entry_id: bytes | str, fields: Mapping[bytes, bytes]) -> ChangeRecord:
     """Decode the fields XADDed by the write script (``op``, ``c``, ``d``, optional ``ov``)."""
-    eid = entry_id.decode("ascii") if isinstance(entry_id, bytes) else entry_id
+    eid = as_text(entry_id)
     op = _text(fields, b"op")
     if op not in ("set", "del"):
         raise MalformedRecord(f"unknown op {op!r}")

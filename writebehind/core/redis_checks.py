@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from writebehind.core.errors import UnsafeEvictionPolicy
+from writebehind.core.replies import as_text
 
 __all__ = ["RedisReport", "UnsafeEvictionPolicy", "inspect_redis"]
 
@@ -26,9 +27,7 @@ async def _config_get(redis: Redis, name: str) -> str | None:
     except ResponseError:
         return None  # CONFIG disabled or renamed (managed Redis)
     value = reply.get(name) if reply else None
-    if isinstance(value, bytes):
-        value = value.decode()
-    return None if value is None else str(value)
+    return None if value is None else as_text(value)
 
 
 async def inspect_redis(redis: Redis, *, strict: bool = True) -> RedisReport:

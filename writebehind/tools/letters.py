@@ -1,8 +1,8 @@
 """Dead letters as operators see them: their IDs, their decoded fields (no IO).
 
 The worker writes each dead letter to its partition's dead-letter stream with
-the fields ``op c d ov source_id partition error_kind error_code error
-deliveries failed_at_ms consumer``. A dead letter is addressed as
+the fields ``core.letter_format`` defines (``op c d ov source_id partition
+error_kind error_code error deliveries failed_at_ms consumer``). A dead letter is addressed as
 ``<partition>/<entry id>`` (``3/1718000000000-0``): entry ids are unique per
 stream only, so the partition is part of the name.
 """
@@ -23,6 +23,8 @@ from writebehind.core.codec import DEFAULT_CODEC_OPTIONS, ChangeRecord, decode_d
 from writebehind.core.errors import InvalidInput
 from writebehind.core.errors import InvalidLetterId as InvalidLetterId  # re-exported
 from writebehind.core.keys import check_collection_name, encode_id
+from writebehind.core.letter_format import failure_fields, updated_fields
+from writebehind.core.replies import as_text
 from writebehind.core.version import Version
 from writebehind.sink.classify import ErrorInfo
 from writebehind.sink.guards import Pending
@@ -156,7 +158,7 @@ def decode_letter(
     partition: int, entry_id: bytes | str, fields: Mapping[bytes, bytes]
 ) -> DeadLetter:
     """Read one entry of a dead-letter stream."""
-    eid = entry_id.decode("ascii") if isinstance(entry_id, bytes) else entry_id
+    eid = as_text(entry_id)
     collection, op = _text(fields, b"c"), _text(fields, b"op")
     source_id = _text(fields, b"source_id")
     body = fields.get(b"d", b"")
@@ -211,16 +213,15 @@ def refailed_fields(
     Everything else (the record, its original version, where it came from) is
     kept as it was, in the worker's field order.
     """
-    updates: dict[bytes, bytes | str | int] = {
-        b"error_kind": error.kind.value,
-        b"error_code": "" if error.code is None else error.code,
-        b"error": error.message[:2000],
-        b"deliveries": letter.deliveries + 1,
-        b"failed_at_ms": now_ms,
-        b"consumer": consumer,
-    }
-    merged: dict[bytes, bytes | str | int] = {**letter.fields, **updates}
-    return [item for pair in merged.items() for item in pair]
+    failure = failure_fields(
+        kind=error.kind.value,
+        code=error.code,
+        message=error.message,
+        deliveries=letter.deliveries + 1,
+        failed_at_ms=now_ms,
+        consumer=consumer,
+    )
+    return updated_fields(letter.fields, failure)
 
 
 def to_json_value(value: Any) -> Any:

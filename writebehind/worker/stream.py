@@ -17,6 +17,7 @@ from redis.exceptions import OutOfMemoryError, ResponseError
 
 from writebehind.core.groups import consumer_group
 from writebehind.core.keys import KeySpace
+from writebehind.core.letter_format import failure_fields, letter_fields
 from writebehind.core.replies import as_text, is_busy_group, is_no_group, is_no_such_key
 from writebehind.core.scripts import Scripts
 from writebehind.sink.classify import ErrorInfo
@@ -249,18 +250,21 @@ def _id_key(entry_id: bytes) -> tuple[int, int]:
 
 
 def dead_letter_fields(letter: DeadLetter, partition: int, consumer: str) -> list[Any]:
-    """The dead-letter stream's field layout; the worker and replay both write it."""
-    return [
-        "op", letter.op,
-        "c", letter.collection,
-        "d", letter.body,
-        "ov", letter.version,
-        "source_id", letter.entry_id,
-        "partition", partition,
-        "error_kind", letter.error.kind.value,
-        "error_code", "" if letter.error.code is None else letter.error.code,
-        "error", letter.error.message[:2000],
-        "deliveries", letter.deliveries,
-        "failed_at_ms", int(time.time() * 1000),
-        "consumer", consumer,
-    ]  # fmt: skip
+    """The letter's fields (``core.letter_format``); the worker and replay both write them."""
+    failure = failure_fields(
+        kind=letter.error.kind.value,
+        code=letter.error.code,
+        message=letter.error.message,
+        deliveries=letter.deliveries,
+        failed_at_ms=int(time.time() * 1000),
+        consumer=consumer,
+    )
+    return letter_fields(
+        op=letter.op,
+        collection=letter.collection,
+        body=letter.body,
+        version=letter.version,
+        source_id=letter.entry_id,
+        partition=partition,
+        failure=failure,
+    )
