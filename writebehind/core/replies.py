@@ -53,8 +53,8 @@ def is_busy_group(exc: BaseException) -> bool:
 
 
 def is_no_such_key(exc: BaseException) -> bool:
-    """``ERR no such key``: an ``XINFO`` of a stream that does not exist."""
-    return isinstance(exc, ResponseError) and "no such key" in str(exc).lower()
+    """``ERR no such key``: an ``XINFO`` of a stream that does not exist (not ``NOGROUP``)."""
+    return _has_code(exc, "") and "no such key" in str(exc).lower() and not is_no_group(exc)
 
 
 def backlog_refusal(exc: BaseException) -> int | None:
