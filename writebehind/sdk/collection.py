@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import random
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from redis.exceptions import ResponseError
 
+from writebehind.core.backoff import Backoff
 from writebehind.core.codec import (
     META_FIELD,
     decode_document,
@@ -188,7 +188,8 @@ class Collection:
         gets in first, the change is recomputed on the newer document.
         """
         encode_id(doc_id)
-        for attempt in range(self._wb.max_conflict_retries):
+        backoff = Backoff(base=0.001, cap=0.02)
+        for _ in range(self._wb.max_conflict_retries):
             current = await self._read_current(doc_id)
             result = fn(None if current.doc is None else dict(current.doc))
             if inspect.isawaitable(result):
@@ -204,7 +205,7 @@ class Collection:
                 return version
             # Lost the race: back off a little, with jitter, so that many
             # writers of one document take turns instead of colliding again.
-            await anyio.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
+            await anyio.sleep(backoff.next_delay())
         raise TooManyConflicts(
             f"{self.name}/{doc_id!r}: gave up after {self._wb.max_conflict_retries} "
             "concurrent-write conflicts"
@@ -307,20 +308,20 @@ class Collection:
             raise InvalidInput("wait_persisted needs a Version returned by a write")
         coll = self._wb.mongo_collection(version.collection)
         deadline = anyio.current_time() + timeout
-        delay = 0.002
+        polls = Backoff(base=0.002, cap=0.05)
         while True:
             stored = await coll.find_one({"_id": version.doc_id}, {META_FIELD: 1})
             if _holds(stored, version):
                 return
             if stored is None and version.deleted and await self._acknowledged(version):
                 return  # a hard delete leaves nothing behind; the ack says it was applied
+            delay = polls.next_delay()
             if anyio.current_time() + delay > deadline:
                 raise PersistTimeout(
                     f"MongoDB did not hold {version.collection}/{version.doc_id!r} at "
                     f"version {version} within {timeout}s"
                 )
             await anyio.sleep(delay)
-            delay = min(delay * 1.5, 0.05)
 
 
 async def _entry_acknowledged(redis: Any, stream: str, group: str, version: Version) -> bool:
