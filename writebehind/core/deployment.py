@@ -47,7 +47,3 @@ async def verify_partition_count(redis: Redis, keys: KeySpace) -> None:
     stored = await recorded_partition_count(redis, keys)
     if stored is not None and stored != keys.partitions:
         raise PartitionCountMismatch(keys.partitions, stored)
-
-
-check_partitions = record_partition_count
-"""The former name of ``record_partition_count``, kept for one release."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -98,7 +98,4 @@ class WorkerMetrics:
             "Entries in the dead-letter stream.",
             labels,
             registry=self.registry,
-        )
-        self.up = Counter(
-            "writebehind_worker_starts", "Times this worker started.", registry=self.registry
         )
