@@ -16,17 +16,17 @@ from writebehind.cli.common import (
     pop_sink_options,
     sink_options,
 )
-from writebehind.cli.tools import checked_keys, plural, render_table, root_cause, run_tool, shorten
+from writebehind.cli.tools import plural, render_table, root_cause, run_tool, shorten, verified_keys
 from writebehind.core.errors import InvalidLetterId, UnknownLetters
 from writebehind.sink.bulk import MongoSink
 from writebehind.tools.dead_letters import (
-    ReplayReport,
+    RedriveReport,
     get_letters,
     list_letters,
     purge,
     purge_all,
-    replay_all,
-    replay_ids,
+    redrive_all,
+    redrive_ids,
 )
 from writebehind.tools.letters import (
     DeadLetter,
@@ -128,7 +128,7 @@ def format_letter(letter: DeadLetter) -> str:
     return "\n".join(lines)
 
 
-def format_replay(report: ReplayReport) -> str:
+def format_redrive(report: RedriveReport) -> str:
     if not report.results:
         return "No dead letters."
     rows = []
@@ -185,7 +185,7 @@ def list_command(**options: Any) -> None:
 
 async def _list(conn: Connection, collection: str | None) -> list[DeadLetter]:
     async with open_clients(conn) as (redis, _):
-        return await list_letters(redis, await checked_keys(redis, conn), collection=collection)
+        return await list_letters(redis, await verified_keys(redis, conn), collection=collection)
 
 
 @dlq.command()
@@ -206,13 +206,13 @@ def show(**options: Any) -> None:
 async def _show(conn: Connection, letter_id: LetterId) -> DeadLetter:
     async with open_clients(conn) as (redis, _):
         try:
-            [letter] = await get_letters(redis, await checked_keys(redis, conn), [letter_id])
+            [letter] = await get_letters(redis, await verified_keys(redis, conn), [letter_id])
         except UnknownLetters as exc:
             raise click.ClickException(f"{exc} (see `writebehind dlq list`)") from None
         return letter
 
 
-@dlq.command()
+@dlq.command("replay")
 @connection_options
 @click.argument("ids", nargs=-1, metavar="[ID]...")
 @click.option("--all", "all_", is_flag=True, help="Every dead letter (there is now).")
@@ -220,7 +220,7 @@ async def _show(conn: Connection, letter_id: LetterId) -> DeadLetter:
 @click.option("--dry-run", is_flag=True, help="Write and remove nothing; say what would happen.")
 @sink_options
 @_json_flag
-def replay(**options: Any) -> None:
+def redrive_command(**options: Any) -> None:
     """Re-drive dead letters into MongoDB at their original versions.
 
     A letter that lands, or that MongoDB already holds a newer version of, is
@@ -235,7 +235,7 @@ def replay(**options: Any) -> None:
     conn = Connection.pop_from(options)
     report = run_tool(
         conn,
-        _replay,
+        _redrive,
         conn,
         ids,
         options["all_"],
@@ -246,7 +246,7 @@ def replay(**options: Any) -> None:
     if options["as_json"]:
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:
-        click.echo(format_replay(report))
+        click.echo(format_redrive(report))
     if report.unresolved:
         click.echo(
             f"{plural(len(report.unresolved), 'dead letter')} could not be re-driven and stay",
@@ -255,23 +255,23 @@ def replay(**options: Any) -> None:
         sys.exit(EXIT_LETTERS_STAY)
 
 
-async def _replay(
+async def _redrive(
     conn: Connection,
     ids: list[LetterId],
     all_: bool,
     collection: str | None,
     dry_run: bool,
     sink_kwargs: dict[str, Any],
-) -> ReplayReport:
+) -> RedriveReport:
     async with open_clients(conn) as (redis, db):
-        keys = await checked_keys(redis, conn)
+        keys = await verified_keys(redis, conn)
         sink = MongoSink(db, **sink_kwargs)
         if all_:
-            return await replay_all(
+            return await redrive_all(
                 redis, db, keys, collection=collection, dry_run=dry_run, sink=sink
             )
         try:
-            return await replay_ids(redis, db, keys, ids, dry_run=dry_run, sink=sink)
+            return await redrive_ids(redis, db, keys, ids, dry_run=dry_run, sink=sink)
         except UnknownLetters as exc:
             raise click.ClickException(f"{exc}; nothing was re-driven") from None
 
@@ -308,7 +308,7 @@ def confirm_purge_all(collection: str | None) -> None:
 
 async def _purge(conn: Connection, ids: list[LetterId], all_: bool, collection: str | None) -> int:
     async with open_clients(conn) as (redis, _):
-        keys = await checked_keys(redis, conn)
+        keys = await verified_keys(redis, conn)
         if all_:
             return await purge_all(redis, keys, collection=collection)
         try:

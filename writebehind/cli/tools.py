@@ -19,13 +19,13 @@ from writebehind.observability.logs import redact_url
 from writebehind.tools.durations import compact as format_duration
 
 __all__ = [
-    "checked_keys",
     "format_duration",
     "plural",
     "render_table",
     "root_cause",
     "run_tool",
     "shorten",
+    "verified_keys",
 ]
 
 T = TypeVar("T")
@@ -43,7 +43,7 @@ def run_tool(conn: Connection, func: Callable[..., Awaitable[T]], *args: Any) ->
         raise click.ClickException(f"MongoDB ({redact_url(conn.mongo_url)}): {exc}") from None
 
 
-async def checked_keys(redis: Redis, conn: Connection) -> KeySpace:
+async def verified_keys(redis: Redis, conn: Connection) -> KeySpace:
     """The deployment's key space; refuses a partition count other than the one in Redis.
 
     Read-only: unlike producers and workers, a tool never records a count.

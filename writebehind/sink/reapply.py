@@ -49,7 +49,7 @@ class Result:
 
 
 @dataclass(slots=True)
-class Report:
+class OutcomeCounts:
     """Counts per collection and outcome, with a few example ids of each."""
 
     counts: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))

@@ -37,7 +37,7 @@ from writebehind.core.replies import as_text
 from writebehind.sink.bulk import MongoSink
 from writebehind.sink.classify import ErrorInfo, Failure
 from writebehind.sink.guards import Pending
-from writebehind.sink.reapply import Outcome, Reapplier, Report
+from writebehind.sink.reapply import Outcome, OutcomeCounts, Reapplier
 from writebehind.tools.letters import (
     DeadLetter,
     LetterId,
@@ -217,10 +217,10 @@ class LetterResult:
 
 
 @dataclass(slots=True)
-class ReplayReport:
+class RedriveReport:
     dry_run: bool
     results: list[LetterResult] = field(default_factory=list)
-    counts: Report = field(default_factory=Report)
+    counts: OutcomeCounts = field(default_factory=OutcomeCounts)
     """Per collection and outcome, as replay reports them (invalid letters not included)."""
 
     def outcome_count(self, outcome: str) -> int:
@@ -274,7 +274,7 @@ class Redriver:
             sink or MongoSink(database), dry_run=dry_run, retry_for=retry_for
         )
         self.consumer = consumer or redrive_consumer_name()
-        self.report = ReplayReport(dry_run)
+        self.report = RedriveReport(dry_run)
         self._replace = redis.register_script(REPLACE_LETTER)
 
     async def redrive(self, letters: Sequence[DeadLetter]) -> list[LetterResult]:
@@ -347,9 +347,9 @@ class Redriver:
         ]
 
 
-async def replay_ids(
+async def redrive_ids(
     redis: Redis, database: Any, keys: KeySpace, ids: Iterable[LetterId], **options: Any
-) -> ReplayReport:
+) -> RedriveReport:
     """Re-drive these letters; if any does not exist, do nothing and raise ``UnknownLetters``.
 
     ``options`` are ``Redriver``'s (``dry_run``, ``retry_for``, ``sink``, ``consumer``).
@@ -361,9 +361,9 @@ async def replay_ids(
     return redriver.report
 
 
-async def replay_all(
+async def redrive_all(
     redis: Redis, database: Any, keys: KeySpace, *, collection: str | None = None, **options: Any
-) -> ReplayReport:
+) -> RedriveReport:
     """Re-drive every letter (of one collection) there is now, a page at a time.
 
     Letters that arrive meanwhile, and letters re-added because they failed

@@ -78,7 +78,7 @@ class ConsumerSummary:
 
 
 @dataclass(frozen=True, slots=True)
-class Stats:
+class StreamStats:
     group: str
     partitions: tuple[PartitionStats, ...]
     now_ms: int
@@ -166,7 +166,7 @@ def summarise_consumers(partitions: Sequence[PartitionStats]) -> tuple[ConsumerS
 
 async def collect(
     redis: Redis, keys: KeySpace, group: str, *, lag_count_cap: int = LAG_COUNT_CAP
-) -> Stats:
+) -> StreamStats:
     """Read every partition's numbers; a missing stream or group reads as zeros."""
     seconds, micros = await redis.time()
     now_ms = int(seconds) * 1000 + int(micros) // 1000
@@ -176,7 +176,7 @@ async def collect(
             for p in range(keys.partitions)
         ]
     )
-    return Stats(group, partitions, now_ms, summarise_consumers(partitions))
+    return StreamStats(group, partitions, now_ms, summarise_consumers(partitions))
 
 
 async def _partition(

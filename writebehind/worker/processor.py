@@ -16,11 +16,11 @@ from writebehind.core.keys import KeySpace
 from writebehind.core.replies import REDIS_TRANSIENT, is_transient
 from writebehind.sink.bulk import MongoSink
 from writebehind.sink.classify import ErrorInfo, Failure
-from writebehind.worker.counters import WorkerStats
+from writebehind.worker.counters import WorkerCounters
 from writebehind.worker.plan import DocumentWrites, Malformed, coalesce, decode_entries
 from writebehind.worker.settings import WorkerSettings
 from writebehind.worker.settle import settle
-from writebehind.worker.stream import DeadLetter, Entry, PartitionStreams, Persisted
+from writebehind.worker.stream import Entry, LetterToMove, PartitionStreams, Persisted
 
 log = structlog.get_logger("writebehind.worker")
 
@@ -39,7 +39,7 @@ class BatchProcessor:
         streams: PartitionStreams,
         sink: MongoSink,
         settings: WorkerSettings,
-        stats: WorkerStats,
+        stats: WorkerCounters,
         keys: KeySpace,
     ) -> None:
         self.streams = streams
@@ -155,7 +155,7 @@ class BatchProcessor:
         return results
 
     async def _finish(
-        self, partition: int, persisted: list[Persisted], dead: list[DeadLetter]
+        self, partition: int, persisted: list[Persisted], dead: list[LetterToMove]
     ) -> None:
         """Ack and dead-letter; if Redis is unreachable, wait for it (MongoDB has the data)."""
 
@@ -196,7 +196,7 @@ class BatchProcessor:
         pending: Any,
         error: ErrorInfo,
         deliveries: dict[bytes, int],
-    ) -> DeadLetter:
+    ) -> LetterToMove:
         log.error(
             "record_dead_lettered",
             partition=partition,
@@ -205,7 +205,7 @@ class BatchProcessor:
             code=error.code,
             error=error.message[:300],
         )
-        return DeadLetter(
+        return LetterToMove(
             entry_id=pending.entry_id,
             collection=collection,
             op=pending.record.op,
@@ -216,10 +216,10 @@ class BatchProcessor:
             cache_key=self.keys.cache(partition, collection, pending.doc_id),
         )
 
-    def _malformed_letter(self, item: Malformed, deliveries: dict[bytes, int]) -> DeadLetter:
+    def _malformed_letter(self, item: Malformed, deliveries: dict[bytes, int]) -> LetterToMove:
         log.error("malformed_record", entry_id=item.entry_id, reason=item.reason)
         fields = item.fields
-        return DeadLetter(
+        return LetterToMove(
             entry_id=item.entry_id,
             collection=fields.get(b"c", b"").decode("utf-8", "replace"),
             op=fields.get(b"op", b"").decode("utf-8", "replace"),

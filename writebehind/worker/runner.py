@@ -22,7 +22,7 @@ from writebehind.observability.gauges import refresh_partition_gauges
 from writebehind.observability.http import HealthEndpoints, serve
 from writebehind.observability.metrics import WorkerMetrics
 from writebehind.sink.bulk import MongoSink
-from writebehind.worker.counters import WorkerStats
+from writebehind.worker.counters import WorkerCounters
 from writebehind.worker.processor import BatchProcessor
 from writebehind.worker.settings import WorkerSettings
 from writebehind.worker.stream import Entry, PartitionStreams
@@ -42,7 +42,7 @@ class Worker:
         self.settings = settings or WorkerSettings()
         self.keys = self.settings.keys
         self.redis = redis
-        self.stats = WorkerStats()
+        self.stats = WorkerCounters()
         self.streams = PartitionStreams(redis, self.settings, self.stats, self.keys)
         self.sink = MongoSink(
             database,

@@ -21,7 +21,7 @@ from writebehind.core.letter_format import failure_fields, letter_fields
 from writebehind.core.replies import as_text, is_busy_group, is_no_group, is_no_such_key
 from writebehind.core.scripts import Scripts
 from writebehind.sink.classify import ErrorInfo
-from writebehind.worker.counters import WorkerStats
+from writebehind.worker.counters import WorkerCounters
 from writebehind.worker.settings import WorkerSettings
 
 log = structlog.get_logger("writebehind.worker")
@@ -30,7 +30,7 @@ Entry = tuple[bytes, dict[bytes, bytes]]
 
 
 @dataclass(frozen=True, slots=True)
-class DeadLetter:
+class LetterToMove:
     """A record on its way to the dead-letter stream, with why."""
 
     entry_id: str
@@ -63,7 +63,7 @@ class PartitionStreams:
     """Stream operations of one worker (consumer) across its partitions."""
 
     def __init__(
-        self, redis: Redis, settings: WorkerSettings, stats: WorkerStats, keys: KeySpace
+        self, redis: Redis, settings: WorkerSettings, stats: WorkerCounters, keys: KeySpace
     ) -> None:
         self.redis = redis
         self.settings = settings
@@ -183,7 +183,7 @@ class PartitionStreams:
         )
 
     async def finish(
-        self, partition: int, persisted: Sequence[Persisted], dead: Sequence[DeadLetter]
+        self, partition: int, persisted: Sequence[Persisted], dead: Sequence[LetterToMove]
     ) -> None:
         """Acknowledge persisted records (with clean TTLs) and move dead letters, pipelined."""
         if not persisted and not dead:
@@ -249,7 +249,7 @@ def _id_key(entry_id: bytes) -> tuple[int, int]:
     return int(ms), int(seq)
 
 
-def dead_letter_fields(letter: DeadLetter, partition: int, consumer: str) -> list[Any]:
+def dead_letter_fields(letter: LetterToMove, partition: int, consumer: str) -> list[Any]:
     """The letter's fields (``core.letter_format``); the worker and replay both write them."""
     failure = failure_fields(
         kind=letter.error.kind.value,

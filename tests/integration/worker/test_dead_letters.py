@@ -19,8 +19,8 @@ from tests.support.streams import (
 from tests.support.waiting import wait_until
 from writebehind import WriteBehind
 from writebehind.sink.classify import ErrorInfo, Failure
-from writebehind.worker.counters import WorkerStats
-from writebehind.worker.stream import DeadLetter, PartitionStreams
+from writebehind.worker.counters import WorkerCounters
+from writebehind.worker.stream import LetterToMove, PartitionStreams
 
 pytestmark = pytest.mark.anyio
 
@@ -162,12 +162,12 @@ async def test_a_dead_letter_move_made_twice_leaves_one_letter(
     version = await users.set("ada", {"name": 1})
     partition = wb.keys.partition_of("users", "ada")
     frozen, claimer = (
-        PartitionStreams(redis, fast_settings(consumer=name), WorkerStats(), wb.keys)
+        PartitionStreams(redis, fast_settings(consumer=name), WorkerCounters(), wb.keys)
         for name in ("frozen", "claimer")
     )
     await frozen.ensure_group(partition)
     [(entry_id, fields)] = await frozen.read(partition, count=10, block_ms=100)
-    letter = DeadLetter(
+    letter = LetterToMove(
         entry_id=entry_id.decode(),
         collection="users",
         op="set",

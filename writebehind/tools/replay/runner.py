@@ -31,7 +31,7 @@ from writebehind.core.scripts import Scripts, parse_letter_reply
 from writebehind.core.version import Version
 from writebehind.sink.bulk import MongoSink
 from writebehind.sink.classify import ErrorInfo, Failure
-from writebehind.sink.reapply import Outcome, Reapplier, Report, Result, predict
+from writebehind.sink.reapply import Outcome, OutcomeCounts, Reapplier, Result, predict
 from writebehind.tools.replay.bounds import (
     Gap,
     ReplayRange,
@@ -42,7 +42,7 @@ from writebehind.tools.replay.bounds import (
     iso,
 )
 from writebehind.worker.plan import Malformed, decode_entries
-from writebehind.worker.stream import DeadLetter, dead_letter_fields
+from writebehind.worker.stream import LetterToMove, dead_letter_fields
 
 log = structlog.get_logger("writebehind.tools.replay")
 
@@ -94,7 +94,7 @@ class ReplayResult:
 
     options: ReplayOptions
     partitions: list[int]
-    report: Report = field(default_factory=Report)
+    report: OutcomeCounts = field(default_factory=OutcomeCounts)
     read: int = 0
     """Stream entries read in the range (before the collection filter)."""
     malformed: int = 0
@@ -333,7 +333,7 @@ class Replayer:
             p = r.pending
             error = r.error or ErrorInfo(Failure.PERMANENT, None, "refused by MongoDB")
             errors.append(error)
-            letter = DeadLetter(
+            letter = LetterToMove(
                 entry_id=p.entry_id,
                 collection=p.record.collection,
                 op=p.record.op,
