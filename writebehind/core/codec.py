@@ -99,7 +99,14 @@ def _check_fields(doc: Mapping[Any, Any], path: str, depth: int) -> None:
 
 
 def encode_document(doc_id: Any, doc: Any, options: CodecOptions[Any] | None = None) -> bytes:
-    """Check ``doc`` and return its BSON with ``_id`` first, or raise a typed error."""
+    """Check ``doc`` and return its BSON with ``_id`` first.
+
+    Raises:
+        UnsupportedIdType: ``doc_id`` is not a document id.
+        InvalidDocument: ``doc`` is not a mapping, or not storable (``InvalidFieldName``,
+            ``IntegerOutOfRange``, ``NotEncodable``, ``DocumentTooLarge``).
+        IdMismatch: ``doc["_id"]`` differs from ``doc_id``.
+    """
     encode_id(doc_id)
     if not isinstance(doc, Mapping):
         raise InvalidDocument(f"a document must be a mapping, not {type(doc).__name__}")
@@ -171,7 +178,10 @@ def _text(fields: Mapping[bytes, bytes], name: bytes) -> str:
 
 
 def decode_record(entry_id: bytes | str, fields: Mapping[bytes, bytes]) -> ChangeRecord:
-    """Decode the fields XADDed by the write script (``op``, ``c``, ``d``, optional ``ov``)."""
+    """Decode the fields XADDed by the write script (``op``, ``c``, ``d``, optional ``ov``).
+
+    Raises ``MalformedRecord`` for an entry that is not a writebehind record.
+    """
     eid = as_text(entry_id)
     op = _text(fields, b"op")
     if op not in ("set", "del"):

@@ -37,7 +37,7 @@ class Version:
 
     @classmethod
     def parse(cls, text: str | bytes) -> Version:
-        """Parse a stream entry id such as ``"1718000000000-3"``."""
+        """Parse a stream entry id such as ``"1718000000000-3"``; raises ``InvalidVersion``."""
         if isinstance(text, bytes):
             text = text.decode("ascii", errors="replace")
         ms, sep, seq = text.partition("-")
@@ -47,9 +47,17 @@ class Version:
 
     @classmethod
     def from_pair(cls, pair: Any) -> Version:
-        """Build from the ``[ms, seq]`` pair stored in MongoDB under ``_wb.v``."""
-        ms, seq = pair
-        return cls(int(ms), int(seq))
+        """Build from the ``[ms, seq]`` pair stored in MongoDB under ``_wb.v``.
+
+        Raises ``InvalidVersion`` for anything but a pair of ints in [0, 2**63).
+        """
+        try:
+            ms, seq = pair
+            return cls(int(ms), int(seq))
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, InvalidVersion):
+                raise
+            raise InvalidVersion(f"not a version pair [ms, seq]: {pair!r}") from None
 
     def as_pair(self) -> list[int]:
         return [self.ms, self.seq]

@@ -43,6 +43,11 @@ class WriteBehind:
             replicas have it, for writes that must survive the loss of the
             primary; fewer in time raises ``NotReplicated``. 0 (default): no wait.
         wait_timeout: seconds to wait for them; under the client's socket timeout.
+
+    Raises:
+        ConfigurationError: an option out of range, both or neither of a URL and
+            a client, a Redis client with ``decode_responses=True``, or a
+            ``wait_timeout`` not under the socket timeout. Nothing was opened.
     """
 
     def __init__(
@@ -126,7 +131,12 @@ class WriteBehind:
         return client[database]
 
     async def ensure_ready(self) -> None:
-        """Record the partition count in Redis, or refuse a different one."""
+        """Record the partition count in Redis, or refuse a different one.
+
+        Raises:
+            PartitionCountMismatch: Redis records another count for this prefix.
+            redis.exceptions.RedisError: Redis failed.
+        """
         if self._checked:
             return
         async with self._check_lock:
@@ -136,9 +146,11 @@ class WriteBehind:
             self._checked = True
 
     def collection(self, name: str) -> Collection:
+        """The collection ``name``; raises ``InvalidCollectionName`` for a name MongoDB refuses."""
         return Collection(self, check_collection_name(name))
 
     def mongo_collection(self, name: str) -> Any:
+        """The MongoDB collection ``name`` with the SDK's codec options (UUIDs, tz)."""
         return self.mongo.get_collection(name, codec_options=self.codec_options)
 
     async def __aenter__(self) -> WriteBehind:

@@ -66,7 +66,14 @@ class _Current:
 
 
 class Collection:
-    """Writes go to Redis (cache entry + change record, atomically); reads fall back to MongoDB."""
+    """Writes go to Redis (cache entry + change record, atomically); reads fall back to MongoDB.
+
+    Errors (``writebehind.errors``): bad input raises an ``InvalidInput`` before
+    anything is sent. Driver errors are not wrapped: any method may raise
+    ``redis.exceptions.RedisError`` (``ConnectionError`` and ``TimeoutError``
+    leave a write's outcome unknown: it may have been made), and those that
+    read MongoDB ``pymongo.errors.PyMongoError``.
+    """
 
     def __init__(self, wb: WriteBehind, name: str) -> None:
         self._wb = wb
@@ -151,13 +158,24 @@ class Collection:
             raise NotReplicated(versions, replicas, wanted)
 
     async def set(self, doc_id: Any, doc: Mapping[str, Any]) -> Version:
-        """Store the whole document; returns the write's version."""
+        """Store the whole document; returns the write's version.
+
+        Raises:
+            InvalidInput: a bad id or document (``InvalidDocument`` and its kinds,
+                ``IdMismatch``, ``UnsupportedIdType``); nothing was written.
+            BacklogFull, RedisOutOfMemory: Redis refused the write; nothing was written.
+            NotReplicated: written, but fewer than ``wait_replicas`` replicas confirmed it.
+            PartitionCountMismatch: Redis records another partition count (first use).
+        """
         version = await self._write(self._prepare(doc_id, doc))
         assert version is not None
         return version
 
     async def delete(self, doc_id: Any) -> Version:
-        """Delete the document (a tombstone until MongoDB has it)."""
+        """Delete the document (a tombstone until MongoDB has it).
+
+        Raises: as ``set`` (``UnsupportedIdType`` for a bad id).
+        """
         version = await self._write(self._prepare(doc_id, None))
         assert version is not None
         return version
@@ -166,6 +184,9 @@ class Collection:
         """Merge ``fields`` into the top level of the document, atomically.
 
         A missing document is created from ``fields``.
+
+        Raises: as ``modify``; ``InvalidDocument`` when ``fields`` is not a
+        mapping or not storable, ``IdMismatch`` for an ``_id`` other than ``doc_id``.
         """
         if not isinstance(fields, Mapping):
             raise InvalidDocument(f"patch fields must be a mapping, not {type(fields).__name__}")
@@ -186,6 +207,14 @@ class Collection:
         ``fn`` (sync or async) gets a copy of the current document, or ``None``
         if there is none, and may be called more than once: when another writer
         gets in first, the change is recomputed on the newer document.
+
+        Raises:
+            InvalidInput: a bad id, or ``fn`` returned something not storable
+                (``InvalidDocument``) or with another ``_id`` (``IdMismatch``).
+            TooManyConflicts: other writers won ``max_conflict_retries`` times in a row.
+            BacklogFull, RedisOutOfMemory, NotReplicated, PartitionCountMismatch: as ``set``.
+            pymongo.errors.PyMongoError: reading a document absent from Redis failed.
+            Whatever ``fn`` raises, with nothing written.
         """
         encode_id(doc_id)
         backoff = Backoff(base=0.001, cap=0.02)
@@ -236,6 +265,12 @@ class Collection:
         Every document is checked before anything is sent. If Redis refuses some
         writes (backlog, memory), ``WriteManyError.results`` says which were made;
         that error comes first, before any ``NotReplicated`` for the rest.
+
+        Raises:
+            InvalidInput: any bad id or document; nothing was sent.
+            WriteManyError: Redis refused some writes (``.results``: per item, the
+                ``Version`` made or the ``BacklogFull``/``RedisOutOfMemory`` refusal).
+            NotReplicated, PartitionCountMismatch: as ``set``.
         """
         prepared = [self._prepare(doc_id, doc) for doc_id, doc in items]
         if not prepared:
@@ -277,7 +312,12 @@ class Collection:
         return self._wb.mongo_collection(self.name)
 
     async def get(self, doc_id: Any) -> Document | None:
-        """The newest acknowledged document: Redis first, then MongoDB; None if absent."""
+        """The newest acknowledged document: Redis first, then MongoDB; None if absent.
+
+        Raises:
+            UnsupportedIdType: ``doc_id`` is not a type a document id can have.
+            redis.exceptions.RedisError, pymongo.errors.PyMongoError: a server failed.
+        """
         body, tombstone = await self._wb.redis.hmget(self._entry_key(doc_id), ["d", "t"])
         if tombstone:
             SDK_READS.labels(self.name, "redis", "deleted").inc()
@@ -301,8 +341,13 @@ class Collection:
     async def wait_persisted(self, version: Version, timeout: float = 5.0) -> None:
         """Return once MongoDB holds ``version`` of its document, or a newer one.
 
-        Raises ``PersistTimeout`` after ``timeout`` seconds. (``timeout=`` is the
-        SDK's public contract, hence the ASYNC109 exemption.)
+        ``timeout`` is in seconds. (``timeout=`` is the SDK's public contract,
+        hence the ASYNC109 exemption.)
+
+        Raises:
+            PersistTimeout: MongoDB did not hold it within ``timeout`` (a ``TimeoutError``).
+            InvalidInput: ``version`` was not returned by a write (it names no document).
+            redis.exceptions.RedisError, pymongo.errors.PyMongoError: a server failed.
         """
         if version.collection is None:
             raise InvalidInput("wait_persisted needs a Version returned by a write")

@@ -92,7 +92,7 @@ async def iter_letters(
 
     ``upto`` stops each partition at an entry id (see ``dead_letter_ends``), so
     letters added while iterating (by workers, or re-added by a re-drive) are
-    not visited.
+    not visited. Raises ``redis.exceptions.RedisError`` when Redis fails.
     """
     for partition in range(keys.partitions):
         stream = keys.dead_letters(partition)
@@ -116,13 +116,16 @@ async def iter_letters(
 async def list_letters(
     redis: Redis, keys: KeySpace, *, collection: str | None = None
 ) -> list[DeadLetter]:
-    """All dead letters (of one collection), oldest failure first across partitions."""
+    """All dead letters (of one collection), oldest failure first across partitions.
+
+    Raises ``redis.exceptions.RedisError`` when Redis fails.
+    """
     letters = [letter async for letter in iter_letters(redis, keys, collection=collection)]
     return sorted(letters, key=lambda letter: letter.id.sort_key)
 
 
 async def dead_letter_ends(redis: Redis, keys: KeySpace) -> dict[int, str]:
-    """The newest entry id of each non-empty dead-letter stream."""
+    """The newest entry id of each non-empty dead-letter stream; ``RedisError`` if Redis fails."""
     pipe = redis.pipeline(transaction=False)
     for partition in range(keys.partitions):
         pipe.xrevrange(keys.dead_letters(partition), "+", "-", count=1)
@@ -131,7 +134,12 @@ async def dead_letter_ends(redis: Redis, keys: KeySpace) -> dict[int, str]:
 
 
 async def get_letters(redis: Redis, keys: KeySpace, ids: Iterable[LetterId]) -> list[DeadLetter]:
-    """The letters with these IDs, in the order given (duplicates once); all must exist."""
+    """The letters with these IDs, in the order given (duplicates once); all must exist.
+
+    Raises:
+        UnknownLetters: some do not exist (``.ids``).
+        redis.exceptions.RedisError: Redis failed.
+    """
     wanted = list(dict.fromkeys(ids))
     if not wanted:
         return []
@@ -167,13 +175,21 @@ async def _delete(redis: Redis, keys: KeySpace, letters: Iterable[DeadLetter]) -
 
 
 async def purge(redis: Redis, keys: KeySpace, ids: Iterable[LetterId]) -> int:
-    """Delete these letters; if any does not exist, delete none and raise ``UnknownLetters``."""
+    """Delete these letters; returns how many were deleted.
+
+    Raises:
+        UnknownLetters: some do not exist; none was deleted.
+        redis.exceptions.RedisError: Redis failed.
+    """
     letters = await get_letters(redis, keys, ids)
     return await _delete(redis, keys, letters)
 
 
 async def purge_all(redis: Redis, keys: KeySpace, *, collection: str | None = None) -> int:
-    """Delete every letter (of one collection) that exists now; later arrivals stay."""
+    """Delete every letter (of one collection) that exists now; later arrivals stay.
+
+    Returns how many were deleted; raises ``redis.exceptions.RedisError`` when Redis fails.
+    """
     ends = await dead_letter_ends(redis, keys)
     removed = 0
     batch: list[DeadLetter] = []
@@ -281,6 +297,11 @@ class Redriver:
         """Apply ``letters`` and settle each one in its dead-letter stream.
 
         Returns one result per letter, in the order given.
+
+        Raises:
+            RetriesExhausted: MongoDB kept failing transiently for ``retry_for`` seconds.
+            redis.exceptions.RedisError, pymongo.errors.PyMongoError: a server failed;
+                letters not yet settled stay as they were, and re-driving again is safe.
         """
         results: list[LetterResult] = []
         owners: dict[int, DeadLetter] = {}
@@ -350,9 +371,12 @@ class Redriver:
 async def redrive_ids(
     redis: Redis, database: Any, keys: KeySpace, ids: Iterable[LetterId], **options: Any
 ) -> RedriveReport:
-    """Re-drive these letters; if any does not exist, do nothing and raise ``UnknownLetters``.
+    """Re-drive these letters; ``options`` are ``Redriver``'s (``dry_run``, ``retry_for``, ...).
 
-    ``options`` are ``Redriver``'s (``dry_run``, ``retry_for``, ``sink``, ``consumer``).
+    Raises:
+        UnknownLetters: some do not exist; nothing was re-driven.
+        RetriesExhausted, redis.exceptions.RedisError, pymongo.errors.PyMongoError:
+            as ``Redriver.redrive``.
     """
     letters = await get_letters(redis, keys, ids)
     redriver = Redriver(redis, database, keys, **options)
@@ -368,6 +392,8 @@ async def redrive_all(
 
     Letters that arrive meanwhile, and letters re-added because they failed
     again, are not visited: each partition stops at its newest letter of the start.
+
+    Raises: as ``Redriver.redrive``.
     """
     redriver = Redriver(redis, database, keys, **options)
     ends = await dead_letter_ends(redis, keys)

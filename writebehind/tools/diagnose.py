@@ -64,6 +64,11 @@ async def diagnose(
     write_concern: WriteConcern,
     limit: float = 5.0,
 ) -> Diagnosis:
+    """Findings about Redis, the streams and MongoDB; each call waits ``limit`` seconds at most.
+
+    A server that does not answer is a ``FAIL`` finding, not an exception;
+    ``redis.exceptions.RedisError`` may still come from the stream checks.
+    """
     result = Diagnosis()
     if await _check_redis(result, redis, keys, group, limit):
         await _check_streams(result, redis, keys, group)

@@ -45,6 +45,7 @@ class LetterId:
 
     @classmethod
     def parse(cls, text: str, partitions: int | None = None) -> LetterId:
+        """Read ``<partition>/<entry id>``; raises ``InvalidLetterId`` (partition too high, too)."""
         match = _LETTER_ID.fullmatch(text.strip())
         if match is None:
             raise InvalidLetterId(
@@ -110,7 +111,10 @@ class DeadLetter:
             return None
 
     def pending(self) -> Pending:
-        """The record as the worker would write it, at its original version."""
+        """The record as the worker would write it, at its original version.
+
+        Raises ``InvalidInput`` when the letter cannot be re-driven (``problem`` says why).
+        """
         if self.problem is not None or self.version is None:
             raise InvalidInput(f"dead letter {self.id} cannot be re-driven: {self.problem}")
         document = self.document()

@@ -167,7 +167,10 @@ def summarise_consumers(partitions: Sequence[PartitionStats]) -> tuple[ConsumerS
 async def collect(
     redis: Redis, keys: KeySpace, group: str, *, lag_count_cap: int = LAG_COUNT_CAP
 ) -> StreamStats:
-    """Read every partition's numbers; a missing stream or group reads as zeros."""
+    """Read every partition's numbers; a missing stream or group reads as zeros.
+
+    Raises ``redis.exceptions.RedisError`` when Redis fails.
+    """
     seconds, micros = await redis.time()
     now_ms = int(seconds) * 1000 + int(micros) // 1000
     partitions = tuple(

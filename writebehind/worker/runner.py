@@ -86,6 +86,13 @@ class Worker:
             self._cancel.cancel()
 
     async def startup_checks(self) -> None:
+        """Refuse a Redis or a deployment the worker cannot run on safely; create the groups.
+
+        Raises:
+            ConfigurationError: a socket timeout its blocking reads would hit,
+                ``UnsafeEvictionPolicy``, or ``PartitionCountMismatch``.
+            redis.exceptions.RedisError: Redis failed.
+        """
         check_blocking_reads(self.redis, self.settings.read_block_ms)
         if socket_timeout(self.redis) is None:
             # A connection that silently stops answering would block this worker for ever.
@@ -98,6 +105,11 @@ class Worker:
             await self.streams.ensure_group(partition)
 
     async def run(self, *, handle_signals: bool = False) -> None:
+        """Run until ``request_stop()`` (or SIGTERM/SIGINT with ``handle_signals``), then drain.
+
+        Outages after start are waited out, never raised. Raises what
+        ``startup_checks`` raises, before any record is read.
+        """
         startup_error: Exception | None = None
         with anyio.CancelScope() as scope:
             self._cancel = scope

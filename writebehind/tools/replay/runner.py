@@ -214,6 +214,7 @@ class Replayer:
         self._simulated: dict[tuple[str, str], tuple[Version | None, bool]] = {}
 
     async def run(self) -> ReplayResult:
+        """Replay the range; raises what ``replay`` raises."""
         started = time.monotonic()
         since, until = self.options.range.since, self.options.range.until
         await verify_partition_count(self.redis, self.keys)
