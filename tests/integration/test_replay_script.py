@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
-import anyio
 import pytest
 
-from tests.support.config import TEST_PARTITIONS, TEST_PREFIX
+from tests.support.cli import Cli
 from tests.support.paths import REPO_ROOT
 from tests.support.servers import RedisServer
 from writebehind import WriteBehind
@@ -25,21 +23,12 @@ async def test_the_script_replays_records_into_mongodb(
     for i in range(5):
         await users.set(i, {"n": i})
     await users.delete(4)
-    command = [
-        sys.executable, str(REPO_ROOT / "scripts" / "replay.py"),
-        "--since", "0",
-        "--redis-url", redis_server.url,
-        "--mongo-url", mongo_url,
-        "--database", database_name,
-        "--prefix", TEST_PREFIX,
-        "--partitions", str(TEST_PARTITIONS),
-        "--log-format", "json",
-        "--json",
-    ]  # fmt: skip
-    with anyio.fail_after(60):
-        done = await anyio.run_process(command, check=False, cwd=REPO_ROOT)
-    assert done.returncode == 0, done.stderr.decode()
-    totals = json.loads(done.stdout)["totals"]
+    script = (sys.executable, str(REPO_ROOT / "scripts" / "replay.py"))
+    done = await Cli(redis_server.url, mongo_url, database_name, program=script)(
+        "--since", "0", "--json"
+    )
+    assert done.code == 0, done.stderr
+    totals = done.json()["totals"]
     assert totals["records"] == 6
     assert totals["applied"] == 5  # 4 inserted, 1 deleted; the delete covers one set
     stored = {d["_id"]: d async for d in mongo_db["users"].find({"_wb.deleted": {"$ne": True}})}
