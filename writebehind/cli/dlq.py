@@ -64,7 +64,7 @@ def parse_ids(texts: Sequence[str], partitions: int) -> list[LetterId]:
         raise click.BadParameter(str(exc), param_hint="ID") from None
 
 
-def check_selection(ids: Sequence[str], all_: bool, collection: str | None) -> None:
+def validate_selection(ids: Sequence[str], all_: bool, collection: str | None) -> None:
     """``--all`` or IDs, exactly one; ``--collection`` only narrows ``--all``."""
     if all_ and ids:
         raise click.UsageError("give dead-letter IDs or --all, not both")
@@ -229,7 +229,7 @@ def redrive_command(**options: Any) -> None:
     stay (as `writebehind replay` when it dead-letters); 2 bad arguments;
     1 any other error.
     """
-    check_selection(options["ids"], options["all_"], options["collection"])
+    validate_selection(options["ids"], options["all_"], options["collection"])
     ids = parse_ids(options["ids"], options["partitions"])
     sink_kwargs = pop_sink_options(options)
     conn = Connection.pop_from(options)
@@ -284,7 +284,7 @@ async def _redrive(
 @click.option("--yes", is_flag=True, help="With --all: do not ask for confirmation.")
 def purge_command(**options: Any) -> None:
     """Delete dead letters for good (their records are not re-driven)."""
-    check_selection(options["ids"], options["all_"], options["collection"])
+    validate_selection(options["ids"], options["all_"], options["collection"])
     ids = parse_ids(options["ids"], options["partitions"])
     yes = options.pop("yes")
     if options["all_"] and not yes:

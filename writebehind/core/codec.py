@@ -25,7 +25,7 @@ from writebehind.core.errors import (
     NotEncodable,
 )
 from writebehind.core.errors import MalformedRecord as MalformedRecord  # re-exported
-from writebehind.core.keys import check_collection_name, encode_id
+from writebehind.core.keys import encode_id, validate_collection_name
 from writebehind.core.replies import as_text
 from writebehind.core.version import Version
 
@@ -198,7 +198,7 @@ def decode_record(entry_id: bytes | str, fields: Mapping[bytes, bytes]) -> Chang
     try:
         # The SDK checks names before writing; a record added past it with a name
         # MongoDB refuses client-side would otherwise be retried for ever.
-        check_collection_name(collection)
+        validate_collection_name(collection)
     except InvalidCollectionName as exc:
         raise MalformedRecord(str(exc)) from None
     return ChangeRecord(eid, version, op, collection, body)  # type: ignore[arg-type]

@@ -52,7 +52,7 @@ def socket_timeout(redis: Redis) -> float | None:
     return None
 
 
-def check_blocking_reads(redis: Redis, block_ms: int) -> None:
+def verify_read_timeout(redis: Redis, block_ms: int) -> None:
     """A blocking read must return before the socket timeout, or every idle read fails.
 
     Raises ``ConfigurationError`` when the timeout is not over ``block_ms`` by more than 1 s.

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from writebehind.core.codec import DEFAULT_CODEC_OPTIONS, encoding_options
 from writebehind.core.deployment import record_partition_count
 from writebehind.core.errors import ConfigurationError
-from writebehind.core.keys import KeySpace, check_collection_name
+from writebehind.core.keys import KeySpace, validate_collection_name
 from writebehind.core.redis_client import connect, socket_timeout
 from writebehind.core.scripts import Scripts
 from writebehind.sdk.collection import Collection
@@ -147,7 +147,7 @@ class WriteBehind:
 
     def collection(self, name: str) -> Collection:
         """The collection ``name``; raises ``InvalidCollectionName`` for a name MongoDB refuses."""
-        return Collection(self, check_collection_name(name))
+        return Collection(self, validate_collection_name(name))
 
     def mongo_collection(self, name: str) -> Any:
         """The MongoDB collection ``name`` with the SDK's codec options (UUIDs, tz)."""

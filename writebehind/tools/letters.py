@@ -22,7 +22,7 @@ from bson.json_util import JSONMode, JSONOptions
 from writebehind.core.codec import DEFAULT_CODEC_OPTIONS, ChangeRecord, decode_document
 from writebehind.core.errors import InvalidInput
 from writebehind.core.errors import InvalidLetterId as InvalidLetterId  # re-exported
-from writebehind.core.keys import check_collection_name, encode_id
+from writebehind.core.keys import encode_id, validate_collection_name
 from writebehind.core.letter_format import failure_fields, updated_fields
 from writebehind.core.replies import as_text
 from writebehind.core.version import Version
@@ -187,7 +187,7 @@ def decode_letter(
     if op not in ("set", "del"):
         problems.append(f"unknown op {op!r}")
     try:
-        check_collection_name(collection)
+        validate_collection_name(collection)
     except ValueError as exc:
         problems.append(str(exc))
     return DeadLetter(

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from writebehind.core.backoff import Backoff
 from writebehind.core.deployment import record_partition_count
 from writebehind.core.redis_checks import inspect_redis
-from writebehind.core.redis_client import check_blocking_reads, socket_timeout
+from writebehind.core.redis_client import socket_timeout, verify_read_timeout
 from writebehind.core.replies import REDIS_TRANSIENT
 from writebehind.observability.gauges import refresh_partition_gauges
 from writebehind.observability.http import HealthEndpoints, serve
@@ -93,7 +93,7 @@ class Worker:
                 ``UnsafeEvictionPolicy``, or ``PartitionCountMismatch``.
             redis.exceptions.RedisError: Redis failed.
         """
-        check_blocking_reads(self.redis, self.settings.read_block_ms)
+        verify_read_timeout(self.redis, self.settings.read_block_ms)
         if socket_timeout(self.redis) is None:
             # A connection that silently stops answering would block this worker for ever.
             self.log.warning("redis_without_socket_timeout")

@@ -21,7 +21,7 @@ from writebehind.core.errors import (
     UnsupportedIdType,
     WriteBehindError,
 )
-from writebehind.core.keys import MAX_PARTITIONS, KeySpace, check_collection_name, encode_id
+from writebehind.core.keys import MAX_PARTITIONS, KeySpace, encode_id, validate_collection_name
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 OID = ObjectId("0123456789abcdef01234567")
@@ -116,14 +116,14 @@ def test_unsupported_id_type_hierarchy() -> None:
     assert issubclass(UnsupportedIdType, ValueError)
 
 
-# -- check_collection_name -------------------------------------------------------------
+# -- validate_collection_name -------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     "name", ["users", "a", "a.b", "my_coll-1", "with space", "ünïcode", "x" * 200, "é" * 100]
 )
 def test_check_collection_name_accepts(name: str) -> None:
-    assert check_collection_name(name) == name
+    assert validate_collection_name(name) == name
 
 
 @pytest.mark.parametrize(
@@ -146,7 +146,7 @@ def test_check_collection_name_accepts(name: str) -> None:
 )
 def test_check_collection_name_rejects(name: Any) -> None:
     with pytest.raises(InvalidCollectionName) as info:
-        check_collection_name(name)
+        validate_collection_name(name)
     assert isinstance(info.value, InvalidInput)
     assert isinstance(info.value, ValueError)
 
