@@ -12,6 +12,7 @@ import pytest
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
+from tests.support.cli import Cli
 from tests.support.config import TEST_PARTITIONS, TEST_PREFIX, SpawnWorker, fast_settings
 from tests.support.processes import WorkerProcess
 from tests.support.servers import (
@@ -174,3 +175,9 @@ def spawn_worker(tmp_path: Path, redis_server: RedisServer) -> Iterator[SpawnWor
     yield spawn
     for proc in started:
         proc.close()
+
+
+@pytest.fixture
+def cli(redis_server: RedisServer, mongo_url: str, database_name: str) -> Cli:
+    """Runs ``writebehind <command> ...`` as a subprocess against the test servers."""
+    return Cli(redis_server.url, mongo_url, database_name)

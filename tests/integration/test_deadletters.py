@@ -11,7 +11,6 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.support.cli import Cli
-from tests.support.servers import RedisServer
 from tests.support.streams import ids_in_partition, stored_version
 from tests.support.waiting import wait_until
 from writebehind import WriteBehind
@@ -31,11 +30,6 @@ pytestmark = pytest.mark.anyio
 
 REQUIRE_NAME = {"$jsonSchema": {"bsonType": "object", "required": ["name"]}}
 REQUIRE_NAME_AND_AGE = {"$jsonSchema": {"bsonType": "object", "required": ["name", "age"]}}
-
-
-@pytest.fixture
-def cli(redis_server: RedisServer, mongo_url: str, database_name: str) -> Cli:
-    return Cli(redis_server.url, mongo_url, database_name)
 
 
 async def wait_letters(redis: Redis, wb: WriteBehind, count: int) -> list[DeadLetter]:

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import anyio
-import bson
 import pytest
 
-from writebehind.core.codec import ChangeRecord
+from tests.support.records import decoded
+from writebehind.core.codec import Op
 from writebehind.core.version import Version
 from writebehind.sink.bulk import MongoSink
 from writebehind.sink.guards import Pending
 from writebehind.sink.reapply import Outcome, Reapplier, predict
 
 
-def pending(entry_id: str, op: str = "set") -> Pending:
-    document = {"_id": "a", "n": 1}
-    record = ChangeRecord(entry_id, Version.parse(entry_id), op, "users", bson.encode(document))  # type: ignore[arg-type]
-    return Pending(record, document)
+def pending(entry_id: str, op: Op = "set") -> Pending:
+    return decoded(entry_id, "a", op=op, n=1)
 
 
 @pytest.mark.parametrize(
@@ -30,7 +28,7 @@ def pending(entry_id: str, op: str = "set") -> Pending:
         (Version(1, 0), True, "del", Outcome.DELETED),
     ],
 )
-def test_predict(stored: Version | None, exists: bool, op: str, expected: Outcome) -> None:
+def test_predict(stored: Version | None, exists: bool, op: Op, expected: Outcome) -> None:
     assert predict(pending("5-1", op), stored, exists) is expected
 
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import bson
 import pytest
 
-from writebehind.core.codec import ChangeRecord
-from writebehind.core.version import Version
+from tests.support.records import decoded
 from writebehind.sink.classify import ErrorInfo, Failure
 from writebehind.sink.guards import Pending
 from writebehind.worker.plan import DocumentWrites, coalesce
@@ -17,11 +15,7 @@ DOWN = ErrorInfo(Failure.TRANSIENT, 91, "shutdown in progress")
 
 
 def pending(entry_id: str, doc_id: object, collection: str = "users") -> Pending:
-    document = {"_id": doc_id, "at": entry_id}
-    record = ChangeRecord(
-        entry_id, Version.parse(entry_id), "set", collection, bson.encode(document)
-    )
-    return Pending(record, document)
+    return decoded(entry_id, doc_id, collection=collection, at=entry_id)
 
 
 def groups_of(*pendings: Pending) -> list[DocumentWrites]:
