@@ -15,7 +15,8 @@ kinds keeps working.
     |   +-- InvalidVersion, BoundError, InvalidLetterId
     |   +-- InvalidDocument: InvalidFieldName, IntegerOutOfRange, NotEncodable,
     |       DocumentTooLarge
-    +-- ConfigurationError: PartitionCountMismatch, UnsafeEvictionPolicy
+    +-- ConfigurationError: PartitionCountMismatch, UnsafeEvictionPolicy,
+    |   InvalidAddress (ValueError)
     +-- BacklogFull, TooManyConflicts, RedisOutOfMemory, NotReplicated, WriteManyError
     +-- PersistTimeout (TimeoutError), RetriesExhausted (TimeoutError)
     +-- MalformedRecord (ValueError): a stream entry that is no writebehind record
@@ -36,6 +37,7 @@ __all__ = [
     "HistoryGapError",
     "IdMismatch",
     "IntegerOutOfRange",
+    "InvalidAddress",
     "InvalidCollectionName",
     "InvalidDocument",
     "InvalidFieldName",
@@ -168,6 +170,10 @@ class InvalidVersion(InvalidInput):
 
 class UnsafeEvictionPolicy(ConfigurationError):
     """Redis may evict keys without a TTL, i.e. unsaved writes and their records."""
+
+
+class InvalidAddress(ConfigurationError, ValueError):
+    """Not a ``host:port`` address to listen on (the worker's ``metrics_address``)."""
 
 
 class RetriesExhausted(WriteBehindError, TimeoutError):
