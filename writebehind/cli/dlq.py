@@ -45,6 +45,15 @@ def _json_flag(func: Any) -> Any:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(func)
 
 
+def _selection(func: Any) -> Any:
+    """``[ID]... --all --collection``: the letters a command acts on (``validate_selection``)."""
+    only = "With --all: only this collection."
+    func = click.option("--collection", default=None, help=only)(func)
+    every = "Every dead letter (there is now)."
+    func = click.option("--all", "all_", is_flag=True, help=every)(func)
+    return click.argument("ids", nargs=-1, metavar="[ID]...")(func)
+
+
 @click.group()
 def dlq() -> None:
     """Dead letters: records MongoDB refused for good, with why.
@@ -214,9 +223,7 @@ async def _show(conn: Connection, letter_id: LetterId) -> DeadLetter:
 
 @dlq.command("replay")
 @connection_options
-@click.argument("ids", nargs=-1, metavar="[ID]...")
-@click.option("--all", "all_", is_flag=True, help="Every dead letter (there is now).")
-@click.option("--collection", default=None, help="With --all: only this collection.")
+@_selection
 @click.option("--dry-run", is_flag=True, help="Write and remove nothing; say what would happen.")
 @sink_options
 @_json_flag
@@ -278,9 +285,7 @@ async def _redrive(
 
 @dlq.command("purge")
 @connection_options
-@click.argument("ids", nargs=-1, metavar="[ID]...")
-@click.option("--all", "all_", is_flag=True, help="Every dead letter (there is now).")
-@click.option("--collection", default=None, help="With --all: only this collection.")
+@_selection
 @click.option("--yes", is_flag=True, help="With --all: do not ask for confirmation.")
 def purge_command(**options: Any) -> None:
     """Delete dead letters for good (their records are not re-driven)."""
