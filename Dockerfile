@@ -25,15 +25,16 @@ RUN python -m venv /opt/venv
 WORKDIR /src
 
 # Dependencies first, from pyproject.toml alone: this layer is rebuilt only when
-# the dependency list changes, not on every source edit. (Every runtime
-# dependency ships wheels for CPython 3.11 on Linux, so no compiler is needed.)
+# the dependency list changes, not on every source edit. The worker gets the
+# hiredis extra (a C reply parser). (Every runtime dependency ships wheels for
+# CPython 3.11 on Linux, so no compiler is needed.)
 COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['hiredis']))" > /tmp/requirements.txt \
  && pip install --no-cache-dir -r /tmp/requirements.txt
 
-# Then the package itself (README.md is its long description), without touching
-# the dependencies installed above.
-COPY README.md ./
+# Then the package itself (README.md is its long description, LICENSE its
+# license file), without touching the dependencies installed above.
+COPY README.md LICENSE ./
 COPY writebehind ./writebehind
 RUN pip install --no-cache-dir --no-deps . \
  && writebehind --version

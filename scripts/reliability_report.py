@@ -32,7 +32,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         "longest recovery (s) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    totals = defaultdict(int)
+    totals: defaultdict[str, int] = defaultdict(int)
     for kind in sorted(by):
         group = by[kind]
         fig = {

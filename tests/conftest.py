@@ -12,6 +12,8 @@ import pytest
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
+from tests.support.cli import Cli
+from tests.support.config import TEST_PARTITIONS, TEST_PREFIX, SpawnWorker, fast_settings
 from tests.support.processes import WorkerProcess
 from tests.support.servers import (
     RedisServer,
@@ -20,29 +22,6 @@ from tests.support.servers import (
 )
 from writebehind import WriteBehind
 from writebehind.worker.runner import Worker
-from writebehind.worker.settings import WorkerSettings
-
-TEST_PREFIX = "t"
-TEST_PARTITIONS = 4
-
-
-def fast_settings(**overrides: Any) -> WorkerSettings:
-    """Worker settings scaled down so recovery paths run within a test's patience."""
-    values: dict[str, Any] = {
-        "prefix": TEST_PREFIX,
-        "partitions": TEST_PARTITIONS,
-        "batch_size": 100,
-        "linger_ms": 2,
-        "read_block_ms": 100,
-        "drain_timeout": 10.0,
-        "claim_idle_ms": 1000,
-        "claim_interval": 0.3,
-        "trim_interval": 3600.0,
-        "backoff_base": 0.02,
-        "backoff_cap": 0.5,
-    }
-    values.update(overrides)
-    return WorkerSettings(**values)
 
 
 @pytest.fixture
@@ -168,9 +147,6 @@ async def start_worker(
         await client.aclose()
 
 
-SpawnWorker = Callable[..., WorkerProcess]
-
-
 @pytest.fixture
 def spawn_worker(tmp_path: Path, redis_server: RedisServer) -> Iterator[SpawnWorker]:
     """Start ``writebehind worker`` subprocesses; every one is killed at teardown.
@@ -199,3 +175,9 @@ def spawn_worker(tmp_path: Path, redis_server: RedisServer) -> Iterator[SpawnWor
     yield spawn
     for proc in started:
         proc.close()
+
+
+@pytest.fixture
+def cli(redis_server: RedisServer, mongo_url: str, database_name: str) -> Cli:
+    """Runs ``writebehind <command> ...`` as a subprocess against the test servers."""
+    return Cli(redis_server.url, mongo_url, database_name)

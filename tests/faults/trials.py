@@ -26,7 +26,6 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from tests.conftest import fast_settings
 from tests.faults.oracle import (
     COLLECTION,
     DEAD_LETTER,
@@ -37,6 +36,7 @@ from tests.faults.oracle import (
     Call,
     Oracle,
 )
+from tests.support.config import fast_settings
 from tests.support.processes import WorkerProcess
 from tests.support.proxy import Mode, Proxy
 from tests.support.servers import RedisServer, SecantusServer, replica_online

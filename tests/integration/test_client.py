@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from tests.support.servers import RedisServer
 from writebehind import WriteBehind
 from writebehind.core.errors import ConfigurationError, PartitionCountMismatch
+from writebehind.core.redis_client import socket_timeout
 
 pytestmark = pytest.mark.anyio
 
@@ -56,6 +57,8 @@ async def test_partition_count_is_recorded_and_enforced(redis: Redis, mongo_db: 
     ],
 )
 async def test_bad_configuration_is_refused(redis: Redis, mongo_db: Any, kwargs: Any) -> None:
+    if kwargs.get("wait_timeout") == 3600 and socket_timeout(redis) is None:
+        pytest.skip("redis-py before 8 gives the fixture's client no socket timeout to exceed")
     with pytest.raises(ConfigurationError):
         WriteBehind(redis=redis, mongo=mongo_db, **kwargs)
 

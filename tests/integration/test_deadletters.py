@@ -11,7 +11,6 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.support.cli import Cli
-from tests.support.servers import RedisServer
 from tests.support.streams import ids_in_partition, stored_version
 from tests.support.waiting import wait_until
 from writebehind import WriteBehind
@@ -22,8 +21,8 @@ from writebehind.tools.dead_letters import (
     iter_letters,
     list_letters,
     purge,
-    replay_all,
-    replay_ids,
+    redrive_all,
+    redrive_ids,
 )
 from writebehind.tools.letters import DeadLetter, LetterId
 
@@ -31,11 +30,6 @@ pytestmark = pytest.mark.anyio
 
 REQUIRE_NAME = {"$jsonSchema": {"bsonType": "object", "required": ["name"]}}
 REQUIRE_NAME_AND_AGE = {"$jsonSchema": {"bsonType": "object", "required": ["name", "age"]}}
-
-
-@pytest.fixture
-def cli(redis_server: RedisServer, mongo_url: str, database_name: str) -> Cli:
-    return Cli(redis_server.url, mongo_url, database_name)
 
 
 async def wait_letters(redis: Redis, wb: WriteBehind, count: int) -> list[DeadLetter]:
@@ -195,7 +189,7 @@ async def test_older_dead_letter_does_not_overwrite_a_newer_document(
     a2 = await people.set("a", {"name": "a2"})
     await people.wait_persisted(a2, timeout=20)
 
-    report = await replay_ids(redis, mongo_db, wb.keys, [letters["a"].id, letters["b"].id])
+    report = await redrive_ids(redis, mongo_db, wb.keys, [letters["a"].id, letters["b"].id])
 
     assert [(r.letter.doc_id, r.outcome, r.removed) for r in report.results] == [
         ("a", "skipped_newer", True),
@@ -244,7 +238,7 @@ async def test_dry_run_changes_nothing_and_predicts_the_real_run(
     assert "Dry run" in human.stdout and "would be removed" in human.stdout
     assert len(await list_letters(redis, wb.keys)) == 2
 
-    real = await replay_all(redis, mongo_db, wb.keys)
+    real = await redrive_all(redis, mongo_db, wb.keys)
     assert real.as_dict()["totals"] | {"removed": 0} == predicted["totals"] | {"removed": 0}
     assert real.as_dict()["totals"]["removed"] == 2
     assert await stored_version(mongo_db["people"], "u1") == by_doc(letters)["u1"].version
@@ -262,7 +256,7 @@ async def test_letter_that_fails_again_stays_with_the_new_error(
     # A different refusal this time: still no name, and now an age is required too.
     await relax_validator(mongo_db, "people", REQUIRE_NAME_AND_AGE)
 
-    report = await replay_ids(redis, mongo_db, wb.keys, [letter.id], consumer="op-test")
+    report = await redrive_ids(redis, mongo_db, wb.keys, [letter.id], consumer="op-test")
 
     [result] = report.results
     assert result.outcome == "failed"
@@ -313,7 +307,7 @@ async def test_a_letter_refused_again_is_replaced_and_replay_adds_none_beside_it
     assert (totals["dead_lettered"], totals["already_dead_lettered"]) == (0, 1)
     assert [x.id for x in await list_letters(redis, wb.keys)] == [kept.id]
 
-    await replay_all(redis, mongo_db, wb.keys)
+    await redrive_all(redis, mongo_db, wb.keys)
     [last] = await list_letters(redis, wb.keys)
     assert last.source_id == str(bad) and last.deliveries == letter.deliveries + 2
 
@@ -330,7 +324,7 @@ async def test_newest_letter_refused_again_lets_the_older_one_land(
     assert sorted(x.version for x in letters if x.version) == [older, newer]
     await relax_validator(mongo_db, "people", REQUIRE_NAME)
 
-    report = await replay_all(redis, mongo_db, wb.keys)
+    report = await redrive_all(redis, mongo_db, wb.keys)
 
     outcomes = {str(r.letter.version): r.outcome for r in report.results}
     assert outcomes == {str(older): "inserted", str(newer): "failed"}
@@ -391,7 +385,7 @@ async def test_malformed_letter_is_reported_and_kept(
     assert letter.error_code is None
     assert letter.version == Version(5, 0)
 
-    report = await replay_all(redis, mongo_db, wb.keys)
+    report = await redrive_all(redis, mongo_db, wb.keys)
 
     [result] = report.results
     assert result.outcome == "invalid"

@@ -22,7 +22,7 @@ import pytest
 from bson import Decimal128, ObjectId
 from redis.asyncio import Redis
 
-from tests.conftest import TEST_PARTITIONS, TEST_PREFIX
+from tests.support.config import TEST_PARTITIONS, TEST_PREFIX
 from tests.support.ledger import Ledger, wait_all_landed, wait_settled
 from tests.support.servers import RedisServer
 from tests.support.streams import (
@@ -32,6 +32,7 @@ from tests.support.streams import (
     ghost_read,
     ids_in_partition,
     pending_total,
+    redis_now_ms,
     stream_ids,
     stream_of,
 )
@@ -323,11 +324,6 @@ async def test_collection_and_partition_filters(
     assert result.read > result.records  # orders were read and passed over
 
 
-async def redis_ms(redis: Redis) -> int:
-    seconds, micros = await redis.time()
-    return int(seconds) * 1000 + int(micros) // 1000
-
-
 async def test_since_by_iso_time_and_by_stream_id(
     wb: WriteBehind, start_worker: Any, redis: Redis, mongo_db: Any, cli: Cli
 ) -> None:
@@ -372,7 +368,7 @@ async def test_since_by_iso_time_and_by_stream_id(
 
 
 async def _later(redis: Redis, ms: int) -> bool:
-    return await redis_ms(redis) > ms
+    return await redis_now_ms(redis) > ms
 
 
 async def test_trimmed_history_is_refused_unless_allowed(

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import TEST_PARTITIONS, TEST_PREFIX
+from tests.support.config import TEST_PARTITIONS, TEST_PREFIX
 from tests.support.servers import RedisServer, replica_online
 from tests.support.streams import cache_key, stream_ids
 from tests.support.waiting import wait_until

@@ -8,11 +8,10 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import TEST_PARTITIONS, TEST_PREFIX
 from tests.support.cli import Cli
+from tests.support.config import TEST_PARTITIONS, TEST_PREFIX
 from tests.support.ledger import wait_settled
-from tests.support.servers import RedisServer
-from tests.support.streams import GROUP, ghost_read, ids_in_partition
+from tests.support.streams import GROUP, ghost_read, ids_in_partition, redis_now_ms
 from tests.support.waiting import wait_until
 from writebehind import WriteBehind
 from writebehind.core.keys import KeySpace
@@ -21,26 +20,16 @@ from writebehind.tools.stream_stats import collect
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def cli(redis_server: RedisServer, mongo_url: str, database_name: str) -> Cli:
-    return Cli(redis_server.url, mongo_url, database_name)
-
-
 async def write(wb: WriteBehind, partition: int, count: int, stem: str) -> None:
     docs = wb.collection("docs")
     for doc_id in ids_in_partition(wb.keys, "docs", partition, count, stem=stem):
         await docs.set(doc_id, {"n": 1})
 
 
-async def redis_ms(redis: Redis) -> int:
-    seconds, micros = await redis.time()
-    return int(seconds) * 1000 + int(micros) // 1000
-
-
 async def test_stats_count_what_is_there(wb: WriteBehind, redis: Redis, cli: Cli) -> None:
     keys = wb.keys
     # Partition 0: an entry written 90 s ago, then 5 more; 4 read by ghost-a, 1 by ghost-b.
-    old_ms = await redis_ms(redis) - 90_000
+    old_ms = await redis_now_ms(redis) - 90_000
     await redis.xadd(keys.stream(0), {"op": "set"}, id=f"{old_ms}-0")
     await write(wb, 0, 5, "a")
     await redis.xgroup_create(keys.stream(0), GROUP, id="0")

@@ -13,7 +13,7 @@ from typing import Any
 
 import anyio
 
-from tests.conftest import TEST_PARTITIONS, TEST_PREFIX
+from tests.support.config import TEST_PARTITIONS, TEST_PREFIX
 
 
 @dataclass(frozen=True)
@@ -34,10 +34,12 @@ class Cli:
     mongo_url: str
     database: str
     partitions: int = TEST_PARTITIONS
+    program: tuple[str, ...] = (sys.executable, "-m", "writebehind.cli")
+    """What to run: the CLI, or e.g. ``(sys.executable, "scripts/replay.py")``."""
 
     async def __call__(self, *args: str) -> CliResult:
         command = [
-            sys.executable, "-m", "writebehind.cli", *args,
+            *self.program, *args,
             "--redis-url", self.redis_url,
             "--mongo-url", self.mongo_url,
             "--database", self.database,

@@ -30,7 +30,9 @@ def make_write(
     return doc_id, {"by": name, "i": i, "pad": "x" * rng.randrange(200)}
 
 
-async def produce(wb: WriteBehind, name: str, count: int, docs: int, seed: int) -> list[dict]:
+async def produce(
+    wb: WriteBehind, name: str, count: int, docs: int, seed: int
+) -> list[dict[str, Any]]:
     """Write ``count`` records from ``TASKS`` concurrent tasks; return what was acknowledged."""
     users = wb.collection("users")
     acked: list[dict[str, Any]] = []

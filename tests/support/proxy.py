@@ -52,8 +52,6 @@ class Proxy:
         self.forward_in_blackhole = forward_in_blackhole
         self.mode: Mode = "pass"
         self.port = 0
-        self.accepted = 0
-        """Connections accepted so far (refused ones included)."""
         self._scopes: set[anyio.CancelScope] = set()
         self._stranded: set[anyio.CancelScope] = set()
         self._tg: TaskGroup | None = None
@@ -120,7 +118,6 @@ class Proxy:
         return await self._tg.__aexit__(exc_type, exc, tb)
 
     async def _handle(self, client: SocketStream) -> None:
-        self.accepted += 1
         async with client:
             if self.mode == "drop":
                 return

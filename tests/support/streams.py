@@ -9,7 +9,8 @@ from typing import Any
 import anyio
 from redis.asyncio import Redis
 
-from tests.conftest import fast_settings
+from tests.support.config import fast_settings
+from tests.support.waiting import wait_until
 from writebehind.core.keys import KeySpace
 from writebehind.core.version import Version
 from writebehind.worker.runner import Worker
@@ -54,15 +55,19 @@ async def ghost_read(
 
 
 async def stream_ids(redis: Redis, stream: str) -> list[bytes]:
-    return [eid for eid, _ in await redis.xrange(stream)]
+    entries: Any = await redis.xrange(stream)
+    return [eid for eid, _ in entries]
 
 
-async def dead_letters(redis: Redis, keys: KeySpace, partition: int | None = None) -> list[dict]:
+async def dead_letters(
+    redis: Redis, keys: KeySpace, partition: int | None = None
+) -> list[dict[str, bytes]]:
     """Every dead letter (of one partition, or all), fields keyed by str, values as bytes."""
     partitions = range(keys.partitions) if partition is None else [partition]
     letters: list[dict[str, bytes]] = []
     for p in partitions:
-        for _, fields in await redis.xrange(keys.dead_letters(p)):
+        entries: Any = await redis.xrange(keys.dead_letters(p))
+        for _, fields in entries:
             letters.append({k.decode(): v for k, v in fields.items()})
     return letters
 
@@ -73,6 +78,32 @@ async def pending_total(redis: Redis, keys: KeySpace) -> int:
         summary: Any = await redis.xpending(stream, GROUP)
         total += int(summary["pending"])
     return total
+
+
+async def drained(redis: Redis, keys: KeySpace) -> bool:
+    """No entry of any partition is pending: every record delivered was acknowledged."""
+    return await pending_total(redis, keys) == 0
+
+
+async def wait_dead_letters(
+    redis: Redis, keys: KeySpace, count: int, partition: int | None = None, timeout: float = 20
+) -> list[dict[str, bytes]]:
+    """Wait until there are at least ``count`` dead letters (of one partition, or all)."""
+
+    async def probe() -> Any:
+        letters = await dead_letters(redis, keys, partition)
+        return letters if len(letters) >= count else None
+
+    result: list[dict[str, bytes]] = await wait_until(
+        probe, message=f"{count} dead letter(s)", timeout=timeout
+    )
+    return result
+
+
+async def redis_now_ms(redis: Redis) -> int:
+    """The Redis server's clock, in milliseconds: the clock stream ids come from."""
+    seconds, micros = await redis.time()
+    return int(seconds) * 1000 + int(micros) // 1000
 
 
 async def consumers(redis: Redis, stream: str) -> dict[str, int]:

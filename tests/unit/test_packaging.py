@@ -21,6 +21,8 @@ import click
 import yaml
 from click.testing import CliRunner
 
+import writebehind
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
 DEPLOY = ROOT / "deploy"
@@ -286,3 +288,44 @@ def test_kubernetes_runs_as_the_images_user() -> None:
     uid = int(only(final_stage(), "USER").split(":")[0])
     for deployment in (o for o in kubernetes_objects() if o["kind"] == "Deployment"):
         assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == uid
+
+
+# -- the package's metadata ----------------------------------------------------------------
+
+
+def pyproject() -> dict[str, Any]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_the_version_is_written_in_one_place() -> None:
+    project = pyproject()["project"]
+    assert "version" not in project
+    assert "version" in project["dynamic"]
+    assert pyproject()["tool"]["hatch"]["version"]["path"] == "writebehind/__init__.py"
+    assert importlib.metadata.version("writebehind") == writebehind.__version__
+
+
+def test_the_declared_license_ships_as_a_file() -> None:
+    project = pyproject()["project"]
+    assert project["license"] == "MIT"
+    for name in project["license-files"]:
+        assert "MIT License" in (ROOT / name).read_text()
+
+
+def test_hiredis_is_an_extra_the_worker_image_installs() -> None:
+    project = pyproject()["project"]
+    assert not any("hiredis" in d for d in project["dependencies"])
+    assert any("hiredis" in d for d in project["optional-dependencies"]["hiredis"])
+    builder = dockerfile_stages()[0]
+    assert any(kw == "RUN" and "['hiredis']" in args for kw, args in builder)
+
+
+def test_the_floors_run_pins_every_dependency_at_its_lowest_version() -> None:
+    floors = {
+        line.split("==")[0]: line.split("==")[1]
+        for line in (ROOT / ".ci" / "floors.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    for dependency in pyproject()["project"]["dependencies"]:
+        name, _, lowest = dependency.partition(">=")
+        assert floors.get(name) == f"{lowest}.*", dependency

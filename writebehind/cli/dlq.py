@@ -16,21 +16,20 @@ from writebehind.cli.common import (
     pop_sink_options,
     sink_options,
 )
-from writebehind.cli.tools import checked_keys, plural, render_table, root_cause, run_tool, shorten
+from writebehind.cli.tools import plural, render_table, root_cause, run_tool, shorten, verified_keys
+from writebehind.core.errors import InvalidLetterId, UnknownLetters
 from writebehind.sink.bulk import MongoSink
 from writebehind.tools.dead_letters import (
-    ReplayReport,
-    UnknownLetters,
+    RedriveReport,
     get_letters,
     list_letters,
     purge,
     purge_all,
-    replay_all,
-    replay_ids,
+    redrive_all,
+    redrive_ids,
 )
 from writebehind.tools.letters import (
     DeadLetter,
-    InvalidLetterId,
     LetterId,
     document_json,
     format_doc_id,
@@ -44,6 +43,15 @@ ERROR_WIDTH = 60
 
 def _json_flag(func: Any) -> Any:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(func)
+
+
+def _selection(func: Any) -> Any:
+    """``[ID]... --all --collection``: the letters a command acts on (``validate_selection``)."""
+    only = "With --all: only this collection."
+    func = click.option("--collection", default=None, help=only)(func)
+    every = "Every dead letter (there is now)."
+    func = click.option("--all", "all_", is_flag=True, help=every)(func)
+    return click.argument("ids", nargs=-1, metavar="[ID]...")(func)
 
 
 @click.group()
@@ -65,7 +73,7 @@ def parse_ids(texts: Sequence[str], partitions: int) -> list[LetterId]:
         raise click.BadParameter(str(exc), param_hint="ID") from None
 
 
-def check_selection(ids: Sequence[str], all_: bool, collection: str | None) -> None:
+def validate_selection(ids: Sequence[str], all_: bool, collection: str | None) -> None:
     """``--all`` or IDs, exactly one; ``--collection`` only narrows ``--all``."""
     if all_ and ids:
         raise click.UsageError("give dead-letter IDs or --all, not both")
@@ -129,7 +137,7 @@ def format_letter(letter: DeadLetter) -> str:
     return "\n".join(lines)
 
 
-def format_replay(report: ReplayReport) -> str:
+def format_redrive(report: RedriveReport) -> str:
     if not report.results:
         return "No dead letters."
     rows = []
@@ -186,7 +194,7 @@ def list_command(**options: Any) -> None:
 
 async def _list(conn: Connection, collection: str | None) -> list[DeadLetter]:
     async with open_clients(conn) as (redis, _):
-        return await list_letters(redis, await checked_keys(redis, conn), collection=collection)
+        return await list_letters(redis, await verified_keys(redis, conn), collection=collection)
 
 
 @dlq.command()
@@ -207,21 +215,19 @@ def show(**options: Any) -> None:
 async def _show(conn: Connection, letter_id: LetterId) -> DeadLetter:
     async with open_clients(conn) as (redis, _):
         try:
-            [letter] = await get_letters(redis, await checked_keys(redis, conn), [letter_id])
+            [letter] = await get_letters(redis, await verified_keys(redis, conn), [letter_id])
         except UnknownLetters as exc:
             raise click.ClickException(f"{exc} (see `writebehind dlq list`)") from None
         return letter
 
 
-@dlq.command()
+@dlq.command("replay")
 @connection_options
-@click.argument("ids", nargs=-1, metavar="[ID]...")
-@click.option("--all", "all_", is_flag=True, help="Every dead letter (there is now).")
-@click.option("--collection", default=None, help="With --all: only this collection.")
+@_selection
 @click.option("--dry-run", is_flag=True, help="Write and remove nothing; say what would happen.")
 @sink_options
 @_json_flag
-def replay(**options: Any) -> None:
+def redrive_command(**options: Any) -> None:
     """Re-drive dead letters into MongoDB at their original versions.
 
     A letter that lands, or that MongoDB already holds a newer version of, is
@@ -230,13 +236,13 @@ def replay(**options: Any) -> None:
     stay (as `writebehind replay` when it dead-letters); 2 bad arguments;
     1 any other error.
     """
-    check_selection(options["ids"], options["all_"], options["collection"])
+    validate_selection(options["ids"], options["all_"], options["collection"])
     ids = parse_ids(options["ids"], options["partitions"])
     sink_kwargs = pop_sink_options(options)
     conn = Connection.pop_from(options)
     report = run_tool(
         conn,
-        _replay,
+        _redrive,
         conn,
         ids,
         options["all_"],
@@ -247,7 +253,7 @@ def replay(**options: Any) -> None:
     if options["as_json"]:
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:
-        click.echo(format_replay(report))
+        click.echo(format_redrive(report))
     if report.unresolved:
         click.echo(
             f"{plural(len(report.unresolved), 'dead letter')} could not be re-driven and stay",
@@ -256,36 +262,34 @@ def replay(**options: Any) -> None:
         sys.exit(EXIT_LETTERS_STAY)
 
 
-async def _replay(
+async def _redrive(
     conn: Connection,
     ids: list[LetterId],
     all_: bool,
     collection: str | None,
     dry_run: bool,
     sink_kwargs: dict[str, Any],
-) -> ReplayReport:
+) -> RedriveReport:
     async with open_clients(conn) as (redis, db):
-        keys = await checked_keys(redis, conn)
+        keys = await verified_keys(redis, conn)
         sink = MongoSink(db, **sink_kwargs)
         if all_:
-            return await replay_all(
+            return await redrive_all(
                 redis, db, keys, collection=collection, dry_run=dry_run, sink=sink
             )
         try:
-            return await replay_ids(redis, db, keys, ids, dry_run=dry_run, sink=sink)
+            return await redrive_ids(redis, db, keys, ids, dry_run=dry_run, sink=sink)
         except UnknownLetters as exc:
             raise click.ClickException(f"{exc}; nothing was re-driven") from None
 
 
 @dlq.command("purge")
 @connection_options
-@click.argument("ids", nargs=-1, metavar="[ID]...")
-@click.option("--all", "all_", is_flag=True, help="Every dead letter (there is now).")
-@click.option("--collection", default=None, help="With --all: only this collection.")
+@_selection
 @click.option("--yes", is_flag=True, help="With --all: do not ask for confirmation.")
 def purge_command(**options: Any) -> None:
     """Delete dead letters for good (their records are not re-driven)."""
-    check_selection(options["ids"], options["all_"], options["collection"])
+    validate_selection(options["ids"], options["all_"], options["collection"])
     ids = parse_ids(options["ids"], options["partitions"])
     yes = options.pop("yes")
     if options["all_"] and not yes:
@@ -309,7 +313,7 @@ def confirm_purge_all(collection: str | None) -> None:
 
 async def _purge(conn: Connection, ids: list[LetterId], all_: bool, collection: str | None) -> int:
     async with open_clients(conn) as (redis, _):
-        keys = await checked_keys(redis, conn)
+        keys = await verified_keys(redis, conn)
         if all_:
             return await purge_all(redis, keys, collection=collection)
         try:

@@ -19,13 +19,18 @@ from writebehind.cli.common import (
     pop_sink_options,
     sink_options,
 )
-from writebehind.core.errors import InvalidCollectionName, PartitionCountMismatch
-from writebehind.core.keys import check_collection_name
+from writebehind.core.errors import (
+    BoundError,
+    HistoryGapError,
+    InvalidCollectionName,
+    PartitionCountMismatch,
+)
+from writebehind.core.keys import validate_collection_name
 from writebehind.sink.bulk import MongoSink
 from writebehind.sink.reapply import Outcome
-from writebehind.tools.replay.bounds import BoundError, ReplayRange, describe, iso, parse_bound
+from writebehind.tools.replay.bounds import ReplayRange, describe, iso, parse_bound
 from writebehind.tools.replay.progress import render, snapshot
-from writebehind.tools.replay.runner import HistoryGapError, ReplayOptions, ReplayResult
+from writebehind.tools.replay.runner import ReplayOptions, ReplayResult
 from writebehind.tools.replay.runner import replay as run_replay
 
 EXIT_OK = 0
@@ -124,7 +129,7 @@ def _replay_options(options: dict[str, Any]) -> ReplayOptions:
     collection = options.pop("collection")
     if collection is not None:
         try:
-            check_collection_name(collection)
+            validate_collection_name(collection)
         except InvalidCollectionName as exc:
             raise click.BadParameter(str(exc), param_hint="'--collection'") from None
     partition = options.pop("partition")

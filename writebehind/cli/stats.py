@@ -8,11 +8,11 @@ from typing import Any
 import click
 
 from writebehind.cli.common import Connection, connection_options, open_clients
-from writebehind.cli.tools import checked_keys, format_duration, render_table, run_tool
-from writebehind.tools.stream_stats import Stats, collect
+from writebehind.cli.tools import format_duration, render_table, run_tool, verified_keys
+from writebehind.tools.stream_stats import StreamStats, collect
 
 
-def format_stats(stats: Stats) -> str:
+def format_stats(stats: StreamStats) -> str:
     """The human view: one row per partition and a total, then the consumers."""
 
     def lag(value: int, exact: bool) -> str:
@@ -83,6 +83,6 @@ def stats(**options: Any) -> None:
         click.echo(format_stats(result))
 
 
-async def _collect(conn: Connection) -> Stats:
+async def _collect(conn: Connection) -> StreamStats:
     async with open_clients(conn) as (redis, _):
-        return await collect(redis, await checked_keys(redis, conn), conn.group)
+        return await collect(redis, await verified_keys(redis, conn), conn.group)

@@ -12,9 +12,21 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from writebehind.cli.common import Connection
-from writebehind.core.errors import ConfigurationError, PartitionCountMismatch
+from writebehind.core.deployment import verify_partition_count
+from writebehind.core.errors import ConfigurationError, PartitionCountMismatch, plural
 from writebehind.core.keys import KeySpace
 from writebehind.observability.logs import redact_url
+from writebehind.tools.durations import compact as format_duration
+
+__all__ = [
+    "format_duration",
+    "plural",
+    "render_table",
+    "root_cause",
+    "run_tool",
+    "shorten",
+    "verified_keys",
+]
 
 T = TypeVar("T")
 
@@ -31,16 +43,16 @@ def run_tool(conn: Connection, func: Callable[..., Awaitable[T]], *args: Any) ->
         raise click.ClickException(f"MongoDB ({redact_url(conn.mongo_url)}): {exc}") from None
 
 
-async def checked_keys(redis: Redis, conn: Connection) -> KeySpace:
+async def verified_keys(redis: Redis, conn: Connection) -> KeySpace:
     """The deployment's key space; refuses a partition count other than the one in Redis.
 
     Read-only: unlike producers and workers, a tool never records a count.
     """
     keys = conn.keys
-    stored = await redis.hget(keys.meta, "partitions")
-    if stored is not None and int(stored) != keys.partitions:
-        mismatch = PartitionCountMismatch(keys.partitions, int(stored))
-        raise click.ClickException(f"{mismatch} (--partitions / WRITEBEHIND_PARTITIONS)")
+    try:
+        await verify_partition_count(redis, keys)
+    except PartitionCountMismatch as mismatch:
+        raise click.ClickException(f"{mismatch} (--partitions / WRITEBEHIND_PARTITIONS)") from None
     return keys
 
 
@@ -73,21 +85,3 @@ def shorten(text: str, width: int) -> str:
 def root_cause(message: str) -> str:
     """The innermost part of a MongoDB message chained with ``:: caused by ::``."""
     return message.rsplit(":: caused by ::", 1)[-1].strip()
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
-def format_duration(seconds: float | None) -> str:
-    """``0.4s``, ``12.0s``, ``3m05s``, ``2h03m``, ``4d02h``; ``-`` for none."""
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    whole = int(seconds)
-    if whole < 3600:
-        return f"{whole // 60}m{whole % 60:02d}s"
-    if whole < 86400:
-        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
-    return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"

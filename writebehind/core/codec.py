@@ -24,7 +24,9 @@ from writebehind.core.errors import (
     InvalidFieldName,
     NotEncodable,
 )
-from writebehind.core.keys import check_collection_name, encode_id
+from writebehind.core.errors import MalformedRecord as MalformedRecord  # re-exported
+from writebehind.core.keys import encode_id, validate_collection_name
+from writebehind.core.replies import as_text
 from writebehind.core.version import Version
 
 META_FIELD = "_wb"
@@ -97,7 +99,14 @@ def _check_fields(doc: Mapping[Any, Any], path: str, depth: int) -> None:
 
 
 def encode_document(doc_id: Any, doc: Any, options: CodecOptions[Any] | None = None) -> bytes:
-    """Check ``doc`` and return its BSON with ``_id`` first, or raise a typed error."""
+    """Check ``doc`` and return its BSON with ``_id`` first.
+
+    Raises:
+        UnsupportedIdType: ``doc_id`` is not a document id.
+        InvalidDocument: ``doc`` is not a mapping, or not storable (``InvalidFieldName``,
+            ``IntegerOutOfRange``, ``NotEncodable``, ``DocumentTooLarge``).
+        IdMismatch: ``doc["_id"]`` differs from ``doc_id``.
+    """
     encode_id(doc_id)
     if not isinstance(doc, Mapping):
         raise InvalidDocument(f"a document must be a mapping, not {type(doc).__name__}")
@@ -159,10 +168,6 @@ class ChangeRecord:
         return decode_document(self.body, options)
 
 
-class MalformedRecord(ValueError):
-    """A stream entry that is not a writebehind record."""
-
-
 def _text(fields: Mapping[bytes, bytes], name: bytes) -> str:
     try:
         return fields[name].decode("utf-8")
@@ -173,8 +178,11 @@ def _text(fields: Mapping[bytes, bytes], name: bytes) -> str:
 
 
 def decode_record(entry_id: bytes | str, fields: Mapping[bytes, bytes]) -> ChangeRecord:
-    """Decode the fields XADDed by the write script (``op``, ``c``, ``d``, optional ``ov``)."""
-    eid = entry_id.decode("ascii") if isinstance(entry_id, bytes) else entry_id
+    """Decode the fields XADDed by the write script (``op``, ``c``, ``d``, optional ``ov``).
+
+    Raises ``MalformedRecord`` for an entry that is not a writebehind record.
+    """
+    eid = as_text(entry_id)
     op = _text(fields, b"op")
     if op not in ("set", "del"):
         raise MalformedRecord(f"unknown op {op!r}")
@@ -190,7 +198,7 @@ def decode_record(entry_id: bytes | str, fields: Mapping[bytes, bytes]) -> Chang
     try:
         # The SDK checks names before writing; a record added past it with a name
         # MongoDB refuses client-side would otherwise be retried for ever.
-        check_collection_name(collection)
+        validate_collection_name(collection)
     except InvalidCollectionName as exc:
         raise MalformedRecord(str(exc)) from None
     return ChangeRecord(eid, version, op, collection, body)  # type: ignore[arg-type]

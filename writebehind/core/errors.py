@@ -1,7 +1,27 @@
-"""The exceptions writebehind raises: one flat hierarchy under WriteBehindError.
+"""The exceptions writebehind raises: one hierarchy under WriteBehindError, all defined here.
 
 Input errors are raised before anything is written, so catching one means
-nothing changed.
+nothing changed. Driver errors are not wrapped: a Redis failure reaches the
+caller as ``redis.exceptions.RedisError`` (``ConnectionError``,
+``TimeoutError``, ``ResponseError``), a MongoDB one as
+``pymongo.errors.PyMongoError``; each public method's docstring says which it
+may raise. Errors that are also ``ValueError``, ``TypeError``, ``LookupError``
+or ``TimeoutError`` subclass those too, so code written against the built-in
+kinds keeps working.
+
+    WriteBehindError
+    +-- InvalidInput (ValueError): the arguments can never be stored
+    |   +-- UnsupportedIdType (TypeError), IdMismatch, InvalidCollectionName,
+    |   +-- InvalidVersion, BoundError, InvalidLetterId
+    |   +-- InvalidDocument: InvalidFieldName, IntegerOutOfRange, NotEncodable,
+    |       DocumentTooLarge
+    +-- ConfigurationError: PartitionCountMismatch, UnsafeEvictionPolicy,
+    |   InvalidAddress (ValueError)
+    +-- BacklogFull, TooManyConflicts, RedisOutOfMemory, NotReplicated, WriteManyError
+    +-- PersistTimeout (TimeoutError), RetriesExhausted (TimeoutError)
+    +-- MalformedRecord (ValueError): a stream entry that is no writebehind record
+    +-- HistoryGapError: a replay range older than the retained history
+    +-- UnknownLetters (LookupError): dead-letter IDs that do not exist
 """
 
 from __future__ import annotations
@@ -11,21 +31,30 @@ from typing import Any
 
 __all__ = [
     "BacklogFull",
+    "BoundError",
     "CacheUnavailable",
     "ConfigurationError",
     "DocumentTooLarge",
+    "HistoryGapError",
     "IdMismatch",
     "IntegerOutOfRange",
+    "InvalidAddress",
     "InvalidCollectionName",
     "InvalidDocument",
     "InvalidFieldName",
     "InvalidInput",
+    "InvalidLetterId",
+    "InvalidVersion",
+    "MalformedRecord",
     "NotEncodable",
     "NotReplicated",
     "PartitionCountMismatch",
     "PersistTimeout",
     "RedisOutOfMemory",
+    "RetriesExhausted",
     "TooManyConflicts",
+    "UnknownLetters",
+    "UnsafeEvictionPolicy",
     "UnsupportedIdType",
     "WriteBehindError",
     "WriteManyError",
@@ -134,6 +163,71 @@ class NotReplicated(WriteBehindError):
             f"{plural(len(self.versions), 'write')} made, but {acknowledged} of the "
             f"{wanted} replicas asked for confirmed them in time"
         )
+
+
+class InvalidVersion(InvalidInput):
+    """Not a stream entry id (``<ms>-<seq>``, each an int in [0, 2**63))."""
+
+
+class UnsafeEvictionPolicy(ConfigurationError):
+    """Redis may evict keys without a TTL, i.e. unsaved writes and their records."""
+
+
+class InvalidAddress(ConfigurationError, ValueError):
+    """Not a ``host:port`` address to listen on (the worker's ``metrics_address``)."""
+
+
+class RetriesExhausted(WriteBehindError, TimeoutError):
+    """A transient failure lasted longer than the caller's retry budget; see the message."""
+
+
+class MalformedRecord(WriteBehindError, ValueError):
+    """A stream entry that is not a writebehind record."""
+
+
+class BoundError(InvalidInput):
+    """A replay's SINCE or UNTIL that cannot be read, or a range empty by construction."""
+
+
+class HistoryGapError(WriteBehindError):
+    """A replay's SINCE is older than what the streams retain: some records in the range are gone.
+
+    ``since`` and ``resume_from`` are ``Version``s (``resume_from``: the oldest
+    point to replay from without a gap); ``gaps`` the ``Gap`` of each partition.
+    Nothing was replayed.
+    """
+
+    def __init__(self, message: str, *, since: Any, gaps: Sequence[Any], resume_from: Any) -> None:
+        super().__init__(message)
+        self.since = since
+        self.gaps = list(gaps)
+        self.resume_from = resume_from
+
+
+class InvalidLetterId(InvalidInput):
+    """Text that is not a dead-letter ID (``<partition>/<entry id>``) of this deployment."""
+
+
+class UnknownLetters(WriteBehindError, LookupError):
+    """Some of the given dead-letter IDs are not in their dead-letter stream; nothing was done.
+
+    ``ids`` are the missing ``LetterId``s.
+    """
+
+    def __init__(self, ids: Sequence[Any]) -> None:
+        super().__init__("no such dead letter: " + ", ".join(str(i) for i in ids))
+        self.ids = list(ids)
+
+
+class BacklogRefused(WriteBehindError):
+    """Internal: the write script refused a write for backlog; carries the count.
+
+    The SDK turns it into ``BacklogFull`` (or waits); callers never see it.
+    """
+
+    def __init__(self, backlog: int) -> None:
+        super().__init__(backlog)
+        self.backlog = backlog
 
 
 def plural(n: int, noun: str) -> str:

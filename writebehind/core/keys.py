@@ -33,7 +33,10 @@ MAX_PARTITIONS = 4096
 
 
 def encode_id(doc_id: Any) -> str:
-    """Type-tagged text form of an id, so that ``42`` and ``"42"`` get different keys."""
+    """Type-tagged text form of an id, so that ``42`` and ``"42"`` get different keys.
+
+    Raises ``UnsupportedIdType`` for a bool, an int outside int64, or another type.
+    """
     if isinstance(doc_id, bool):
         raise UnsupportedIdType(f"a bool is not a document id: {doc_id!r}")
     if isinstance(doc_id, str):
@@ -51,7 +54,12 @@ def encode_id(doc_id: Any) -> str:
     )
 
 
-def check_collection_name(name: Any) -> str:
+def validate_collection_name(name: Any) -> str:
+    """``name`` if MongoDB accepts it as a collection name, else ``InvalidCollectionName``.
+
+    Rules from https://www.mongodb.com/docs/manual/reference/limits/#naming-restrictions:
+    no ``$`` or NUL, no ``system.`` prefix, and (with the database name) short.
+    """
     if not isinstance(name, str) or not name:
         raise InvalidCollectionName(f"a collection name must be a non-empty str: {name!r}")
     if "$" in name or "\x00" in name:

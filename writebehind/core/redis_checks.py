@@ -7,11 +7,10 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from writebehind.core.errors import ConfigurationError
+from writebehind.core.errors import UnsafeEvictionPolicy
+from writebehind.core.replies import as_text
 
-
-class UnsafeEvictionPolicy(ConfigurationError):
-    """Redis may evict keys without a TTL, i.e. unsaved writes and their records."""
+__all__ = ["RedisReport", "UnsafeEvictionPolicy", "inspect_redis"]
 
 
 @dataclass(slots=True)
@@ -28,9 +27,7 @@ async def _config_get(redis: Redis, name: str) -> str | None:
     except ResponseError:
         return None  # CONFIG disabled or renamed (managed Redis)
     value = reply.get(name) if reply else None
-    if isinstance(value, bytes):
-        value = value.decode()
-    return None if value is None else str(value)
+    return None if value is None else as_text(value)
 
 
 async def inspect_redis(redis: Redis, *, strict: bool = True) -> RedisReport:

@@ -52,8 +52,11 @@ def socket_timeout(redis: Redis) -> float | None:
     return None
 
 
-def check_blocking_reads(redis: Redis, block_ms: int) -> None:
-    """A blocking read must return before the socket timeout, or every idle read fails."""
+def verify_read_timeout(redis: Redis, block_ms: int) -> None:
+    """A blocking read must return before the socket timeout, or every idle read fails.
+
+    Raises ``ConfigurationError`` when the timeout is not over ``block_ms`` by more than 1 s.
+    """
     timeout = socket_timeout(redis)
     if timeout is not None and timeout <= block_ms / 1000 + 1:
         raise ConfigurationError(

@@ -12,10 +12,22 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import OutOfMemoryError, ResponseError
+from redis.exceptions import OutOfMemoryError
 
+from writebehind.core.errors import BacklogRefused as BacklogRefused  # re-exported
 from writebehind.core.errors import RedisOutOfMemory
+from writebehind.core.replies import as_text, backlog_refusal
 from writebehind.core.version import Version
+
+# XINFO replies are flat [field, value, field, value, ...] lists; the scripts
+# read them as tables.
+_AS_TABLE = """
+local function as_table(flat)
+  local t = {}
+  for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
+  return t
+end
+"""
 
 # The write path. The ``#!lua`` shebang makes Redis refuse the whole script up
 # front when it is over ``maxmemory``, so a write is never half-done. XADD comes
@@ -23,13 +35,15 @@ from writebehind.core.version import Version
 # its record. The cache entry is replaced (DEL + HSET), which also drops any
 # clean TTL: a dirty entry never expires.
 #
-# KEYS: stream, cache entry
 # The call's nonce is kept in the entry: the same call sent twice (a client
 # retrying after a lost reply) returns the first result instead of writing again.
 #
 # KEYS: stream, cache entry
 # ARGV: op, collection, body, expected version ("" any, "-" absent), group, max backlog, nonce
-WRITE = """#!lua
+WRITE = (
+    "#!lua\n"
+    + _AS_TABLE
+    + """
 local stream, entry = KEYS[1], KEYS[2]
 local op, coll, body, expected, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local limit, nonce = tonumber(ARGV[6]), ARGV[7]
@@ -48,8 +62,7 @@ end
 if limit > 0 and redis.call('EXISTS', stream) == 1 then
   local backlog = nil
   for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
-    local info = {}
-    for i = 1, #g, 2 do info[g[i]] = g[i + 1] end
+    local info = as_table(g)
     if info['name'] == group and info['lag'] then
       backlog = info['pending'] + info['lag']
     end
@@ -68,6 +81,7 @@ else
 end
 return {1, id}
 """
+)
 
 # Acknowledge persisted records and give their cache entries the clean TTL,
 # but only entries still at the persisted version (a newer dirty write keeps
@@ -163,7 +177,9 @@ return {1, id}
 #
 # KEYS: stream; ARGV: retention cutoff id, our group
 # Returns {entries removed, the other group holding trimming back or ''}
-TRIM = """
+TRIM = (
+    _AS_TABLE
+    + """
 local function older(a, b)
   local am, as = string.match(a, '^(%d+)-(%d+)$')
   local bm, bs = string.match(b, '^(%d+)-(%d+)$')
@@ -176,8 +192,7 @@ if #groups == 0 then return {0, ''} end
 local bound = ARGV[1]
 local holder = ''
 for _, g in ipairs(groups) do
-  local info = {}
-  for i = 1, #g, 2 do info[g[i]] = g[i + 1] end
+  local info = as_table(g)
   if older(info['last-delivered-id'], bound) then
     bound = info['last-delivered-id']
     holder = info['name']
@@ -193,16 +208,18 @@ end
 if holder == ARGV[2] then holder = '' end
 return {redis.call('XTRIM', KEYS[1], 'MINID', bound), holder}
 """
+)
 
 # Remove consumers that left: idle long enough and holding no pending entries.
 # Checked and deleted in one step, so no entry is orphaned in between.
 #
 # KEYS: stream; ARGV: group, minimum idle ms, this worker's consumer name
-PRUNE_CONSUMERS = """
+PRUNE_CONSUMERS = (
+    _AS_TABLE
+    + """
 local removed = {}
 for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
-  local info = {}
-  for i = 1, #c, 2 do info[c[i]] = c[i + 1] end
+  local info = as_table(c)
   if info['pending'] == 0 and info['idle'] >= tonumber(ARGV[2]) and info['name'] ~= ARGV[3] then
     redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
     table.insert(removed, info['name'])
@@ -210,6 +227,7 @@ for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
 end
 return removed
 """
+)
 
 # -- The read side: fenced fills and the fill lease -----------------------
 #
@@ -347,14 +365,6 @@ ABSENT = "-"
 """Expected-version marker: the cache entry must not exist."""
 
 
-class BacklogRefused(Exception):
-    """Internal: the write script refused a write for backlog; carries the count."""
-
-    def __init__(self, backlog: int) -> None:
-        super().__init__(backlog)
-        self.backlog = backlog
-
-
 @dataclass(frozen=True, slots=True)
 class WriteOutcome:
     """What the write script did: wrote ``version``, or saw ``current`` instead of expected."""
@@ -366,7 +376,7 @@ class WriteOutcome:
 
 def parse_write_reply(reply: Any) -> WriteOutcome:
     status, value = reply
-    text = value.decode("ascii") if isinstance(value, bytes) else str(value)
+    text = as_text(value)
     if int(status) == 1:
         return WriteOutcome(True, Version.parse(text), None)
     return WriteOutcome(False, None, None if text == ABSENT else text)
@@ -382,7 +392,7 @@ class LetterOutcome:
 
 def parse_letter_reply(reply: Any) -> LetterOutcome:
     status, value = reply
-    text = value.decode("ascii") if isinstance(value, bytes) else str(value)
+    text = as_text(value)
     return LetterOutcome(int(status) == 1, text)
 
 
@@ -392,8 +402,9 @@ def map_script_error(exc: BaseException) -> BaseException:
         return RedisOutOfMemory(
             "Redis is at its maxmemory limit and refused the write; nothing was written"
         )
-    if isinstance(exc, ResponseError) and str(exc).startswith("WBBACKLOG"):
-        return BacklogRefused(int(str(exc).split()[1]))
+    backlog = backlog_refusal(exc)
+    if backlog is not None:
+        return BacklogRefused(backlog)
     return exc
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from writebehind.core.errors import InvalidVersion
+
 _INT64_MAX = 2**63 - 1
 
 
@@ -31,23 +33,31 @@ class Version:
     def __post_init__(self) -> None:
         for name, value in (("ms", self.ms), ("seq", self.seq)):
             if type(value) is not int or not 0 <= value <= _INT64_MAX:
-                raise ValueError(f"Version.{name} must be an int in [0, 2**63), got {value!r}")
+                raise InvalidVersion(f"Version.{name} must be an int in [0, 2**63), got {value!r}")
 
     @classmethod
     def parse(cls, text: str | bytes) -> Version:
-        """Parse a stream entry id such as ``"1718000000000-3"``."""
+        """Parse a stream entry id such as ``"1718000000000-3"``; raises ``InvalidVersion``."""
         if isinstance(text, bytes):
             text = text.decode("ascii", errors="replace")
         ms, sep, seq = text.partition("-")
         if not sep or not _is_ascii_digits(ms) or not _is_ascii_digits(seq):
-            raise ValueError(f"not a stream entry id: {text!r}")
+            raise InvalidVersion(f"not a stream entry id: {text!r}")
         return cls(int(ms), int(seq))
 
     @classmethod
     def from_pair(cls, pair: Any) -> Version:
-        """Build from the ``[ms, seq]`` pair stored in MongoDB under ``_wb.v``."""
-        ms, seq = pair
-        return cls(int(ms), int(seq))
+        """Build from the ``[ms, seq]`` pair stored in MongoDB under ``_wb.v``.
+
+        Raises ``InvalidVersion`` for anything but a pair of ints in [0, 2**63).
+        """
+        try:
+            ms, seq = pair
+            return cls(int(ms), int(seq))
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, InvalidVersion):
+                raise
+            raise InvalidVersion(f"not a version pair [ms, seq]: {pair!r}") from None
 
     def as_pair(self) -> list[int]:
         return [self.ms, self.seq]

@@ -92,10 +92,6 @@ class ServerProcess:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGCONT)
 
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.resume()

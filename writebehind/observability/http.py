@@ -15,6 +15,8 @@ import structlog
 from anyio.abc import SocketStream, TaskStatus
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from writebehind.core.errors import InvalidAddress
+
 log = structlog.get_logger("writebehind.http")
 
 Check = Callable[[], Awaitable[tuple[bool, str]]]
@@ -32,10 +34,10 @@ class HealthEndpoints:
 
 
 def parse_address(address: str) -> tuple[str, int]:
-    """``host:port`` (IPv6 as ``[::1]:9108``) into its parts; raises ValueError."""
+    """``host:port`` (IPv6 as ``[::1]:9108``) into its parts; raises ``InvalidAddress``."""
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"metrics address must be host:port, got {address!r}")
+        raise InvalidAddress(f"metrics address must be host:port, got {address!r}")
     return host.strip("[]") or "127.0.0.1", int(port)
 
 

@@ -1,6 +1,6 @@
 """Prometheus metrics of a worker, named by Prometheus conventions.
 
-Counters are read from ``WorkerStats`` at scrape time, so the worker counts
+Counters are read from ``WorkerCounters`` at scrape time, so the worker counts
 each event once, in one place. Histograms are observed where batches are
 written. Per-partition gauges (pending, lag, oldest pending age, dead letters)
 are refreshed from Redis by the worker every few seconds.
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from writebehind.worker.counters import WorkerStats
+from writebehind.worker.counters import WorkerCounters
 
 _COUNTERS = {
     "read": ("writebehind_records_read", "Records delivered to this worker, fresh or claimed."),
@@ -46,7 +46,7 @@ _COUNTERS = {
 
 
 class _StatsCollector(Collector):
-    def __init__(self, stats: WorkerStats) -> None:
+    def __init__(self, stats: WorkerCounters) -> None:
         self.stats = stats
 
     def collect(self) -> Iterator[Metric]:
@@ -60,7 +60,7 @@ class _StatsCollector(Collector):
 class WorkerMetrics:
     """One worker's metrics, in a registry of its own (several workers may share a process)."""
 
-    def __init__(self, stats: WorkerStats) -> None:
+    def __init__(self, stats: WorkerCounters) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(_StatsCollector(stats))
         self.batch_size = Histogram(
@@ -98,7 +98,4 @@ class WorkerMetrics:
             "Entries in the dead-letter stream.",
             labels,
             registry=self.registry,
-        )
-        self.up = Counter(
-            "writebehind_worker_starts", "Times this worker started.", registry=self.registry
         )

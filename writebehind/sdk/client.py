@@ -11,9 +11,9 @@ from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
 from writebehind.core.codec import DEFAULT_CODEC_OPTIONS, encoding_options
-from writebehind.core.deployment import check_partitions
+from writebehind.core.deployment import record_partition_count
 from writebehind.core.errors import ConfigurationError
-from writebehind.core.keys import KeySpace, check_collection_name
+from writebehind.core.keys import KeySpace, validate_collection_name
 from writebehind.core.redis_client import connect, socket_timeout
 from writebehind.core.scripts import Scripts
 from writebehind.sdk.collection import Collection
@@ -51,6 +51,11 @@ class WriteBehind:
             (fills, negative caching, stampede control, early refresh). Its
             ``redis_timeout`` and breaker settings also bound writes: a write
             Redis does not answer in time raises ``CacheUnavailable``.
+
+    Raises:
+        ConfigurationError: an option out of range, both or neither of a URL and
+            a client, a Redis client with ``decode_responses=True``, or a
+            ``wait_timeout`` not under the socket timeout. Nothing was opened.
     """
 
     def __init__(
@@ -142,14 +147,19 @@ class WriteBehind:
         return client[database]
 
     async def ensure_ready(self) -> None:
-        """Record the partition count in Redis, or refuse a different one."""
+        """Record the partition count in Redis, or refuse a different one.
+
+        Raises:
+            PartitionCountMismatch: Redis records another count for this prefix.
+            redis.exceptions.RedisError: Redis failed.
+        """
         if self._checked:
             return
         async with self._check_lock:
             if self._checked:
                 return
             await self.redis_guard.call(
-                lambda: check_partitions(self.redis, self.keys), self.write_timeout, "a check"
+                lambda: record_partition_count(self.redis, self.keys), self.write_timeout, "a check"
             )
             self._checked = True
 
@@ -173,7 +183,7 @@ class WriteBehind:
         (journaled), or raise ``PersistTimeout`` after ``write_through_timeout``
         seconds, the write staying queued for the workers (README, "Reading").
         """
-        name = check_collection_name(name)
+        name = validate_collection_name(name)
         if reads is not None and not isinstance(reads, ReadPolicy):
             raise ConfigurationError(f"reads must be a ReadPolicy: {reads!r}")
         if mode == "write_behind":
@@ -185,6 +195,7 @@ class WriteBehind:
         raise ConfigurationError(f"mode must be 'write_behind' or 'write_through': {mode!r}")
 
     def mongo_collection(self, name: str) -> Any:
+        """The MongoDB collection ``name`` with the SDK's codec options (UUIDs, tz)."""
         return self.mongo.get_collection(name, codec_options=self.codec_options)
 
     async def __aenter__(self) -> WriteBehind:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import random
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from redis.exceptions import ResponseError
 
+from writebehind.core.backoff import Backoff
 from writebehind.core.codec import (
     META_FIELD,
     decode_document,
@@ -22,15 +22,19 @@ from writebehind.core.codec import (
 )
 from writebehind.core.errors import (
     BacklogFull,
+    BacklogRefused,
     IdMismatch,
     InvalidDocument,
+    InvalidInput,
     NotReplicated,
     PersistTimeout,
     TooManyConflicts,
     WriteManyError,
 )
+from writebehind.core.groups import consumer_group
 from writebehind.core.keys import encode_id
-from writebehind.core.scripts import ABSENT, BacklogRefused, map_script_error, parse_write_reply
+from writebehind.core.replies import as_text
+from writebehind.core.scripts import ABSENT, map_script_error, parse_write_reply
 from writebehind.core.version import Version
 from writebehind.sdk.reading.policy import ReadPolicy
 from writebehind.sdk.reading.reader import Reader
@@ -63,7 +67,14 @@ class _Current:
 
 
 class Collection:
-    """Writes go to Redis (cache entry + change record, atomically); reads fall back to MongoDB."""
+    """Writes go to Redis (cache entry + change record, atomically); reads fall back to MongoDB.
+
+    Errors (``writebehind.errors``): bad input raises an ``InvalidInput`` before
+    anything is sent. Driver errors are not wrapped: any method may raise
+    ``redis.exceptions.RedisError`` (``ConnectionError`` and ``TimeoutError``
+    leave a write's outcome unknown: it may have been made), and those that
+    read MongoDB ``pymongo.errors.PyMongoError``.
+    """
 
     def __init__(self, wb: WriteBehind, name: str, *, reads: ReadPolicy | None = None) -> None:
         self._wb = wb
@@ -152,13 +163,24 @@ class Collection:
             raise NotReplicated(versions, replicas, wanted)
 
     async def set(self, doc_id: Any, doc: Mapping[str, Any]) -> Version:
-        """Store the whole document; returns the write's version."""
+        """Store the whole document; returns the write's version.
+
+        Raises:
+            InvalidInput: a bad id or document (``InvalidDocument`` and its kinds,
+                ``IdMismatch``, ``UnsupportedIdType``); nothing was written.
+            BacklogFull, RedisOutOfMemory: Redis refused the write; nothing was written.
+            NotReplicated: written, but fewer than ``wait_replicas`` replicas confirmed it.
+            PartitionCountMismatch: Redis records another partition count (first use).
+        """
         version = await self._write(self._prepare(doc_id, doc))
         assert version is not None
         return version
 
     async def delete(self, doc_id: Any) -> Version:
-        """Delete the document (a tombstone until MongoDB has it)."""
+        """Delete the document (a tombstone until MongoDB has it).
+
+        Raises: as ``set`` (``UnsupportedIdType`` for a bad id).
+        """
         version = await self._write(self._prepare(doc_id, None))
         assert version is not None
         return version
@@ -167,6 +189,9 @@ class Collection:
         """Merge ``fields`` into the top level of the document, atomically.
 
         A missing document is created from ``fields``.
+
+        Raises: as ``modify``; ``InvalidDocument`` when ``fields`` is not a
+        mapping or not storable, ``IdMismatch`` for an ``_id`` other than ``doc_id``.
         """
         if not isinstance(fields, Mapping):
             raise InvalidDocument(f"patch fields must be a mapping, not {type(fields).__name__}")
@@ -187,9 +212,18 @@ class Collection:
         ``fn`` (sync or async) gets a copy of the current document, or ``None``
         if there is none, and may be called more than once: when another writer
         gets in first, the change is recomputed on the newer document.
+
+        Raises:
+            InvalidInput: a bad id, or ``fn`` returned something not storable
+                (``InvalidDocument``) or with another ``_id`` (``IdMismatch``).
+            TooManyConflicts: other writers won ``max_conflict_retries`` times in a row.
+            BacklogFull, RedisOutOfMemory, NotReplicated, PartitionCountMismatch: as ``set``.
+            pymongo.errors.PyMongoError: reading a document absent from Redis failed.
+            Whatever ``fn`` raises, with nothing written.
         """
         encode_id(doc_id)
-        for attempt in range(self._wb.max_conflict_retries):
+        backoff = Backoff(base=0.001, cap=0.02)
+        for _ in range(self._wb.max_conflict_retries):
             current = await self._read_current(doc_id)
             result = fn(None if current.doc is None else dict(current.doc))
             if inspect.isawaitable(result):
@@ -205,7 +239,7 @@ class Collection:
                 return version
             # Lost the race: back off a little, with jitter, so that many
             # writers of one document take turns instead of colliding again.
-            await anyio.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
+            await anyio.sleep(backoff.next_delay())
         raise TooManyConflicts(
             f"{self.name}/{doc_id!r}: gave up after {self._wb.max_conflict_retries} "
             "concurrent-write conflicts"
@@ -218,7 +252,7 @@ class Collection:
         )
         doc: Document | None
         if version is not None:
-            expected = version.decode("ascii") if isinstance(version, bytes) else version
+            expected = as_text(version)
             doc = None if tombstone or body is None else self._decode(body)
         else:
             # No entry: it was clean and expired (dirty entries never expire),
@@ -238,6 +272,12 @@ class Collection:
         Every document is checked before anything is sent. If Redis refuses some
         writes (backlog, memory), ``WriteManyError.results`` says which were made;
         that error comes first, before any ``NotReplicated`` for the rest.
+
+        Raises:
+            InvalidInput: any bad id or document; nothing was sent.
+            WriteManyError: Redis refused some writes (``.results``: per item, the
+                ``Version`` made or the ``BacklogFull``/``RedisOutOfMemory`` refusal).
+            NotReplicated, PartitionCountMismatch: as ``set``.
         """
         prepared = [self._prepare(doc_id, doc) for doc_id, doc in items]
         if not prepared:
@@ -311,40 +351,41 @@ class Collection:
     async def wait_persisted(self, version: Version, timeout: float = 5.0) -> None:
         """Return once MongoDB holds ``version`` of its document, or a newer one.
 
-        Raises ``PersistTimeout`` after ``timeout`` seconds. (``timeout=`` is the
-        SDK's public contract, hence the ASYNC109 exemption.)
+        ``timeout`` is in seconds. (``timeout=`` is the SDK's public contract,
+        hence the ASYNC109 exemption.)
+
+        Raises:
+            PersistTimeout: MongoDB did not hold it within ``timeout`` (a ``TimeoutError``).
+            InvalidInput: ``version`` was not returned by a write (it names no document).
+            redis.exceptions.RedisError, pymongo.errors.PyMongoError: a server failed.
         """
         if version.collection is None:
-            raise ValueError("wait_persisted needs a Version returned by a write")
+            raise InvalidInput("wait_persisted needs a Version returned by a write")
         coll = self._wb.mongo_collection(version.collection)
         deadline = anyio.current_time() + timeout
-        delay = 0.002
+        polls = Backoff(base=0.002, cap=0.05)
         while True:
             stored = await coll.find_one({"_id": version.doc_id}, {META_FIELD: 1})
             if _holds(stored, version):
                 return
             if stored is None and version.deleted and await self._acknowledged(version):
                 return  # a hard delete leaves nothing behind; the ack says it was applied
+            delay = polls.next_delay()
             if anyio.current_time() + delay > deadline:
                 raise PersistTimeout(
                     f"MongoDB did not hold {version.collection}/{version.doc_id!r} at "
                     f"version {version} within {timeout}s"
                 )
             await anyio.sleep(delay)
-            delay = min(delay * 1.5, 0.05)
 
 
 async def _entry_acknowledged(redis: Any, stream: str, group: str, version: Version) -> bool:
     """The group has delivered the entry and it is no longer pending: it was applied."""
-    for info in await redis.xinfo_groups(stream):
-        name = info["name"]
-        if (name.decode() if isinstance(name, bytes) else name) != group:
-            continue
-        if Version.parse(info["last-delivered-id"]) < version:
-            return False
-        pending = await redis.xpending_range(stream, group, str(version), str(version), 1)
-        return not pending
-    return False
+    info = await consumer_group(redis, stream, group)
+    if info is None or Version.parse(info["last-delivered-id"]) < version:
+        return False
+    pending = await redis.xpending_range(stream, group, str(version), str(version), 1)
+    return not pending
 
 
 def _holds(stored: Mapping[str, Any] | None, version: Version) -> bool:

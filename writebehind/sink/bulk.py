@@ -86,6 +86,11 @@ class MongoSink:
         self._indexed.add(name)
 
     async def write(self, name: str, pendings: Sequence[Pending]) -> list[ErrorInfo | None]:
+        """Write ``pendings`` to collection ``name``; one result per record, in order.
+
+        Never raises for a MongoDB failure: each becomes an ``ErrorInfo``
+        (``sink.classify``), transient or permanent. Cancellation propagates.
+        """
         if not pendings:
             return []
         await self.ensure_tombstone_index(name)

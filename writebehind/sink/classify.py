@@ -113,3 +113,22 @@ def classify_exception(exc: BaseException) -> ErrorInfo:
     # failure that says nothing about the record.
     code = getattr(exc, "code", None)
     return ErrorInfo(Failure.TRANSIENT, code if isinstance(code, int) else None, message)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A MongoDB failure of the network or the server's state, not of the call: worth waiting out.
+
+    Connection loss, server selection and pool timeouts, write-concern errors,
+    operation timeouts, the ``RetryableWriteError`` and ``TransientTransactionError``
+    labels, and the server codes in ``TRANSIENT_CODES``. Anything else (a bug,
+    a refused write) is not: a tool that retried it would hide it for minutes.
+    Unlike ``classify_exception``, which the worker uses to decide whether a
+    record may be dead-lettered, an unknown exception is *not* transient here.
+    """
+    if isinstance(exc, pm.ConnectionFailure | pm.WriteConcernError | pm.ExecutionTimeout):
+        return True
+    if not isinstance(exc, pm.PyMongoError):
+        return False
+    if exc.timeout or any(exc.has_error_label(label) for label in TRANSIENT_LABELS):
+        return True
+    return isinstance(exc, pm.OperationFailure) and exc.code in TRANSIENT_CODES

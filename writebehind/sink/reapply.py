@@ -14,16 +14,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import anyio
 import structlog
 
-from writebehind.core.backoff import Backoff
+from writebehind.core.backoff import retry
 from writebehind.core.codec import META_FIELD
+from writebehind.core.errors import RetriesExhausted
 from writebehind.core.version import Version
 from writebehind.sink.bulk import MongoSink
-from writebehind.sink.classify import ErrorInfo, Failure
+from writebehind.sink.classify import ErrorInfo, Failure, is_transient
 from writebehind.sink.guards import Pending
-from writebehind.worker.plan import coalesce
+from writebehind.worker.plan import DocumentWrites, coalesce
+from writebehind.worker.settle import settle
 
 log = structlog.get_logger("writebehind.sink.reapply")
 
@@ -48,7 +49,7 @@ class Result:
 
 
 @dataclass(slots=True)
-class Report:
+class OutcomeCounts:
     """Counts per collection and outcome, with a few example ids of each."""
 
     counts: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
@@ -93,8 +94,10 @@ def predict(pending: Pending, stored_version: Version | None, stored_exists: boo
 class Reapplier:
     """Coalesce, predict, and (unless ``dry_run``) write records with retries.
 
-    Transient failures are retried with backoff until ``retry_for`` seconds
-    have passed (then raised); permanent ones come back as ``FAILED``.
+    Transient failures (``classify.is_transient``) are retried with backoff
+    until ``retry_for`` seconds have passed, then ``RetriesExhausted`` (or the
+    driver's transient error) is raised; any other exception is raised at
+    once. Records MongoDB refuses for good come back as ``FAILED``.
     """
 
     def __init__(self, sink: MongoSink, *, dry_run: bool = False, retry_for: float = 300.0):
@@ -103,17 +106,42 @@ class Reapplier:
         self.retry_for = retry_for
 
     async def apply(self, pendings: Sequence[Pending]) -> list[Result]:
+        """One ``Result`` per record: each document's newest is written, older ones coalesced.
+
+        Where MongoDB refuses a document's newest record for good, it comes
+        back ``FAILED`` and the next newest gets its turn, by the worker's
+        rule (``worker.settle``), so the outcome does not depend on which
+        records were re-applied together.
+
+        Raises:
+            RetriesExhausted: MongoDB kept failing transiently for ``retry_for`` seconds.
+            pymongo.errors.PyMongoError: any other MongoDB failure, at once.
+        """
+        results: list[Result] = []
         groups = coalesce(pendings)
-        results: list[Result] = [
-            Result(p, Outcome.COALESCED) for g in groups for p in g.records[:-1]
-        ]
-        newest = [g.newest for g in groups]
-        by_collection: dict[str, list[Pending]] = defaultdict(list)
-        for p in newest:
-            by_collection[p.record.collection].append(p)
-        for name, items in by_collection.items():
-            results.extend(await self._apply_collection(name, items))
+        while groups:
+            written = await self._apply_newest(groups)
+            settled = settle(
+                groups, [r.error if r.outcome is Outcome.FAILED else None for r in written]
+            )
+            results += [
+                Result(p, Outcome.COALESCED) for g in settled.persisted for p in g.records[:-1]
+            ]
+            results += written
+            groups = settled.retry
         return results
+
+    async def _apply_newest(self, groups: Sequence[DocumentWrites]) -> list[Result]:
+        """Predict and write each group's newest record; one result per group, in order."""
+        by_collection: dict[str, list[int]] = defaultdict(list)
+        for index, group in enumerate(groups):
+            by_collection[group.collection].append(index)
+        out: list[Result | None] = [None] * len(groups)
+        for name, indexes in by_collection.items():
+            applied = await self._apply_collection(name, [groups[i].newest for i in indexes])
+            for index, result in zip(indexes, applied, strict=True):
+                out[index] = result
+        return [r for r in out if r is not None]
 
     async def _stored_versions(self, name: str, items: Sequence[Pending]) -> dict[Any, Any]:
         cursor = self.sink.collection(name).find(
@@ -141,40 +169,38 @@ class Reapplier:
 
     async def _write_until_settled(self, name: str, items: list[Pending]) -> list[ErrorInfo | None]:
         results = await self.sink.write(name, items)
-        transient = [r for r in results if r is not None and r.kind is Failure.TRANSIENT]
+        transient = [r for r in results if r is not None and r.kind is not Failure.PERMANENT]
         if transient:
             raise _Transient(transient[0])
         return results
 
     async def _with_retries(self, fn: Any, *args: Any) -> Any:
-        backoff = Backoff()
-        deadline = anyio.current_time() + self.retry_for
-        while True:
-            try:
-                return await fn(*args)
-            except _Transient as exc:
-                error: str = exc.info.message
-            except Exception as exc:
-                if anyio.current_time() > deadline:
-                    raise
-                error = str(exc)
-            if anyio.current_time() > deadline:
-                raise TimeoutError(f"MongoDB kept failing for {self.retry_for}s: {error}")
-            delay = backoff.next_delay()
-            log.warning("reapply_retry", error=error[:300], delay=round(delay, 3))
-            await anyio.sleep(delay)
+        def logged(exc: BaseException, delay: float) -> None:
+            log.warning("reapply_retry", error=str(exc)[:300], delay=round(delay, 3))
+
+        try:
+            return await retry(
+                lambda: fn(*args),
+                transient=_worth_retrying,
+                give_up_after=self.retry_for,
+                on_retry=logged,
+            )
+        except _Transient as exc:
+            raise RetriesExhausted(
+                f"MongoDB kept failing for {self.retry_for}s: {exc.info.message}"
+            ) from None
 
 
 class _Transient(Exception):
+    """A bulk write some of whose records failed transiently: the whole call is retried."""
+
     def __init__(self, info: ErrorInfo) -> None:
         super().__init__(info.message)
         self.info = info
 
 
-def _stored_version(meta: Any) -> Version | None:
-    if isinstance(meta, dict) and "v" in meta:
-        return Version.from_pair(meta["v"])
-    return None
+def _worth_retrying(exc: BaseException) -> bool:
+    return isinstance(exc, _Transient) or is_transient(exc)
 
 
 def _is_tombstone(meta: Any) -> bool:

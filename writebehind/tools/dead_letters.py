@@ -31,11 +31,13 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from writebehind.core.keys import KeySpace, encode_id
+from writebehind.core.errors import UnknownLetters as UnknownLetters  # re-exported
+from writebehind.core.keys import KeySpace
+from writebehind.core.replies import as_text
 from writebehind.sink.bulk import MongoSink
 from writebehind.sink.classify import ErrorInfo, Failure
 from writebehind.sink.guards import Pending
-from writebehind.sink.reapply import Outcome, Reapplier, Report, Result
+from writebehind.sink.reapply import Outcome, OutcomeCounts, Reapplier
 from writebehind.tools.letters import (
     DeadLetter,
     LetterId,
@@ -78,18 +80,6 @@ return removed
 """
 
 
-class UnknownLetters(LookupError):
-    """Some of the given dead-letter IDs are not in their dead-letter stream."""
-
-    def __init__(self, ids: Sequence[LetterId]) -> None:
-        super().__init__("no such dead letter: " + ", ".join(str(i) for i in ids))
-        self.ids = list(ids)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 async def iter_letters(
     redis: Redis,
     keys: KeySpace,
@@ -102,7 +92,7 @@ async def iter_letters(
 
     ``upto`` stops each partition at an entry id (see ``dead_letter_ends``), so
     letters added while iterating (by workers, or re-added by a re-drive) are
-    not visited.
+    not visited. Raises ``redis.exceptions.RedisError`` when Redis fails.
     """
     for partition in range(keys.partitions):
         stream = keys.dead_letters(partition)
@@ -120,28 +110,36 @@ async def iter_letters(
                     yield letter
             if len(rows) < page:
                 break
-            start = "(" + _text(rows[-1][0])
+            start = "(" + as_text(rows[-1][0])
 
 
 async def list_letters(
     redis: Redis, keys: KeySpace, *, collection: str | None = None
 ) -> list[DeadLetter]:
-    """All dead letters (of one collection), oldest failure first across partitions."""
+    """All dead letters (of one collection), oldest failure first across partitions.
+
+    Raises ``redis.exceptions.RedisError`` when Redis fails.
+    """
     letters = [letter async for letter in iter_letters(redis, keys, collection=collection)]
     return sorted(letters, key=lambda letter: letter.id.sort_key)
 
 
 async def dead_letter_ends(redis: Redis, keys: KeySpace) -> dict[int, str]:
-    """The newest entry id of each non-empty dead-letter stream."""
+    """The newest entry id of each non-empty dead-letter stream; ``RedisError`` if Redis fails."""
     pipe = redis.pipeline(transaction=False)
     for partition in range(keys.partitions):
         pipe.xrevrange(keys.dead_letters(partition), "+", "-", count=1)
     replies: list[Any] = await pipe.execute()
-    return {p: _text(rows[0][0]) for p, rows in enumerate(replies) if rows}
+    return {p: as_text(rows[0][0]) for p, rows in enumerate(replies) if rows}
 
 
 async def get_letters(redis: Redis, keys: KeySpace, ids: Iterable[LetterId]) -> list[DeadLetter]:
-    """The letters with these IDs, in the order given (duplicates once); all must exist."""
+    """The letters with these IDs, in the order given (duplicates once); all must exist.
+
+    Raises:
+        UnknownLetters: some do not exist (``.ids``).
+        redis.exceptions.RedisError: Redis failed.
+    """
     wanted = list(dict.fromkeys(ids))
     if not wanted:
         return []
@@ -177,13 +175,21 @@ async def _delete(redis: Redis, keys: KeySpace, letters: Iterable[DeadLetter]) -
 
 
 async def purge(redis: Redis, keys: KeySpace, ids: Iterable[LetterId]) -> int:
-    """Delete these letters; if any does not exist, delete none and raise ``UnknownLetters``."""
+    """Delete these letters; returns how many were deleted.
+
+    Raises:
+        UnknownLetters: some do not exist; none was deleted.
+        redis.exceptions.RedisError: Redis failed.
+    """
     letters = await get_letters(redis, keys, ids)
     return await _delete(redis, keys, letters)
 
 
 async def purge_all(redis: Redis, keys: KeySpace, *, collection: str | None = None) -> int:
-    """Delete every letter (of one collection) that exists now; later arrivals stay."""
+    """Delete every letter (of one collection) that exists now; later arrivals stay.
+
+    Returns how many were deleted; raises ``redis.exceptions.RedisError`` when Redis fails.
+    """
     ends = await dead_letter_ends(redis, keys)
     removed = 0
     batch: list[DeadLetter] = []
@@ -227,10 +233,10 @@ class LetterResult:
 
 
 @dataclass(slots=True)
-class ReplayReport:
+class RedriveReport:
     dry_run: bool
     results: list[LetterResult] = field(default_factory=list)
-    counts: Report = field(default_factory=Report)
+    counts: OutcomeCounts = field(default_factory=OutcomeCounts)
     """Per collection and outcome, as replay reports them (invalid letters not included)."""
 
     def outcome_count(self, outcome: str) -> int:
@@ -263,10 +269,6 @@ def redrive_consumer_name() -> str:
     return f"dlq-replay@{socket.gethostname()}-{os.getpid()}"
 
 
-def _doc_key(pending: Pending) -> tuple[str, str]:
-    return pending.record.collection, encode_id(pending.doc_id)
-
-
 class Redriver:
     """Re-drives dead letters in batches; ``report`` accumulates over calls."""
 
@@ -288,13 +290,18 @@ class Redriver:
             sink or MongoSink(database), dry_run=dry_run, retry_for=retry_for
         )
         self.consumer = consumer or redrive_consumer_name()
-        self.report = ReplayReport(dry_run)
+        self.report = RedriveReport(dry_run)
         self._replace = redis.register_script(REPLACE_LETTER)
 
     async def redrive(self, letters: Sequence[DeadLetter]) -> list[LetterResult]:
         """Apply ``letters`` and settle each one in its dead-letter stream.
 
         Returns one result per letter, in the order given.
+
+        Raises:
+            RetriesExhausted: MongoDB kept failing transiently for ``retry_for`` seconds.
+            redis.exceptions.RedisError, pymongo.errors.PyMongoError: a server failed;
+                letters not yet settled stay as they were, and re-driving again is safe.
         """
         results: list[LetterResult] = []
         owners: dict[int, DeadLetter] = {}
@@ -307,7 +314,9 @@ class Redriver:
             pending = letter.pending()
             owners[id(pending)] = letter
             pendings.append(pending)
-        settled = await self._apply(pendings)
+        # Where a document's newest letter is refused again, the reapplier writes
+        # its next newest, as the worker does.
+        settled = await self.reapplier.apply(pendings)
         self.report.counts.add(settled)
         if self.dry_run:
             results += [
@@ -332,27 +341,6 @@ class Redriver:
         self.report.results.extend(results)
         return results
 
-    async def _apply(self, pendings: list[Pending]) -> list[Result]:
-        """Reapply; where a document's newest letter fails again, try its next newest.
-
-        The reapplier coalesces each document's letters to the newest. If that
-        one is refused, the older ones were not covered by anything and get
-        their own turn, as in the worker, so the outcome does not depend on
-        which letters were re-driven together.
-        """
-        settled: list[Result] = []
-        remaining = pendings
-        while remaining:
-            results = await self.reapplier.apply(remaining)
-            failed_docs = {_doc_key(r.pending) for r in results if r.outcome is Outcome.FAILED}
-            remaining = []
-            for result in results:
-                if result.outcome is Outcome.COALESCED and _doc_key(result.pending) in failed_docs:
-                    remaining.append(result.pending)
-                else:
-                    settled.append(result)
-        return settled
-
     async def _replace_failed(
         self, failed: Sequence[tuple[DeadLetter, ErrorInfo]]
     ) -> list[LetterId | None]:
@@ -375,17 +363,20 @@ class Redriver:
             )
         replies: list[Any] = await pipe.execute()
         return [
-            None if reply is None else LetterId(letter.id.partition, _text(reply))
+            None if reply is None else LetterId(letter.id.partition, as_text(reply))
             for (letter, _), reply in zip(failed, replies, strict=True)
         ]
 
 
-async def replay_ids(
+async def redrive_ids(
     redis: Redis, database: Any, keys: KeySpace, ids: Iterable[LetterId], **options: Any
-) -> ReplayReport:
-    """Re-drive these letters; if any does not exist, do nothing and raise ``UnknownLetters``.
+) -> RedriveReport:
+    """Re-drive these letters; ``options`` are ``Redriver``'s (``dry_run``, ``retry_for``, ...).
 
-    ``options`` are ``Redriver``'s (``dry_run``, ``retry_for``, ``sink``, ``consumer``).
+    Raises:
+        UnknownLetters: some do not exist; nothing was re-driven.
+        RetriesExhausted, redis.exceptions.RedisError, pymongo.errors.PyMongoError:
+            as ``Redriver.redrive``.
     """
     letters = await get_letters(redis, keys, ids)
     redriver = Redriver(redis, database, keys, **options)
@@ -394,13 +385,15 @@ async def replay_ids(
     return redriver.report
 
 
-async def replay_all(
+async def redrive_all(
     redis: Redis, database: Any, keys: KeySpace, *, collection: str | None = None, **options: Any
-) -> ReplayReport:
+) -> RedriveReport:
     """Re-drive every letter (of one collection) there is now, a page at a time.
 
     Letters that arrive meanwhile, and letters re-added because they failed
     again, are not visited: each partition stops at its newest letter of the start.
+
+    Raises: as ``Redriver.redrive``.
     """
     redriver = Redriver(redis, database, keys, **options)
     ends = await dead_letter_ends(redis, keys)

@@ -10,6 +10,8 @@ from typing import Any
 from pymongo.write_concern import WriteConcern
 from redis.asyncio import Redis
 
+from writebehind.core.deployment import recorded_partition_count
+from writebehind.core.groups import consumer_groups
 from writebehind.core.keys import KeySpace
 from writebehind.core.redis_checks import inspect_redis
 from writebehind.tools.stream_stats import collect
@@ -62,6 +64,11 @@ async def diagnose(
     write_concern: WriteConcern,
     limit: float = 5.0,
 ) -> Diagnosis:
+    """Findings about Redis, the streams and MongoDB; each call waits ``limit`` seconds at most.
+
+    A server that does not answer is a ``FAIL`` finding, not an exception;
+    ``redis.exceptions.RedisError`` may still come from the stream checks.
+    """
     result = Diagnosis()
     if await _check_redis(result, redis, keys, group, limit):
         await _check_streams(result, redis, keys, group)
@@ -89,16 +96,16 @@ async def _check_redis(
         result.add(check, Level.WARN, warning)
     if not persistence_warnings:
         result.add("redis persistence", Level.OK, report.persistence)
-    stored = await redis.hget(keys.meta, "partitions")
+    stored = await recorded_partition_count(redis, keys)
     if stored is None:
         result.add(
             "partition count", Level.WARN, f"none recorded yet (configured {keys.partitions})"
         )
-    elif int(stored) != keys.partitions:
+    elif stored != keys.partitions:
         result.add(
             "partition count",
             Level.FAIL,
-            f"configured {keys.partitions}, Redis records {int(stored)} for prefix {keys.prefix!r}",
+            f"configured {keys.partitions}, Redis records {stored} for prefix {keys.prefix!r}",
         )
     else:
         result.add("partition count", Level.OK, f"{keys.partitions}")
@@ -130,12 +137,9 @@ async def _check_other_groups(result: Diagnosis, redis: Redis, keys: KeySpace, g
     others: dict[str, list[int]] = {}
     for partition in range(keys.partitions):
         stream = keys.stream(partition)
-        if not await redis.exists(stream):
-            continue
-        for info in await redis.xinfo_groups(stream):
-            name = info["name"].decode() if isinstance(info["name"], bytes) else str(info["name"])
-            if name != group:
-                others.setdefault(name, []).append(partition)
+        for info in await consumer_groups(redis, stream):
+            if info["name"] != group:
+                others.setdefault(info["name"], []).append(partition)
     if not others:
         result.add("other consumer groups", Level.OK, "none")
         return

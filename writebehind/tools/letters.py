@@ -1,8 +1,8 @@
 """Dead letters as operators see them: their IDs, their decoded fields (no IO).
 
 The worker writes each dead letter to its partition's dead-letter stream with
-the fields ``op c d ov source_id partition error_kind error_code error
-deliveries failed_at_ms consumer``. A dead letter is addressed as
+the fields ``core.letter_format`` defines (``op c d ov source_id partition
+error_kind error_code error deliveries failed_at_ms consumer``). A dead letter is addressed as
 ``<partition>/<entry id>`` (``3/1718000000000-0``): entry ids are unique per
 stream only, so the partition is part of the name.
 """
@@ -20,7 +20,11 @@ from bson import json_util
 from bson.json_util import JSONMode, JSONOptions
 
 from writebehind.core.codec import DEFAULT_CODEC_OPTIONS, ChangeRecord, decode_document
-from writebehind.core.keys import check_collection_name, encode_id
+from writebehind.core.errors import InvalidInput
+from writebehind.core.errors import InvalidLetterId as InvalidLetterId  # re-exported
+from writebehind.core.keys import encode_id, validate_collection_name
+from writebehind.core.letter_format import failure_fields, updated_fields
+from writebehind.core.replies import as_text
 from writebehind.core.version import Version
 from writebehind.sink.classify import ErrorInfo
 from writebehind.sink.guards import Pending
@@ -32,10 +36,6 @@ JSON_OPTIONS = JSONOptions(
 """Documents and ids in JSON output: MongoDB Extended JSON, relaxed."""
 
 
-class InvalidLetterId(ValueError):
-    """Text that is not a dead-letter ID of this deployment."""
-
-
 @dataclass(frozen=True, slots=True)
 class LetterId:
     """``<partition>/<entry id of the dead-letter stream>``."""
@@ -45,6 +45,7 @@ class LetterId:
 
     @classmethod
     def parse(cls, text: str, partitions: int | None = None) -> LetterId:
+        """Read ``<partition>/<entry id>``; raises ``InvalidLetterId`` (partition too high, too)."""
         match = _LETTER_ID.fullmatch(text.strip())
         if match is None:
             raise InvalidLetterId(
@@ -110,9 +111,12 @@ class DeadLetter:
             return None
 
     def pending(self) -> Pending:
-        """The record as the worker would write it, at its original version."""
+        """The record as the worker would write it, at its original version.
+
+        Raises ``InvalidInput`` when the letter cannot be re-driven (``problem`` says why).
+        """
         if self.problem is not None or self.version is None:
-            raise ValueError(f"dead letter {self.id} cannot be re-driven: {self.problem}")
+            raise InvalidInput(f"dead letter {self.id} cannot be re-driven: {self.problem}")
         document = self.document()
         assert document is not None
         record = ChangeRecord(self.source_id, self.version, self.op, self.collection, self.body)  # type: ignore[arg-type]
@@ -158,7 +162,7 @@ def decode_letter(
     partition: int, entry_id: bytes | str, fields: Mapping[bytes, bytes]
 ) -> DeadLetter:
     """Read one entry of a dead-letter stream."""
-    eid = entry_id.decode("ascii") if isinstance(entry_id, bytes) else entry_id
+    eid = as_text(entry_id)
     collection, op = _text(fields, b"c"), _text(fields, b"op")
     source_id = _text(fields, b"source_id")
     body = fields.get(b"d", b"")
@@ -183,7 +187,7 @@ def decode_letter(
     if op not in ("set", "del"):
         problems.append(f"unknown op {op!r}")
     try:
-        check_collection_name(collection)
+        validate_collection_name(collection)
     except ValueError as exc:
         problems.append(str(exc))
     return DeadLetter(
@@ -213,16 +217,15 @@ def refailed_fields(
     Everything else (the record, its original version, where it came from) is
     kept as it was, in the worker's field order.
     """
-    updates: dict[bytes, bytes | str | int] = {
-        b"error_kind": error.kind.value,
-        b"error_code": "" if error.code is None else error.code,
-        b"error": error.message[:2000],
-        b"deliveries": letter.deliveries + 1,
-        b"failed_at_ms": now_ms,
-        b"consumer": consumer,
-    }
-    merged: dict[bytes, bytes | str | int] = {**letter.fields, **updates}
-    return [item for pair in merged.items() for item in pair]
+    failure = failure_fields(
+        kind=error.kind.value,
+        code=error.code,
+        message=error.message,
+        deliveries=letter.deliveries + 1,
+        failed_at_ms=now_ms,
+        consumer=consumer,
+    )
+    return updated_fields(letter.fields, failure)
 
 
 def to_json_value(value: Any) -> Any:

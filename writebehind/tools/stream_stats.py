@@ -16,7 +16,9 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from writebehind.core.groups import consumer_group
 from writebehind.core.keys import KeySpace
+from writebehind.core.replies import as_text, is_no_group
 from writebehind.core.version import Version
 
 LAG_COUNT_CAP = 10_000
@@ -76,7 +78,7 @@ class ConsumerSummary:
 
 
 @dataclass(frozen=True, slots=True)
-class Stats:
+class StreamStats:
     group: str
     partitions: tuple[PartitionStats, ...]
     now_ms: int
@@ -159,17 +161,16 @@ def summarise_consumers(partitions: Sequence[PartitionStats]) -> tuple[ConsumerS
     )
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 # -- reading Redis ------------------------------------------------------------
 
 
 async def collect(
     redis: Redis, keys: KeySpace, group: str, *, lag_count_cap: int = LAG_COUNT_CAP
-) -> Stats:
-    """Read every partition's numbers; a missing stream or group reads as zeros."""
+) -> StreamStats:
+    """Read every partition's numbers; a missing stream or group reads as zeros.
+
+    Raises ``redis.exceptions.RedisError`` when Redis fails.
+    """
     seconds, micros = await redis.time()
     now_ms = int(seconds) * 1000 + int(micros) // 1000
     partitions = tuple(
@@ -178,7 +179,7 @@ async def collect(
             for p in range(keys.partitions)
         ]
     )
-    return Stats(group, partitions, now_ms, summarise_consumers(partitions))
+    return StreamStats(group, partitions, now_ms, summarise_consumers(partitions))
 
 
 async def _partition(
@@ -192,14 +193,14 @@ async def _partition(
     base = PartitionStats(partition, stream_length=length, lag=length, dead_letters=dead)
     if length == 0 and not await redis.exists(stream):
         return PartitionStats(partition, dead_letters=dead)
-    info = await _group_info(redis, stream, group)
+    info = await consumer_group(redis, stream, group)
     if info is None:
         # No worker has read this partition yet: everything in it is undelivered.
         return base
-    last_delivered = _text(info["last-delivered-id"])
+    last_delivered = as_text(info["last-delivered-id"])
     summary: Any = await redis.xpending(stream, group)
     pending = int(summary["pending"])
-    oldest = _text(summary["min"]) if pending and summary["min"] is not None else None
+    oldest = as_text(summary["min"]) if pending and summary["min"] is not None else None
     lag, exact = await _lag(redis, stream, info, last_delivered, length, cap)
     return PartitionStats(
         partition,
@@ -216,19 +217,6 @@ async def _partition(
     )
 
 
-async def _group_info(redis: Redis, stream: str, group: str) -> dict[str, Any] | None:
-    try:
-        groups: Any = await redis.xinfo_groups(stream)
-    except ResponseError as exc:
-        if "no such key" in str(exc).lower():
-            return None
-        raise
-    for info in groups:
-        if _text(info["name"]) == group:
-            return dict(info)
-    return None
-
-
 async def _lag(
     redis: Redis,
     stream: str,
@@ -241,7 +229,7 @@ async def _lag(
     if info.get("lag") is not None:
         return int(info["lag"]), True
     first: Any = await redis.xrange(stream, "-", "+", count=1)
-    if not first or Version.parse(_text(first[0][0])) > Version.parse(last_delivered):
+    if not first or Version.parse(as_text(first[0][0])) > Version.parse(last_delivered):
         return length, True
     counted, start = 0, "(" + last_delivered
     while True:
@@ -254,19 +242,19 @@ async def _lag(
         counted += len(rows)
         if len(rows) < want:
             return counted, True
-        start = "(" + _text(rows[-1][0])
+        start = "(" + as_text(rows[-1][0])
 
 
 async def _consumers(redis: Redis, stream: str, group: str) -> tuple[ConsumerStats, ...]:
     try:
         rows: Any = await redis.xinfo_consumers(stream, group)
     except ResponseError as exc:
-        if "NOGROUP" in str(exc):
+        if is_no_group(exc):
             return ()
         raise
     return tuple(
         sorted(
-            (ConsumerStats(_text(r["name"]), int(r["pending"]), int(r["idle"])) for r in rows),
+            (ConsumerStats(as_text(r["name"]), int(r["pending"]), int(r["idle"])) for r in rows),
             key=lambda c: c.name,
         )
     )

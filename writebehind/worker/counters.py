@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 
 @dataclass(slots=True)
-class WorkerStats:
+class WorkerCounters:
     read: int = 0
     """Records delivered to this worker (fresh or claimed)."""
     persisted: int = 0

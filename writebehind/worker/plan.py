@@ -8,7 +8,8 @@ from typing import Any
 
 from bson.codec_options import CodecOptions
 
-from writebehind.core.codec import ChangeRecord, MalformedRecord, decode_record
+from writebehind.core.codec import ChangeRecord, decode_record
+from writebehind.core.errors import MalformedRecord
 from writebehind.core.keys import encode_id
 from writebehind.sink.guards import Pending
 

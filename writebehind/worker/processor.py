@@ -8,23 +8,21 @@ from typing import Any
 
 import anyio
 import structlog
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from writebehind.core.backoff import Backoff
+from writebehind.core.backoff import Backoff, retry
 from writebehind.core.codec import DEFAULT_CODEC_OPTIONS
 from writebehind.core.keys import KeySpace
+from writebehind.core.replies import REDIS_TRANSIENT, is_transient
 from writebehind.sink.bulk import MongoSink
 from writebehind.sink.classify import ErrorInfo, Failure
-from writebehind.worker.counters import WorkerStats
+from writebehind.worker.counters import WorkerCounters
 from writebehind.worker.plan import DocumentWrites, Malformed, coalesce, decode_entries
 from writebehind.worker.settings import WorkerSettings
-from writebehind.worker.stream import DeadLetter, Entry, PartitionStreams, Persisted
+from writebehind.worker.settle import settle
+from writebehind.worker.stream import Entry, LetterToMove, PartitionStreams, Persisted
 
 log = structlog.get_logger("writebehind.worker")
-
-REDIS_TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 class BatchProcessor:
@@ -41,7 +39,7 @@ class BatchProcessor:
         streams: PartitionStreams,
         sink: MongoSink,
         settings: WorkerSettings,
-        stats: WorkerStats,
+        stats: WorkerCounters,
         keys: KeySpace,
     ) -> None:
         self.streams = streams
@@ -114,23 +112,13 @@ class BatchProcessor:
         while outstanding:
             self.on_progress(partition)
             results = await self._write_all(outstanding)
-            persisted: list[Persisted] = []
-            dead: list[DeadLetter] = []
-            retry: list[DocumentWrites] = []
-            transient: ErrorInfo | None = None
-            for group, result in zip(outstanding, results, strict=True):
-                if result is None:
-                    persisted.append(self._persisted(partition, group))
-                elif result.kind is Failure.PERMANENT:
-                    poison = group.drop_newest()
-                    dead.append(
-                        self._letter(partition, group.collection, poison, result, deliveries)
-                    )
-                    if group.records:
-                        retry.append(group)
-                else:
-                    transient = result
-                    retry.append(group)
+            settled = settle(outstanding, results)
+            persisted = [self._persisted(partition, group) for group in settled.persisted]
+            dead = [
+                self._letter(partition, poison.record.collection, poison, error, deliveries)
+                for poison, error in settled.refused
+            ]
+            retry, transient = settled.retry, settled.transient
             await self._finish(partition, persisted, dead)
             outstanding = in_flight[0] = retry
             if transient is None:
@@ -167,18 +155,19 @@ class BatchProcessor:
         return results
 
     async def _finish(
-        self, partition: int, persisted: list[Persisted], dead: list[DeadLetter]
+        self, partition: int, persisted: list[Persisted], dead: list[LetterToMove]
     ) -> None:
         """Ack and dead-letter; if Redis is unreachable, wait for it (MongoDB has the data)."""
-        backoff = Backoff(self.settings.backoff_base, self.settings.backoff_cap)
-        while True:
-            try:
-                await self.streams.finish(partition, persisted, dead)
-                return
-            except REDIS_TRANSIENT as exc:
-                delay = backoff.next_delay()
-                log.warning("redis_ack_retry", partition=partition, error=str(exc), delay=delay)
-                await anyio.sleep(delay)
+
+        def logged(exc: BaseException, delay: float) -> None:
+            log.warning("redis_ack_retry", partition=partition, error=str(exc), delay=delay)
+
+        await retry(
+            lambda: self.streams.finish(partition, persisted, dead),
+            transient=is_transient,
+            backoff=Backoff(self.settings.backoff_base, self.settings.backoff_cap),
+            on_retry=logged,
+        )
 
     async def _heartbeat(self, partition: int, groups: list[DocumentWrites]) -> None:
         if not groups:
@@ -207,7 +196,7 @@ class BatchProcessor:
         pending: Any,
         error: ErrorInfo,
         deliveries: dict[bytes, int],
-    ) -> DeadLetter:
+    ) -> LetterToMove:
         log.error(
             "record_dead_lettered",
             partition=partition,
@@ -216,7 +205,7 @@ class BatchProcessor:
             code=error.code,
             error=error.message[:300],
         )
-        return DeadLetter(
+        return LetterToMove(
             entry_id=pending.entry_id,
             collection=collection,
             op=pending.record.op,
@@ -227,10 +216,10 @@ class BatchProcessor:
             cache_key=self.keys.cache(partition, collection, pending.doc_id),
         )
 
-    def _malformed_letter(self, item: Malformed, deliveries: dict[bytes, int]) -> DeadLetter:
+    def _malformed_letter(self, item: Malformed, deliveries: dict[bytes, int]) -> LetterToMove:
         log.error("malformed_record", entry_id=item.entry_id, reason=item.reason)
         fields = item.fields
-        return DeadLetter(
+        return LetterToMove(
             entry_id=item.entry_id,
             collection=fields.get(b"c", b"").decode("utf-8", "replace"),
             op=fields.get(b"op", b"").decode("utf-8", "replace"),

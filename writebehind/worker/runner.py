@@ -14,15 +14,16 @@ from pymongo.write_concern import WriteConcern
 from redis.asyncio import Redis
 
 from writebehind.core.backoff import Backoff
-from writebehind.core.deployment import check_partitions
+from writebehind.core.deployment import record_partition_count
 from writebehind.core.redis_checks import inspect_redis
-from writebehind.core.redis_client import check_blocking_reads, socket_timeout
+from writebehind.core.redis_client import socket_timeout, verify_read_timeout
+from writebehind.core.replies import REDIS_TRANSIENT
 from writebehind.observability.gauges import refresh_partition_gauges
 from writebehind.observability.http import HealthEndpoints, serve
 from writebehind.observability.metrics import WorkerMetrics
 from writebehind.sink.bulk import MongoSink
-from writebehind.worker.counters import WorkerStats
-from writebehind.worker.processor import REDIS_TRANSIENT, BatchProcessor
+from writebehind.worker.counters import WorkerCounters
+from writebehind.worker.processor import BatchProcessor
 from writebehind.worker.settings import WorkerSettings
 from writebehind.worker.stream import Entry, PartitionStreams
 
@@ -41,7 +42,7 @@ class Worker:
         self.settings = settings or WorkerSettings()
         self.keys = self.settings.keys
         self.redis = redis
-        self.stats = WorkerStats()
+        self.stats = WorkerCounters()
         self.streams = PartitionStreams(redis, self.settings, self.stats, self.keys)
         self.sink = MongoSink(
             database,
@@ -85,18 +86,30 @@ class Worker:
             self._cancel.cancel()
 
     async def startup_checks(self) -> None:
-        check_blocking_reads(self.redis, self.settings.read_block_ms)
+        """Refuse a Redis or a deployment the worker cannot run on safely; create the groups.
+
+        Raises:
+            ConfigurationError: a socket timeout its blocking reads would hit,
+                ``UnsafeEvictionPolicy``, or ``PartitionCountMismatch``.
+            redis.exceptions.RedisError: Redis failed.
+        """
+        verify_read_timeout(self.redis, self.settings.read_block_ms)
         if socket_timeout(self.redis) is None:
             # A connection that silently stops answering would block this worker for ever.
             self.log.warning("redis_without_socket_timeout")
         report = await inspect_redis(self.redis)
         for warning in report.warnings:
             self.log.warning("redis_config", problem=warning)
-        await check_partitions(self.redis, self.keys)
+        await record_partition_count(self.redis, self.keys)
         for partition in range(self.keys.partitions):
             await self.streams.ensure_group(partition)
 
     async def run(self, *, handle_signals: bool = False) -> None:
+        """Run until ``request_stop()`` (or SIGTERM/SIGINT with ``handle_signals``), then drain.
+
+        Outages after start are waited out, never raised. Raises what
+        ``startup_checks`` raises, before any record is read.
+        """
         startup_error: Exception | None = None
         with anyio.CancelScope() as scope:
             self._cancel = scope

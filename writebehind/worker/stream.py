@@ -15,10 +15,13 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import OutOfMemoryError, ResponseError
 
+from writebehind.core.groups import consumer_group
 from writebehind.core.keys import KeySpace
+from writebehind.core.letter_format import failure_fields, letter_fields
+from writebehind.core.replies import as_text, is_busy_group, is_no_group, is_no_such_key
 from writebehind.core.scripts import Scripts
 from writebehind.sink.classify import ErrorInfo
-from writebehind.worker.counters import WorkerStats
+from writebehind.worker.counters import WorkerCounters
 from writebehind.worker.settings import WorkerSettings
 
 log = structlog.get_logger("writebehind.worker")
@@ -26,12 +29,8 @@ log = structlog.get_logger("writebehind.worker")
 Entry = tuple[bytes, dict[bytes, bytes]]
 
 
-def _name(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 @dataclass(frozen=True, slots=True)
-class DeadLetter:
+class LetterToMove:
     """A record on its way to the dead-letter stream, with why."""
 
     entry_id: str
@@ -64,7 +63,7 @@ class PartitionStreams:
     """Stream operations of one worker (consumer) across its partitions."""
 
     def __init__(
-        self, redis: Redis, settings: WorkerSettings, stats: WorkerStats, keys: KeySpace
+        self, redis: Redis, settings: WorkerSettings, stats: WorkerCounters, keys: KeySpace
     ) -> None:
         self.redis = redis
         self.settings = settings
@@ -87,13 +86,11 @@ class PartitionStreams:
             await self.redis.xgroup_create(stream, self.group, id="0", mkstream=True)
         except OutOfMemoryError:
             # Redis at maxmemory refuses XGROUP CREATE even when the group exists.
-            if await self.redis.exists(stream):
-                groups: Any = await self.redis.xinfo_groups(stream)
-                if any(_name(g["name"]) == self.group for g in groups):
-                    return False
+            if await consumer_group(self.redis, stream, self.group) is not None:
+                return False
             raise
         except ResponseError as exc:
-            if "BUSYGROUP" in str(exc):
+            if is_busy_group(exc):
                 return False
             raise
         return True
@@ -119,7 +116,7 @@ class PartitionStreams:
                 self.group, self.consumer, {stream: ">"}, count=count, block=block_ms
             )
         except ResponseError as exc:
-            if "NOGROUP" not in str(exc):
+            if not is_no_group(exc):
                 raise
             await self._recreate_group(partition)
             return []
@@ -136,7 +133,7 @@ class PartitionStreams:
                 stream, self.group, self.consumer, self.settings.claim_idle_ms, start, count=count
             )
         except ResponseError as exc:
-            if "NOGROUP" not in str(exc):
+            if not is_no_group(exc):
                 raise
             await self._recreate_group(partition)
             return "0-0", []
@@ -153,8 +150,7 @@ class PartitionStreams:
         live = [(eid, fields) for eid, fields in entries if fields is not None]
         self.stats.claimed += len(live)
         self.stats.read += len(live)
-        next_cursor = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
-        return next_cursor, live
+        return as_text(cursor), live
 
     async def delivery_counts(self, partition: int, ids: Sequence[bytes]) -> dict[bytes, int]:
         if not ids:
@@ -187,7 +183,7 @@ class PartitionStreams:
         )
 
     async def finish(
-        self, partition: int, persisted: Sequence[Persisted], dead: Sequence[DeadLetter]
+        self, partition: int, persisted: Sequence[Persisted], dead: Sequence[LetterToMove]
     ) -> None:
         """Acknowledge persisted records (with clean TTLs) and move dead letters, pipelined."""
         if not persisted and not dead:
@@ -230,7 +226,7 @@ class PartitionStreams:
             keys=[self.keys.stream(partition)], args=[f"{cutoff_ms}-0", self.group]
         )
         self.stats.trimmed += int(removed)
-        return Trimmed(int(removed), _name(holder) or None)
+        return Trimmed(int(removed), as_text(holder) or None)
 
     async def prune_consumers(self, partition: int) -> list[str]:
         try:
@@ -239,10 +235,10 @@ class PartitionStreams:
                 args=[self.group, self.settings.consumer_idle_ms, self.consumer],
             )
         except ResponseError as exc:
-            if "NOGROUP" in str(exc) or "no such key" in str(exc):
+            if is_no_group(exc) or is_no_such_key(exc):
                 return []
             raise
-        names = [n.decode() if isinstance(n, bytes) else str(n) for n in removed]
+        names = [as_text(n) for n in removed]
         if names:
             log.info("consumers_removed", partition=partition, consumers=names)
         return names
@@ -253,19 +249,22 @@ def _id_key(entry_id: bytes) -> tuple[int, int]:
     return int(ms), int(seq)
 
 
-def dead_letter_fields(letter: DeadLetter, partition: int, consumer: str) -> list[Any]:
-    """The dead-letter stream's field layout; the worker and replay both write it."""
-    return [
-        "op", letter.op,
-        "c", letter.collection,
-        "d", letter.body,
-        "ov", letter.version,
-        "source_id", letter.entry_id,
-        "partition", partition,
-        "error_kind", letter.error.kind.value,
-        "error_code", "" if letter.error.code is None else letter.error.code,
-        "error", letter.error.message[:2000],
-        "deliveries", letter.deliveries,
-        "failed_at_ms", int(time.time() * 1000),
-        "consumer", consumer,
-    ]  # fmt: skip
+def dead_letter_fields(letter: LetterToMove, partition: int, consumer: str) -> list[Any]:
+    """The letter's fields (``core.letter_format``); the worker and replay both write them."""
+    failure = failure_fields(
+        kind=letter.error.kind.value,
+        code=letter.error.code,
+        message=letter.error.message,
+        deliveries=letter.deliveries,
+        failed_at_ms=int(time.time() * 1000),
+        consumer=consumer,
+    )
+    return letter_fields(
+        op=letter.op,
+        collection=letter.collection,
+        body=letter.body,
+        version=letter.version,
+        source_id=letter.entry_id,
+        partition=partition,
+        failure=failure,
+    )

@@ -13,6 +13,7 @@ from tests.support.streams import (
     cache_key,
     create_groups,
     dead_letters,
+    drained,
     fail_point,
     ghost_read,
     pending_total,
@@ -117,7 +118,7 @@ async def test_replayed_copy_of_the_newest_write_cleans_the_entry(
 
     worker: Worker = await start_worker(clean_ttl=CLEAN_TTL)
     await users.wait_persisted(version, timeout=20)
-    await wait_until(lambda: _drained(redis, wb), message="both records acknowledged")
+    await wait_until(lambda: drained(redis, wb.keys), message="both records acknowledged")
     # The counter moves once the ack pipeline has returned, just after Redis shows it.
     assert await wait_until(lambda: _value(worker.stats.persisted == 2), message="2 persisted")
     key = cache_key(wb.keys, "users", "a")
@@ -182,10 +183,6 @@ async def _retried(worker: Worker) -> bool:
 
 async def _persisted(worker: Worker) -> bool:
     return worker.stats.persisted > 0
-
-
-async def _drained(redis: Redis, wb: WriteBehind) -> bool:
-    return await pending_total(redis, wb.keys) == 0
 
 
 async def _value(value: bool) -> bool:

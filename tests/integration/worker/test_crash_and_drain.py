@@ -20,7 +20,7 @@ import pytest
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
-from tests.conftest import TEST_PARTITIONS, TEST_PREFIX, SpawnWorker
+from tests.support.config import TEST_PARTITIONS, TEST_PREFIX, SpawnWorker
 from tests.support.ledger import (
     Ledger,
     acked_among,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import SpawnWorker
+from tests.support.config import SpawnWorker
 from tests.support.streams import dead_letters, pending_total, stored_version
 from tests.support.waiting import wait_until
 from writebehind import WriteBehind

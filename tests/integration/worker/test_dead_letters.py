@@ -8,31 +8,24 @@ import bson
 import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import fast_settings
+from tests.support.config import fast_settings
 from tests.support.streams import (
     cache_key,
     dead_letters,
+    drained,
     ids_in_partition,
-    pending_total,
     stored_version,
+    wait_dead_letters,
 )
 from tests.support.waiting import wait_until
 from writebehind import WriteBehind
 from writebehind.sink.classify import ErrorInfo, Failure
-from writebehind.worker.counters import WorkerStats
-from writebehind.worker.stream import DeadLetter, PartitionStreams
+from writebehind.worker.counters import WorkerCounters
+from writebehind.worker.stream import LetterToMove, PartitionStreams
 
 pytestmark = pytest.mark.anyio
 
 REQUIRE_NAME = {"$jsonSchema": {"bsonType": "object", "required": ["name"]}}
-
-
-async def _letters(redis: Redis, wb: WriteBehind, count: int, partition: int | None = None) -> Any:
-    async def probe() -> Any:
-        letters = await dead_letters(redis, wb.keys, partition)
-        return letters if len(letters) >= count else None
-
-    return await wait_until(probe, message=f"{count} dead letter(s)", timeout=20)
 
 
 async def test_validator_failure_is_dead_lettered_and_its_batch_lands(
@@ -54,7 +47,7 @@ async def test_validator_failure_is_dead_lettered_and_its_batch_lands(
     worker = await start_worker()
     for version in good.values():
         await people.wait_persisted(version, timeout=20)
-    [letter] = await _letters(redis, wb, 1)
+    [letter] = await wait_dead_letters(redis, wb.keys, 1)
 
     assert letter["error_code"] == b"121"
     assert letter["error_kind"] == b"permanent"
@@ -73,7 +66,7 @@ async def test_validator_failure_is_dead_lettered_and_its_batch_lands(
     assert await mongo_db["people"].find_one({"_id": bad_id}) is None
     assert await redis.exists(cache_key(wb.keys, "people", bad_id)) == 0
     assert await people.get(bad_id) is None
-    await wait_until(lambda: _drained(redis, wb), message="nothing pending")
+    await wait_until(lambda: drained(redis, wb.keys), message="nothing pending")
 
     # The worker is still running and persisting.
     fixed = await people.set(bad_id, {"name": "Fixed"})
@@ -102,7 +95,7 @@ async def test_secondary_unique_index_duplicate_is_dead_lettered(
     worker = await start_worker()
     for version in good:
         await coll.wait_persisted(version, timeout=20)
-    [letter] = await _letters(redis, wb, 1)
+    [letter] = await wait_dead_letters(redis, wb.keys, 1)
 
     assert letter["error_code"] == b"11000"
     assert letter["error_kind"] == b"permanent"
@@ -112,7 +105,7 @@ async def test_secondary_unique_index_duplicate_is_dead_lettered(
     assert await accounts.find_one({"_id": "bob"}) == {"_id": "bob", "email": "bob@example.com"}
     assert await redis.exists(cache_key(wb.keys, "accounts", "bob")) == 0
     assert await coll.get("bob") == {"_id": "bob", "email": "bob@example.com"}
-    await wait_until(lambda: _drained(redis, wb), message="nothing pending")
+    await wait_until(lambda: drained(redis, wb.keys), message="nothing pending")
 
     later = await coll.set("bob", {"email": "robert@example.com"})
     await coll.wait_persisted(later, timeout=20)
@@ -132,8 +125,8 @@ async def test_poison_newest_record_falls_back_to_the_older_one_in_its_batch(
     worker = await start_worker()
     await people.wait_persisted(older, timeout=20)
     await people.wait_persisted(other, timeout=20)
-    [letter] = await _letters(redis, wb, 1)
-    await wait_until(lambda: _drained(redis, wb), message="nothing pending")
+    [letter] = await wait_dead_letters(redis, wb.keys, 1)
+    await wait_until(lambda: drained(redis, wb.keys), message="nothing pending")
 
     assert letter["source_id"] == str(newer).encode()
     assert letter["error_code"] == b"121"
@@ -149,10 +142,6 @@ async def test_poison_newest_record_falls_back_to_the_older_one_in_its_batch(
     assert worker.stats.persisted == 2
 
 
-async def _drained(redis: Redis, wb: WriteBehind) -> bool:
-    return await pending_total(redis, wb.keys) == 0
-
-
 async def test_a_dead_letter_move_made_twice_leaves_one_letter(
     wb: WriteBehind, redis: Redis
 ) -> None:
@@ -162,12 +151,12 @@ async def test_a_dead_letter_move_made_twice_leaves_one_letter(
     version = await users.set("ada", {"name": 1})
     partition = wb.keys.partition_of("users", "ada")
     frozen, claimer = (
-        PartitionStreams(redis, fast_settings(consumer=name), WorkerStats(), wb.keys)
+        PartitionStreams(redis, fast_settings(consumer=name), WorkerCounters(), wb.keys)
         for name in ("frozen", "claimer")
     )
     await frozen.ensure_group(partition)
     [(entry_id, fields)] = await frozen.read(partition, count=10, block_ms=100)
-    letter = DeadLetter(
+    letter = LetterToMove(
         entry_id=entry_id.decode(),
         collection="users",
         op="set",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import pytest
@@ -17,6 +18,8 @@ pytestmark = pytest.mark.anyio
 async def test_dead_letter_log_names_consumer_partition_and_batch(
     wb: WriteBehind, start_worker: Any, mongo_db: Any, redis: Redis
 ) -> None:
+    if "processors" not in inspect.signature(structlog.testing.capture_logs).parameters:
+        pytest.skip("structlog before 25.5: capture_logs cannot merge the context variables")
     await mongo_db.create_collection(
         "strict", validator={"$jsonSchema": {"bsonType": "object", "required": ["name"]}}
     )

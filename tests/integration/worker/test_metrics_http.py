@@ -71,7 +71,7 @@ async def test_readiness_fails_when_mongodb_is_down(
     from pymongo import AsyncMongoClient
     from redis.asyncio import Redis
 
-    from tests.conftest import fast_settings
+    from tests.support.config import fast_settings
     from writebehind.worker.runner import Worker
 
     mongo = mongo_factory()

@@ -11,10 +11,10 @@ import anyio
 import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import TEST_PARTITIONS, TEST_PREFIX
+from tests.support.config import TEST_PARTITIONS, TEST_PREFIX
 from tests.support.producer import produce
 from tests.support.servers import RedisServer
-from tests.support.streams import dead_letters, pending_total
+from tests.support.streams import dead_letters, drained
 from tests.support.waiting import wait_until
 from writebehind import Version, WriteBehind
 from writebehind.worker.runner import Worker
@@ -91,12 +91,8 @@ async def test_three_workers_end_at_the_newest_acknowledged_version_of_each_docu
             assert doc == {"_id": doc_id, **write["body"], "_wb": {"v": write["v"]}}
             assert await wb.collection("users").get(doc_id) == {"_id": doc_id, **write["body"]}
 
-    await wait_until(lambda: _drained(redis, wb), message="everything acknowledged")
+    await wait_until(lambda: drained(redis, wb.keys), message="everything acknowledged")
     assert await dead_letters(redis, wb.keys) == []
     assert sum(w.stats.persisted for w in workers) >= len(acked)
     # The work really was shared.
     assert all(w.stats.batches > 0 for w in workers)
-
-
-async def _drained(redis: Redis, wb: WriteBehind) -> bool:
-    return await pending_total(redis, wb.keys) == 0

@@ -8,7 +8,7 @@ import bson
 import pytest
 from redis.asyncio import Redis
 
-from tests.support.streams import dead_letters, ids_in_partition, pending_total
+from tests.support.streams import drained, ids_in_partition, wait_dead_letters
 from tests.support.waiting import wait_until
 from writebehind import WriteBehind
 
@@ -20,21 +20,6 @@ pytestmark = pytest.mark.anyio
 CLIENT_SIDE_TOO_LARGE = 48_000_000 + 100_000
 # Over 16 MiB but small enough to send: the server refuses that one operation.
 SERVER_SIDE_TOO_LARGE = 16 * 1024 * 1024 + 100_000
-
-
-async def _letters(redis: Redis, wb: WriteBehind, count: int) -> list[dict[str, bytes]]:
-    async def probe() -> Any:
-        letters = await dead_letters(redis, wb.keys)
-        return letters if len(letters) >= count else None
-
-    result: list[dict[str, bytes]] = await wait_until(
-        probe, message=f"{count} dead letter(s)", timeout=30
-    )
-    return result
-
-
-async def _drained(redis: Redis, wb: WriteBehind) -> bool:
-    return await pending_total(redis, wb.keys) == 0
 
 
 @pytest.mark.parametrize(
@@ -59,8 +44,8 @@ async def test_oversized_record_is_dead_lettered_and_the_rest_of_its_batch_lands
     worker = await start_worker()
     for version in before + after:
         await files.wait_persisted(version, timeout=30)
-    [letter] = await _letters(redis, wb, 1)
-    await wait_until(lambda: _drained(redis, wb), message="nothing pending")
+    [letter] = await wait_dead_letters(redis, wb.keys, 1, timeout=30)
+    await wait_until(lambda: drained(redis, wb.keys), message="nothing pending")
 
     assert letter["source_id"] == huge_id
     assert letter["error_kind"] == b"permanent"
@@ -104,7 +89,7 @@ async def test_malformed_records_are_dead_lettered_without_blocking(
     worker = await start_worker()
     await users.wait_persisted(first, timeout=20)
     await users.wait_persisted(second, timeout=20)
-    letters = await _letters(redis, wb, len(garbage))
+    letters = await wait_dead_letters(redis, wb.keys, len(garbage), timeout=30)
     assert [letter["source_id"] for letter in letters] == bad_ids
     for letter in letters:
         assert letter["error"].startswith(b"malformed record"), letter["error"]
@@ -114,8 +99,8 @@ async def test_malformed_records_are_dead_lettered_without_blocking(
     bad_ids.append(await redis.xadd(stream, {"op": "del"}))
     third = await users.set(ids[2], {"n": 2})
     await users.wait_persisted(third, timeout=20)
-    letters = await _letters(redis, wb, len(bad_ids))
+    letters = await wait_dead_letters(redis, wb.keys, len(bad_ids), timeout=30)
     assert [letter["source_id"] for letter in letters] == bad_ids
-    await wait_until(lambda: _drained(redis, wb), message="nothing pending")
+    await wait_until(lambda: drained(redis, wb.keys), message="nothing pending")
     assert worker.stats.dead_lettered == len(bad_ids)
     assert await mongo_db["users"].count_documents({}) == 3

@@ -12,6 +12,7 @@ from tests.support.streams import (
     cache_key,
     create_groups,
     dead_letters,
+    drained,
     ghost_read,
     pending_total,
 )
@@ -22,10 +23,6 @@ from writebehind.worker.runner import Worker
 pytestmark = pytest.mark.anyio
 
 CLAIM = {"claim_idle_ms": 300, "claim_interval": 0.1}
-
-
-async def _drained(redis: Redis, wb: WriteBehind) -> bool:
-    return await pending_total(redis, wb.keys) == 0
 
 
 async def test_entries_of_a_crashed_consumer_are_claimed_and_persisted(
@@ -41,7 +38,7 @@ async def test_entries_of_a_crashed_consumer_are_claimed_and_persisted(
     worker: Worker = await start_worker(**CLAIM)
     for version in versions.values():
         await users.wait_persisted(version, timeout=20)
-    await wait_until(lambda: _drained(redis, wb), message="ghost's entries acknowledged")
+    await wait_until(lambda: drained(redis, wb.keys), message="ghost's entries acknowledged")
     assert worker.stats.claimed == 20
     assert worker.stats.dead_lettered == 0
     for stream in wb.keys.streams():
@@ -71,7 +68,7 @@ async def test_entries_delivered_too_often_are_dead_lettered(
         if doc_id != "u0":
             await users.wait_persisted(version, timeout=20)
     [letter] = await wait_until(lambda: dead_letters(redis, wb.keys), message="dead letter")
-    await wait_until(lambda: _drained(redis, wb), message="all acknowledged")
+    await wait_until(lambda: drained(redis, wb.keys), message="all acknowledged")
 
     assert letter["source_id"] == poison.encode()
     assert b"deliver" in letter["error"]
@@ -102,7 +99,7 @@ async def test_pending_entry_deleted_from_the_stream_is_counted(
     await wait_until(
         lambda: _stat(worker, "deleted_while_pending"), message="deleted_while_pending counted"
     )
-    await wait_until(lambda: _drained(redis, wb), message="pending list emptied")
+    await wait_until(lambda: drained(redis, wb.keys), message="pending list emptied")
     assert worker.stats.deleted_while_pending == 1
     assert worker.stats.dead_lettered == 0
     assert await mongo_db["users"].find_one({"_id": "lost"}) is None
@@ -125,7 +122,7 @@ async def test_group_destroyed_under_a_running_worker_is_recreated(
     other = await users.set("b", {"n": 3})
     await users.wait_persisted(after, timeout=20)
     await users.wait_persisted(other, timeout=20)
-    await wait_until(lambda: _drained(redis, wb), message="all acknowledged")
+    await wait_until(lambda: drained(redis, wb.keys), message="all acknowledged")
     assert await users.get("a") == {"_id": "a", "n": 2}
     assert worker.stats.group_recreated == 1
     assert worker.stats.dead_lettered == 0

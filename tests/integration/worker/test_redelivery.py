@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from tests.support.streams import GROUP, cache_key, pending_total, replay_fields, stream_of
+from tests.support.streams import GROUP, cache_key, drained, replay_fields, stream_of
 from tests.support.waiting import wait_until
 from writebehind import WriteBehind
 from writebehind.worker.runner import Worker
@@ -19,10 +19,6 @@ async def _processed(redis: Redis, stream: str, entry_id: bytes) -> bool:
     """The group has read up to ``entry_id`` and holds nothing pending on ``stream``."""
     [group] = [g for g in await redis.xinfo_groups(stream) if g["name"] == GROUP.encode()]
     return group["last-delivered-id"] == entry_id and group["pending"] == 0
-
-
-async def _drained(redis: Redis, wb: WriteBehind) -> bool:
-    return await pending_total(redis, wb.keys) == 0
 
 
 async def _readd(redis: Redis, stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> bytes:
@@ -83,7 +79,7 @@ async def test_a_record_claimed_again_after_the_delete_does_not_resurrect(
     stream = stream_of(wb.keys, "users", "z")
     await redis.xclaim(stream, GROUP, "ghost", 0, [str(first)], force=True)
     assert (await redis.xpending(stream, GROUP))["pending"] == 1
-    await wait_until(lambda: _drained(redis, wb), message="redelivery processed")
+    await wait_until(lambda: drained(redis, wb.keys), message="redelivery processed")
     assert worker.stats.claimed == 1
 
     tomb = await mongo_db["users"].find_one({"_id": "z"})
@@ -140,7 +136,7 @@ async def test_replaying_a_whole_run_again_changes_nothing(
 
     async def settled(expected: int) -> bool:
         done = worker.stats.persisted + worker.stats.dead_lettered
-        return done >= expected and await _drained(redis, wb)
+        return done >= expected and await drained(redis, wb.keys)
 
     before = await snapshot()
     assert len(before["users"]) == 12

@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.conftest import fast_settings
+from tests.support.config import fast_settings
 from tests.support.proxy import Proxy
 from tests.support.servers import RedisServer
 from tests.support.streams import ids_in_partition

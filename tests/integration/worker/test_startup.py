@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import TEST_PARTITIONS, fast_settings
+from tests.support.config import TEST_PARTITIONS, fast_settings
 from tests.support.servers import RedisServer
 from writebehind import WriteBehind
 from writebehind.core.errors import PartitionCountMismatch

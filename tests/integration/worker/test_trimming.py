@@ -8,7 +8,7 @@ import pytest
 import structlog
 from redis.asyncio import Redis
 
-from tests.conftest import fast_settings
+from tests.support.config import fast_settings
 from tests.support.streams import (
     GROUP,
     create_groups,

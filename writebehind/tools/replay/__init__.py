@@ -6,9 +6,9 @@ checks, the progress line); ``runner`` does the IO.
 
 from __future__ import annotations
 
-from writebehind.tools.replay.bounds import BoundError, Gap, ReplayRange, StreamHistory, parse_bound
+from writebehind.core.errors import BoundError, HistoryGapError
+from writebehind.tools.replay.bounds import Gap, ReplayRange, StreamHistory, parse_bound
 from writebehind.tools.replay.runner import (
-    HistoryGapError,
     Replayer,
     ReplayOptions,
     ReplayResult,

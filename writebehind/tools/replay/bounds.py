@@ -20,6 +20,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
+from writebehind.core.errors import BoundError as BoundError  # re-exported: its old home
 from writebehind.core.version import ZERO, Version
 
 END_SEQ = 2**63 - 1
@@ -29,10 +30,6 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _ONE_MS = dt.timedelta(milliseconds=1)
 _ID_RE = re.compile(r"(\d+)(?:-(\d+))?")
 _MAX = 2**63 - 1
-
-
-class BoundError(ValueError):
-    """A SINCE or UNTIL that cannot be read, or a range that is empty by construction."""
 
 
 def parse_bound(text: str, *, end: bool = False) -> Version:

@@ -4,19 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from writebehind.tools.durations import clock as duration
+
 BAR_WIDTH = 24
-
-
-def duration(seconds: float | None) -> str:
-    """``0:07``, ``12:34``, ``1:02:03``; ``--:--`` when unknown."""
-    if seconds is None or seconds != seconds or seconds < 0 or seconds > 360_000:
-        return "--:--"
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}:{minutes:02d}:{secs:02d}"
-    return f"{minutes}:{secs:02d}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,13 +22,16 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from writebehind.core.codec import DEFAULT_CODEC_OPTIONS
-from writebehind.core.errors import PartitionCountMismatch, WriteBehindError
+from writebehind.core.deployment import verify_partition_count
+from writebehind.core.errors import HistoryGapError as HistoryGapError  # re-exported
+from writebehind.core.errors import InvalidInput
 from writebehind.core.keys import KeySpace, encode_id
+from writebehind.core.replies import as_text, is_no_such_key
 from writebehind.core.scripts import Scripts, parse_letter_reply
 from writebehind.core.version import Version
 from writebehind.sink.bulk import MongoSink
 from writebehind.sink.classify import ErrorInfo, Failure
-from writebehind.sink.reapply import Outcome, Reapplier, Report, Result, predict
+from writebehind.sink.reapply import Outcome, OutcomeCounts, Reapplier, Result, predict
 from writebehind.tools.replay.bounds import (
     Gap,
     ReplayRange,
@@ -39,7 +42,7 @@ from writebehind.tools.replay.bounds import (
     iso,
 )
 from writebehind.worker.plan import Malformed, decode_entries
-from writebehind.worker.stream import DeadLetter, dead_letter_fields
+from writebehind.worker.stream import LetterToMove, dead_letter_fields
 
 log = structlog.get_logger("writebehind.tools.replay")
 
@@ -66,24 +69,23 @@ class ReplayOptions:
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size!r}")
+            raise InvalidInput(f"batch_size must be >= 1, got {self.batch_size!r}")
 
 
-class HistoryGapError(WriteBehindError):
-    """SINCE is older than what the streams retain: some records in the range are gone."""
-
-    def __init__(self, since: Version, gaps: Sequence[Gap]) -> None:
-        self.since = since
-        self.gaps = list(gaps)
-        self.resume_from = max(g.resume_from for g in gaps)
-        partitions = ", ".join(str(g.partition) for g in gaps)
-        super().__init__(
-            f"SINCE {describe(since)} is older than the retained history of partition "
-            f"{partitions}: records from that time were trimmed from Redis and cannot be "
-            f"replayed. The oldest time to replay from without a gap is "
-            f"{iso(self.resume_from.ms)} (id {self.resume_from}). Replay from there, or "
-            "pass --allow-gap to replay what is retained."
-        )
+def history_gap(since: Version, gaps: Sequence[Gap]) -> HistoryGapError:
+    """The error for a SINCE older than the retained history of the ``gaps``' partitions."""
+    resume_from = max(g.resume_from for g in gaps)
+    partitions = ", ".join(str(g.partition) for g in gaps)
+    return HistoryGapError(
+        f"SINCE {describe(since)} is older than the retained history of partition "
+        f"{partitions}: records from that time were trimmed from Redis and cannot be "
+        f"replayed. The oldest time to replay from without a gap is "
+        f"{iso(resume_from.ms)} (id {resume_from}). Replay from there, or "
+        "pass --allow-gap to replay what is retained.",
+        since=since,
+        gaps=gaps,
+        resume_from=resume_from,
+    )
 
 
 @dataclass(slots=True)
@@ -92,7 +94,7 @@ class ReplayResult:
 
     options: ReplayOptions
     partitions: list[int]
-    report: Report = field(default_factory=Report)
+    report: OutcomeCounts = field(default_factory=OutcomeCounts)
     read: int = 0
     """Stream entries read in the range (before the collection filter)."""
     malformed: int = 0
@@ -154,7 +156,7 @@ async def stream_history(redis: Redis, keys: KeySpace, partition: int) -> Stream
     try:
         info: Any = await redis.xinfo_stream(keys.stream(partition))
     except ResponseError as exc:
-        if "no such key" in str(exc).lower():
+        if is_no_such_key(exc):
             return StreamHistory(partition, exists=False)
         raise
 
@@ -177,13 +179,6 @@ async def stream_history(redis: Redis, keys: KeySpace, partition: int) -> Stream
     )
 
 
-async def check_partition_count(redis: Redis, keys: KeySpace) -> None:
-    """Refuse a partition count other than the deployment's (read-only, unlike the worker's)."""
-    stored = await redis.hget(keys.meta, "partitions")
-    if stored is not None and int(stored) != keys.partitions:
-        raise PartitionCountMismatch(keys.partitions, int(stored))
-
-
 class Replayer:
     """One replay run: read the range chunk by chunk, re-apply, dead-letter what MongoDB refuses."""
 
@@ -198,7 +193,7 @@ class Replayer:
         retry_for: float = 300.0,
     ) -> None:
         if options.partition is not None and not 0 <= options.partition < keys.partitions:
-            raise ValueError(
+            raise InvalidInput(
                 f"partition {options.partition} is out of range 0..{keys.partitions - 1}"
             )
         self.redis = redis
@@ -219,13 +214,14 @@ class Replayer:
         self._simulated: dict[tuple[str, str], tuple[Version | None, bool]] = {}
 
     async def run(self) -> ReplayResult:
+        """Replay the range; raises what ``replay`` raises."""
         started = time.monotonic()
         since, until = self.options.range.since, self.options.range.until
-        await check_partition_count(self.redis, self.keys)
+        await verify_partition_count(self.redis, self.keys)
         histories = [await stream_history(self.redis, self.keys, p) for p in self.result.partitions]
         gaps = [g for h in histories if (g := find_gap(h, since)) is not None]
         if gaps and not self.options.allow_gap:
-            raise HistoryGapError(since, gaps)
+            raise history_gap(since, gaps)
         self.result.gaps = gaps
         self.result.missing_streams = [h.partition for h in histories if not h.exists]
         self._estimate = sum(estimate_records(h, since, until) for h in histories)
@@ -277,7 +273,7 @@ class Replayer:
             if len(entries) < self.options.batch_size:
                 return
             last = entries[-1][0]
-            start = "(" + (last.decode() if isinstance(last, bytes) else str(last))
+            start = "(" + as_text(last)
 
     async def _replay_chunk(
         self, partition: int, entries: Sequence[tuple[bytes, dict[bytes, bytes]]]
@@ -290,33 +286,15 @@ class Replayer:
         self._count_malformed(partition, malformed)
         if not pendings:
             return
-        results = await self._apply(pendings)
+        # Where a document's newest record is refused, the reapplier writes the
+        # next newest, as the worker does.
+        results = await self.reapplier.apply(pendings)
         if self.options.dry_run:
             results = self._simulate(results)
         failed = [r for r in results if r.outcome is Outcome.FAILED]
         if failed:
             await self._dead_letter(partition, failed)
         self.result.report.add(results)
-
-    async def _apply(self, pendings: Sequence[Any]) -> list[Result]:
-        """Re-apply; where a document's newest record fails for good, apply the next newest.
-
-        That is what the worker does, so the outcome does not depend on which
-        records happened to share a batch.
-        """
-        settled: list[Result] = []
-        results = await self.reapplier.apply(pendings)
-        while True:
-            failed = {_doc_key(r) for r in results if r.outcome is Outcome.FAILED}
-            fallback = [
-                r for r in results if r.outcome is Outcome.COALESCED and _doc_key(r) in failed
-            ]
-            if not fallback:
-                settled.extend(results)
-                return settled
-            retried = {id(r) for r in fallback}
-            settled.extend(r for r in results if id(r) not in retried)
-            results = await self.reapplier.apply([r.pending for r in fallback])
 
     def _simulate(self, results: list[Result]) -> list[Result]:
         """Dry run: predict against what earlier chunks would have written."""
@@ -356,7 +334,7 @@ class Replayer:
             p = r.pending
             error = r.error or ErrorInfo(Failure.PERMANENT, None, "refused by MongoDB")
             errors.append(error)
-            letter = DeadLetter(
+            letter = LetterToMove(
                 entry_id=p.entry_id,
                 collection=p.record.collection,
                 op=p.record.op,
@@ -410,7 +388,10 @@ async def replay(
         HistoryGapError: SINCE is older than a stream's retained history and
             ``options.allow_gap`` is off; nothing was replayed.
         PartitionCountMismatch: ``keys`` has another partition count than Redis records.
-        ValueError: ``options.partition`` is out of range.
+        InvalidInput: ``options.partition`` is out of range.
+        RetriesExhausted: MongoDB kept failing transiently for ``retry_for`` seconds.
+        redis.exceptions.RedisError, pymongo.errors.PyMongoError: the servers failed
+            otherwise; what was applied stays applied, and running again is safe.
     """
     replayer = Replayer(redis, sink, keys, options, progress=progress, retry_for=retry_for)
     return await replayer.run()

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from tests.support.paths import REPO_ROOT
 from writebehind.cli import main
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 NOWHERE = ["--redis-url", "redis://127.0.0.1:9/0", "--mongo-url", "mongodb://127.0.0.1:9"]
 
 

@@ -14,16 +14,16 @@ import pytest
 from click.testing import CliRunner
 
 from writebehind.cli import main
-from writebehind.cli.dlq import format_letter, format_list, format_replay
+from writebehind.cli.dlq import format_letter, format_list, format_redrive
 from writebehind.cli.stats import format_stats
 from writebehind.cli.tools import format_duration, plural, render_table, root_cause, shorten
 from writebehind.sink.classify import ErrorInfo, Failure
-from writebehind.tools.dead_letters import LetterResult, ReplayReport
+from writebehind.tools.dead_letters import LetterResult, RedriveReport
 from writebehind.tools.letters import decode_letter
 from writebehind.tools.stream_stats import (
     ConsumerStats,
     PartitionStats,
-    Stats,
+    StreamStats,
     age_seconds,
     summarise_consumers,
 )
@@ -158,7 +158,7 @@ def test_format_letter_has_the_full_error_and_the_document() -> None:
 
 
 def test_format_replay_says_what_happened_to_each_letter() -> None:
-    report = ReplayReport(dry_run=False)
+    report = RedriveReport(dry_run=False)
     kept_as = letter(2, "1718000000900-0")
     report.results += [
         LetterResult(letter(), "inserted", True),
@@ -170,13 +170,13 @@ def test_format_replay_says_what_happened_to_each_letter() -> None:
             kept_as.id,
         ),
     ]
-    out = format_replay(report)
+    out = format_redrive(report)
     assert "inserted  removed" in out
     assert f"kept as {kept_as.id}" in out and "[121] still invalid" in out
     assert out.splitlines()[-1] == "2 dead letters: inserted 1, failed 1, removed 1."
-    dry = ReplayReport(dry_run=True, results=[LetterResult(letter(), "inserted", False)])
-    assert format_replay(dry).startswith("Dry run")
-    assert "would be removed" in format_replay(dry)
+    dry = RedriveReport(dry_run=True, results=[LetterResult(letter(), "inserted", False)])
+    assert format_redrive(dry).startswith("Dry run")
+    assert "would be removed" in format_redrive(dry)
 
 
 # stats
@@ -191,7 +191,7 @@ def partition(n: int, **values: Any) -> PartitionStats:
     return PartitionStats(n, group_exists=True, **values)
 
 
-def sample_stats() -> Stats:
+def sample_stats() -> StreamStats:
     parts = (
         partition(
             0,
@@ -207,7 +207,7 @@ def sample_stats() -> Stats:
         ),
         PartitionStats(2, stream_length=2, lag=2, dead_letters=5),
     )
-    return Stats("writebehind", parts, 1_000_000, summarise_consumers(parts))
+    return StreamStats("writebehind", parts, 1_000_000, summarise_consumers(parts))
 
 
 def test_stats_totals_and_consumers() -> None:
@@ -235,7 +235,7 @@ def test_format_stats_table() -> None:
     assert rows["total"][1:4] == ["16", "3", ">=8"]
     assert rows["a"] == ["a", "2", "0.0s", "0,1"]
     assert rows["b"] == ["b", "1", "1m30s", "0"]
-    empty = Stats("g", (PartitionStats(0),), 0)
+    empty = StreamStats("g", (PartitionStats(0),), 0)
     assert "No consumers." in format_stats(empty)
 
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from writebehind.core.backoff import Backoff
+from writebehind.core.backoff import Backoff, retry
 
 
 def ceiling(base: float, cap: float, n: int) -> float:
@@ -85,3 +85,61 @@ def test_defaults() -> None:
     backoff = Backoff()
     assert (backoff.base, backoff.cap, backoff.failures) == (0.05, 5.0, 0)
     assert 0.025 <= backoff.next_delay() <= 0.05
+
+
+# retry: the one retry loop
+
+
+class Flaky:
+    """Fails with ``errors`` in turn, then returns ``"done"``."""
+
+    def __init__(self, *errors: BaseException) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    async def __call__(self) -> str:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return "done"
+
+
+def tiny() -> Backoff:
+    return Backoff(base=0.001, cap=0.002, rng=random.Random(1))
+
+
+@pytest.mark.anyio
+async def test_retry_waits_out_transient_failures() -> None:
+    call = Flaky(ConnectionError("down"), ConnectionError("still down"))
+    seen: list[tuple[str, float]] = []
+    result = await retry(
+        call,
+        transient=lambda e: isinstance(e, ConnectionError),
+        backoff=tiny(),
+        on_retry=lambda e, d: seen.append((str(e), d)),
+    )
+    assert result == "done"
+    assert call.calls == 3
+    assert [message for message, _ in seen] == ["down", "still down"]
+    assert all(0.0005 <= delay <= 0.002 for _, delay in seen)
+
+
+@pytest.mark.anyio
+async def test_retry_raises_anything_else_at_once() -> None:
+    call = Flaky(KeyError("a bug"))
+    with pytest.raises(KeyError):
+        await retry(call, transient=lambda e: isinstance(e, ConnectionError), backoff=tiny())
+    assert call.calls == 1
+
+
+@pytest.mark.anyio
+async def test_retry_gives_up_after_its_budget_with_the_last_error() -> None:
+    call = Flaky(*(ConnectionError(f"down {i}") for i in range(10_000)))
+    with pytest.raises(ConnectionError, match="down"):
+        await retry(
+            call,
+            transient=lambda e: isinstance(e, ConnectionError),
+            backoff=tiny(),
+            give_up_after=0.02,
+        )
+    assert 1 < call.calls < 10_000

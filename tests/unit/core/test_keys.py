@@ -8,12 +8,12 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
 from bson import ObjectId
 
+from tests.support.paths import REPO_ROOT
 from writebehind.core.errors import (
     ConfigurationError,
     InvalidCollectionName,
@@ -21,12 +21,11 @@ from writebehind.core.errors import (
     UnsupportedIdType,
     WriteBehindError,
 )
-from writebehind.core.keys import MAX_PARTITIONS, KeySpace, check_collection_name, encode_id
+from writebehind.core.keys import MAX_PARTITIONS, KeySpace, encode_id, validate_collection_name
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 OID = ObjectId("0123456789abcdef01234567")
 UID = uuid.UUID("12345678-1234-5678-1234-567812345678")
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def hash_tag(key: str) -> str:
@@ -117,14 +116,14 @@ def test_unsupported_id_type_hierarchy() -> None:
     assert issubclass(UnsupportedIdType, ValueError)
 
 
-# -- check_collection_name -------------------------------------------------------------
+# -- validate_collection_name -------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     "name", ["users", "a", "a.b", "my_coll-1", "with space", "ünïcode", "x" * 200, "é" * 100]
 )
 def test_check_collection_name_accepts(name: str) -> None:
-    assert check_collection_name(name) == name
+    assert validate_collection_name(name) == name
 
 
 @pytest.mark.parametrize(
@@ -147,7 +146,7 @@ def test_check_collection_name_accepts(name: str) -> None:
 )
 def test_check_collection_name_rejects(name: Any) -> None:
     with pytest.raises(InvalidCollectionName) as info:
-        check_collection_name(name)
+        validate_collection_name(name)
     assert isinstance(info.value, InvalidInput)
     assert isinstance(info.value, ValueError)
 

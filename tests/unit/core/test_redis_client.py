@@ -11,9 +11,9 @@ from redis.asyncio.connection import AbstractConnection
 from writebehind.core.errors import ConfigurationError
 from writebehind.core.redis_client import (
     SOCKET_TIMEOUT,
-    check_blocking_reads,
     connect,
     socket_timeout,
+    verify_read_timeout,
 )
 
 
@@ -40,10 +40,10 @@ def test_a_plain_client_reports_its_effective_timeout() -> None:
 @pytest.mark.parametrize(("timeout", "block_ms"), [(1.5, 500), (2.0, 1000), (0.1, 100)])
 def test_blocking_reads_must_end_before_the_socket_timeout(timeout: float, block_ms: int) -> None:
     with pytest.raises(ConfigurationError, match="socket_timeout"):
-        check_blocking_reads(connect("redis://127.0.0.1:1/0", socket_timeout=timeout), block_ms)
+        verify_read_timeout(connect("redis://127.0.0.1:1/0", socket_timeout=timeout), block_ms)
 
 
 def test_blocking_reads_check_passes() -> None:
-    check_blocking_reads(connect("redis://127.0.0.1:1/0"), 500)
+    verify_read_timeout(connect("redis://127.0.0.1:1/0"), 500)
     none = Redis.from_url("redis://127.0.0.1:1/0", socket_timeout=None)
-    check_blocking_reads(none, 60_000)  # no timeout at all: nothing to break
+    verify_read_timeout(none, 60_000)  # no timeout at all: nothing to break

@@ -15,6 +15,7 @@ from writebehind.sink.classify import (
     classify_code,
     classify_exception,
     classify_write_error,
+    is_transient,
 )
 
 T, P, S = Failure.TRANSIENT, Failure.PERMANENT, Failure.SPLIT
@@ -204,3 +205,47 @@ def test_classify_exception_ignores_non_int_code_attribute() -> None:
         code = "E42"
 
     assert classify_exception(Odd("odd")) == ErrorInfo(T, None, "odd")
+
+
+# is_transient: what a tool (replay, re-drive) may wait out, and what it must not hide
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        pm.AutoReconnect("connection reset"),
+        pm.NetworkTimeout("timed out"),
+        pm.ServerSelectionTimeoutError("no primary"),
+        pm.WriteConcernError("waiting for replication timed out", 64),
+        pm.ExecutionTimeout("operation exceeded time limit", 50),
+        pm.OperationFailure("not primary", 10107),
+        pm.OperationFailure("shutting down", 91),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_server_and_network_failures_are_transient(exc: BaseException) -> None:
+    assert is_transient(exc)
+
+
+def test_a_retryable_write_label_is_transient() -> None:
+    exc = pm.OperationFailure("whatever", 999_999, {"errorLabels": ["RetryableWriteError"]})
+    assert is_transient(exc)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        pm.OperationFailure("Document failed validation", 121),
+        pm.InvalidName("bad collection"),
+        TypeError("unhashable type: 'dict'"),
+        KeyError("_id"),
+        RuntimeError("a bug"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_bugs_and_refusals_are_not_transient(exc: BaseException) -> None:
+    assert not is_transient(exc)
+    # The worker's classification stays as it was: it never dead-letters for an
+    # unknown exception, whereas a tool must not retry one for minutes.
+    if not isinstance(exc, pm.PyMongoError):
+        assert classify_exception(exc).kind is Failure.TRANSIENT

@@ -1,0 +1,72 @@
+"""Unit tests for writebehind.core.replies: reply text and which Redis error is which."""
+
+from __future__ import annotations
+
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from writebehind.core.replies import (
+    as_text,
+    backlog_refusal,
+    is_busy_group,
+    is_no_group,
+    is_no_such_key,
+    is_transient,
+)
+
+NOGROUP = ResponseError(
+    "NOGROUP No such key '{t:p0}:stream' or consumer group 'writebehind' in XREADGROUP"
+)
+BUSYGROUP = ResponseError("BUSYGROUP Consumer Group name already exists")
+NO_SUCH_KEY = ResponseError("no such key")
+
+
+def test_as_text() -> None:
+    assert as_text(b"1-0") == "1-0"
+    assert as_text("1-0") == "1-0"
+    assert as_text(7) == "7"
+
+
+@pytest.mark.parametrize(
+    ("exc", "no_group", "busy", "no_key"),
+    [
+        (NOGROUP, True, False, False),
+        (BUSYGROUP, False, True, False),
+        (NO_SUCH_KEY, False, False, True),
+        (ResponseError("ERR no such key"), False, False, True),
+        (
+            ResponseError("Command # 1 (XREADGROUP) of pipeline caused error: NOGROUP x"),
+            True,
+            False,
+            False,
+        ),
+        (ResponseError("WRONGTYPE Operation against a key"), False, False, False),
+        (RedisConnectionError("NOGROUP in a connection error is no reply"), False, False, False),
+    ],
+)
+def test_error_codes(exc: BaseException, no_group: bool, busy: bool, no_key: bool) -> None:
+    assert is_no_group(exc) is no_group
+    assert is_busy_group(exc) is busy
+    assert is_no_such_key(exc) is no_key
+
+
+def test_backlog_refusal_carries_the_count() -> None:
+    assert backlog_refusal(ResponseError("WBBACKLOG 1234")) == 1234
+    assert backlog_refusal(ResponseError("ERR something else")) is None
+    assert backlog_refusal(ValueError("WBBACKLOG 1")) is None
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (RedisConnectionError("Connection refused"), True),
+        (RedisTimeoutError("Timeout reading from socket"), True),
+        (ConnectionResetError(), True),
+        (NOGROUP, False),
+        (RuntimeError("a bug"), False),
+    ],
+)
+def test_transient_means_the_connection_failed(exc: BaseException, expected: bool) -> None:
+    assert is_transient(exc) is expected
