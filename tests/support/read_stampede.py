@@ -32,6 +32,7 @@ async def main(argv: list[str]) -> None:
             redis_url=redis_url, mongo=mongo[database], prefix="t", partitions=4
         ) as wb:
             users = wb.collection("users")
+
             # Open the connections the gets will use now, so that what the test
             # counts is the gets' commands, not connection set-up (HELLO, PING).
             async def ping() -> None:
