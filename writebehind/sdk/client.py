@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
@@ -12,9 +14,9 @@ from redis.asyncio import Redis
 
 from writebehind.core.codec import DEFAULT_CODEC_OPTIONS, encoding_options
 from writebehind.core.deployment import check_partitions
-from writebehind.core.errors import ConfigurationError
+from writebehind.core.errors import ClientClosed, ConfigurationError
 from writebehind.core.keys import KeySpace, check_collection_name
-from writebehind.core.redis_client import connect, socket_timeout
+from writebehind.core.redis_client import connect, socket_timeout, typed_pool_errors
 from writebehind.core.scripts import Scripts
 from writebehind.sdk.collection import Collection
 
@@ -63,6 +65,11 @@ class WriteBehind:
         wait_timeout: float = 1.0,
     ) -> None:
         self.keys = KeySpace(prefix, partitions)
+        for name, value in (("backlog_wait", backlog_wait), ("wait_timeout", wait_timeout)):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigurationError(f"{name} must be a number of seconds: {value!r}")
+        if type(max_conflict_retries) is not int:
+            raise ConfigurationError(f"max_conflict_retries must be an int: {max_conflict_retries!r}")
         if type(max_backlog) is not int or max_backlog < 0:
             raise ConfigurationError(f"max_backlog must be an int >= 0: {max_backlog!r}")
         if backlog_wait < 0:
@@ -88,7 +95,20 @@ class WriteBehind:
         self._check_wait_timeout()
         self.scripts = Scripts(self.redis)
         self._checked = False
+        self._closed = False
         self._check_lock = anyio.Lock()
+
+    @contextmanager
+    def calling(self) -> Iterator[None]:
+        """Around every public call: refuse a closed client; type pool exhaustion.
+
+        Raises ``ClientClosed`` after ``aclose()``; ``ConnectionPoolExhausted``
+        when no Redis connection became free in the pool's wait.
+        """
+        if self._closed:
+            raise ClientClosed("this WriteBehind is closed; make a new one")
+        with typed_pool_errors():
+            yield
 
     def _redis_client(self, redis: Redis | None, url: str | None) -> Redis:
         if (redis is None) == (url is None):
@@ -127,6 +147,8 @@ class WriteBehind:
 
     async def ensure_ready(self) -> None:
         """Record the partition count in Redis, or refuse a different one."""
+        if self._closed:
+            raise ClientClosed("this WriteBehind is closed; make a new one")
         if self._checked:
             return
         async with self._check_lock:
@@ -136,6 +158,9 @@ class WriteBehind:
             self._checked = True
 
     def collection(self, name: str) -> Collection:
+        """The collection ``name``; ``InvalidCollectionName`` if MongoDB would refuse it."""
+        if self._closed:
+            raise ClientClosed("this WriteBehind is closed; make a new one")
         return Collection(self, check_collection_name(name))
 
     def mongo_collection(self, name: str) -> Any:
@@ -158,7 +183,11 @@ class WriteBehind:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the clients this object created; clients passed in stay open."""
+        """Close the clients this object created; clients passed in stay open.
+
+        Every later call raises ``ClientClosed``. Closing twice is harmless.
+        """
+        self._closed = True
         owned, self._owned = self._owned, []
         for client in owned:
             if isinstance(client, Redis):

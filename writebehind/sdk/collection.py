@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from redis.exceptions import ResponseError
 
+from writebehind.core.backoff import Backoff
 from writebehind.core.codec import (
     META_FIELD,
     decode_document,
@@ -24,6 +25,7 @@ from writebehind.core.errors import (
     BacklogFull,
     IdMismatch,
     InvalidDocument,
+    InvalidInput,
     NotReplicated,
     PersistTimeout,
     TooManyConflicts,
@@ -98,7 +100,8 @@ class Collection:
         """Run the write script; ``None`` means the expected version did not match."""
         await self._wb.ensure_ready()
         deadline = anyio.current_time() + self._wb.backlog_wait
-        delay = 0.005
+        # Jittered: producers blocked on one full partition must not retry in lockstep.
+        backoff = Backoff(base=0.005, cap=0.5)
         args = self._args(p, expected)
         while True:
             try:
@@ -109,10 +112,10 @@ class Collection:
                     if mapped is exc:
                         raise
                     raise mapped from exc
+                delay = backoff.next_delay()
                 if anyio.current_time() + delay > deadline:
                     raise BacklogFull(p.partition, mapped.backlog, self._wb.max_backlog) from None
                 await anyio.sleep(delay)
-                delay = min(delay * 2, 0.5)
                 continue
             outcome = parse_write_reply(reply)
             if not outcome.written:
@@ -147,14 +150,21 @@ class Collection:
             raise NotReplicated(versions, replicas, wanted)
 
     async def set(self, doc_id: Any, doc: Mapping[str, Any]) -> Version:
-        """Store the whole document; returns the write's version."""
-        version = await self._write(self._prepare(doc_id, doc))
+        """Store the whole document; returns the write's version.
+
+        ``doc`` must be a mapping (``None`` is refused with ``InvalidDocument``:
+        ``delete`` deletes). Raises the ``InvalidInput`` subclasses before
+        anything is written, ``ClientClosed`` after ``aclose()``.
+        """
+        with self._wb.calling():
+            version = await self._write(self._prepare(doc_id, _document(doc)))
         assert version is not None
         return version
 
     async def delete(self, doc_id: Any) -> Version:
         """Delete the document (a tombstone until MongoDB has it)."""
-        version = await self._write(self._prepare(doc_id, None))
+        with self._wb.calling():
+            version = await self._write(self._prepare(doc_id, None))
         assert version is not None
         return version
 
@@ -163,6 +173,10 @@ class Collection:
 
         A missing document is created from ``fields``.
         """
+        with self._wb.calling():
+            return await self._patch(doc_id, fields)
+
+    async def _patch(self, doc_id: Any, fields: Mapping[str, Any]) -> Version:
         if not isinstance(fields, Mapping):
             raise InvalidDocument(f"patch fields must be a mapping, not {type(fields).__name__}")
         if "_id" in fields and not same_id(fields["_id"], doc_id):
@@ -174,7 +188,7 @@ class Collection:
         def merge(doc: Document | None) -> Document:
             return {**(doc or {}), **patch}
 
-        return await self.modify(doc_id, merge)
+        return await self._modify(doc_id, merge)
 
     async def modify(self, doc_id: Any, fn: Modifier) -> Version:
         """Replace the document with ``fn(current)``; ``None`` from ``fn`` deletes it.
@@ -183,6 +197,12 @@ class Collection:
         if there is none, and may be called more than once: when another writer
         gets in first, the change is recomputed on the newer document.
         """
+        with self._wb.calling():
+            return await self._modify(doc_id, fn)
+
+    async def _modify(self, doc_id: Any, fn: Modifier) -> Version:
+        if not callable(fn):
+            raise InvalidInput(f"modify needs a function, not {type(fn).__name__}")
         encode_id(doc_id)
         for attempt in range(self._wb.max_conflict_retries):
             current = await self._read_current(doc_id)
@@ -231,8 +251,14 @@ class Collection:
         Every document is checked before anything is sent. If Redis refuses some
         writes (backlog, memory), ``WriteManyError.results`` says which were made;
         that error comes first, before any ``NotReplicated`` for the rest.
+        ``items`` is an iterable of ``(id, document)`` pairs; a document must be
+        a mapping (``None`` is refused, not taken as a delete).
         """
-        prepared = [self._prepare(doc_id, doc) for doc_id, doc in items]
+        with self._wb.calling():
+            return await self._set_many(items)
+
+    async def _set_many(self, items: Iterable[tuple[Any, Mapping[str, Any]]]) -> list[Version]:
+        prepared = [self._prepare(doc_id, _document(doc)) for doc_id, doc in _pairs(items)]
         if not prepared:
             return []
         await self._wb.ensure_ready()
@@ -273,6 +299,10 @@ class Collection:
 
     async def get(self, doc_id: Any) -> Document | None:
         """The newest acknowledged document: Redis first, then MongoDB; None if absent."""
+        with self._wb.calling():
+            return await self._get(doc_id)
+
+    async def _get(self, doc_id: Any) -> Document | None:
         body, tombstone = await self._wb.redis.hmget(self._entry_key(doc_id), ["d", "t"])
         if tombstone:
             SDK_READS.labels(self.name, "redis", "deleted").inc()
@@ -297,10 +327,23 @@ class Collection:
         """Return once MongoDB holds ``version`` of its document, or a newer one.
 
         Raises ``PersistTimeout`` after ``timeout`` seconds. (``timeout=`` is the
-        SDK's public contract, hence the ASYNC109 exemption.)
+        SDK's public contract, hence the ASYNC109 exemption.) ``InvalidInput`` if
+        ``version`` is not a ``Version`` returned by a write to this collection.
         """
-        if version.collection is None:
-            raise ValueError("wait_persisted needs a Version returned by a write")
+        if not isinstance(version, Version) or version.collection is None:
+            raise InvalidInput(
+                f"wait_persisted needs a Version returned by a write, not {version!r}"
+            )
+        if version.collection != self.name:
+            raise InvalidInput(
+                f"version {version} is of collection {version.collection!r}, not {self.name!r}"
+            )
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
+            raise InvalidInput(f"timeout must be a number of seconds >= 0: {timeout!r}")
+        with self._wb.calling():
+            await self._wait_persisted(version, timeout)
+
+    async def _wait_persisted(self, version: Version, timeout: float) -> None:
         coll = self._wb.mongo_collection(version.collection)
         deadline = anyio.current_time() + timeout
         delay = 0.002
@@ -317,6 +360,28 @@ class Collection:
                 )
             await anyio.sleep(delay)
             delay = min(delay * 1.5, 0.05)
+
+
+def _document(doc: Any) -> Mapping[str, Any]:
+    """A document argument of a write: a mapping, never ``None`` (which would delete)."""
+    if not isinstance(doc, Mapping):
+        hint = "; use delete() to delete" if doc is None else ""
+        raise InvalidDocument(f"a document must be a mapping, not {type(doc).__name__}{hint}")
+    return doc
+
+
+def _pairs(items: Any) -> list[tuple[Any, Any]]:
+    """``set_many``'s items as checked ``(id, document)`` pairs."""
+    if isinstance(items, Mapping | str | bytes) or not isinstance(items, Iterable):
+        raise InvalidInput(
+            f"set_many needs an iterable of (id, document) pairs, not {type(items).__name__}"
+        )
+    pairs = []
+    for i, item in enumerate(items):
+        if not isinstance(item, tuple | list) or len(item) != 2:
+            raise InvalidInput(f"set_many item {i} is not an (id, document) pair: {item!r:.80}")
+        pairs.append((item[0], item[1]))
+    return pairs
 
 
 async def _entry_acknowledged(redis: Any, stream: str, group: str, version: Version) -> bool:
