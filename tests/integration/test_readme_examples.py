@@ -29,7 +29,9 @@ from writebehind.worker.runner import Worker
 README = Path(__file__).resolve().parents[2] / "README.md"
 REDIS_EXAMPLE = "redis://127.0.0.1:6379/0"
 MONGO_EXAMPLE = "mongodb://127.0.0.1:27017"
-_BLOCK = re.compile(r"(?:<!--\s*not run:(?P<reason>[^>]*)-->\s*\n)?```python\n(?P<code>.*?)```", re.S)
+_BLOCK = re.compile(
+    r"(?:<!--\s*not run:(?P<reason>[^>]*)-->\s*\n)?```python\n(?P<code>.*?)```", re.S
+)
 
 
 def readme_blocks() -> list[Any]:

@@ -11,7 +11,11 @@ from typing import Any
 
 __all__ = [
     "BacklogFull",
+    "ClientClosed",
+    "CodecMismatch",
     "ConfigurationError",
+    "ConnectionPoolExhausted",
+    "DeadLettered",
     "DocumentTooLarge",
     "IdMismatch",
     "IntegerOutOfRange",
@@ -19,6 +23,7 @@ __all__ = [
     "InvalidDocument",
     "InvalidFieldName",
     "InvalidInput",
+    "NotDecodable",
     "NotEncodable",
     "NotReplicated",
     "PartitionCountMismatch",
@@ -28,11 +33,6 @@ __all__ = [
     "UnsupportedIdType",
     "WriteBehindError",
     "WriteManyError",
-    "ClientClosed",
-    "ConnectionPoolExhausted",
-    "CodecMismatch",
-    "DeadLettered",
-    "NotDecodable",
 ]
 
 
@@ -161,7 +161,7 @@ class WriteManyError(WriteBehindError):
 
 
 class ClientClosed(WriteBehindError):
-    """The ``WriteBehind`` was closed (``aclose()`` or the end of ``async with``); nothing was sent."""
+    """The ``WriteBehind`` was closed (``aclose()``, or ``async with`` ended); nothing was sent."""
 
 
 class ConnectionPoolExhausted(WriteBehindError):

@@ -23,10 +23,9 @@ result instead of writing twice; the network fault trial measures this.
 from __future__ import annotations
 
 import inspect
-from typing import Any
-
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry

@@ -1,18 +1,24 @@
 """The Lua scripts that make each Redis-side step atomic, and their thin wrappers.
 
 Every key a script touches is passed in KEYS and shares one hash tag, so the
-scripts are legal on Redis Cluster. redis-py reloads a script on ``NOSCRIPT``
-(after a Redis restart), in pipelines too.
+scripts are legal on Redis Cluster. A single script call is reloaded by
+redis-py on ``NOSCRIPT`` (the script cache is empty after a restart, a
+failover or ``SCRIPT FLUSH``). A pipeline is not: redis-py checks scripts only
+before its first attempt, so one re-sent after a dropped connection gets
+``NOSCRIPT`` for writes that may have been made. ``run_scripts`` sends script
+calls pipelined and re-sends exactly those refused with ``NOSCRIPT`` after
+loading them (a ``NOSCRIPT`` call did not run), until none is left.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import OutOfMemoryError, ResponseError
+from redis.exceptions import NoScriptError, OutOfMemoryError, ResponseError
 
 from writebehind.core.errors import RedisOutOfMemory
 from writebehind.core.version import Version
@@ -275,3 +281,61 @@ class Scripts:
         self.dead_letter_once: AsyncScript = redis.register_script(DEAD_LETTER_ONCE)
         self.trim: AsyncScript = redis.register_script(TRIM)
         self.prune_consumers: AsyncScript = redis.register_script(PRUNE_CONSUMERS)
+
+
+# A NOSCRIPT again after loading would mean the cache is flushed in a loop.
+_NOSCRIPT_ROUNDS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptCall:
+    """One call of a registered script, for ``run_scripts``."""
+
+    script: AsyncScript
+    keys: Sequence[Any]
+    args: Sequence[Any]
+
+
+async def run_scripts(
+    redis: Redis,
+    calls: Sequence[ScriptCall],
+    *,
+    trailing: Sequence[Any] = (),
+    raise_on_error: bool = True,
+) -> tuple[list[Any], list[Any]]:
+    """Send ``calls`` (then the ``trailing`` command, e.g. ``WAIT``) in one pipeline.
+
+    Returns the calls' replies in order and the trailing command's replies, one
+    per round sent (a call refused with ``NOSCRIPT`` is loaded and re-sent in a
+    new round, with the trailing command again). Error replies are in place
+    when ``raise_on_error`` is false, else the first is raised. ``EVALSHA`` is
+    sent without redis-py's ``SCRIPT EXISTS`` round trip before it.
+    """
+    replies: list[Any] = [None] * len(calls)
+    tails: list[Any] = []
+    todo = list(range(len(calls)))
+    for _ in range(_NOSCRIPT_ROUNDS):
+        pipe = redis.pipeline(transaction=False)
+        for i in todo:
+            call = calls[i]
+            pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+        if trailing:
+            pipe.execute_command(*trailing)
+        out = await pipe.execute(raise_on_error=False)
+        if trailing:
+            tails.append(out.pop())
+        missing = []
+        for i, reply in zip(todo, out, strict=True):
+            if isinstance(reply, NoScriptError):
+                missing.append(i)
+            replies[i] = reply
+        if not missing:
+            break
+        for script in {id(calls[i].script): calls[i].script for i in missing}.values():
+            script.sha = await redis.script_load(script.script)
+        todo = missing
+    if raise_on_error:
+        for reply in (*replies, *tails):
+            if isinstance(reply, BaseException):
+                raise reply
+    return replies, tails

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from bson.codec_options import CodecOptions
@@ -18,7 +18,10 @@ from writebehind.core.errors import ClientClosed, ConfigurationError
 from writebehind.core.keys import KeySpace, check_collection_name
 from writebehind.core.redis_client import connect, socket_timeout, typed_pool_errors
 from writebehind.core.scripts import Scripts
+from writebehind.core.shielded import ShieldedCalls
 from writebehind.sdk.collection import Collection
+
+T = TypeVar("T")
 
 DEFAULT_GROUP = "writebehind"
 DEFAULT_MAX_BACKLOG = 1_000_000
@@ -69,7 +72,9 @@ class WriteBehind:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ConfigurationError(f"{name} must be a number of seconds: {value!r}")
         if type(max_conflict_retries) is not int:
-            raise ConfigurationError(f"max_conflict_retries must be an int: {max_conflict_retries!r}")
+            raise ConfigurationError(
+                f"max_conflict_retries must be an int: {max_conflict_retries!r}"
+            )
         if type(max_backlog) is not int or max_backlog < 0:
             raise ConfigurationError(f"max_backlog must be an int >= 0: {max_backlog!r}")
         if backlog_wait < 0:
@@ -97,6 +102,11 @@ class WriteBehind:
         self._checked = False
         self._closed = False
         self._check_lock = anyio.Lock()
+        self._calls = ShieldedCalls()
+
+    async def redis_call(self, call: Awaitable[T]) -> T:
+        """Run a Redis call to its end even if the caller is cancelled (see core/shielded.py)."""
+        return await self._calls.run(call)
 
     @contextmanager
     def calling(self) -> Iterator[None]:
@@ -154,7 +164,7 @@ class WriteBehind:
         async with self._check_lock:
             if self._checked:
                 return
-            await check_partitions(self.redis, self.keys)
+            await self.redis_call(check_partitions(self.redis, self.keys))
             self._checked = True
 
     def collection(self, name: str) -> Collection:
@@ -188,6 +198,8 @@ class WriteBehind:
         Every later call raises ``ClientClosed``. Closing twice is harmless.
         """
         self._closed = True
+        # Calls whose callers were cancelled still hold connections: let them end first.
+        await self._calls.drain(socket_timeout(self.redis) or 10.0)
         owned, self._owned = self._owned, []
         for client in owned:
             if isinstance(client, Redis):

@@ -32,7 +32,14 @@ from writebehind.core.errors import (
     WriteManyError,
 )
 from writebehind.core.keys import encode_id
-from writebehind.core.scripts import ABSENT, BacklogRefused, map_script_error, parse_write_reply
+from writebehind.core.scripts import (
+    ABSENT,
+    BacklogRefused,
+    ScriptCall,
+    map_script_error,
+    parse_write_reply,
+    run_scripts,
+)
 from writebehind.core.version import Version
 from writebehind.sdk.metrics import SDK_READS
 
@@ -129,17 +136,22 @@ class Collection:
         """The write script's reply, and how many replicas confirmed it (``None``: not asked)."""
         wanted = self._wb.wait_replicas
         if not wanted:
-            return await self._wb.scripts.write(keys=[p.stream, p.entry], args=args), None
+            reply = await self._wb.redis_call(
+                self._wb.scripts.write(keys=[p.stream, p.entry], args=args)
+            )
+            return reply, None
         # WAIT covers the writes made on its own connection: one pipeline, one connection.
-        pipe = self._wb.redis.pipeline(transaction=False)
-        await self._wb.scripts.write(keys=[p.stream, p.entry], args=args, client=pipe)
-        pipe.execute_command("WAIT", wanted, self._wait_ms())
-        reply, replicas = await pipe.execute(raise_on_error=False)
-        if isinstance(reply, BaseException):
-            raise reply
-        if isinstance(replicas, BaseException):
-            raise replicas
-        return reply, int(replicas)
+        replies, waits = await self._wb.redis_call(
+            run_scripts(
+                self._wb.redis,
+                [ScriptCall(self._wb.scripts.write, [p.stream, p.entry], args)],
+                trailing=self._wait_command(),
+            )
+        )
+        return replies[0], _fewest(waits)
+
+    def _wait_command(self) -> tuple[Any, ...]:
+        return ("WAIT", self._wb.wait_replicas, self._wait_ms())
 
     def _wait_ms(self) -> int:
         return max(1, int(self._wb.wait_timeout * 1000))
@@ -228,7 +240,12 @@ class Collection:
 
     async def _read_current(self, doc_id: Any) -> _Current:
         entry = self._entry_key(doc_id)
-        version, body, tombstone = await self._wb.redis.hmget(entry, ["v", "d", "t"])
+        version: Any
+        body: Any
+        tombstone: Any
+        version, body, tombstone = await self._wb.redis_call(
+            self._wb.redis.hmget(entry, ["v", "d", "t"])
+        )
         doc: Document | None
         if version is not None:
             expected = version.decode("ascii") if isinstance(version, bytes) else version
@@ -262,20 +279,19 @@ class Collection:
         if not prepared:
             return []
         await self._wb.ensure_ready()
-        pipe = self._wb.redis.pipeline(transaction=False)
-        for p in prepared:
-            await self._wb.scripts.write(
-                keys=[p.stream, p.entry], args=self._args(p, ""), client=pipe
+        calls = [
+            ScriptCall(self._wb.scripts.write, [p.stream, p.entry], self._args(p, ""))
+            for p in prepared
+        ]
+        replies, waits = await self._wb.redis_call(
+            run_scripts(
+                self._wb.redis,
+                calls,
+                trailing=self._wait_command() if self._wb.wait_replicas else (),
+                raise_on_error=False,
             )
-        if self._wb.wait_replicas:
-            pipe.execute_command("WAIT", self._wb.wait_replicas, self._wait_ms())
-        replies = await pipe.execute(raise_on_error=False)
-        replicas: int | None = None
-        if self._wb.wait_replicas:
-            waited = replies.pop()
-            if isinstance(waited, BaseException):
-                raise waited
-            replicas = int(waited)
+        )
+        replicas = _fewest(waits) if self._wb.wait_replicas else None
         results: list[Any] = []
         for p, reply in zip(prepared, replies, strict=True):
             if isinstance(reply, BaseException):
@@ -303,7 +319,11 @@ class Collection:
             return await self._get(doc_id)
 
     async def _get(self, doc_id: Any) -> Document | None:
-        body, tombstone = await self._wb.redis.hmget(self._entry_key(doc_id), ["d", "t"])
+        body: Any
+        tombstone: Any
+        body, tombstone = await self._wb.redis_call(
+            self._wb.redis.hmget(self._entry_key(doc_id), ["d", "t"])
+        )
         if tombstone:
             SDK_READS.labels(self.name, "redis", "deleted").inc()
             return None
@@ -319,7 +339,9 @@ class Collection:
         assert version.collection is not None
         stream = keys.stream(keys.partition_of(version.collection, version.doc_id))
         try:
-            return await _entry_acknowledged(self._wb.redis, stream, self._wb.group, version)
+            return await self._wb.redis_call(
+                _entry_acknowledged(self._wb.redis, stream, self._wb.group, version)
+            )
         except ResponseError:  # no stream or group yet: nothing was applied
             return False
 
@@ -344,6 +366,7 @@ class Collection:
             await self._wait_persisted(version, timeout)
 
     async def _wait_persisted(self, version: Version, timeout: float) -> None:
+        assert version.collection is not None
         coll = self._wb.mongo_collection(version.collection)
         deadline = anyio.current_time() + timeout
         delay = 0.002
@@ -360,6 +383,14 @@ class Collection:
                 )
             await anyio.sleep(delay)
             delay = min(delay * 1.5, 0.05)
+
+
+def _fewest(waits: list[Any]) -> int:
+    """Replicas that confirmed every round of a pipeline (``WAIT`` replies; errors raised)."""
+    for reply in waits:
+        if isinstance(reply, BaseException):
+            raise reply
+    return min(int(reply) for reply in waits)
 
 
 def _document(doc: Any) -> Mapping[str, Any]:

@@ -32,6 +32,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from writebehind.core.keys import KeySpace, encode_id
+from writebehind.core.scripts import ScriptCall, run_scripts
 from writebehind.sink.bulk import MongoSink
 from writebehind.sink.classify import ErrorInfo, Failure
 from writebehind.sink.guards import Pending
@@ -165,15 +166,17 @@ async def _delete(redis: Redis, keys: KeySpace, letters: Iterable[DeadLetter]) -
     if not by_partition:
         return 0
     script = redis.register_script(DELETE_LETTERS)
-    pipe = redis.pipeline(transaction=False)
-    for partition, args in by_partition.items():
-        for start in range(0, len(args), 1000):
-            await script(
-                keys=[keys.dead_letters(partition), keys.dead_letter_sources(partition)],
-                args=args[start : start + 1000],
-                client=pipe,
-            )
-    return sum(int(n) for n in await pipe.execute())
+    calls = [
+        ScriptCall(
+            script,
+            [keys.dead_letters(partition), keys.dead_letter_sources(partition)],
+            args[start : start + 1000],
+        )
+        for partition, args in by_partition.items()
+        for start in range(0, len(args), 1000)
+    ]
+    replies, _ = await run_scripts(redis, calls)
+    return sum(int(n) for n in replies)
 
 
 async def purge(redis: Redis, keys: KeySpace, ids: Iterable[LetterId]) -> int:
@@ -359,21 +362,22 @@ class Redriver:
         if not failed:
             return []
         now_ms = int(time.time() * 1000)
-        pipe = self.redis.pipeline(transaction=False)
-        for letter, error in failed:
-            await self._replace(
-                keys=[
+        calls = [
+            ScriptCall(
+                self._replace,
+                [
                     self.keys.dead_letters(letter.id.partition),
                     self.keys.dead_letter_sources(letter.id.partition),
                 ],
-                args=[
+                [
                     letter.id.entry_id,
                     letter.source_id,
                     *refailed_fields(letter, error, now_ms=now_ms, consumer=self.consumer),
                 ],
-                client=pipe,
             )
-        replies: list[Any] = await pipe.execute()
+            for letter, error in failed
+        ]
+        replies, _ = await run_scripts(self.redis, calls)
         return [
             None if reply is None else LetterId(letter.id.partition, _text(reply))
             for (letter, _), reply in zip(failed, replies, strict=True)

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from redis.exceptions import OutOfMemoryError, ResponseError
 
 from writebehind.core.keys import KeySpace
-from writebehind.core.scripts import Scripts
+from writebehind.core.scripts import ScriptCall, Scripts, run_scripts
 from writebehind.sink.classify import ErrorInfo
 from writebehind.worker.counters import WorkerStats
 from writebehind.worker.settings import WorkerSettings
@@ -193,31 +193,36 @@ class PartitionStreams:
         if not persisted and not dead:
             return
         stream = self.keys.stream(partition)
-        pipe = self.redis.pipeline(transaction=False)
+        # run_scripts: survives an emptied script cache between a pipeline's attempts.
+        calls: list[ScriptCall] = []
         if persisted:
             ids = [eid for p in persisted for eid in p.entry_ids]
-            await self.scripts.ack_and_clean(
-                keys=[stream, *(p.cache_key for p in persisted)],
-                args=[self.group, self.settings.clean_ttl, *(p.version for p in persisted), *ids],
-                client=pipe,
+            calls.append(
+                ScriptCall(
+                    self.scripts.ack_and_clean,
+                    [stream, *(p.cache_key for p in persisted)],
+                    [self.group, self.settings.clean_ttl, *(p.version for p in persisted), *ids],
+                )
             )
         for letter in dead:
-            await self.scripts.dead_letter(
-                keys=[
-                    stream,
-                    self.keys.dead_letters(partition),
-                    letter.cache_key or f"{stream}:none",
-                    self.keys.dead_letter_sources(partition),
-                ],
-                args=[
-                    self.group,
-                    letter.entry_id,
-                    letter.version if letter.cache_key else "",
-                    *dead_letter_fields(letter, partition, self.consumer),
-                ],
-                client=pipe,
+            calls.append(
+                ScriptCall(
+                    self.scripts.dead_letter,
+                    [
+                        stream,
+                        self.keys.dead_letters(partition),
+                        letter.cache_key or f"{stream}:none",
+                        self.keys.dead_letter_sources(partition),
+                    ],
+                    [
+                        self.group,
+                        letter.entry_id,
+                        letter.version if letter.cache_key else "",
+                        *dead_letter_fields(letter, partition, self.consumer),
+                    ],
+                )
             )
-        replies = await pipe.execute()
+        replies, _ = await run_scripts(self.redis, calls)
         self.stats.persisted += sum(len(p.entry_ids) for p in persisted)
         # A letter whose entry was no longer pending (moved already) is not moved twice.
         self.stats.dead_lettered += sum(int(r) for r in replies[len(replies) - len(dead) :])

@@ -24,7 +24,7 @@ from redis.exceptions import ResponseError
 from writebehind.core.codec import DEFAULT_CODEC_OPTIONS
 from writebehind.core.errors import PartitionCountMismatch, WriteBehindError
 from writebehind.core.keys import KeySpace, encode_id
-from writebehind.core.scripts import Scripts, parse_letter_reply
+from writebehind.core.scripts import ScriptCall, Scripts, parse_letter_reply, run_scripts
 from writebehind.core.version import Version
 from writebehind.sink.bulk import MongoSink
 from writebehind.sink.classify import ErrorInfo, Failure
@@ -350,7 +350,7 @@ class Replayer:
         Replay holds no pending entries, and re-driving a range must not pile up
         letters for records the worker or an earlier replay dead-lettered.
         """
-        pipe = self.redis.pipeline(transaction=False)
+        calls: list[ScriptCall] = []
         errors: list[ErrorInfo] = []
         for r in failed:
             p = r.pending
@@ -366,12 +366,14 @@ class Replayer:
                 deliveries=1,
                 cache_key=None,
             )
-            await self.scripts.dead_letter_once(
-                keys=[self.keys.dead_letters(partition), self.keys.dead_letter_sources(partition)],
-                args=[p.entry_id, *dead_letter_fields(letter, partition, CONSUMER)],
-                client=pipe,
+            calls.append(
+                ScriptCall(
+                    self.scripts.dead_letter_once,
+                    [self.keys.dead_letters(partition), self.keys.dead_letter_sources(partition)],
+                    [p.entry_id, *dead_letter_fields(letter, partition, CONSUMER)],
+                )
             )
-        replies: list[Any] = await pipe.execute()
+        replies, _ = await run_scripts(self.redis, calls)
         for r, error, reply in zip(failed, errors, replies, strict=True):
             outcome = parse_letter_reply(reply)
             if outcome.added:
