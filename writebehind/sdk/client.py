@@ -13,7 +13,7 @@ from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
 from writebehind.core.codec import DEFAULT_CODEC_OPTIONS, encoding_options
-from writebehind.core.deployment import check_partitions
+from writebehind.core.deployment import check_codec, check_partitions
 from writebehind.core.errors import ClientClosed, ConfigurationError
 from writebehind.core.keys import KeySpace, check_collection_name
 from writebehind.core.redis_client import connect, socket_timeout, typed_pool_errors
@@ -156,7 +156,11 @@ class WriteBehind:
         return client[database]
 
     async def ensure_ready(self) -> None:
-        """Record the partition count in Redis, or refuse a different one."""
+        """Record the partition count and codec options in Redis, or refuse different ones.
+
+        Raises ``PartitionCountMismatch`` or ``CodecMismatch`` (both name the
+        configured and the recorded value).
+        """
         if self._closed:
             raise ClientClosed("this WriteBehind is closed; make a new one")
         if self._checked:
@@ -165,6 +169,7 @@ class WriteBehind:
             if self._checked:
                 return
             await self.redis_call(check_partitions(self.redis, self.keys))
+            await self.redis_call(check_codec(self.redis, self.keys, self.codec_options))
             self._checked = True
 
     def collection(self, name: str) -> Collection:

@@ -31,6 +31,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from writebehind.core.deployment import reader_codec
 from writebehind.core.keys import KeySpace, encode_id
 from writebehind.core.scripts import ScriptCall, run_scripts
 from writebehind.sink.bulk import MongoSink
@@ -105,6 +106,7 @@ async def iter_letters(
     letters added while iterating (by workers, or re-added by a re-drive) are
     not visited.
     """
+    codec = await reader_codec(redis, keys)
     for partition in range(keys.partitions):
         stream = keys.dead_letters(partition)
         end = "+"
@@ -116,7 +118,7 @@ async def iter_letters(
         while True:
             rows: Any = await redis.xrange(stream, start, end, count=page)
             for entry_id, fields in rows:
-                letter = decode_letter(partition, entry_id, fields)
+                letter = decode_letter(partition, entry_id, fields, codec)
                 if collection is None or letter.collection == collection:
                     yield letter
             if len(rows) < page:
@@ -153,8 +155,9 @@ async def get_letters(redis: Redis, keys: KeySpace, ids: Iterable[LetterId]) -> 
     missing = [i for i, rows in zip(wanted, replies, strict=True) if not rows]
     if missing:
         raise UnknownLetters(missing)
+    codec = await reader_codec(redis, keys)
     return [
-        decode_letter(i.partition, rows[0][0], rows[0][1])
+        decode_letter(i.partition, rows[0][0], rows[0][1], codec)
         for i, rows in zip(wanted, replies, strict=True)
     ]
 
@@ -297,8 +300,11 @@ class Redriver:
     async def redrive(self, letters: Sequence[DeadLetter]) -> list[LetterResult]:
         """Apply ``letters`` and settle each one in its dead-letter stream.
 
+        Documents are stored under the deployment's codec options.
+
         Returns one result per letter, in the order given.
         """
+        self.reapplier.sink.codec_options = await reader_codec(self.redis, self.keys)
         results: list[LetterResult] = []
         owners: dict[int, DeadLetter] = {}
         pendings: list[Pending] = []

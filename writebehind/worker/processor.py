@@ -8,12 +8,14 @@ from typing import Any
 
 import anyio
 import structlog
+from bson.codec_options import CodecOptions
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from writebehind.core.backoff import Backoff
 from writebehind.core.codec import DEFAULT_CODEC_OPTIONS
+from writebehind.core.deployment import recorded_codec
 from writebehind.core.keys import KeySpace
 from writebehind.sink.bulk import MongoSink
 from writebehind.sink.classify import ErrorInfo, Failure
@@ -51,6 +53,15 @@ class BatchProcessor:
         self.keys = keys
         self.on_progress: Callable[[int], None] = lambda partition: None
         """Called on every write attempt: a loop retrying is alive, not stuck."""
+        self.codec: CodecOptions[Any] | None = None
+
+    async def _codec(self) -> CodecOptions[Any]:
+        """The codec options producers recorded; asked again until they have (never changed)."""
+        if self.codec is None:
+            recorded = await recorded_codec(self.streams.redis, self.keys)
+            if recorded is not None:
+                self.codec = self.sink.codec_options = recorded
+        return self.codec or DEFAULT_CODEC_OPTIONS
 
     async def process(
         self, partition: int, entries: Sequence[Entry], deliveries: dict[bytes, int] | None = None
@@ -62,7 +73,7 @@ class BatchProcessor:
     async def _process(
         self, partition: int, entries: Sequence[Entry], deliveries: dict[bytes, int]
     ) -> None:
-        pendings, malformed = decode_entries(entries, DEFAULT_CODEC_OPTIONS)
+        pendings, malformed = decode_entries(entries, await self._codec())
         dead = [self._malformed_letter(m, deliveries) for m in malformed]
         over_limit = {eid for eid, n in deliveries.items() if n > self.settings.max_deliveries}
         if over_limit:

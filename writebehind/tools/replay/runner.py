@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from bson.codec_options import CodecOptions
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from writebehind.core.codec import DEFAULT_CODEC_OPTIONS
+from writebehind.core.deployment import reader_codec
 from writebehind.core.errors import PartitionCountMismatch, WriteBehindError
 from writebehind.core.keys import KeySpace, encode_id
 from writebehind.core.scripts import ScriptCall, Scripts, parse_letter_reply, run_scripts
@@ -213,6 +215,7 @@ class Replayer:
         )
         self.result = ReplayResult(options, partitions)
         self._estimate = 0
+        self.codec: CodecOptions[Any] = DEFAULT_CODEC_OPTIONS
         # Dry run only: what MongoDB would hold for the documents the run has
         # "written" so far, as (version, exists). Nothing is written, so a later
         # chunk would otherwise predict against the unchanged stored state.
@@ -222,6 +225,7 @@ class Replayer:
         started = time.monotonic()
         since, until = self.options.range.since, self.options.range.until
         await check_partition_count(self.redis, self.keys)
+        self.codec = self.sink.codec_options = await reader_codec(self.redis, self.keys)
         histories = [await stream_history(self.redis, self.keys, p) for p in self.result.partitions]
         gaps = [g for h in histories if (g := find_gap(h, since)) is not None]
         if gaps and not self.options.allow_gap:
@@ -282,7 +286,7 @@ class Replayer:
     async def _replay_chunk(
         self, partition: int, entries: Sequence[tuple[bytes, dict[bytes, bytes]]]
     ) -> None:
-        pendings, malformed = decode_entries(entries, DEFAULT_CODEC_OPTIONS)
+        pendings, malformed = decode_entries(entries, self.codec)
         wanted = self.options.collection
         if wanted is not None:
             pendings = [p for p in pendings if p.record.collection == wanted]
