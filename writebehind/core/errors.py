@@ -201,7 +201,7 @@ class NotDecodable(InvalidDocument):
 class DeadLettered(WriteBehindError):
     """The write was dead-lettered: it will not reach MongoDB unless re-driven.
 
-    ``letter_id`` is the letter's id (``partition:entry-id``, as ``writebehind dlq``
+    ``letter_id`` is the letter's id (``partition/entry-id``, as ``writebehind dlq``
     shows it) and ``reason`` the error recorded with it.
     """
 

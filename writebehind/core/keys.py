@@ -106,5 +106,9 @@ class KeySpace:
         # spell another pair's key.
         return f"{self._tag(partition)}:doc:{len(collection)}:{collection}:{encode_id(doc_id)}"
 
+    def is_cache_key(self, partition: int, key: str) -> bool:
+        """Whether ``key`` is a cache entry key of ``partition`` (for keys read from records)."""
+        return key.startswith(f"{self._tag(partition)}:doc:")
+
     def streams(self) -> list[str]:
         return [self.stream(p) for p in range(self.partitions)]

@@ -29,7 +29,9 @@ from writebehind.core.version import Version
 # its record. The cache entry is replaced (DEL + HSET), which also drops any
 # clean TTL: a dirty entry never expires.
 #
-# KEYS: stream, cache entry
+# The record names its cache entry (``k``), so that even a record no reader can
+# decode can have its entry settled when it is dead-lettered.
+#
 # The call's nonce is kept in the entry: the same call sent twice (a client
 # retrying after a lost reply) returns the first result instead of writing again.
 #
@@ -65,7 +67,7 @@ if limit > 0 and redis.call('EXISTS', stream) == 1 then
     return redis.error_reply('WBBACKLOG ' .. backlog)
   end
 end
-local id = redis.call('XADD', stream, '*', 'op', op, 'c', coll, 'd', body)
+local id = redis.call('XADD', stream, '*', 'op', op, 'c', coll, 'd', body, 'k', entry)
 redis.call('DEL', entry)
 if op == 'del' then
   redis.call('HSET', entry, 'v', id, 't', '1', 'n', nonce)
@@ -143,17 +145,20 @@ return 1
 # Replay's dead letter: added unless its entry already has one (written by the
 # worker, an earlier replay, or a re-drive refused again). No XACK: replay is
 # no consumer. Checked and added in one step, so two replays at once still
-# leave one letter.
+# leave one letter. A cache entry still at the dead version is dropped.
 #
-# KEYS: dead-letter stream, its source index; ARGV: source entry id, then the
-# letter's field/value pairs
+# KEYS: dead-letter stream, its source index, cache entry
+# ARGV: source entry id, cache version to drop ("" none), then the letter's field/value pairs
 # Returns {1, id of the new letter} or {0, id of the letter already there}
 DEAD_LETTER_ONCE = (
     _EXISTING_LETTER
     + """
+if ARGV[2] ~= '' and redis.call('HGET', KEYS[3], 'v') == ARGV[2] then
+  redis.call('DEL', KEYS[3])
+end
 local known = existing_letter(KEYS[2], KEYS[1], ARGV[1])
 if known then return {0, known} end
-local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
+local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
 redis.call('HSET', KEYS[2], ARGV[1], id)
 return {1, id}
 """

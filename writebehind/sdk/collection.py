@@ -23,6 +23,7 @@ from writebehind.core.codec import (
 )
 from writebehind.core.errors import (
     BacklogFull,
+    DeadLettered,
     IdMismatch,
     InvalidDocument,
     InvalidInput,
@@ -348,7 +349,9 @@ class Collection:
     async def wait_persisted(self, version: Version, timeout: float = 5.0) -> None:
         """Return once MongoDB holds ``version`` of its document, or a newer one.
 
-        Raises ``PersistTimeout`` after ``timeout`` seconds. (``timeout=`` is the
+        Raises ``DeadLettered`` (with the letter's id and reason) as soon as the
+        write is in the dead-letter stream instead, ``PersistTimeout`` after
+        ``timeout`` seconds. (``timeout=`` is the
         SDK's public contract, hence the ASYNC109 exemption.) ``InvalidInput`` if
         ``version`` is not a ``Version`` returned by a write to this collection.
         """
@@ -365,6 +368,20 @@ class Collection:
         with self._wb.calling():
             await self._wait_persisted(version, timeout)
 
+    async def _dead_letter_of(self, version: Version) -> tuple[str, str] | None:
+        """The letter id (``partition/entry-id``) and reason of a dead-lettered write."""
+        keys, redis = self._wb.keys, self._wb.redis
+        assert version.collection is not None
+        partition = keys.partition_of(version.collection, version.doc_id)
+        letter_id: Any = await redis.hget(keys.dead_letter_sources(partition), str(version))
+        if letter_id is None:
+            return None
+        rows: Any = await redis.xrange(keys.dead_letters(partition), letter_id, letter_id)
+        if not rows:  # deleted by hand or purged: the index is only a hint
+            return None
+        reason = rows[0][1].get(b"error", b"").decode("utf-8", "replace")
+        return f"{partition}/{letter_id.decode('ascii')}", reason
+
     async def _wait_persisted(self, version: Version, timeout: float) -> None:
         assert version.collection is not None
         coll = self._wb.mongo_collection(version.collection)
@@ -376,6 +393,9 @@ class Collection:
                 return
             if stored is None and version.deleted and await self._acknowledged(version):
                 return  # a hard delete leaves nothing behind; the ack says it was applied
+            letter = await self._wb.redis_call(self._dead_letter_of(version))
+            if letter is not None:
+                raise DeadLettered(version, *letter)
             if anyio.current_time() + delay > deadline:
                 raise PersistTimeout(
                     f"MongoDB did not hold {version.collection}/{version.doc_id!r} at "

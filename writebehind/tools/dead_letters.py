@@ -52,13 +52,18 @@ INVALID = "invalid"
 
 # Replace a dead letter by a copy with updated fields, unless it is gone (purged
 # or re-driven by someone else meanwhile: then nothing is resurrected). The
-# source index (see redis_scripts) follows the letter to its new id.
+# source index (see redis_scripts) follows the letter to its new id. A cache
+# entry still at the refused version is dropped, so reads show what MongoDB holds.
 #
-# KEYS: dead-letter stream, its source index
-# ARGV: old entry id, the letter's source entry id, then field/value pairs
+# KEYS: dead-letter stream, its source index, the record's cache entry
+# ARGV: old entry id, the letter's source entry id, cache version to drop ("" none),
+# then field/value pairs
 REPLACE_LETTER = """
 if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return false end
-local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
+if ARGV[3] ~= '' and redis.call('HGET', KEYS[3], 'v') == ARGV[3] then
+  redis.call('DEL', KEYS[3])
+end
+local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 4))
 redis.call('XDEL', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[2], id)
 return id
@@ -297,6 +302,13 @@ class Redriver:
         self.report = ReplayReport(dry_run)
         self._replace = redis.register_script(REPLACE_LETTER)
 
+    def _cache_key(self, letter: DeadLetter) -> str:
+        """The letter's cache entry (settled if still at its version), or an unused key."""
+        partition = letter.id.partition
+        if letter.problem is None:
+            return self.keys.cache(partition, letter.collection, letter.doc_id)
+        return f"{self.keys.dead_letters(partition)}:none"
+
     async def redrive(self, letters: Sequence[DeadLetter]) -> list[LetterResult]:
         """Apply ``letters`` and settle each one in its dead-letter stream.
 
@@ -374,10 +386,12 @@ class Redriver:
                 [
                     self.keys.dead_letters(letter.id.partition),
                     self.keys.dead_letter_sources(letter.id.partition),
+                    self._cache_key(letter),
                 ],
                 [
                     letter.id.entry_id,
                     letter.source_id,
+                    "" if letter.problem or letter.version is None else str(letter.version),
                     *refailed_fields(letter, error, now_ms=now_ms, consumer=self.consumer),
                 ],
             )

@@ -74,7 +74,7 @@ class BatchProcessor:
         self, partition: int, entries: Sequence[Entry], deliveries: dict[bytes, int]
     ) -> None:
         pendings, malformed = decode_entries(entries, await self._codec())
-        dead = [self._malformed_letter(m, deliveries) for m in malformed]
+        dead = [self._malformed_letter(partition, m, deliveries) for m in malformed]
         over_limit = {eid for eid, n in deliveries.items() if n > self.settings.max_deliveries}
         if over_limit:
             kept = []
@@ -238,9 +238,14 @@ class BatchProcessor:
             cache_key=self.keys.cache(partition, collection, pending.doc_id),
         )
 
-    def _malformed_letter(self, item: Malformed, deliveries: dict[bytes, int]) -> DeadLetter:
+    def _malformed_letter(
+        self, partition: int, item: Malformed, deliveries: dict[bytes, int]
+    ) -> DeadLetter:
         log.error("malformed_record", entry_id=item.entry_id, reason=item.reason)
         fields = item.fields
+        # The record names its cache entry: settle it, though the body cannot be read.
+        named = fields.get(b"k", b"").decode("utf-8", "replace")
+        cache_key = named if self.keys.is_cache_key(partition, named) else None
         return DeadLetter(
             entry_id=item.entry_id,
             collection=fields.get(b"c", b"").decode("utf-8", "replace"),
@@ -249,5 +254,5 @@ class BatchProcessor:
             version=item.entry_id,
             error=ErrorInfo(Failure.PERMANENT, None, f"malformed record: {item.reason}"),
             deliveries=deliveries.get(item.entry_id.encode(), 1),
-            cache_key=None,
+            cache_key=cache_key,
         )

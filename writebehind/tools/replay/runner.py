@@ -373,8 +373,12 @@ class Replayer:
             calls.append(
                 ScriptCall(
                     self.scripts.dead_letter_once,
-                    [self.keys.dead_letters(partition), self.keys.dead_letter_sources(partition)],
-                    [p.entry_id, *dead_letter_fields(letter, partition, CONSUMER)],
+                    [
+                        self.keys.dead_letters(partition),
+                        self.keys.dead_letter_sources(partition),
+                        self.keys.cache(partition, p.record.collection, p.doc_id),
+                    ],
+                    [p.entry_id, str(p.version), *dead_letter_fields(letter, partition, CONSUMER)],
                 )
             )
         replies, _ = await run_scripts(self.redis, calls)
