@@ -14,6 +14,7 @@ import pytest
 from bson import DatetimeMS
 from bson.binary import Binary, UuidRepresentation
 from pymongo import AsyncMongoClient
+from pymongo.write_concern import WriteConcern
 from redis.asyncio import Redis
 
 from tests.conftest import TEST_PARTITIONS, TEST_PREFIX
@@ -23,13 +24,13 @@ from writebehind import errors as e
 from writebehind.core.keys import KeySpace
 from writebehind.sink.bulk import MongoSink
 from writebehind.tools.dead_letters import Redriver, get_letters, iter_letters
+from writebehind.tools.diagnose import diagnose
 from writebehind.tools.replay import ReplayOptions, ReplayRange, replay
 
 pytestmark = pytest.mark.anyio
 
 KEYS = KeySpace(TEST_PREFIX, TEST_PARTITIONS)
 LEGACY = ["pythonLegacy", "javaLegacy"]
-SUBTYPE = {"pythonLegacy": 3, "javaLegacy": 3}
 
 
 @pytest.fixture(params=LEGACY)
@@ -126,3 +127,11 @@ async def test_a_value_the_readers_cannot_decode_is_refused(wb: WriteBehind, red
     with pytest.raises(e.NotDecodable):
         await users.patch("u1", {"when": DatetimeMS(2**62)})
     assert await snapshot(redis) == before
+
+
+async def test_check_reports_the_recorded_options(redis: Redis, legacy_db: Any) -> None:
+    async with WriteBehind(redis=redis, mongo=legacy_db, prefix=TEST_PREFIX):
+        pass
+    found = await diagnose(redis, legacy_db, KEYS, "writebehind", WriteConcern(w=1))
+    (codec,) = [f for f in found.findings if f.check == "codec options"]
+    assert codec.detail.startswith("uuid=") and "legacy" in codec.detail

@@ -64,9 +64,9 @@ async def test_bad_arguments_raise_typed_errors_and_change_nothing(
 
 
 async def test_constructor_refuses_non_numbers(redis: Redis, mongo_db: Any) -> None:
-    for option in ("backlog_wait", "wait_timeout", "max_conflict_retries"):
+    for option in ("backlog_wait", "wait_timeout", "max_conflict_retries", "group"):
         with pytest.raises(e.ConfigurationError, match=option):
-            WriteBehind(redis=redis, mongo=mongo_db, **{option: "1"})
+            WriteBehind(redis=redis, mongo=mongo_db, **{option: 1 if option == "group" else "1"})
 
 
 ALL_CALLS: list[tuple[str, Call]] = [

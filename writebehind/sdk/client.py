@@ -71,6 +71,8 @@ class WriteBehind:
         for name, value in (("backlog_wait", backlog_wait), ("wait_timeout", wait_timeout)):
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ConfigurationError(f"{name} must be a number of seconds: {value!r}")
+        if not isinstance(group, str) or not group:
+            raise ConfigurationError(f"group must be a non-empty str: {group!r}")
         if type(max_conflict_retries) is not int:
             raise ConfigurationError(
                 f"max_conflict_retries must be an int: {max_conflict_retries!r}"

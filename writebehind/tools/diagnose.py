@@ -10,6 +10,7 @@ from typing import Any
 from pymongo.write_concern import WriteConcern
 from redis.asyncio import Redis
 
+from writebehind.core.deployment import CODEC_FIELD
 from writebehind.core.keys import KeySpace
 from writebehind.core.redis_checks import inspect_redis
 from writebehind.tools.stream_stats import collect
@@ -102,6 +103,12 @@ async def _check_redis(
         )
     else:
         result.add("partition count", Level.OK, f"{keys.partitions}")
+    # The workers and tools read records with what producers recorded (core/deployment.py).
+    codec = await redis.hget(keys.meta, CODEC_FIELD)
+    if codec is None:
+        result.add("codec options", Level.WARN, "none recorded yet (no producer has started)")
+    else:
+        result.add("codec options", Level.OK, codec.decode() if isinstance(codec, bytes) else codec)
     return True
 
 
