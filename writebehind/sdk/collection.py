@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from writebehind.core.backoff import Backoff
 from writebehind.core.codec import (
@@ -393,7 +395,10 @@ class Collection:
                 return
             if stored is None and version.deleted and await self._acknowledged(version):
                 return  # a hard delete leaves nothing behind; the ack says it was applied
-            letter = await self._wb.redis_call(self._dead_letter_of(version))
+            try:
+                letter = await self._wb.redis_call(self._dead_letter_of(version))
+            except (RedisConnectionError, RedisTimeoutError):
+                letter = None  # Redis unreachable: MongoDB alone still answers the wait
             if letter is not None:
                 raise DeadLettered(version, *letter)
             if anyio.current_time() + delay > deadline:
