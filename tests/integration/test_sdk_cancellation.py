@@ -41,7 +41,7 @@ def methods(users: Collection, n: int) -> list[Callable[[], Awaitable[Any]]]:
         lambda: users.set_many([(doc_id, {"n": n}), (f"x{n % 7}", {"n": n})]),
         lambda: users.get(doc_id),
         lambda: users.get(f"never-{n}"),
-        lambda: users.wait_persisted(Version(1, n).for_document("users", doc_id), timeout=0.01),
+        lambda: users.wait_persisted(Version(1, n).for_document("users", doc_id), timeout=0.5),
     ]
 
 
@@ -72,20 +72,24 @@ async def test_random_cancellations_leak_no_connection(
 
             async def lane(lane_no: int) -> None:
                 nonlocal cancelled
-                for i in range(CANCELLATIONS // LANES):
-                    n = lane_no * 1000 + i
+                mine = 0
+                for i in range(CANCELLATIONS * 4 // LANES):  # until this lane's share is cancelled
+                    if mine >= CANCELLATIONS // LANES:
+                        break
+                    n = lane_no * 10_000 + i
                     call = rng.choice(methods(users, n))
                     with anyio.move_on_after(rng.uniform(0, 0.03)) as scope:
                         # NotReplicated and the like: not the point here.
                         with contextlib.suppress(Exception):
                             await call()
                     cancelled += scope.cancelled_caught
+                    mine += scope.cancelled_caught
 
             async with anyio.create_task_group() as tg:
                 for lane_no in range(LANES):
                     tg.start_soon(lane, lane_no)
             proxy.set_mode("pass")
-            assert cancelled > CANCELLATIONS // 2
+            assert cancelled >= CANCELLATIONS
             # A cancelled caller's call may still be finishing: give it its round trip.
             await wait_until(
                 lambda: _true(in_use(wb) == 0), timeout=10, message="every connection back"
