@@ -5,9 +5,11 @@ scripts are legal on Redis Cluster. A single script call is reloaded by
 redis-py on ``NOSCRIPT`` (the script cache is empty after a restart, a
 failover or ``SCRIPT FLUSH``). A pipeline is not: redis-py checks scripts only
 before its first attempt, so one re-sent after a dropped connection gets
-``NOSCRIPT`` for writes that may have been made. ``run_scripts`` sends script
-calls pipelined and re-sends exactly those refused with ``NOSCRIPT`` after
-loading them (a ``NOSCRIPT`` call did not run), until none is left.
+``NOSCRIPT`` for writes that may have been made; and a single call fails if
+the cache is emptied again between its reload and its retry. ``run_scripts``
+sends script calls pipelined and re-sends exactly those refused with
+``NOSCRIPT`` (they did not run) as ``EVAL`` with the script's text, which
+needs no cache. Every script call goes through it.
 """
 
 from __future__ import annotations
@@ -288,10 +290,6 @@ class Scripts:
         self.prune_consumers: AsyncScript = redis.register_script(PRUNE_CONSUMERS)
 
 
-# A NOSCRIPT again after loading would mean the cache is flushed in a loop.
-_NOSCRIPT_ROUNDS = 5
-
-
 @dataclass(frozen=True, slots=True)
 class ScriptCall:
     """One call of a registered script, for ``run_scripts``."""
@@ -311,36 +309,45 @@ async def run_scripts(
     """Send ``calls`` (then the ``trailing`` command, e.g. ``WAIT``) in one pipeline.
 
     Returns the calls' replies in order and the trailing command's replies, one
-    per round sent (a call refused with ``NOSCRIPT`` is loaded and re-sent in a
-    new round, with the trailing command again). Error replies are in place
-    when ``raise_on_error`` is false, else the first is raised. ``EVALSHA`` is
-    sent without redis-py's ``SCRIPT EXISTS`` round trip before it.
+    per round sent. Calls go as ``EVALSHA`` (without redis-py's ``SCRIPT
+    EXISTS`` round trip before it); those refused with ``NOSCRIPT`` (they did
+    not run) are sent again in a second round as ``EVAL`` with the script's
+    text, which needs no script cache and loads it, then the trailing command
+    again. Error replies are in place when ``raise_on_error`` is false, else
+    the first is raised.
     """
     replies: list[Any] = [None] * len(calls)
     tails: list[Any] = []
     todo = list(range(len(calls)))
-    for _ in range(_NOSCRIPT_ROUNDS):
+    for by_text in (False, True):
         pipe = redis.pipeline(transaction=False)
         for i in todo:
             call = calls[i]
-            pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+            if by_text:
+                text: Any = call.script.script
+                pipe.eval(text, len(call.keys), *call.keys, *call.args)
+            else:
+                pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
         if trailing:
             pipe.execute_command(*trailing)
         out = await pipe.execute(raise_on_error=False)
         if trailing:
             tails.append(out.pop())
-        missing = []
         for i, reply in zip(todo, out, strict=True):
-            if isinstance(reply, NoScriptError):
-                missing.append(i)
             replies[i] = reply
-        if not missing:
+        todo = [i for i in todo if isinstance(replies[i], NoScriptError)]
+        if not todo:
             break
-        for script in {id(calls[i].script): calls[i].script for i in missing}.values():
-            script.sha = await redis.script_load(script.script)
-        todo = missing
     if raise_on_error:
         for reply in (*replies, *tails):
             if isinstance(reply, BaseException):
                 raise reply
     return replies, tails
+
+
+async def call_script(
+    redis: Redis, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]
+) -> Any:
+    """One script call through ``run_scripts``: safe against an emptied script cache."""
+    replies, _ = await run_scripts(redis, [ScriptCall(script, keys, args)])
+    return replies[0]

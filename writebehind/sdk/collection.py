@@ -39,6 +39,7 @@ from writebehind.core.scripts import (
     ABSENT,
     BacklogRefused,
     ScriptCall,
+    call_script,
     map_script_error,
     parse_write_reply,
     run_scripts,
@@ -140,7 +141,7 @@ class Collection:
         wanted = self._wb.wait_replicas
         if not wanted:
             reply = await self._wb.redis_call(
-                self._wb.scripts.write(keys=[p.stream, p.entry], args=args)
+                call_script(self._wb.redis, self._wb.scripts.write, [p.stream, p.entry], args)
             )
             return reply, None
         # WAIT covers the writes made on its own connection: one pipeline, one connection.

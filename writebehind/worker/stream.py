@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from redis.exceptions import OutOfMemoryError, ResponseError
 
 from writebehind.core.keys import KeySpace
-from writebehind.core.scripts import ScriptCall, Scripts, run_scripts
+from writebehind.core.scripts import ScriptCall, Scripts, call_script, run_scripts
 from writebehind.sink.classify import ErrorInfo
 from writebehind.worker.counters import WorkerStats
 from writebehind.worker.settings import WorkerSettings
@@ -231,17 +231,22 @@ class PartitionStreams:
         cutoff_ms = int((time.time() - self.settings.retention) * 1000)
         if cutoff_ms <= 0:
             return Trimmed(0, None)
-        removed, holder = await self.scripts.trim(
-            keys=[self.keys.stream(partition)], args=[f"{cutoff_ms}-0", self.group]
+        removed, holder = await call_script(
+            self.redis,
+            self.scripts.trim,
+            [self.keys.stream(partition)],
+            [f"{cutoff_ms}-0", self.group],
         )
         self.stats.trimmed += int(removed)
         return Trimmed(int(removed), _name(holder) or None)
 
     async def prune_consumers(self, partition: int) -> list[str]:
         try:
-            removed = await self.scripts.prune_consumers(
-                keys=[self.keys.stream(partition)],
-                args=[self.group, self.settings.consumer_idle_ms, self.consumer],
+            removed = await call_script(
+                self.redis,
+                self.scripts.prune_consumers,
+                [self.keys.stream(partition)],
+                [self.group, self.settings.consumer_idle_ms, self.consumer],
             )
         except ResponseError as exc:
             if "NOGROUP" in str(exc) or "no such key" in str(exc):
