@@ -42,7 +42,7 @@ from tests.support.proxy import Mode, Proxy
 from tests.support.servers import RedisServer, SecantusServer, replica_online
 from writebehind import WriteBehind
 from writebehind.core.keys import KeySpace
-from writebehind.core.redis_client import connect
+from writebehind.core.redis_client import connect, default_retry
 from writebehind.worker.runner import Worker
 
 PREFIX = "f"
@@ -540,12 +540,15 @@ async def network(env: Env) -> float:
         # never arrives is unknown. The other half with them: a re-sent write script
         # returns its first result (the nonce) or, if another write came between,
         # writes again; either way what the caller is told must hold.
-        retries = rng.random() < 0.5
+        # The retrying half uses what URL-made SDK clients get (redis_client.default_retry).
+        # WRITEBEHIND_FAULT_CLIENT_RETRIES=on/off forces one half, to measure them apart.
+        forced = os.environ.get("WRITEBEHIND_FAULT_CLIENT_RETRIES")
+        retries = rng.random() < 0.5 if forced is None else forced == "on"
         env.extra["client_retries"] = retries
         env.producer_options = {
             "socket_timeout": 1.0,
             "socket_connect_timeout": 1.0,
-            "retry": Retry(NoBackoff(), 2 if retries else 0),
+            "retry": default_retry() if retries else Retry(NoBackoff(), 0),
         }
     worker = await env.start_worker(db=db, redis=worker_redis)
     phases: list[str] = []

@@ -33,9 +33,10 @@ async def test_partition_count_is_recorded_and_enforced(redis: Redis, mongo_db: 
     with pytest.raises(PartitionCountMismatch) as info:
         await other.__aenter__()
     assert (info.value.configured, info.value.stored) == (4, 8)
-    # Writing without entering checks too.
+    # Writing without entering checks too (a failed ``async with`` closed ``other``).
+    unentered = WriteBehind(redis=redis, mongo=mongo_db, prefix="pc", partitions=4)
     with pytest.raises(PartitionCountMismatch):
-        await other.collection("users").set("x", {})
+        await unentered.collection("users").set("x", {})
     assert await redis.xlen(other.keys.stream(0)) == 0
 
 

@@ -26,6 +26,7 @@ connection.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
 from typing import Literal
 
@@ -51,6 +52,8 @@ class Proxy:
         self.latency = latency
         self.forward_in_blackhole = forward_in_blackhole
         self.mode: Mode = "pass"
+        self.on_request: Callable[[bytes], None] | None = None
+        """Called with each request chunk before the mode applies (to switch on a command)."""
         self.port = 0
         self._scopes: set[anyio.CancelScope] = set()
         self._stranded: set[anyio.CancelScope] = set()
@@ -144,6 +147,8 @@ class Proxy:
                 data = await src.receive(CHUNK)
                 if scope in self._stranded:
                     continue
+                if request and self.on_request is not None:
+                    self.on_request(data)
                 if self.mode == "latency":
                     await anyio.sleep(self.latency)
                 if self.mode == "blackhole" and not (request and self.forward_in_blackhole):

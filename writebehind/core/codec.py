@@ -6,22 +6,25 @@ never be stored in MongoDB is refused with a typed error and nothing half-done.
 
 from __future__ import annotations
 
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import bson
 from bson.binary import UuidRepresentation
-from bson.codec_options import CodecOptions
+from bson.codec_options import CodecOptions, DatetimeConversion
 from bson.errors import InvalidDocument as BsonInvalidDocument
 
 from writebehind.core.errors import (
+    ConfigurationError,
     DocumentTooLarge,
     IdMismatch,
     IntegerOutOfRange,
     InvalidCollectionName,
     InvalidDocument,
     InvalidFieldName,
+    NotDecodable,
     NotEncodable,
 )
 from writebehind.core.errors import MalformedRecord as MalformedRecord  # re-exported
@@ -55,6 +58,50 @@ def encoding_options(options: CodecOptions[Any] | None) -> CodecOptions[Any]:
     if options.uuid_representation == UuidRepresentation.UNSPECIFIED:
         return options.with_options(uuid_representation=UuidRepresentation.STANDARD)
     return options
+
+
+_UUID_NAMES = {
+    getattr(UuidRepresentation, name): name.lower()
+    for name in ("STANDARD", "PYTHON_LEGACY", "JAVA_LEGACY", "CSHARP_LEGACY", "UNSPECIFIED")
+}
+
+
+def codec_text(options: CodecOptions[Any] | None) -> str:
+    """The codec options every reader of records must share, as one canonical line.
+
+    ``uuid=standard tz_aware=false tzinfo=utc datetime=datetime``: the UUID
+    representation, tz-awareness and time zone, and datetime conversion of
+    ``bson.codec_options.CodecOptions`` (pymongo docs, "codec_options"), after
+    ``encoding_options``. Recorded in Redis, so producers that disagree are refused.
+    """
+    o = encoding_options(options)
+    tz = str(o.tzinfo) if o.tz_aware and o.tzinfo is not None else "utc"
+    conversion = DatetimeConversion(
+        o.datetime_conversion or DatetimeConversion.DATETIME
+    ).name.lower()
+    return (
+        f"uuid={_UUID_NAMES.get(o.uuid_representation, o.uuid_representation)} "
+        f"tz_aware={str(o.tz_aware).lower()} tzinfo={tz} datetime={conversion}"
+    )
+
+
+def parse_codec_text(text: str) -> CodecOptions[Any]:
+    """The ``CodecOptions`` of a ``codec_text`` line; ``ConfigurationError`` if unreadable."""
+    try:
+        fields = dict(part.split("=", 1) for part in text.split())
+        uuid_names = {name: value for value, name in _UUID_NAMES.items()}
+        tz_aware = fields["tz_aware"] == "true"
+        tzinfo = None
+        if tz_aware and fields["tzinfo"] != "utc":
+            tzinfo = zoneinfo.ZoneInfo(fields["tzinfo"])
+        return CodecOptions(
+            tz_aware=tz_aware,
+            uuid_representation=uuid_names[fields["uuid"]],
+            tzinfo=tzinfo,
+            datetime_conversion=DatetimeConversion[fields["datetime"].upper()],
+        )
+    except (KeyError, ValueError, LookupError) as exc:
+        raise ConfigurationError(f"unreadable codec options recorded in Redis: {text!r}") from exc
 
 
 def _id_key(value: Any) -> tuple[type, Any]:
@@ -121,6 +168,15 @@ def encode_document(doc_id: Any, doc: Any, options: CodecOptions[Any] | None = N
         raw = bson.encode(full, codec_options=encoding_options(options))
     except (BsonInvalidDocument, TypeError, OverflowError, ValueError) as exc:
         raise NotEncodable(f"document is not BSON-encodable: {exc}") from exc
+    try:
+        # The worker decodes it under the same options: what it cannot read would be
+        # acknowledged here and dead-lettered there.
+        bson.decode(raw, codec_options=encoding_options(options))
+    except Exception as exc:
+        raise NotDecodable(
+            f"document encodes, but cannot be read back under the deployment's codec options "
+            f"({codec_text(options)}): {exc}"
+        ) from exc
     if len(raw) > MAX_DOCUMENT_SIZE:
         raise DocumentTooLarge(
             f"document encodes to {len(raw)} bytes; the limit is {MAX_DOCUMENT_SIZE} "

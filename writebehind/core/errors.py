@@ -33,7 +33,11 @@ __all__ = [
     "BacklogFull",
     "BoundError",
     "CacheUnavailable",
+    "ClientClosed",
+    "CodecMismatch",
     "ConfigurationError",
+    "ConnectionPoolExhausted",
+    "DeadLettered",
     "DocumentTooLarge",
     "HistoryGapError",
     "IdMismatch",
@@ -46,6 +50,7 @@ __all__ = [
     "InvalidLetterId",
     "InvalidVersion",
     "MalformedRecord",
+    "NotDecodable",
     "NotEncodable",
     "NotReplicated",
     "PartitionCountMismatch",
@@ -263,3 +268,55 @@ class CacheUnavailable(WriteBehindError):
     def __init__(self, message: str, written: bool | None = False) -> None:
         super().__init__(message)
         self.written = written
+
+
+class ClientClosed(WriteBehindError):
+    """The ``WriteBehind`` was closed (``aclose()``, or ``async with`` ended); nothing was sent."""
+
+
+class ConnectionPoolExhausted(WriteBehindError):
+    """No Redis connection became free within the pool's wait; nothing was sent.
+
+    Raise the pool size (``max_connections`` in the Redis URL) or its wait
+    (``timeout`` in the URL, seconds), or send fewer calls at once.
+    """
+
+
+class CodecMismatch(ConfigurationError):
+    """The codec options differ from the ones this deployment records in Redis.
+
+    Records written under one UUID representation or datetime handling and read
+    under another are misread (a legacy UUID ``_id`` becomes ``Binary``), so a
+    component configured differently is refused before it reads or writes.
+    """
+
+    def __init__(self, configured: str, stored: str) -> None:
+        super().__init__(
+            f"codec options {configured} differ from the deployment's {stored} recorded in "
+            "Redis; every producer, worker and tool must share them. Give the producer's "
+            "database the recorded options, or use a new prefix."
+        )
+        self.configured = configured
+        self.stored = stored
+
+
+class NotDecodable(InvalidDocument):
+    """A value BSON can encode but the deployment's codec options cannot read back.
+
+    An example: ``bson.DatetimeMS`` beyond year 9999 under the default
+    ``datetime_conversion``. The worker could never decode such a record.
+    """
+
+
+class DeadLettered(WriteBehindError):
+    """The write was dead-lettered: it will not reach MongoDB unless re-driven.
+
+    ``letter_id`` is the letter's id (``partition/entry-id``, as ``writebehind dlq``
+    shows it) and ``reason`` the error recorded with it.
+    """
+
+    def __init__(self, version: Any, letter_id: str, reason: str) -> None:
+        super().__init__(f"version {version} was dead-lettered as {letter_id}: {reason}")
+        self.version = version
+        self.letter_id = letter_id
+        self.reason = reason

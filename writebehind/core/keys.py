@@ -124,5 +124,9 @@ class KeySpace:
         """The pub/sub channel on which a fill (or a released lease) of the entry is announced."""
         return f"{self._tag(partition)}:fill:{len(collection)}:{collection}:{encode_id(doc_id)}"
 
+    def is_cache_key(self, partition: int, key: str) -> bool:
+        """Whether ``key`` is a cache entry key of ``partition`` (for keys read from records)."""
+        return key.startswith(f"{self._tag(partition)}:doc:")
+
     def streams(self) -> list[str]:
         return [self.stream(p) for p in range(self.partitions)]

@@ -7,16 +7,33 @@ ever on its XREADGROUP while its entries sit pending. With one, the call
 fails, the client reconnects, and the worker's own retry and claim paths take
 over. Options in the URL's query (``?socket_timeout=30``) win over these
 defaults.
+
+A burst of calls queues for a connection instead of failing: the pool is a
+``BlockingConnectionPool`` of ``POOL_SIZE`` connections (URL ``max_connections``)
+whose callers wait up to ``POOL_TIMEOUT`` seconds (URL ``timeout``), then get
+``ConnectionPoolExhausted``. redis-py's default pool refuses the 101st call
+at once with ``MaxConnectionsError``.
+
+A dropped connection is retried ``RETRIES`` times with jittered exponential
+backoff (redis-py 8 gives ``from_url`` clients none). A write re-sent after a
+lost reply carries the same nonce, so the write script returns its first
+result instead of writing twice; the network fault trial measures this.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import MaxConnectionsError
 
-from writebehind.core.errors import ConfigurationError
+from writebehind.core.errors import ConfigurationError, ConnectionPoolExhausted
 
 SOCKET_TIMEOUT = 10.0
 CLIENT_DEFAULTS: dict[str, Any] = {
@@ -28,9 +45,59 @@ CLIENT_DEFAULTS: dict[str, Any] = {
 }
 
 
+POOL_SIZE = 50
+"""Connections a URL-made client opens at most (URL query ``max_connections``)."""
+POOL_TIMEOUT = 10.0
+"""Seconds a call waits for a free connection (URL query ``timeout``)."""
+RETRIES = 3
+"""Re-sends of a call whose connection failed (a reset, a timeout), with backoff."""
+
+
+def default_retry() -> Retry:
+    """3 retries, jittered exponential backoff from 50 ms, capped at 1 s."""
+    return Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), RETRIES)
+
+
 def connect(url: str, **options: Any) -> Redis:
-    """``Redis.from_url`` with the defaults above (``options``, then the URL, override them)."""
-    return Redis.from_url(url, **{**CLIENT_DEFAULTS, **options})
+    """A client on a blocking pool with the defaults above.
+
+    ``options``, then the URL's query, override the defaults (``retry=None``
+    turns retries off).
+    """
+    kwargs: dict[str, Any] = {
+        **CLIENT_DEFAULTS,
+        "max_connections": POOL_SIZE,
+        "timeout": POOL_TIMEOUT,
+        "retry": default_retry(),
+        **{k: v for k, v in options.items() if not (k == "max_connections" and v is None)},
+    }
+    pool = BlockingConnectionPool.from_url(url, **kwargs)
+    return Redis.from_pool(pool)
+
+
+def pool_exhausted(exc: BaseException) -> bool:
+    """redis-py's "no connection free" errors: the call was never sent.
+
+    ``MaxConnectionsError`` from a default pool, or the ``ConnectionError``
+    a ``BlockingConnectionPool`` raises when its wait ends.
+    """
+    if isinstance(exc, MaxConnectionsError):
+        return True
+    return isinstance(exc, RedisConnectionError) and str(exc) == "No connection available."
+
+
+@contextmanager
+def typed_pool_errors() -> Iterator[None]:
+    """Turn redis-py's pool-exhaustion errors into ``ConnectionPoolExhausted``."""
+    try:
+        yield
+    except RedisConnectionError as exc:
+        if pool_exhausted(exc):
+            raise ConnectionPoolExhausted(
+                "no Redis connection became free in time; nothing was sent. Raise the pool's "
+                "max_connections or timeout (URL query options), or send fewer calls at once"
+            ) from exc
+        raise
 
 
 def socket_timeout(redis: Redis) -> float | None:

@@ -1,18 +1,26 @@
 """The Lua scripts that make each Redis-side step atomic, and their thin wrappers.
 
 Every key a script touches is passed in KEYS and shares one hash tag, so the
-scripts are legal on Redis Cluster. redis-py reloads a script on ``NOSCRIPT``
-(after a Redis restart), in pipelines too.
+scripts are legal on Redis Cluster. A single script call is reloaded by
+redis-py on ``NOSCRIPT`` (the script cache is empty after a restart, a
+failover or ``SCRIPT FLUSH``). A pipeline is not: redis-py checks scripts only
+before its first attempt, so one re-sent after a dropped connection gets
+``NOSCRIPT`` for writes that may have been made; and a single call fails if
+the cache is emptied again between its reload and its retry. ``run_scripts``
+sends script calls pipelined and re-sends exactly those refused with
+``NOSCRIPT`` (they did not run) as ``EVAL`` with the script's text, which
+needs no cache. Every script call goes through it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import OutOfMemoryError
+from redis.exceptions import NoScriptError, OutOfMemoryError
 
 from writebehind.core.errors import BacklogRefused as BacklogRefused  # re-exported
 from writebehind.core.errors import RedisOutOfMemory
@@ -34,6 +42,9 @@ end
 # first: a script that failed after it would still leave no cache change without
 # its record. The cache entry is replaced (DEL + HSET), which also drops any
 # clean TTL: a dirty entry never expires.
+#
+# The record names its cache entry (``k``), so that even a record no reader can
+# decode can have its entry settled when it is dead-lettered.
 #
 # The call's nonce is kept in the entry: the same call sent twice (a client
 # retrying after a lost reply) returns the first result instead of writing again.
@@ -72,7 +83,7 @@ if limit > 0 and redis.call('EXISTS', stream) == 1 then
     return redis.error_reply('WBBACKLOG ' .. backlog)
   end
 end
-local id = redis.call('XADD', stream, '*', 'op', op, 'c', coll, 'd', body)
+local id = redis.call('XADD', stream, '*', 'op', op, 'c', coll, 'd', body, 'k', entry)
 redis.call('DEL', entry)
 if op == 'del' then
   redis.call('HSET', entry, 'v', id, 't', '1', 'n', nonce)
@@ -151,17 +162,20 @@ return 1
 # Replay's dead letter: added unless its entry already has one (written by the
 # worker, an earlier replay, or a re-drive refused again). No XACK: replay is
 # no consumer. Checked and added in one step, so two replays at once still
-# leave one letter.
+# leave one letter. A cache entry still at the dead version is dropped.
 #
-# KEYS: dead-letter stream, its source index; ARGV: source entry id, then the
-# letter's field/value pairs
+# KEYS: dead-letter stream, its source index, cache entry
+# ARGV: source entry id, cache version to drop ("" none), then the letter's field/value pairs
 # Returns {1, id of the new letter} or {0, id of the letter already there}
 DEAD_LETTER_ONCE = (
     _EXISTING_LETTER
     + """
+if ARGV[2] ~= '' and redis.call('HGET', KEYS[3], 'v') == ARGV[2] then
+  redis.call('DEL', KEYS[3])
+end
 local known = existing_letter(KEYS[2], KEYS[1], ARGV[1])
 if known then return {0, known} end
-local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
+local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
 redis.call('HSET', KEYS[2], ARGV[1], id)
 return {1, id}
 """
@@ -421,3 +435,66 @@ class Scripts:
         self.lease: AsyncScript = redis.register_script(LEASE)
         self.fill: AsyncScript = redis.register_script(FILL)
         self.release: AsyncScript = redis.register_script(RELEASE)
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptCall:
+    """One call of a registered script, for ``run_scripts``."""
+
+    script: AsyncScript
+    keys: Sequence[Any]
+    args: Sequence[Any]
+
+
+async def run_scripts(
+    redis: Redis,
+    calls: Sequence[ScriptCall],
+    *,
+    trailing: Sequence[Any] = (),
+    raise_on_error: bool = True,
+) -> tuple[list[Any], list[Any]]:
+    """Send ``calls`` (then the ``trailing`` command, e.g. ``WAIT``) in one pipeline.
+
+    Returns the calls' replies in order and the trailing command's replies, one
+    per round sent. Calls go as ``EVALSHA`` (without redis-py's ``SCRIPT
+    EXISTS`` round trip before it); those refused with ``NOSCRIPT`` (they did
+    not run) are sent again in a second round as ``EVAL`` with the script's
+    text, which needs no script cache and loads it, then the trailing command
+    again. Error replies are in place when ``raise_on_error`` is false, else
+    the first is raised.
+    """
+    replies: list[Any] = [None] * len(calls)
+    tails: list[Any] = []
+    todo = list(range(len(calls)))
+    for by_text in (False, True):
+        pipe = redis.pipeline(transaction=False)
+        for i in todo:
+            call = calls[i]
+            if by_text:
+                text: Any = call.script.script
+                pipe.eval(text, len(call.keys), *call.keys, *call.args)
+            else:
+                pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+        if trailing:
+            pipe.execute_command(*trailing)
+        out = await pipe.execute(raise_on_error=False)
+        if trailing:
+            tails.append(out.pop())
+        for i, reply in zip(todo, out, strict=True):
+            replies[i] = reply
+        todo = [i for i in todo if isinstance(replies[i], NoScriptError)]
+        if not todo:
+            break
+    if raise_on_error:
+        for reply in (*replies, *tails):
+            if isinstance(reply, BaseException):
+                raise reply
+    return replies, tails
+
+
+async def call_script(
+    redis: Redis, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]
+) -> Any:
+    """One script call through ``run_scripts``: safe against an emptied script cache."""
+    replies, _ = await run_scripts(redis, [ScriptCall(script, keys, args)])
+    return replies[0]

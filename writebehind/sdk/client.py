@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Iterator
+from contextlib import contextmanager
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from bson.codec_options import CodecOptions
@@ -11,16 +13,19 @@ from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
 from writebehind.core.codec import DEFAULT_CODEC_OPTIONS, encoding_options
-from writebehind.core.deployment import record_partition_count
-from writebehind.core.errors import ConfigurationError
+from writebehind.core.deployment import check_codec, record_partition_count
+from writebehind.core.errors import ClientClosed, ConfigurationError
 from writebehind.core.keys import KeySpace, validate_collection_name
-from writebehind.core.redis_client import connect, socket_timeout
+from writebehind.core.redis_client import connect, socket_timeout, typed_pool_errors
 from writebehind.core.scripts import Scripts
+from writebehind.core.shielded import ShieldedCalls
 from writebehind.sdk.collection import Collection
 from writebehind.sdk.reading.breaker import CircuitBreaker
 from writebehind.sdk.reading.flights import Flights
 from writebehind.sdk.reading.guard import RedisGuard
 from writebehind.sdk.reading.policy import ReadPolicy
+
+T = TypeVar("T")
 
 DEFAULT_GROUP = "writebehind"
 DEFAULT_MAX_BACKLOG = 1_000_000
@@ -77,6 +82,15 @@ class WriteBehind:
         reads: ReadPolicy | None = None,
     ) -> None:
         self.keys = KeySpace(prefix, partitions)
+        for name, value in (("backlog_wait", backlog_wait), ("wait_timeout", wait_timeout)):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigurationError(f"{name} must be a number of seconds: {value!r}")
+        if not isinstance(group, str) or not group:
+            raise ConfigurationError(f"group must be a non-empty str: {group!r}")
+        if type(max_conflict_retries) is not int:
+            raise ConfigurationError(
+                f"max_conflict_retries must be an int: {max_conflict_retries!r}"
+            )
         if type(max_backlog) is not int or max_backlog < 0:
             raise ConfigurationError(f"max_backlog must be an int >= 0: {max_backlog!r}")
         if backlog_wait < 0:
@@ -103,13 +117,34 @@ class WriteBehind:
         if reads is not None and not isinstance(reads, ReadPolicy):
             raise ConfigurationError(f"reads must be a ReadPolicy: {reads!r}")
         self.reads = reads or ReadPolicy()
-        self.redis_guard = RedisGuard(
-            CircuitBreaker(self.reads.breaker_failures, self.reads.breaker_cooldown), prefix
-        )
+
         self.read_flights = Flights()
         self.scripts = Scripts(self.redis)
         self._checked = False
+        self._closed = False
         self._check_lock = anyio.Lock()
+        self._calls = ShieldedCalls()
+        self.redis_guard = RedisGuard(
+            CircuitBreaker(self.reads.breaker_failures, self.reads.breaker_cooldown),
+            prefix,
+            self._calls,
+        )
+
+    async def redis_call(self, call: Awaitable[T]) -> T:
+        """Run a Redis call to its end even if the caller is cancelled (see core/shielded.py)."""
+        return await self._calls.run(call)
+
+    @contextmanager
+    def calling(self) -> Iterator[None]:
+        """Around every public call: refuse a closed client; type pool exhaustion.
+
+        Raises ``ClientClosed`` after ``aclose()``; ``ConnectionPoolExhausted``
+        when no Redis connection became free in the pool's wait.
+        """
+        if self._closed:
+            raise ClientClosed("this WriteBehind is closed; make a new one")
+        with typed_pool_errors():
+            yield
 
     def _redis_client(self, redis: Redis | None, url: str | None) -> Redis:
         if (redis is None) == (url is None):
@@ -147,19 +182,30 @@ class WriteBehind:
         return client[database]
 
     async def ensure_ready(self) -> None:
-        """Record the partition count in Redis, or refuse a different one.
+        """Record the partition count and codec options in Redis, or refuse different ones.
 
         Raises:
-            PartitionCountMismatch: Redis records another count for this prefix.
-            redis.exceptions.RedisError: Redis failed.
+            ClientClosed: after ``aclose()``.
+            PartitionCountMismatch, CodecMismatch: Redis records another value
+                (both name the configured and the recorded one).
+            CacheUnavailable: Redis did not answer within ``redis_timeout``.
         """
+        if self._closed:
+            raise ClientClosed("this WriteBehind is closed; make a new one")
         if self._checked:
             return
         async with self._check_lock:
             if self._checked:
                 return
             await self.redis_guard.call(
-                lambda: record_partition_count(self.redis, self.keys), self.write_timeout, "a check"
+                lambda: record_partition_count(self.redis, self.keys),
+                self.write_timeout,
+                "a check",
+            )
+            await self.redis_guard.call(
+                lambda: check_codec(self.redis, self.keys, self.codec_options),
+                self.write_timeout,
+                "a check",
             )
             self._checked = True
 
@@ -183,6 +229,8 @@ class WriteBehind:
         (journaled), or raise ``PersistTimeout`` after ``write_through_timeout``
         seconds, the write staying queued for the workers (README, "Reading").
         """
+        if self._closed:
+            raise ClientClosed("this WriteBehind is closed; make a new one")
         name = validate_collection_name(name)
         if reads is not None and not isinstance(reads, ReadPolicy):
             raise ConfigurationError(f"reads must be a ReadPolicy: {reads!r}")
@@ -215,7 +263,13 @@ class WriteBehind:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the clients this object created; clients passed in stay open."""
+        """Close the clients this object created; clients passed in stay open.
+
+        Every later call raises ``ClientClosed``. Closing twice is harmless.
+        """
+        self._closed = True
+        # Calls whose callers were cancelled still hold connections: let them end first.
+        await self._calls.drain(socket_timeout(self.redis) or 10.0)
         await self.read_flights.close()
         owned, self._owned = self._owned, []
         for client in owned:

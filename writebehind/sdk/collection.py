@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from writebehind.core.backoff import Backoff
 from writebehind.core.codec import (
@@ -23,6 +25,7 @@ from writebehind.core.codec import (
 from writebehind.core.errors import (
     BacklogFull,
     BacklogRefused,
+    DeadLettered,
     IdMismatch,
     InvalidDocument,
     InvalidInput,
@@ -34,7 +37,14 @@ from writebehind.core.errors import (
 from writebehind.core.groups import consumer_group
 from writebehind.core.keys import encode_id
 from writebehind.core.replies import as_text
-from writebehind.core.scripts import ABSENT, map_script_error, parse_write_reply
+from writebehind.core.scripts import (
+    ABSENT,
+    ScriptCall,
+    call_script,
+    map_script_error,
+    parse_write_reply,
+    run_scripts,
+)
 from writebehind.core.version import Version
 from writebehind.sdk.reading.policy import ReadPolicy
 from writebehind.sdk.reading.reader import Reader
@@ -112,7 +122,8 @@ class Collection:
         """Run the write script; ``None`` means the expected version did not match."""
         await self._wb.ensure_ready()
         deadline = anyio.current_time() + self._wb.backlog_wait
-        delay = 0.005
+        # Jittered: producers blocked on one full partition must not retry in lockstep.
+        backoff = Backoff(base=0.005, cap=0.5)
         args = self._args(p, expected)
         while True:
             try:
@@ -125,10 +136,10 @@ class Collection:
                     if mapped is exc:
                         raise
                     raise mapped from exc
+                delay = backoff.next_delay()
                 if anyio.current_time() + delay > deadline:
                     raise BacklogFull(p.partition, mapped.backlog, self._wb.max_backlog) from None
                 await anyio.sleep(delay)
-                delay = min(delay * 2, 0.5)
                 continue
             outcome = parse_write_reply(reply)
             if not outcome.written:
@@ -142,17 +153,20 @@ class Collection:
         """The write script's reply, and how many replicas confirmed it (``None``: not asked)."""
         wanted = self._wb.wait_replicas
         if not wanted:
-            return await self._wb.scripts.write(keys=[p.stream, p.entry], args=args), None
+            reply = await call_script(
+                self._wb.redis, self._wb.scripts.write, [p.stream, p.entry], args
+            )
+            return reply, None
         # WAIT covers the writes made on its own connection: one pipeline, one connection.
-        pipe = self._wb.redis.pipeline(transaction=False)
-        await self._wb.scripts.write(keys=[p.stream, p.entry], args=args, client=pipe)
-        pipe.execute_command("WAIT", wanted, self._wait_ms())
-        reply, replicas = await pipe.execute(raise_on_error=False)
-        if isinstance(reply, BaseException):
-            raise reply
-        if isinstance(replicas, BaseException):
-            raise replicas
-        return reply, int(replicas)
+        replies, waits = await run_scripts(
+            self._wb.redis,
+            [ScriptCall(self._wb.scripts.write, [p.stream, p.entry], args)],
+            trailing=self._wait_command(),
+        )
+        return replies[0], _fewest(waits)
+
+    def _wait_command(self) -> tuple[Any, ...]:
+        return ("WAIT", self._wb.wait_replicas, self._wait_ms())
 
     def _wait_ms(self) -> int:
         return max(1, int(self._wb.wait_timeout * 1000))
@@ -165,14 +179,22 @@ class Collection:
     async def set(self, doc_id: Any, doc: Mapping[str, Any]) -> Version:
         """Store the whole document; returns the write's version.
 
+        ``doc`` must be a mapping (``None`` is refused with ``InvalidDocument``:
+        ``delete`` deletes).
+
         Raises:
             InvalidInput: a bad id or document (``InvalidDocument`` and its kinds,
                 ``IdMismatch``, ``UnsupportedIdType``); nothing was written.
+            ClientClosed: after ``aclose()``.
             BacklogFull, RedisOutOfMemory: Redis refused the write; nothing was written.
+            CacheUnavailable: Redis did not answer within ``redis_timeout``
+                (``written`` says whether the outcome is unknown).
+            ConnectionPoolExhausted: no Redis connection became free in time.
             NotReplicated: written, but fewer than ``wait_replicas`` replicas confirmed it.
-            PartitionCountMismatch: Redis records another partition count (first use).
+            PartitionCountMismatch, CodecMismatch: Redis records other settings (first use).
         """
-        version = await self._write(self._prepare(doc_id, doc))
+        with self._wb.calling():
+            version = await self._write(self._prepare(doc_id, _document(doc)))
         assert version is not None
         return version
 
@@ -181,7 +203,8 @@ class Collection:
 
         Raises: as ``set`` (``UnsupportedIdType`` for a bad id).
         """
-        version = await self._write(self._prepare(doc_id, None))
+        with self._wb.calling():
+            version = await self._write(self._prepare(doc_id, None))
         assert version is not None
         return version
 
@@ -193,6 +216,10 @@ class Collection:
         Raises: as ``modify``; ``InvalidDocument`` when ``fields`` is not a
         mapping or not storable, ``IdMismatch`` for an ``_id`` other than ``doc_id``.
         """
+        with self._wb.calling():
+            return await self._patch(doc_id, fields)
+
+    async def _patch(self, doc_id: Any, fields: Mapping[str, Any]) -> Version:
         if not isinstance(fields, Mapping):
             raise InvalidDocument(f"patch fields must be a mapping, not {type(fields).__name__}")
         if "_id" in fields and not same_id(fields["_id"], doc_id):
@@ -204,7 +231,7 @@ class Collection:
         def merge(doc: Document | None) -> Document:
             return {**(doc or {}), **patch}
 
-        return await self.modify(doc_id, merge)
+        return await self._modify(doc_id, merge)
 
     async def modify(self, doc_id: Any, fn: Modifier) -> Version:
         """Replace the document with ``fn(current)``; ``None`` from ``fn`` deletes it.
@@ -221,6 +248,12 @@ class Collection:
             pymongo.errors.PyMongoError: reading a document absent from Redis failed.
             Whatever ``fn`` raises, with nothing written.
         """
+        with self._wb.calling():
+            return await self._modify(doc_id, fn)
+
+    async def _modify(self, doc_id: Any, fn: Modifier) -> Version:
+        if not callable(fn):
+            raise InvalidInput(f"modify needs a function, not {type(fn).__name__}")
         encode_id(doc_id)
         backoff = Backoff(base=0.001, cap=0.02)
         for _ in range(self._wb.max_conflict_retries):
@@ -247,8 +280,13 @@ class Collection:
 
     async def _read_current(self, doc_id: Any) -> _Current:
         entry = self._entry_key(doc_id)
+        version: Any
+        body: Any
+        tombstone: Any
         version, body, tombstone = await self._wb.redis_guard.call(
-            lambda: self._wb.redis.hmget(entry, ["v", "d", "t"]), self._wb.write_timeout, "a read"
+            lambda: self._wb.redis.hmget(entry, ["v", "d", "t"]),
+            self._wb.write_timeout,
+            "a read",
         )
         doc: Document | None
         if version is not None:
@@ -272,33 +310,39 @@ class Collection:
         Every document is checked before anything is sent. If Redis refuses some
         writes (backlog, memory), ``WriteManyError.results`` says which were made;
         that error comes first, before any ``NotReplicated`` for the rest.
+        ``items`` is an iterable of ``(id, document)`` pairs; a document must be
+        a mapping (``None`` is refused, not taken as a delete).
 
         Raises:
-            InvalidInput: any bad id or document; nothing was sent.
+            InvalidInput: any bad item, id or document; nothing was sent.
             WriteManyError: Redis refused some writes (``.results``: per item, the
                 ``Version`` made or the ``BacklogFull``/``RedisOutOfMemory`` refusal).
-            NotReplicated, PartitionCountMismatch: as ``set``.
+            ClientClosed, CacheUnavailable, ConnectionPoolExhausted, NotReplicated,
+            PartitionCountMismatch, CodecMismatch: as ``set``.
         """
-        prepared = [self._prepare(doc_id, doc) for doc_id, doc in items]
+        with self._wb.calling():
+            return await self._set_many(items)
+
+    async def _set_many(self, items: Iterable[tuple[Any, Mapping[str, Any]]]) -> list[Version]:
+        prepared = [self._prepare(doc_id, _document(doc)) for doc_id, doc in _pairs(items)]
         if not prepared:
             return []
         await self._wb.ensure_ready()
-        pipe = self._wb.redis.pipeline(transaction=False)
-        for p in prepared:
-            await self._wb.scripts.write(
-                keys=[p.stream, p.entry], args=self._args(p, ""), client=pipe
-            )
-        if self._wb.wait_replicas:
-            pipe.execute_command("WAIT", self._wb.wait_replicas, self._wait_ms())
-        replies = await self._wb.redis_guard.call(
-            lambda: pipe.execute(raise_on_error=False), self._wb.write_timeout, "a write"
+        calls = [
+            ScriptCall(self._wb.scripts.write, [p.stream, p.entry], self._args(p, ""))
+            for p in prepared
+        ]
+        replies, waits = await self._wb.redis_guard.call(
+            lambda: run_scripts(
+                self._wb.redis,
+                calls,
+                trailing=self._wait_command() if self._wb.wait_replicas else (),
+                raise_on_error=False,
+            ),
+            self._wb.write_timeout,
+            "a write",
         )
-        replicas: int | None = None
-        if self._wb.wait_replicas:
-            waited = replies.pop()
-            if isinstance(waited, BaseException):
-                raise waited
-            replicas = int(waited)
+        replicas = _fewest(waits) if self._wb.wait_replicas else None
         results: list[Any] = []
         for p, reply in zip(prepared, replies, strict=True):
             if isinstance(reply, BaseException):
@@ -325,26 +369,37 @@ class Collection:
 
         Redis first; a miss reads MongoDB and fills the cache (fenced by
         version). When Redis does not answer within ``redis_timeout``, MongoDB.
+
+        Raises:
+            ClientClosed: after ``aclose()``.
+            UnsupportedIdType: ``doc_id`` is not a type a document id can have.
+            pymongo.errors.PyMongoError: MongoDB failed when it had to be read.
         """
-        return await self._reader.get(doc_id)
+        with self._wb.calling():
+            return await self._reader.get(doc_id)
 
     async def get_many(self, ids: Iterable[Any]) -> dict[Any, Document | None]:
         """``{id: document or None}`` for ``ids``, keyed by the ids as given, in their order.
 
         One Redis round trip for the entries, one MongoDB ``find`` for the misses.
+        Raises: as ``get``.
         """
-        return await self._reader.get_many(ids)
+        with self._wb.calling():
+            return await self._reader.get_many(ids)
 
     async def warm(self, ids: Iterable[Any]) -> int:
         """Load the ids missing from the cache and fill them; returns how many were filled."""
-        return await self._reader.warm(ids)
+        with self._wb.calling():
+            return await self._reader.warm(ids)
 
     async def _acknowledged(self, version: Version) -> bool:
         keys = self._wb.keys
         assert version.collection is not None
         stream = keys.stream(keys.partition_of(version.collection, version.doc_id))
         try:
-            return await _entry_acknowledged(self._wb.redis, stream, self._wb.group, version)
+            return await self._wb.redis_call(
+                _entry_acknowledged(self._wb.redis, stream, self._wb.group, version)
+            )
         except ResponseError:  # no stream or group yet: nothing was applied
             return False
 
@@ -355,12 +410,43 @@ class Collection:
         hence the ASYNC109 exemption.)
 
         Raises:
+            DeadLettered: the write is in the dead-letter stream instead (with the
+                letter's id and reason), raised as soon as it is seen.
             PersistTimeout: MongoDB did not hold it within ``timeout`` (a ``TimeoutError``).
-            InvalidInput: ``version`` was not returned by a write (it names no document).
-            redis.exceptions.RedisError, pymongo.errors.PyMongoError: a server failed.
+            InvalidInput: ``version`` is not a ``Version`` returned by a write to
+                this collection, or ``timeout`` is not a number >= 0.
+            ClientClosed: after ``aclose()``.
+            pymongo.errors.PyMongoError: MongoDB failed.
         """
-        if version.collection is None:
-            raise InvalidInput("wait_persisted needs a Version returned by a write")
+        if not isinstance(version, Version) or version.collection is None:
+            raise InvalidInput(
+                f"wait_persisted needs a Version returned by a write, not {version!r}"
+            )
+        if version.collection != self.name:
+            raise InvalidInput(
+                f"version {version} is of collection {version.collection!r}, not {self.name!r}"
+            )
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
+            raise InvalidInput(f"timeout must be a number of seconds >= 0: {timeout!r}")
+        with self._wb.calling():
+            await self._wait_persisted(version, timeout)
+
+    async def _dead_letter_of(self, version: Version) -> tuple[str, str] | None:
+        """The letter id (``partition/entry-id``) and reason of a dead-lettered write."""
+        keys, redis = self._wb.keys, self._wb.redis
+        assert version.collection is not None
+        partition = keys.partition_of(version.collection, version.doc_id)
+        letter_id: Any = await redis.hget(keys.dead_letter_sources(partition), str(version))
+        if letter_id is None:
+            return None
+        rows: Any = await redis.xrange(keys.dead_letters(partition), letter_id, letter_id)
+        if not rows:  # deleted by hand or purged: the index is only a hint
+            return None
+        reason = rows[0][1].get(b"error", b"").decode("utf-8", "replace")
+        return f"{partition}/{letter_id.decode('ascii')}", reason
+
+    async def _wait_persisted(self, version: Version, timeout: float) -> None:
+        assert version.collection is not None
         coll = self._wb.mongo_collection(version.collection)
         deadline = anyio.current_time() + timeout
         polls = Backoff(base=0.002, cap=0.05)
@@ -371,12 +457,48 @@ class Collection:
             if stored is None and version.deleted and await self._acknowledged(version):
                 return  # a hard delete leaves nothing behind; the ack says it was applied
             delay = polls.next_delay()
+            try:
+                letter = await self._wb.redis_call(self._dead_letter_of(version))
+            except (RedisConnectionError, RedisTimeoutError):
+                letter = None  # Redis unreachable: MongoDB alone still answers the wait
+            if letter is not None:
+                raise DeadLettered(version, *letter)
             if anyio.current_time() + delay > deadline:
                 raise PersistTimeout(
                     f"MongoDB did not hold {version.collection}/{version.doc_id!r} at "
                     f"version {version} within {timeout}s"
                 )
             await anyio.sleep(delay)
+
+
+def _fewest(waits: list[Any]) -> int:
+    """Replicas that confirmed every round of a pipeline (``WAIT`` replies; errors raised)."""
+    for reply in waits:
+        if isinstance(reply, BaseException):
+            raise reply
+    return min(int(reply) for reply in waits)
+
+
+def _document(doc: Any) -> Mapping[str, Any]:
+    """A document argument of a write: a mapping, never ``None`` (which would delete)."""
+    if not isinstance(doc, Mapping):
+        hint = "; use delete() to delete" if doc is None else ""
+        raise InvalidDocument(f"a document must be a mapping, not {type(doc).__name__}{hint}")
+    return doc
+
+
+def _pairs(items: Any) -> list[tuple[Any, Any]]:
+    """``set_many``'s items as checked ``(id, document)`` pairs."""
+    if isinstance(items, Mapping | str | bytes) or not isinstance(items, Iterable):
+        raise InvalidInput(
+            f"set_many needs an iterable of (id, document) pairs, not {type(items).__name__}"
+        )
+    pairs = []
+    for i, item in enumerate(items):
+        if not isinstance(item, tuple | list) or len(item) != 2:
+            raise InvalidInput(f"set_many item {i} is not an (id, document) pair: {item!r:.80}")
+        pairs.append((item[0], item[1]))
+    return pairs
 
 
 async def _entry_acknowledged(redis: Any, stream: str, group: str, version: Version) -> bool:

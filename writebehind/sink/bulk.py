@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import structlog
+from bson.codec_options import CodecOptions
 from pymongo.errors import BulkWriteError
 from pymongo.write_concern import WriteConcern
 
@@ -61,10 +62,13 @@ class MongoSink:
         self.on_bulk_write: Callable[[float], None] | None = None
         """Called with each bulk_write's duration in seconds (metrics)."""
         self._indexed: set[str] = set()
+        self.codec_options: CodecOptions[Any] = DEFAULT_CODEC_OPTIONS
+        """The deployment's codec options (``core.deployment.reader_codec``): documents are
+        stored as the producers' own MongoDB handle would store them."""
 
     def collection(self, name: str) -> Any:
         return self.database.get_collection(
-            name, codec_options=DEFAULT_CODEC_OPTIONS, write_concern=self.write_concern
+            name, codec_options=self.codec_options, write_concern=self.write_concern
         )
 
     async def ensure_tombstone_index(self, name: str) -> None:

@@ -31,9 +31,11 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from writebehind.core.deployment import reader_codec
 from writebehind.core.errors import UnknownLetters as UnknownLetters  # re-exported
 from writebehind.core.keys import KeySpace
 from writebehind.core.replies import as_text
+from writebehind.core.scripts import ScriptCall, run_scripts
 from writebehind.sink.bulk import MongoSink
 from writebehind.sink.classify import ErrorInfo, Failure
 from writebehind.sink.guards import Pending
@@ -52,13 +54,18 @@ INVALID = "invalid"
 
 # Replace a dead letter by a copy with updated fields, unless it is gone (purged
 # or re-driven by someone else meanwhile: then nothing is resurrected). The
-# source index (see redis_scripts) follows the letter to its new id.
+# source index (see redis_scripts) follows the letter to its new id. A cache
+# entry still at the refused version is dropped, so reads show what MongoDB holds.
 #
-# KEYS: dead-letter stream, its source index
-# ARGV: old entry id, the letter's source entry id, then field/value pairs
+# KEYS: dead-letter stream, its source index, the record's cache entry
+# ARGV: old entry id, the letter's source entry id, cache version to drop ("" none),
+# then field/value pairs
 REPLACE_LETTER = """
 if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return false end
-local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
+if ARGV[3] ~= '' and redis.call('HGET', KEYS[3], 'v') == ARGV[3] then
+  redis.call('DEL', KEYS[3])
+end
+local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 4))
 redis.call('XDEL', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[2], id)
 return id
@@ -94,6 +101,7 @@ async def iter_letters(
     letters added while iterating (by workers, or re-added by a re-drive) are
     not visited. Raises ``redis.exceptions.RedisError`` when Redis fails.
     """
+    codec = await reader_codec(redis, keys)
     for partition in range(keys.partitions):
         stream = keys.dead_letters(partition)
         end = "+"
@@ -105,7 +113,7 @@ async def iter_letters(
         while True:
             rows: Any = await redis.xrange(stream, start, end, count=page)
             for entry_id, fields in rows:
-                letter = decode_letter(partition, entry_id, fields)
+                letter = decode_letter(partition, entry_id, fields, codec)
                 if collection is None or letter.collection == collection:
                     yield letter
             if len(rows) < page:
@@ -150,8 +158,9 @@ async def get_letters(redis: Redis, keys: KeySpace, ids: Iterable[LetterId]) -> 
     missing = [i for i, rows in zip(wanted, replies, strict=True) if not rows]
     if missing:
         raise UnknownLetters(missing)
+    codec = await reader_codec(redis, keys)
     return [
-        decode_letter(i.partition, rows[0][0], rows[0][1])
+        decode_letter(i.partition, rows[0][0], rows[0][1], codec)
         for i, rows in zip(wanted, replies, strict=True)
     ]
 
@@ -163,15 +172,17 @@ async def _delete(redis: Redis, keys: KeySpace, letters: Iterable[DeadLetter]) -
     if not by_partition:
         return 0
     script = redis.register_script(DELETE_LETTERS)
-    pipe = redis.pipeline(transaction=False)
-    for partition, args in by_partition.items():
-        for start in range(0, len(args), 1000):
-            await script(
-                keys=[keys.dead_letters(partition), keys.dead_letter_sources(partition)],
-                args=args[start : start + 1000],
-                client=pipe,
-            )
-    return sum(int(n) for n in await pipe.execute())
+    calls = [
+        ScriptCall(
+            script,
+            [keys.dead_letters(partition), keys.dead_letter_sources(partition)],
+            args[start : start + 1000],
+        )
+        for partition, args in by_partition.items()
+        for start in range(0, len(args), 1000)
+    ]
+    replies, _ = await run_scripts(redis, calls)
+    return sum(int(n) for n in replies)
 
 
 async def purge(redis: Redis, keys: KeySpace, ids: Iterable[LetterId]) -> int:
@@ -293,8 +304,17 @@ class Redriver:
         self.report = RedriveReport(dry_run)
         self._replace = redis.register_script(REPLACE_LETTER)
 
+    def _cache_key(self, letter: DeadLetter) -> str:
+        """The letter's cache entry (settled if still at its version), or an unused key."""
+        partition = letter.id.partition
+        if letter.problem is None:
+            return self.keys.cache(partition, letter.collection, letter.doc_id)
+        return f"{self.keys.dead_letters(partition)}:none"
+
     async def redrive(self, letters: Sequence[DeadLetter]) -> list[LetterResult]:
         """Apply ``letters`` and settle each one in its dead-letter stream.
+
+        Documents are stored under the deployment's codec options.
 
         Returns one result per letter, in the order given.
 
@@ -303,6 +323,7 @@ class Redriver:
             redis.exceptions.RedisError, pymongo.errors.PyMongoError: a server failed;
                 letters not yet settled stay as they were, and re-driving again is safe.
         """
+        self.reapplier.sink.codec_options = await reader_codec(self.redis, self.keys)
         results: list[LetterResult] = []
         owners: dict[int, DeadLetter] = {}
         pendings: list[Pending] = []
@@ -347,21 +368,24 @@ class Redriver:
         if not failed:
             return []
         now_ms = int(time.time() * 1000)
-        pipe = self.redis.pipeline(transaction=False)
-        for letter, error in failed:
-            await self._replace(
-                keys=[
+        calls = [
+            ScriptCall(
+                self._replace,
+                [
                     self.keys.dead_letters(letter.id.partition),
                     self.keys.dead_letter_sources(letter.id.partition),
+                    self._cache_key(letter),
                 ],
-                args=[
+                [
                     letter.id.entry_id,
                     letter.source_id,
+                    "" if letter.problem or letter.version is None else str(letter.version),
                     *refailed_fields(letter, error, now_ms=now_ms, consumer=self.consumer),
                 ],
-                client=pipe,
             )
-        replies: list[Any] = await pipe.execute()
+            for letter, error in failed
+        ]
+        replies, _ = await run_scripts(self.redis, calls)
         return [
             None if reply is None else LetterId(letter.id.partition, as_text(reply))
             for (letter, _), reply in zip(failed, replies, strict=True)

@@ -10,7 +10,7 @@ from typing import Any
 from pymongo.write_concern import WriteConcern
 from redis.asyncio import Redis
 
-from writebehind.core.deployment import recorded_partition_count
+from writebehind.core.deployment import CODEC_FIELD, recorded_partition_count
 from writebehind.core.groups import consumer_groups
 from writebehind.core.keys import KeySpace
 from writebehind.core.redis_checks import inspect_redis
@@ -109,6 +109,12 @@ async def _check_redis(
         )
     else:
         result.add("partition count", Level.OK, f"{keys.partitions}")
+    # The workers and tools read records with what producers recorded (core/deployment.py).
+    codec = await redis.hget(keys.meta, CODEC_FIELD)
+    if codec is None:
+        result.add("codec options", Level.WARN, "none recorded yet (no producer has started)")
+    else:
+        result.add("codec options", Level.OK, codec.decode() if isinstance(codec, bytes) else codec)
     return True
 
 

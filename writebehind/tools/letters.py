@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bson import json_util
+from bson.codec_options import CodecOptions
 from bson.json_util import JSONMode, JSONOptions
 
 from writebehind.core.codec import DEFAULT_CODEC_OPTIONS, ChangeRecord, decode_document
@@ -96,6 +97,8 @@ class DeadLetter:
     body: bytes = field(repr=False)
     problem: str | None = None
     fields: Mapping[bytes, bytes] = field(default_factory=dict, repr=False, compare=False)
+    codec: CodecOptions[Any] = field(default=DEFAULT_CODEC_OPTIONS, repr=False, compare=False)
+    """The deployment's codec options (``core.deployment.reader_codec``)."""
 
     @property
     def failed_at(self) -> dt.datetime | None:
@@ -106,7 +109,7 @@ class DeadLetter:
     def document(self) -> dict[str, Any] | None:
         """The record's document (for ``del``, just ``{_id}``), or None if undecodable."""
         try:
-            return decode_document(self.body, DEFAULT_CODEC_OPTIONS)
+            return decode_document(self.body, self.codec)
         except Exception:
             return None
 
@@ -159,7 +162,10 @@ def _int(fields: Mapping[bytes, bytes], name: bytes) -> int | None:
 
 
 def decode_letter(
-    partition: int, entry_id: bytes | str, fields: Mapping[bytes, bytes]
+    partition: int,
+    entry_id: bytes | str,
+    fields: Mapping[bytes, bytes],
+    codec: CodecOptions[Any] = DEFAULT_CODEC_OPTIONS,
 ) -> DeadLetter:
     """Read one entry of a dead-letter stream."""
     eid = as_text(entry_id)
@@ -177,7 +183,7 @@ def decode_letter(
         problems.append(f"no original version (ov={original!r})")
     doc_id: Any = None
     try:
-        document = decode_document(body, DEFAULT_CODEC_OPTIONS)
+        document = decode_document(body, codec)
         doc_id = document["_id"]
         encode_id(doc_id)
     except KeyError:
@@ -206,6 +212,7 @@ def decode_letter(
         body=body,
         problem="; ".join(problems) or None,
         fields=dict(fields),
+        codec=codec,
     )
 
 

@@ -8,10 +8,12 @@ from typing import Any
 
 import anyio
 import structlog
+from bson.codec_options import CodecOptions
 from redis.exceptions import ResponseError
 
 from writebehind.core.backoff import Backoff, retry
 from writebehind.core.codec import DEFAULT_CODEC_OPTIONS
+from writebehind.core.deployment import recorded_codec
 from writebehind.core.keys import KeySpace
 from writebehind.core.replies import REDIS_TRANSIENT, is_transient
 from writebehind.sink.bulk import MongoSink
@@ -49,6 +51,15 @@ class BatchProcessor:
         self.keys = keys
         self.on_progress: Callable[[int], None] = lambda partition: None
         """Called on every write attempt: a loop retrying is alive, not stuck."""
+        self.codec: CodecOptions[Any] | None = None
+
+    async def _codec(self) -> CodecOptions[Any]:
+        """The codec options producers recorded; asked again until they have (never changed)."""
+        if self.codec is None:
+            recorded = await recorded_codec(self.streams.redis, self.keys)
+            if recorded is not None:
+                self.codec = self.sink.codec_options = recorded
+        return self.codec or DEFAULT_CODEC_OPTIONS
 
     async def process(
         self, partition: int, entries: Sequence[Entry], deliveries: dict[bytes, int] | None = None
@@ -60,8 +71,8 @@ class BatchProcessor:
     async def _process(
         self, partition: int, entries: Sequence[Entry], deliveries: dict[bytes, int]
     ) -> None:
-        pendings, malformed = decode_entries(entries, DEFAULT_CODEC_OPTIONS)
-        dead = [self._malformed_letter(m, deliveries) for m in malformed]
+        pendings, malformed = decode_entries(entries, await self._codec())
+        dead = [self._malformed_letter(partition, m, deliveries) for m in malformed]
         over_limit = {eid for eid, n in deliveries.items() if n > self.settings.max_deliveries}
         if over_limit:
             kept = []
@@ -216,9 +227,14 @@ class BatchProcessor:
             cache_key=self.keys.cache(partition, collection, pending.doc_id),
         )
 
-    def _malformed_letter(self, item: Malformed, deliveries: dict[bytes, int]) -> LetterToMove:
+    def _malformed_letter(
+        self, partition: int, item: Malformed, deliveries: dict[bytes, int]
+    ) -> LetterToMove:
         log.error("malformed_record", entry_id=item.entry_id, reason=item.reason)
         fields = item.fields
+        # The record names its cache entry: settle it, though the body cannot be read.
+        named = fields.get(b"k", b"").decode("utf-8", "replace")
+        cache_key = named if self.keys.is_cache_key(partition, named) else None
         return LetterToMove(
             entry_id=item.entry_id,
             collection=fields.get(b"c", b"").decode("utf-8", "replace"),
@@ -227,5 +243,5 @@ class BatchProcessor:
             version=item.entry_id,
             error=ErrorInfo(Failure.PERMANENT, None, f"malformed record: {item.reason}"),
             deliveries=deliveries.get(item.entry_id.encode(), 1),
-            cache_key=None,
+            cache_key=cache_key,
         )

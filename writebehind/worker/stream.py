@@ -19,7 +19,7 @@ from writebehind.core.groups import consumer_group
 from writebehind.core.keys import KeySpace
 from writebehind.core.letter_format import failure_fields, letter_fields
 from writebehind.core.replies import as_text, is_busy_group, is_no_group, is_no_such_key
-from writebehind.core.scripts import Scripts
+from writebehind.core.scripts import ScriptCall, Scripts, call_script, run_scripts
 from writebehind.sink.classify import ErrorInfo
 from writebehind.worker.counters import WorkerCounters
 from writebehind.worker.settings import WorkerSettings
@@ -189,31 +189,36 @@ class PartitionStreams:
         if not persisted and not dead:
             return
         stream = self.keys.stream(partition)
-        pipe = self.redis.pipeline(transaction=False)
+        # run_scripts: survives an emptied script cache between a pipeline's attempts.
+        calls: list[ScriptCall] = []
         if persisted:
             ids = [eid for p in persisted for eid in p.entry_ids]
-            await self.scripts.ack_and_clean(
-                keys=[stream, *(p.cache_key for p in persisted)],
-                args=[self.group, self.settings.clean_ttl, *(p.version for p in persisted), *ids],
-                client=pipe,
+            calls.append(
+                ScriptCall(
+                    self.scripts.ack_and_clean,
+                    [stream, *(p.cache_key for p in persisted)],
+                    [self.group, self.settings.clean_ttl, *(p.version for p in persisted), *ids],
+                )
             )
         for letter in dead:
-            await self.scripts.dead_letter(
-                keys=[
-                    stream,
-                    self.keys.dead_letters(partition),
-                    letter.cache_key or f"{stream}:none",
-                    self.keys.dead_letter_sources(partition),
-                ],
-                args=[
-                    self.group,
-                    letter.entry_id,
-                    letter.version if letter.cache_key else "",
-                    *dead_letter_fields(letter, partition, self.consumer),
-                ],
-                client=pipe,
+            calls.append(
+                ScriptCall(
+                    self.scripts.dead_letter,
+                    [
+                        stream,
+                        self.keys.dead_letters(partition),
+                        letter.cache_key or f"{stream}:none",
+                        self.keys.dead_letter_sources(partition),
+                    ],
+                    [
+                        self.group,
+                        letter.entry_id,
+                        letter.version if letter.cache_key else "",
+                        *dead_letter_fields(letter, partition, self.consumer),
+                    ],
+                )
             )
-        replies = await pipe.execute()
+        replies, _ = await run_scripts(self.redis, calls)
         self.stats.persisted += sum(len(p.entry_ids) for p in persisted)
         # A letter whose entry was no longer pending (moved already) is not moved twice.
         self.stats.dead_lettered += sum(int(r) for r in replies[len(replies) - len(dead) :])
@@ -222,17 +227,22 @@ class PartitionStreams:
         cutoff_ms = int((time.time() - self.settings.retention) * 1000)
         if cutoff_ms <= 0:
             return Trimmed(0, None)
-        removed, holder = await self.scripts.trim(
-            keys=[self.keys.stream(partition)], args=[f"{cutoff_ms}-0", self.group]
+        removed, holder = await call_script(
+            self.redis,
+            self.scripts.trim,
+            [self.keys.stream(partition)],
+            [f"{cutoff_ms}-0", self.group],
         )
         self.stats.trimmed += int(removed)
         return Trimmed(int(removed), as_text(holder) or None)
 
     async def prune_consumers(self, partition: int) -> list[str]:
         try:
-            removed = await self.scripts.prune_consumers(
-                keys=[self.keys.stream(partition)],
-                args=[self.group, self.settings.consumer_idle_ms, self.consumer],
+            removed = await call_script(
+                self.redis,
+                self.scripts.prune_consumers,
+                [self.keys.stream(partition)],
+                [self.group, self.settings.consumer_idle_ms, self.consumer],
             )
         except ResponseError as exc:
             if is_no_group(exc) or is_no_such_key(exc):

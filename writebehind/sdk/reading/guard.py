@@ -16,6 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from writebehind.core.errors import CacheUnavailable
+from writebehind.core.shielded import ShieldedCalls
 from writebehind.sdk.metrics import SDK_BREAKER_OPEN, SDK_READS
 from writebehind.sdk.reading.breaker import CircuitBreaker, State
 
@@ -25,8 +26,16 @@ UNREACHABLE = (RedisConnectionError, RedisTimeoutError, TimeoutError, OSError)
 
 
 class RedisGuard:
-    def __init__(self, breaker: CircuitBreaker, prefix: str) -> None:
+    """Deadline, circuit breaker and cancellation safety around every SDK call to Redis.
+
+    The call itself runs through ``calls`` (``core/shielded.py``): a caller
+    cancelled or timed out stops waiting at once, while the call ends on its
+    own and hands its pooled connection back.
+    """
+
+    def __init__(self, breaker: CircuitBreaker, prefix: str, calls: ShieldedCalls) -> None:
         self.breaker = breaker
+        self._calls = calls
         self._gauge = SDK_BREAKER_OPEN.labels(prefix)
         self._open = False
         self._gauge.set(0)
@@ -44,7 +53,7 @@ class RedisGuard:
             )
         try:
             with anyio.fail_after(limit):
-                result = await make()
+                result = await self._calls.run(make())
         except UNREACHABLE as exc:
             self._record(self.breaker.failure())
             raise CacheUnavailable(

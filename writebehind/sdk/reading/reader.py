@@ -25,6 +25,7 @@ from redis.exceptions import ResponseError
 from writebehind.core.codec import decode_document
 from writebehind.core.errors import CacheUnavailable
 from writebehind.core.keys import encode_id
+from writebehind.core.scripts import ScriptCall, run_scripts
 from writebehind.sdk.metrics import SDK_READS
 from writebehind.sdk.reading.entry import (
     ENTRY_FIELDS,
@@ -199,15 +200,12 @@ class Reader:
     async def _scripts(
         self, calls: Sequence[tuple[AsyncScript, list[str], list[Any]]]
     ) -> list[Any]:
-        """Run script calls in one round trip: one EVALSHA, or one pipeline for several
-        (redis-py checks a pipeline's scripts with SCRIPT EXISTS first: a second trip)."""
-        if len(calls) == 1:
-            script, keys, args = calls[0]
-            return [await script(keys=keys, args=args)]
-        pipe = self._wb.redis.pipeline(transaction=False)
-        for script, keys, args in calls:
-            await script(keys=keys, args=args, client=pipe)
-        return list(await pipe.execute())
+        """Run script calls in one round trip, safe against an emptied script cache
+        (``core.scripts.run_scripts``: EVALSHA, then EVAL for any NOSCRIPT)."""
+        replies, _ = await run_scripts(
+            self._wb.redis, [ScriptCall(script, keys, args) for script, keys, args in calls]
+        )
+        return replies
 
     async def _fill(self, leases: list[tuple[Place, str, int]]) -> dict[Any, Answer]:
         """Load the documents this process holds leases for, and fill their entries."""

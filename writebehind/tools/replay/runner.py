@@ -18,16 +18,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from bson.codec_options import CodecOptions
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from writebehind.core.codec import DEFAULT_CODEC_OPTIONS
-from writebehind.core.deployment import verify_partition_count
+from writebehind.core.deployment import reader_codec, verify_partition_count
 from writebehind.core.errors import HistoryGapError as HistoryGapError  # re-exported
 from writebehind.core.errors import InvalidInput
 from writebehind.core.keys import KeySpace, encode_id
 from writebehind.core.replies import as_text, is_no_such_key
-from writebehind.core.scripts import Scripts, parse_letter_reply
+from writebehind.core.scripts import ScriptCall, Scripts, parse_letter_reply, run_scripts
 from writebehind.core.version import Version
 from writebehind.sink.bulk import MongoSink
 from writebehind.sink.classify import ErrorInfo, Failure
@@ -208,6 +209,7 @@ class Replayer:
         )
         self.result = ReplayResult(options, partitions)
         self._estimate = 0
+        self.codec: CodecOptions[Any] = DEFAULT_CODEC_OPTIONS
         # Dry run only: what MongoDB would hold for the documents the run has
         # "written" so far, as (version, exists). Nothing is written, so a later
         # chunk would otherwise predict against the unchanged stored state.
@@ -218,6 +220,7 @@ class Replayer:
         started = time.monotonic()
         since, until = self.options.range.since, self.options.range.until
         await verify_partition_count(self.redis, self.keys)
+        self.codec = self.sink.codec_options = await reader_codec(self.redis, self.keys)
         histories = [await stream_history(self.redis, self.keys, p) for p in self.result.partitions]
         gaps = [g for h in histories if (g := find_gap(h, since)) is not None]
         if gaps and not self.options.allow_gap:
@@ -278,7 +281,7 @@ class Replayer:
     async def _replay_chunk(
         self, partition: int, entries: Sequence[tuple[bytes, dict[bytes, bytes]]]
     ) -> None:
-        pendings, malformed = decode_entries(entries, DEFAULT_CODEC_OPTIONS)
+        pendings, malformed = decode_entries(entries, self.codec)
         wanted = self.options.collection
         if wanted is not None:
             pendings = [p for p in pendings if p.record.collection == wanted]
@@ -328,7 +331,7 @@ class Replayer:
         Replay holds no pending entries, and re-driving a range must not pile up
         letters for records the worker or an earlier replay dead-lettered.
         """
-        pipe = self.redis.pipeline(transaction=False)
+        calls: list[ScriptCall] = []
         errors: list[ErrorInfo] = []
         for r in failed:
             p = r.pending
@@ -344,12 +347,18 @@ class Replayer:
                 deliveries=1,
                 cache_key=None,
             )
-            await self.scripts.dead_letter_once(
-                keys=[self.keys.dead_letters(partition), self.keys.dead_letter_sources(partition)],
-                args=[p.entry_id, *dead_letter_fields(letter, partition, CONSUMER)],
-                client=pipe,
+            calls.append(
+                ScriptCall(
+                    self.scripts.dead_letter_once,
+                    [
+                        self.keys.dead_letters(partition),
+                        self.keys.dead_letter_sources(partition),
+                        self.keys.cache(partition, p.record.collection, p.doc_id),
+                    ],
+                    [p.entry_id, str(p.version), *dead_letter_fields(letter, partition, CONSUMER)],
+                )
             )
-        replies: list[Any] = await pipe.execute()
+        replies, _ = await run_scripts(self.redis, calls)
         for r, error, reply in zip(failed, errors, replies, strict=True):
             outcome = parse_letter_reply(reply)
             if outcome.added:
