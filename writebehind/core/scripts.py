@@ -274,12 +274,18 @@ return {'w', now}
 # never releases another's), and the end of the fill is announced on the
 # entry's channel, so waiting processes need no polling.
 #
-# KEYS: cache entry, lease
+# A fill whose load began at or before the entry's eviction marker (KEYS[3],
+# optional: Redis ms of the invalidator's last eviction of a direct MongoDB
+# write) is refused as 'evicted': its load may predate that write, and it
+# would put the old body back under the same version, where no version check
+# can see it.
+#
+# KEYS: cache entry, lease[, eviction marker]
 # ARGV: owner token ('' none), started ms, max age ms, version, kind ('d'
 #       document, 'a' absent), body, ttl ms, load ms, channel
 # Returns {outcome, Redis time ms, v, d, t, a, x, entry PTTL ms}: outcome is
 # 'filled', 'renewed', or why the fill was skipped ('dirty', 'tombstone',
-# 'newer', 'late', 'lease_lost'); the entry's fields as they are afterwards
+# 'newer', 'late', 'lease_lost', 'evicted'); the entry's fields as they are afterwards
 FILL = (
     """#!lua
 """
@@ -298,6 +304,10 @@ if token ~= '' then
 end
 if outcome == nil and now - tonumber(ARGV[2]) > tonumber(ARGV[3]) then
   outcome = 'late'
+end
+if outcome == nil and KEYS[3] then
+  local evicted = redis.call('GET', KEYS[3])
+  if evicted and tonumber(evicted) >= tonumber(ARGV[2]) then outcome = 'evicted' end
 end
 if outcome == nil and redis.call('EXISTS', entry) == 1 then
   local current = redis.call('HMGET', entry, 'v', 't')

@@ -18,6 +18,7 @@ from writebehind.core.redis_client import connect, socket_timeout
 from writebehind.core.scripts import Scripts
 from writebehind.sdk.collection import Collection
 from writebehind.sdk.reading.breaker import CircuitBreaker
+from writebehind.sdk.near.layer import NearLayer
 from writebehind.sdk.reading.flights import Flights
 from writebehind.sdk.reading.guard import RedisGuard
 from writebehind.sdk.reading.policy import ReadPolicy
@@ -102,6 +103,7 @@ class WriteBehind:
             CircuitBreaker(self.reads.breaker_failures, self.reads.breaker_cooldown), prefix
         )
         self.read_flights = Flights()
+        self.near = NearLayer(self.redis, self.keys)  # near caches; idle unless a policy asks
         self.scripts = Scripts(self.redis)
         self._checked = False
         self._check_lock = anyio.Lock()
@@ -206,6 +208,7 @@ class WriteBehind:
     async def aclose(self) -> None:
         """Close the clients this object created; clients passed in stay open."""
         await self.read_flights.close()
+        await self.near.close()
         owned, self._owned = self._owned, []
         for client in owned:
             if isinstance(client, Redis):
