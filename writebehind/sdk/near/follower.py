@@ -4,9 +4,11 @@ A thin IO adapter around ``records``, ``store`` and ``staleness``. It reads
 every partition's change stream and invalidation stream from the last id it
 applied (a plain reader, not a consumer of the workers' group: it acks
 nothing and holds nothing pending). After a lost connection it resumes from
-those ids, unless Redis has trimmed past one of them (``XINFO STREAM``'s
-``max-deleted-entry-id``, Redis 7.0+): records may be lost, so it empties the
-near caches instead. Its connection is its own and named ``wb-near-feed``
+those ids, unless Redis has trimmed records it had not read yet: then it
+empties the near caches instead. Trimming drops the oldest records only, so
+that is known from ``XINFO STREAM`` (Redis 7.0+): when the first record left
+is past our position, the records added after our position
+(``entries-added`` less those we read) must all still be there. Its connection is its own and named ``wb-near-feed``
 (``CLIENT LIST``), since a blocking ``XREAD`` holds a connection.
 """
 
@@ -71,6 +73,7 @@ class Follower:
         self._changes = [keys.stream(p) for p in parts]
         self._invalidations = {keys.invalidations(p) for p in parts}
         self._last: dict[str, Version] | None = None
+        self._added: dict[str, int] = {}  # the stream's entries-added at our position
 
     async def run(self) -> None:
         delay = 0.05
@@ -140,6 +143,7 @@ class Follower:
     async def _heads(self, client: Redis) -> dict[str, Version]:
         """Every stream's last generated id: the point from which an empty near cache follows."""
         info = await self._stream_info(client)
+        self._added = {name: _int(fields, "entries-added") for name, fields in info.items()}
         return {name: _id(fields, "last-generated-id") for name, fields in info.items()}
 
     async def _trimmed(self, client: Redis) -> bool:
@@ -147,11 +151,7 @@ class Follower:
         assert self._last is not None
         info = await self._stream_info(client)
         for name, fields in info.items():
-            last = self._last[name]
-            if fields is None:
-                if last > ZERO:
-                    return True  # the stream itself is gone
-            elif _id(fields, "max-deleted-entry-id") > last:
+            if _gap(fields, self._last[name], self._added.get(name, 0)):
                 return True
         return False
 
@@ -169,6 +169,7 @@ class Follower:
                 if eviction is not None:
                     self._apply(eviction)
                 self._last[name] = version
+                self._added[name] = self._added.get(name, 0) + 1
                 newest_ms = max(newest_ms, version.ms)
             if len(entries) >= BATCH:
                 caught_up = False
@@ -194,6 +195,23 @@ def _as_mapping(reply: Any) -> Mapping[Any, Any]:
         (k.decode() if isinstance(k, bytes) else k): v
         for k, v in zip(pairs[::2], pairs[1::2], strict=True)
     }
+
+
+def _gap(fields: Mapping[Any, Any] | None, last: Version, added_at_last: int) -> bool:
+    """Whether records after ``last`` were deleted (``fields``: XINFO STREAM; ``None``: gone)."""
+    if fields is None:
+        return added_at_last > 0  # the stream existed and is gone
+    added = _int(fields, "entries-added")
+    if added < added_at_last:
+        return True  # the stream was deleted and made again
+    first = fields.get("first-entry")
+    if first and Version.parse(first[0]) <= last:
+        return False  # only records up to our position can have been trimmed
+    return added - added_at_last > _int(fields, "length")
+
+
+def _int(fields: Mapping[Any, Any] | None, name: str) -> int:
+    return 0 if fields is None else int(fields.get(name) or 0)
 
 
 def _id(fields: Mapping[Any, Any] | None, name: str) -> Version:
