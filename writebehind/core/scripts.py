@@ -420,3 +420,61 @@ class Scripts:
         self.lease: AsyncScript = redis.register_script(LEASE)
         self.fill: AsyncScript = redis.register_script(FILL)
         self.release: AsyncScript = redis.register_script(RELEASE)
+
+
+# -- Writes that bypass the SDK: the invalidator ---------------------------
+
+# Evict a clean cache entry for a change written to MongoDB directly, and tell
+# every near cache through the partition's invalidation stream. A dirty entry
+# (no TTL) is left alone: its pending write is newer than the direct change and
+# will win. Otherwise, in one step: the eviction marker (Redis ms now) that a
+# fill which began at or before it must lose (FILL's KEYS[3]), the record on
+# the invalidation stream, and the DEL. The shebang makes Redis refuse the
+# whole script at maxmemory, so it is never half-done (the invalidator retries).
+#
+# KEYS: cache entry, eviction marker, invalidation stream
+# ARGV: collection, encoded id, marker ttl ms, invalidation stream max length,
+#       the change's cluster time (text, for the record)
+# Returns {outcome, Redis time ms}: outcome 'dirty' (left alone), 'evicted',
+# 'absent' (no entry; marker and record made all the same)
+EVICT = (
+    """#!lua
+"""
+    + _READ_HELPERS
+    + """
+local entry = KEYS[1]
+local now = now_ms()
+local exists = redis.call('EXISTS', entry) == 1
+if exists and redis.call('PTTL', entry) < 0 then
+  return {'dirty', now}
+end
+redis.call('SET', KEYS[2], now, 'PX', tonumber(ARGV[3]))
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', tonumber(ARGV[4]), '*',
+  'c', ARGV[1], 'i', ARGV[2], 'ct', ARGV[5])
+if exists then
+  redis.call('DEL', entry)
+  return {'evicted', now}
+end
+return {'absent', now}
+"""
+)
+
+# Empty one collection's clean cache entries in one partition (the
+# invalidator lost its place in the change stream, so any of them may be
+# stale), and tell the near caches to empty that collection. Dirty entries
+# stay: their writes are newer than anything MongoDB holds.
+#
+# KEYS: invalidation stream, then cache entries of one partition
+# ARGV: collection, invalidation stream max length
+# Returns how many entries were deleted
+FLUSH_CLEAN = """
+local deleted = 0
+for i = 2, #KEYS do
+  if redis.call('PTTL', KEYS[i]) >= 0 then
+    redis.call('DEL', KEYS[i])
+    deleted = deleted + 1
+  end
+end
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', tonumber(ARGV[2]), '*', 'c', ARGV[1], 'i', '*')
+return deleted
+"""
