@@ -44,8 +44,9 @@ async def main(argv: list[str]) -> None:
     ) as wb:
         users = wb.collection("users")
         await users.get(doc_id)
-        while not wb.near.servable(near):
-            await anyio.sleep(0.01)
+        with anyio.fail_after(30):
+            while not wb.near.servable(near):  # noqa: ASYNC110 (the feed sets no event)
+                await anyio.sleep(0.01)
         await users.get(doc_id)
         print("ready", flush=True)
         stop = anyio.Event()

@@ -137,8 +137,14 @@ def test_the_feed_is_servable_only_within_max_stale() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"max_entries": 0}, {"max_entries": 1.5}, {"ttl": 0}, {"max_stale": -1},
-     {"max_stale": float("nan")}, {"block": True}],
+    [
+        {"max_entries": 0},
+        {"max_entries": 1.5},
+        {"ttl": 0},
+        {"max_stale": -1},
+        {"max_stale": float("nan")},
+        {"block": True},
+    ],
 )
 def test_bad_near_cache_settings_are_refused(kwargs: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError):
@@ -161,7 +167,9 @@ def test_a_change_record_names_its_document_and_version() -> None:
     eviction = from_change(b"5-1", {b"op": b"set", b"c": b"users", b"d": body})
     assert eviction is not None
     assert (eviction.collection, eviction.key, eviction.version) == (
-        "users", encode_id(42), Version(5, 1)
+        "users",
+        encode_id(42),
+        Version(5, 1),
     )
     assert from_change(b"5-2", {b"c": b"users", b"d": b"not bson"}) is None
     assert from_change(b"5-3", {b"op": b"set"}) is None

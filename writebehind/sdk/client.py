@@ -17,8 +17,8 @@ from writebehind.core.keys import KeySpace, check_collection_name
 from writebehind.core.redis_client import connect, socket_timeout
 from writebehind.core.scripts import Scripts
 from writebehind.sdk.collection import Collection
-from writebehind.sdk.reading.breaker import CircuitBreaker
 from writebehind.sdk.near.layer import NearLayer
+from writebehind.sdk.reading.breaker import CircuitBreaker
 from writebehind.sdk.reading.flights import Flights
 from writebehind.sdk.reading.guard import RedisGuard
 from writebehind.sdk.reading.policy import ReadPolicy

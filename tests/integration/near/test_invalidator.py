@@ -43,7 +43,9 @@ async def _seen(users: Any, doc_id: str, expected: Any) -> float:
     async def current() -> bool:
         return await users.get(doc_id) == expected
 
-    await wait_until(current, timeout=VISIBLE_WITHIN, interval=0.005, message=f"{doc_id} = {expected}")
+    await wait_until(
+        current, timeout=VISIBLE_WITHIN, interval=0.005, message=f"{doc_id} = {expected}"
+    )
     return time.monotonic() - began
 
 
@@ -79,9 +81,12 @@ async def test_direct_update_replace_and_delete_reach_redis_and_near_caches(
         took["delete_one"] = await _seen(users, "d", None)
         print("direct write to get():", {k: round(v, 3) for k, v in took.items()})
         assert changes(invalidator, "users", "evicted") == 3
-    assert _near_sample(
-        "writebehind_sdk_near_evictions_total", collection="users", cause="invalidation"
-    ) >= 3
+    assert (
+        _near_sample(
+            "writebehind_sdk_near_evictions_total", collection="users", cause="invalidation"
+        )
+        >= 3
+    )
 
 
 async def test_writebehinds_own_writes_evict_nothing(
@@ -95,7 +100,9 @@ async def test_writebehinds_own_writes_evict_nothing(
             await users.wait_persisted(version)
 
         async def handled() -> bool:
-            return changes(invalidator, "users", "same") + changes(invalidator, "users", "dirty") >= 5
+            return (
+                changes(invalidator, "users", "same") + changes(invalidator, "users", "dirty") >= 5
+            )
 
         await wait_until(handled, timeout=10, message="the worker's writes seen by the invalidator")
         assert changes(invalidator, "users", "evicted") == 0
@@ -157,13 +164,16 @@ async def test_a_fill_loaded_before_a_direct_write_loses_to_the_eviction_marker(
             mongo_url, uuidRepresentation="standard", event_listeners=[listener]
         )
         try:
-            async with WriteBehind(
-                redis_url=f"redis://127.0.0.1:{proxy.port}",
-                mongo=client[database_name],
-                prefix="t",
-                partitions=4,
-                reads=ReadPolicy(redis_timeout=10.0, lock_timeout=10.0),
-            ) as reader, running_invalidator(redis, mongo_db, "users") as invalidator:
+            async with (
+                WriteBehind(
+                    redis_url=f"redis://127.0.0.1:{proxy.port}",
+                    mongo=client[database_name],
+                    prefix="t",
+                    partitions=4,
+                    reads=ReadPolicy(redis_timeout=10.0, lock_timeout=10.0),
+                ) as reader,
+                running_invalidator(redis, mongo_db, "users") as invalidator,
+            ):
                 users = reader.collection("users")
                 listener.armed = True
                 async with anyio.create_task_group() as tg:
@@ -204,8 +214,14 @@ def processes(tmp_path: Path) -> Iterator[list[InvalidatorProcess]]:
 
 
 async def test_killed_and_restarted_between_two_direct_writes_it_misses_neither(
-    wb: WriteBehind, redis: Redis, redis_server: RedisServer, mongo_db: Any, mongo_url: str,
-    database_name: str, tmp_path: Path, processes: list[InvalidatorProcess],
+    wb: WriteBehind,
+    redis: Redis,
+    redis_server: RedisServer,
+    mongo_db: Any,
+    mongo_url: str,
+    database_name: str,
+    tmp_path: Path,
+    processes: list[InvalidatorProcess],
 ) -> None:
     await mongo_db.users.insert_many([{"_id": i, "n": 1, "_wb": {"v": [1, 0]}} for i in "ab"])
     users = wb.collection("users", reads=POLICY)
@@ -241,7 +257,9 @@ async def test_an_unusable_resume_token_empties_the_caches_and_says_so(
     users = wb.collection("users", reads=POLICY)
     await users.set("dirty", {"n": 1})  # no worker: stays dirty
     await _held(wb, users, "c1", "c2", "dirty")
-    flushes = _near_sample("writebehind_sdk_near_evictions_total", collection="users", cause="flush")
+    flushes = _near_sample(
+        "writebehind_sdk_near_evictions_total", collection="users", cause="flush"
+    )
     token_key = f"{{t}}:invalidator:{mongo_db.name}:token"
     # A token from an oplog position the server no longer has (here: one it cannot parse).
     await redis.set(token_key, bson.encode({"_data": "8200000001000000012B0229296E04"}))
@@ -253,7 +271,9 @@ async def test_an_unusable_resume_token_empties_the_caches_and_says_so(
 
         async def near_emptied() -> bool:
             return (
-                _near_sample("writebehind_sdk_near_evictions_total", collection="users", cause="flush")
+                _near_sample(
+                    "writebehind_sdk_near_evictions_total", collection="users", cause="flush"
+                )
                 > flushes
             )
 

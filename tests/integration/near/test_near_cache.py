@@ -155,7 +155,9 @@ async def test_a_trimmed_feed_position_empties_the_near_cache(
 
             await wait_until(emptied, timeout=10, message="a resync that empties the near cache")
             assert len(held) == 0
-            assert _sample("writebehind_sdk_near_evictions_total", collection="users", cause="resync")
+            assert _sample(
+                "writebehind_sdk_near_evictions_total", collection="users", cause="resync"
+            )
 
             async def served() -> bool:  # (the first read after the cut may be degraded)
                 return await users.get("a") == {"_id": "a", "n": 1}

@@ -44,7 +44,10 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 async def test_a_write_is_seen_by_the_other_process_within_a_measured_bound(
-    wb: WriteBehind, redis_server: RedisServer, mongo_url: str, database_name: str,
+    wb: WriteBehind,
+    redis_server: RedisServer,
+    mongo_url: str,
+    database_name: str,
     peers: list[NearPeer],
 ) -> None:
     users = wb.collection("users")
@@ -84,8 +87,12 @@ async def _feed_connection(redis: Redis) -> int | None:
 
 
 async def test_the_feed_killed_during_two_writes_serves_no_older_value_after_max_stale(
-    wb: WriteBehind, redis: Redis, redis_server: RedisServer, mongo_url: str,
-    database_name: str, peers: list[NearPeer],
+    wb: WriteBehind,
+    redis: Redis,
+    redis_server: RedisServer,
+    mongo_url: str,
+    database_name: str,
+    peers: list[NearPeer],
 ) -> None:
     users = wb.collection("users")
     await users.set("hot", {"n": 0})

@@ -8,8 +8,9 @@ those ids, unless Redis has trimmed records it had not read yet: then it
 empties the near caches instead. Trimming drops the oldest records only, so
 that is known from ``XINFO STREAM`` (Redis 7.0+): when the first record left
 is past our position, the records added after our position
-(``entries-added`` less those we read) must all still be there. Its connection is its own and named ``wb-near-feed``
-(``CLIENT LIST``), since a blocking ``XREAD`` holds a connection.
+(``entries-added`` less those we read) must all still be there. Its
+connection is its own and named ``wb-near-feed`` (``CLIENT LIST``), since a
+blocking ``XREAD`` holds a connection.
 """
 
 from __future__ import annotations
@@ -165,7 +166,9 @@ class Follower:
             invalidation = name in self._invalidations
             for entry_id, fields in entries:
                 version = Version.parse(entry_id)
-                eviction = from_invalidation(fields) if invalidation else from_change(entry_id, fields)
+                eviction = (
+                    from_invalidation(fields) if invalidation else from_change(entry_id, fields)
+                )
                 if eviction is not None:
                     self._apply(eviction)
                 self._last[name] = version
@@ -182,8 +185,10 @@ def _streams(reply: Any) -> Sequence[tuple[Any, Sequence[tuple[Any, Any]]]]:
     if not reply:
         return []
     if isinstance(reply, Mapping):  # RESP3
-        return [(name, entries[0] if entries and isinstance(entries[0], list) else entries)
-                for name, entries in reply.items()]
+        return [
+            (name, entries[0] if entries and isinstance(entries[0], list) else entries)
+            for name, entries in reply.items()
+        ]
     return [(name, entries) for name, entries in reply]
 
 

@@ -117,7 +117,9 @@ class Invalidator:
 
     async def _watch(self) -> None:
         raw = await self._redis.get(self.token_key)
-        token = bson.decode(raw) if raw else None
+        token = (
+            bson.decode(raw if isinstance(raw, bytes) else raw.encode("latin-1")) if raw else None
+        )
         mode = "resume" if token else "start"
         try:
             stream = await self._db.watch(self._pipeline(), resume_after=token)
@@ -202,7 +204,7 @@ class Invalidator:
         return sum([await self._empty_collection(name) for name in names])
 
     async def _empty_collection(self, coll: str) -> int:
-        """Delete every clean entry of ``coll`` and empty its near caches, partition by partition."""
+        """Delete the clean entries of ``coll`` and empty its near caches, per partition."""
         deleted = 0
         for partition in range(self._keys.partitions):
             prefix = self._keys.cache(partition, coll, "")[: -len(encode_id(""))]
@@ -212,7 +214,9 @@ class Invalidator:
             async for key in self._redis.scan_iter(match=pattern, count=1000):
                 batch.append(key)
                 if len(batch) >= FLUSH_BATCH:
-                    deleted += int(await self._flush(keys=[inval, *batch], args=[coll, self._max_len]))
+                    deleted += int(
+                        await self._flush(keys=[inval, *batch], args=[coll, self._max_len])
+                    )
                     batch = []
             deleted += int(await self._flush(keys=[inval, *batch], args=[coll, self._max_len]))
         return deleted
