@@ -22,6 +22,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from writebehind.core.errors import (
     BacklogFull,
+    CacheUnavailable,
     InvalidInput,
     NotReplicated,
     RedisOutOfMemory,
@@ -112,6 +113,10 @@ class Oracle:
                 call.outcome = "unknown"
                 call.error = "cancelled"
                 return
+        except CacheUnavailable as exc:  # sent nothing (breaker open), or no answer in time
+            call.outcome = "failed" if exc.written is False else "unknown"
+            call.error = f"{type(exc).__name__}: {exc}"
+            return
         except REFUSED as exc:
             call.outcome, call.error = "failed", f"{type(exc).__name__}: {exc}"
             return

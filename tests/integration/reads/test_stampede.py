@@ -16,6 +16,7 @@ from tests.support.processes import REPO_ROOT
 from tests.support.reads import reader, slow_finds
 from tests.support.servers import RedisServer
 from tests.support.streams import cache_key
+from tests.support.waiting import wait_until
 from writebehind import ReadPolicy, WriteBehind
 
 pytestmark = pytest.mark.anyio
@@ -148,3 +149,40 @@ async def test_a_failed_load_reaches_every_caller_and_is_not_cached(
         assert await redis.exists(lease) == 0  # released for the next reader
         assert await users.get("f") is None  # loaded again, not the cached error
         assert finds.count("users") == 2
+
+
+async def test_cancelling_the_first_caller_does_not_cancel_the_load(
+    redis: Redis, mongo_url: str, mongo_db: Any, mongo_client: Any
+) -> None:
+    await mongo_db["users"].insert_one({"_id": "c", "n": 1, "_wb": {"v": [5, 0]}})
+    async with (
+        reader(redis, mongo_url, mongo_db.name, "cancelled") as (wb, finds),
+        slow_finds(mongo_client, "cancelled", 500),
+    ):
+        users = wb.collection("users")
+        got: list[Any] = []
+
+        async def one() -> None:
+            got.append(await users.get("c"))
+
+        async with anyio.create_task_group() as tg:
+            first = anyio.CancelScope()
+            tg.start_soon(_run_in, first, users)
+            await wait_until(lambda: _sent(finds), message="the first caller's find")
+            for _ in range(3):
+                tg.start_soon(one)
+            await anyio.sleep(0.05)
+            first.cancel()
+        assert got == [{"_id": "c", "n": 1}] * 3
+        assert finds.count("users") == 1
+        assert await redis.hget(cache_key(wb.keys, "users", "c"), "v") == b"5-0"
+
+
+async def _run_in(scope: anyio.CancelScope, users: Any) -> None:
+    with scope:
+        await users.get("c")
+        raise AssertionError("the first caller was cancelled and must not return")
+
+
+async def _sent(finds: Any) -> bool:
+    return bool(finds.count("users") > 0)

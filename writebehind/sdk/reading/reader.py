@@ -19,26 +19,24 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import bson
 from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
-from writebehind.core.codec import META_FIELD, decode_document, user_view
+from writebehind.core.codec import decode_document
 from writebehind.core.errors import CacheUnavailable
 from writebehind.core.keys import encode_id
-from writebehind.core.version import Version
 from writebehind.sdk.metrics import SDK_READS
 from writebehind.sdk.reading.entry import (
     ENTRY_FIELDS,
     CachedEntry,
     ScriptReply,
-    absent_version,
     parse_entry,
     parse_script_reply,
 )
 from writebehind.sdk.reading.flights import wait_shielded
 from writebehind.sdk.reading.guard import UNREACHABLE
 from writebehind.sdk.reading.lease import NextAnnouncement, Place, new_token, subscribed
+from writebehind.sdk.reading.loading import Loaded, load_documents
 from writebehind.sdk.reading.policy import ReadPolicy
 from writebehind.sdk.reading.xfetch import should_refresh
 
@@ -57,15 +55,6 @@ class Answer:
     outcome: str
     filled: bool = False
     version: Version | None = None  # the version answered (the near cache keeps it)
-
-
-@dataclass(frozen=True, slots=True)
-class Loaded:
-    """What MongoDB held for one id: the user's view, its version, and the entry's body."""
-
-    doc: Document | None
-    version: Version
-    body: bytes | None
 
 
 class Reader:
@@ -338,23 +327,7 @@ class Reader:
     async def _find(self, ids: list[Any]) -> dict[Any, Loaded]:
         """What MongoDB holds for ``ids``: one ``find`` for all of them."""
         coll = self._wb.mongo_collection(self.name)
-        found: dict[str, Any] = {}
-        async for raw in coll.find({"_id": {"$in": ids}}):
-            found[encode_id(raw["_id"])] = raw
-        loaded: dict[Any, Loaded] = {}
-        for doc_id in ids:
-            raw = found.get(encode_id(doc_id))
-            meta = raw.get(META_FIELD) if raw is not None else None
-            stored = (
-                Version.from_pair(meta["v"]) if isinstance(meta, Mapping) and "v" in meta else None
-            )
-            doc = user_view(raw)
-            if doc is None:
-                loaded[doc_id] = Loaded(None, absent_version(stored), None)
-            else:
-                body = bson.encode(doc, codec_options=self._wb.codec_options)
-                loaded[doc_id] = Loaded(doc, absent_version(stored), body)
-        return loaded
+        return await load_documents(coll, ids, self._wb.codec_options)
 
     async def _degraded(self, ids: list[Any]) -> dict[Any, Answer]:
         loaded = await self._find(ids)
