@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from prometheus_client import CollectorRegistry
+from prometheus_client import REGISTRY, CollectorRegistry
 from redis.asyncio import Redis
 
 from tests.support.processes import REPO_ROOT
 from writebehind.core.keys import KeySpace
-from writebehind.tools.invalidation.daemon import Invalidator
+from writebehind.tools.invalidation.daemon import Invalidator, InvalidatorMetrics
 
 
 @asynccontextmanager
@@ -71,3 +71,11 @@ class InvalidatorProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     close = kill
+
+
+def sdk_and_invalidator_metrics() -> set[str]:
+    """Metric names (no ``_total``) of the SDK (default registry) and of the invalidator."""
+    registry = CollectorRegistry()
+    InvalidatorMetrics(registry)
+    sdk = {m.name for m in REGISTRY.collect() if m.name.startswith("writebehind_sdk")}
+    return sdk | {m.name for m in registry.collect()}
