@@ -25,6 +25,7 @@ from redis.exceptions import ResponseError
 from writebehind.core.codec import decode_document
 from writebehind.core.errors import CacheUnavailable
 from writebehind.core.keys import encode_id
+from writebehind.core.version import Version
 from writebehind.sdk.metrics import SDK_READS
 from writebehind.sdk.reading.entry import (
     ENTRY_FIELDS,
