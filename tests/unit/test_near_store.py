@@ -20,7 +20,9 @@ V1, V2, V3 = Version(1, 0), Version(2, 0), Version(3, 0)
 
 def _store(max_entries: int = 10, ttl: float = 5.0) -> tuple[NearStore, list[tuple[str, int]]]:
     evicted: list[tuple[str, int]] = []
-    return NearStore(max_entries, ttl, lambda cause, n: evicted.append((cause, n))), evicted
+    store = NearStore(max_entries, ttl, lambda cause, n: evicted.append((cause, n)))
+    store.positioned()
+    return store, evicted
 
 
 def _put(store: NearStore, key: str, doc: object, version: Version, now: float = 0.0) -> bool:
@@ -195,3 +197,31 @@ def test_a_gap_is_seen_only_when_records_after_the_position_were_trimmed() -> No
     assert not _gap(_info(None, 10, 0), last, 10)  # all trimmed, all read
     assert _gap(_info(None, 3, 0), last, 10)  # deleted and made again
     assert _gap(None, last, 10) and not _gap(None, Version(0, 0), 0)
+
+
+def test_no_reply_is_kept_from_a_read_that_began_before_the_feed_had_its_position() -> None:
+    store = NearStore(10, 5.0)
+    early = store.begin("k")  # the feed has not read the streams' heads yet
+    store.positioned()
+    assert store.put(early, b"v", V1, 0.0) is False
+    assert _put(store, "k", b"v", V1)
+
+
+def test_after_losing_its_position_the_store_keeps_nothing_until_positioned_again() -> None:
+    store, _ = _store()
+    before = store.begin("k")
+    store.unpositioned()
+    store.clear("resync")
+    during = store.begin("k")
+    assert store.put(during, b"v", V1, 0.0) is False
+    store.positioned()
+    assert store.put(before, b"v", V1, 0.0) is False
+    assert _put(store, "k", b"v", V1)
+
+
+def test_a_flush_keeps_the_position() -> None:
+    store, evicted = _store()
+    _put(store, "k", b"v", V1)
+    store.clear("flush")
+    assert evicted == [("flush", 1)]
+    assert _put(store, "k", b"v", V1)

@@ -94,6 +94,7 @@ async def test_another_clients_write_evicts_through_the_feed(
     await users.set("x", {"n": 1})
     await users.get("x")
     await _feed_ready(wb)
+    assert await users.get("x") == {"_id": "x", "n": 1}  # kept: the feed has its position
     evictions = _sample("writebehind_sdk_near_evictions_total", collection="users", cause="write")
     async with WriteBehind(redis=redis, mongo=mongo_db, prefix="t", partitions=4) as other:
         await other.collection("users").set("x", {"n": 2})
@@ -139,6 +140,7 @@ async def test_a_trimmed_feed_position_empties_the_near_cache(
             await users.set("a", {"n": 1})
             await users.get("a")
             await _feed_ready(wb)
+            await users.get("a")
             held = wb.near.store("users", NEAR)
             assert len(held) == 1
             empties = _sample("writebehind_sdk_near_resyncs_total", mode="empty")

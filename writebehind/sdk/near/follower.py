@@ -63,6 +63,7 @@ class Follower:
         block_ms: Callable[[], int],
         apply: Callable[[Eviction], None],
         empty: Callable[[], None],
+        positioned: Callable[[], None],
     ) -> None:
         self._redis = redis
         self._keys = keys
@@ -70,6 +71,7 @@ class Follower:
         self._block_ms = block_ms
         self._apply = apply
         self._empty = empty
+        self._positioned = positioned
         parts = range(keys.partitions)
         self._changes = [keys.stream(p) for p in parts]
         self._invalidations = {keys.invalidations(p) for p in parts}
@@ -109,6 +111,7 @@ class Follower:
     async def _resync(self, client: Redis) -> None:
         if self._last is None:
             self._last = await self._heads(client)
+            self._positioned()
             SDK_NEAR_RESYNCS.labels("start").inc()
         elif await self._trimmed(client):
             await self._start_over(client)
@@ -120,6 +123,7 @@ class Follower:
         self._clock.lost()
         self._empty()
         self._last = await self._heads(client)
+        self._positioned()
         SDK_NEAR_RESYNCS.labels("empty").inc()
 
     def _names(self) -> list[str]:

@@ -28,6 +28,7 @@ class NearLayer:
         self._stores: dict[str, NearStore] = {}
         self._policies: dict[str, NearCache] = {}
         self._task: asyncio.Task[None] | None = None
+        self._positioned = False
 
     def store(self, collection: str, policy: NearCache) -> NearStore:
         """The collection's store (one per collection; the first policy given sets its bounds)."""
@@ -39,6 +40,8 @@ class NearLayer:
                 counter.labels(collection, cause).inc(n)
 
             store = NearStore(policy.max_entries, policy.ttl, evicted)
+            if self._positioned:
+                store.positioned()
             self._stores[collection] = store
             self._policies[collection] = policy
         return store
@@ -47,7 +50,13 @@ class NearLayer:
         if self._task is not None and not self._task.done():
             return
         follower = Follower(
-            self._redis, self._keys, self.clock, self._block_ms, self.apply, self.empty
+            self._redis,
+            self._keys,
+            self.clock,
+            self._block_ms,
+            self.apply,
+            self.empty,
+            self.positioned,
         )
         self._task = asyncio.get_running_loop().create_task(follower.run())
 
@@ -70,8 +79,15 @@ class NearLayer:
             store.written(eviction.key, eviction.version)
 
     def empty(self) -> None:
+        self._positioned = False
         for store in self._stores.values():
+            store.unpositioned()
             store.clear("resync")
+
+    def positioned(self) -> None:
+        self._positioned = True
+        for store in self._stores.values():
+            store.positioned()
 
     async def close(self) -> None:
         task, self._task = self._task, None
@@ -82,6 +98,7 @@ class NearLayer:
             await task
         SDK_NEAR_FEED_CONNECTED.set(0)
         self.clock.lost()
+        self.empty()  # a new feed will start from the streams' heads
 
     def __repr__(self) -> str:
         sizes: dict[str, Any] = {name: len(s) for name, s in self._stores.items()}

@@ -10,6 +10,12 @@ invalidation without a version (a direct MongoDB write). The reply is then
 stored only if it is at least as new as every write seen meanwhile and no
 invalidation came: a reply that left Redis before a write can never be stored
 after that write's eviction, the race that leaves other near caches stale.
+
+Nor is a reply stored that may predate the feed's own starting point: the
+store accepts replies only from reads that began after the feed took its
+position in the streams (``positioned``), and after each time it had to take
+a new one (a start, or a resync after trimming), since a write made between
+such a read and the new position would never reach the store.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ class Ticket:
     """An open read of one key: what the feed evicted while it was in flight."""
 
     key: str
+    epoch: int
     newest_seen: Version | None = None
     invalidated: bool = False
 
@@ -55,6 +62,13 @@ class NearStore:
     on_evict: Evicted = lambda cause, n: None
     _held: OrderedDict[str, Held] = field(default_factory=OrderedDict)
     _open: dict[str, list[Ticket]] = field(default_factory=dict)
+    _epoch: int = 0
+    _live: bool = False
+
+    def positioned(self) -> None:
+        """The feed has (re)taken its position: reads that begin from now on may be kept."""
+        self._epoch += 1
+        self._live = True
 
     def __len__(self) -> int:
         return len(self._held)
@@ -71,7 +85,7 @@ class NearStore:
         return held
 
     def begin(self, key: str) -> Ticket:
-        ticket = Ticket(key)
+        ticket = Ticket(key, self._epoch if self._live else -1)
         self._open.setdefault(key, []).append(ticket)
         return ticket
 
@@ -95,7 +109,7 @@ class NearStore:
 
         Returns whether it was stored. Never replaces a newer version already held.
         """
-        if ticket.invalidated:
+        if ticket.invalidated or ticket.epoch != self._epoch or not self._live:
             return False
         if ticket.newest_seen is not None and version < ticket.newest_seen:
             return False
@@ -129,6 +143,10 @@ class NearStore:
             return False
         self.on_evict("invalidation", 1)
         return True
+
+    def unpositioned(self) -> None:
+        """The feed lost its position: no reply is kept until it is ``positioned`` again."""
+        self._live = False
 
     def clear(self, cause: str) -> int:
         """Empty the store; reads in flight store nothing. Returns how many were dropped."""
