@@ -279,3 +279,27 @@ async def test_an_unusable_resume_token_empties_the_caches_and_says_so(
 
         await wait_until(near_emptied, timeout=5, message="the near cache emptied")
         assert await users.get("dirty") == {"_id": "dirty", "n": 1}
+
+
+async def test_catching_up_on_the_workers_old_writes_it_evicts_no_newer_entry(
+    wb: WriteBehind, redis: Redis, mongo_db: Any, start_worker: Any
+) -> None:
+    await start_worker()
+    users = wb.collection("users")
+    async with running_invalidator(redis, mongo_db, "users") as first:
+
+        async def token_saved() -> bool:
+            return bool(await redis.exists(first.token_key))
+
+        await wait_until(token_saved, timeout=10, message="a resume token in Redis")
+    for n in range(5):  # while it is stopped, the worker writes five versions
+        await users.wait_persisted(await users.set("lag", {"n": n}))
+    async with running_invalidator(redis, mongo_db, "users") as invalidator:
+
+        async def caught_up() -> bool:
+            seen = sum(changes(invalidator, "users", o) for o in ("same", "dirty", "evicted"))
+            return seen >= 5
+
+        await wait_until(caught_up, timeout=10, message="the old changes handled")
+        assert changes(invalidator, "users", "evicted") == 0
+        assert await redis.exists(cache_key(wb.keys, "users", "lag")) == 1

@@ -33,7 +33,7 @@ from writebehind.core.errors import UnsupportedIdType
 from writebehind.core.keys import KeySpace, encode_id
 from writebehind.core.scripts import EVICT, FLUSH_CLEAN
 from writebehind.sdk.reading.entry import ENTRY_FIELDS, parse_entry
-from writebehind.tools.invalidation.decide import decide
+from writebehind.tools.invalidation.decide import decide, stored_version
 
 log = structlog.get_logger("writebehind.invalidator")
 
@@ -169,7 +169,14 @@ class Invalidator:
         pipe.hmget(entry_key, list(ENTRY_FIELDS))
         pipe.pttl(entry_key)
         fields, pttl = await pipe.execute()
-        decision = decide(raw, parse_entry(fields, pttl), self._db.codec_options)
+        entry = parse_entry(fields, pttl)
+        decision = decide(raw, entry, self._db.codec_options)
+        seen = stored_version(raw)
+        if decision == "evict" and entry.clean and entry.version and seen and seen < entry.version:
+            # An older state than the entry's (the invalidator is behind the worker): judge
+            # by what MongoDB holds now, so that a lagging invalidator evicts no newer entry.
+            raw = await self._db[str(coll)].find_one({"_id": doc_id})
+            decision = decide(raw, entry, self._db.codec_options)
         outcome: str = decision
         if decision == "evict":
             reply = await self._evict(
