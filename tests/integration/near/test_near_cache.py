@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +15,9 @@ from tests.support.proxy import Proxy
 from tests.support.servers import RedisServer
 from tests.support.waiting import wait_until
 from writebehind import ReadPolicy, WriteBehind
+from writebehind.core.keys import encode_id
 from writebehind.sdk.near import NearCache
+from writebehind.sdk.near.follower import Follower
 
 pytestmark = pytest.mark.anyio
 
@@ -194,3 +197,54 @@ async def test_with_redis_unreachable_nothing_older_than_max_stale_is_served(
             )
         finally:
             server.resume()
+
+
+async def test_a_reply_overtaken_by_a_newer_write_is_not_kept(
+    redis_server: RedisServer, redis: Redis, mongo_db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The race pub/sub-based near caches lose: Redis answers a read with n=2, then n=3 is
+    # written and its eviction reaches the near cache before the n=2 reply does. The
+    # reader's link is slowed (proxy); its feed connects directly, so it is faster.
+    direct = redis_server.url
+    monkeypatch.setattr("writebehind.sdk.near.layer.Follower", _direct_follower(direct))
+    async with (
+        Proxy("127.0.0.1", redis_server.port, latency=1.0) as proxy,
+        WriteBehind(
+            redis_url=f"redis://127.0.0.1:{proxy.port}",
+            mongo=mongo_db,
+            prefix="t",
+            partitions=4,
+            reads=ReadPolicy(near=NEAR, redis_timeout=10.0, lock_timeout=5.0),
+        ) as wb,
+        WriteBehind(redis=redis, mongo=mongo_db, prefix="t", partitions=4) as other,
+    ):
+        users, writer = wb.collection("users"), other.collection("users")
+        await writer.set("race", {"n": 1})
+        await users.get("race")
+        await _feed_ready(wb)
+        await writer.set("race", {"n": 2})  # the near cache holds nothing now
+        proxy.set_mode("latency")
+        async with anyio.create_task_group() as tg:
+            answers: list[Any] = []
+
+            async def read() -> None:
+                answers.append(await users.get("race"))
+
+            tg.start_soon(read)
+            await anyio.sleep(1.4)  # Redis has answered n=2; the reply is on its way
+            newest = await writer.set("race", {"n": 3})
+        assert answers == [{"_id": "race", "n": 2}]  # the read began before n=3
+        proxy.set_mode("pass")
+        held = wb.near.store("users", NEAR).get(encode_id("race"), time.monotonic())
+        assert held is None or held.version >= newest, "the overtaken reply was kept"
+        assert await users.get("race") == {"_id": "race", "n": 3}
+
+
+def _direct_follower(url: str) -> Any:
+    """``Follower`` with its connection to ``url`` instead of the client's own Redis."""
+
+    class Direct(Follower):
+        def __init__(self, redis: Redis, *args: Any) -> None:
+            super().__init__(Redis.from_url(url), *args)
+
+    return Direct
