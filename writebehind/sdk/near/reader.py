@@ -25,6 +25,7 @@ from writebehind.sdk.reading.reader import Answer, Reader
 if TYPE_CHECKING:
     from writebehind.sdk.client import WriteBehind
 
+_OUTCOMES = ("hit", "negative_hit")
 _KEPT_LEVELS = ("redis", "mongodb")
 """Answers worth keeping: a degraded answer (Redis unreachable) is not, the feed is down too."""
 
@@ -38,6 +39,11 @@ class NearReader(Reader):
         self._near = policy.near
         self._layer = wb.near
         self._store = wb.near.store(collection, policy.near)
+        # Label lookups cost as much as the hit itself: taken once.
+        self._hits = SDK_NEAR_READS.labels(collection, "hit")
+        self._misses = SDK_NEAR_READS.labels(collection, "miss")
+        self._stale = SDK_NEAR_READS.labels(collection, "stale")
+        self._answered = {o: SDK_READS.labels(collection, "near", o) for o in _OUTCOMES}
 
     def wrote(self, doc_id: Any, version: Version) -> None:
         """Read your own writes: this process's write evicts its near-cache copy at once."""
@@ -58,7 +64,7 @@ class NearReader(Reader):
     def _held(self, keys: dict[Any, str]) -> dict[Any, Answer]:
         """The near cache's answers, if it may be served now."""
         if not self._layer.servable(self._near):
-            SDK_NEAR_READS.labels(self.name, "stale").inc(len(keys))
+            self._stale.inc(len(keys))
             return {}
         now = time.monotonic()
         answers: dict[Any, Answer] = {}
@@ -68,9 +74,11 @@ class NearReader(Reader):
                 continue
             doc = None if held.doc is None else decode_document(held.doc, self._wb.codec_options)
             answers[doc_id] = Answer(doc, "near", held.outcome, version=held.version)
-            SDK_READS.labels(self.name, "near", held.outcome).inc()
-        SDK_NEAR_READS.labels(self.name, "hit").inc(len(answers))
-        SDK_NEAR_READS.labels(self.name, "miss").inc(len(keys) - len(answers))
+            self._answered[held.outcome].inc()
+        if answers:
+            self._hits.inc(len(answers))
+        if len(keys) > len(answers):
+            self._misses.inc(len(keys) - len(answers))
         return answers
 
     async def _through(self, ids: list[Any], keys: dict[Any, str]) -> dict[Any, Answer]:
