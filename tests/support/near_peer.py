@@ -4,9 +4,10 @@
 
 Prints ``ready`` once its change feed is caught up and the document is held,
 then reads the document every ~0.5 ms until a line arrives on stdin, and
-prints one JSON line: for each value of the document's ``n`` field the first
-and last time (``time.monotonic()``, shared by the processes of one machine)
-a read returned it, and its near-cache counters.
+prints one JSON line: for each value of the document's ``n`` field, when the
+first read that returned it ended and when the last read that returned it
+began (``time.monotonic()``, shared by the processes of one machine), and its
+near-cache counters.
 """
 
 from __future__ import annotations
@@ -58,11 +59,11 @@ async def main(argv: list[str]) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(wait_stdin)
             while not stop.is_set():
+                began = time.monotonic()
                 doc = await users.get(doc_id)
-                now = time.monotonic()
                 n = str(None if doc is None else doc.get("n"))
-                span = seen.setdefault(n, [now, now])
-                span[1] = now
+                span = seen.setdefault(n, [time.monotonic(), began])
+                span[1] = began
                 await anyio.sleep(0.0005)
             tg.cancel_scope.cancel()
     report: dict[str, Any] = {
