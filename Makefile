@@ -37,6 +37,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_drain.py
 	$(BIN)/python scripts/bench_write.py
+	$(BIN)/python scripts/bench_near.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -14,6 +14,7 @@ from writebehind.core.keys import DocId, KeySpace
 from writebehind.core.version import Version
 from writebehind.sdk.client import WriteBehind
 from writebehind.sdk.collection import Collection
+from writebehind.sdk.near.policy import NearCache
 from writebehind.sdk.reading.policy import ReadPolicy
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ __all__ = [
     "Collection",
     "DocId",
     "KeySpace",
+    "NearCache",
     "ReadPolicy",
     "Version",
     "Worker",

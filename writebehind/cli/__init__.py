@@ -6,6 +6,7 @@ import click
 
 from writebehind.cli.check import check
 from writebehind.cli.dlq import dlq
+from writebehind.cli.invalidate import invalidate
 from writebehind.cli.replay import replay
 from writebehind.cli.stats import stats
 from writebehind.cli.worker import worker
@@ -24,3 +25,4 @@ main.add_command(demo)
 main.add_command(dlq)
 main.add_command(stats)
 main.add_command(replay)
+main.add_command(invalidate)

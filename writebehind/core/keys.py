@@ -10,6 +10,8 @@ legal on Redis Cluster, and a document's records stay in one ordered stream.
     {wb:p3}:doc:<len>:<collection>:<id>  cache entry (hash: v, d, t)
     {wb:p3}:lease:<len>:<collection>:<id> fill lease (string: owner token, short TTL)
     {wb:p3}:fill:<len>:<collection>:<id>  pub/sub channel: a fill of the entry ended
+    {wb:p3}:inval                        evictions for direct MongoDB writes (near caches follow)
+    {wb:p3}:evicted:<len>:<collection>:<id> eviction marker: Redis ms of the last invalidation
 """
 
 from __future__ import annotations
@@ -130,3 +132,11 @@ class KeySpace:
 
     def streams(self) -> list[str]:
         return [self.stream(p) for p in range(self.partitions)]
+
+    def invalidations(self, partition: int) -> str:
+        """The stream of evictions made for direct MongoDB writes (followed by near caches)."""
+        return f"{self._tag(partition)}:inval"
+
+    def eviction_marker(self, partition: int, collection: str, doc_id: Any) -> str:
+        """Redis time (ms) of the entry's last invalidation: a fill that began before it loses."""
+        return f"{self._tag(partition)}:evicted:{len(collection)}:{collection}:{encode_id(doc_id)}"

@@ -306,12 +306,18 @@ return {'w', now}
 # never releases another's), and the end of the fill is announced on the
 # entry's channel, so waiting processes need no polling.
 #
-# KEYS: cache entry, lease
+# A fill whose load began at or before the entry's eviction marker (KEYS[3],
+# optional: Redis ms of the invalidator's last eviction of a direct MongoDB
+# write) is refused as 'evicted': its load may predate that write, and it
+# would put the old body back under the same version, where no version check
+# can see it.
+#
+# KEYS: cache entry, lease[, eviction marker]
 # ARGV: owner token ('' none), started ms, max age ms, version, kind ('d'
 #       document, 'a' absent), body, ttl ms, load ms, channel
 # Returns {outcome, Redis time ms, v, d, t, a, x, entry PTTL ms}: outcome is
 # 'filled', 'renewed', or why the fill was skipped ('dirty', 'tombstone',
-# 'newer', 'late', 'lease_lost'); the entry's fields as they are afterwards
+# 'newer', 'late', 'lease_lost', 'evicted'); the entry's fields as they are afterwards
 FILL = (
     """#!lua
 """
@@ -330,6 +336,10 @@ if token ~= '' then
 end
 if outcome == nil and now - tonumber(ARGV[2]) > tonumber(ARGV[3]) then
   outcome = 'late'
+end
+if outcome == nil and KEYS[3] then
+  local evicted = redis.call('GET', KEYS[3])
+  if evicted and tonumber(evicted) >= tonumber(ARGV[2]) then outcome = 'evicted' end
 end
 if outcome == nil and redis.call('EXISTS', entry) == 1 then
   local current = redis.call('HMGET', entry, 'v', 't')
@@ -373,6 +383,63 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 redis.call('PUBLISH', ARGV[2], 'released')
 return released
+"""
+
+# -- Writes that bypass the SDK: the invalidator ---------------------------
+
+# Evict a clean cache entry for a change written to MongoDB directly, and tell
+# every near cache through the partition's invalidation stream. A dirty entry
+# (no TTL) is left alone: its pending write is newer than the direct change and
+# will win. Otherwise, in one step: the eviction marker (Redis ms now) that a
+# fill which began at or before it must lose (FILL's KEYS[3]), the record on
+# the invalidation stream, and the DEL. The shebang makes Redis refuse the
+# whole script at maxmemory, so it is never half-done (the invalidator retries).
+#
+# KEYS: cache entry, eviction marker, invalidation stream
+# ARGV: collection, encoded id, marker ttl ms, invalidation stream max length,
+#       the change's cluster time (text, for the record)
+# Returns {outcome, Redis time ms}: outcome 'dirty' (left alone), 'evicted',
+# 'absent' (no entry; marker and record made all the same)
+EVICT = (
+    """#!lua
+"""
+    + _READ_HELPERS
+    + """
+local entry = KEYS[1]
+local now = now_ms()
+local exists = redis.call('EXISTS', entry) == 1
+if exists and redis.call('PTTL', entry) < 0 then
+  return {'dirty', now}
+end
+redis.call('SET', KEYS[2], now, 'PX', tonumber(ARGV[3]))
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', tonumber(ARGV[4]), '*',
+  'c', ARGV[1], 'i', ARGV[2], 'ct', ARGV[5])
+if exists then
+  redis.call('DEL', entry)
+  return {'evicted', now}
+end
+return {'absent', now}
+"""
+)
+
+# Empty one collection's clean cache entries in one partition (the
+# invalidator lost its place in the change stream, so any of them may be
+# stale), and tell the near caches to empty that collection. Dirty entries
+# stay: their writes are newer than anything MongoDB holds.
+#
+# KEYS: invalidation stream, then cache entries of one partition
+# ARGV: collection, invalidation stream max length
+# Returns how many entries were deleted
+FLUSH_CLEAN = """
+local deleted = 0
+for i = 2, #KEYS do
+  if redis.call('PTTL', KEYS[i]) >= 0 then
+    redis.call('DEL', KEYS[i])
+    deleted = deleted + 1
+  end
+end
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', tonumber(ARGV[2]), '*', 'c', ARGV[1], 'i', '*')
+return deleted
 """
 
 ABSENT = "-"

@@ -20,6 +20,7 @@ from writebehind.core.redis_client import connect, socket_timeout, typed_pool_er
 from writebehind.core.scripts import Scripts
 from writebehind.core.shielded import ShieldedCalls
 from writebehind.sdk.collection import Collection
+from writebehind.sdk.near.layer import NearLayer
 from writebehind.sdk.reading.breaker import CircuitBreaker
 from writebehind.sdk.reading.flights import Flights
 from writebehind.sdk.reading.guard import RedisGuard
@@ -119,6 +120,7 @@ class WriteBehind:
         self.reads = reads or ReadPolicy()
 
         self.read_flights = Flights()
+        self.near = NearLayer(self.redis, self.keys)  # near caches; idle unless a policy asks
         self.scripts = Scripts(self.redis)
         self._checked = False
         self._closed = False
@@ -271,6 +273,7 @@ class WriteBehind:
         # Calls whose callers were cancelled still hold connections: let them end first.
         await self._calls.drain(socket_timeout(self.redis) or 10.0)
         await self.read_flights.close()
+        await self.near.close()
         owned, self._owned = self._owned, []
         for client in owned:
             if isinstance(client, Redis):

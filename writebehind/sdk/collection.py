@@ -46,6 +46,7 @@ from writebehind.core.scripts import (
     run_scripts,
 )
 from writebehind.core.version import Version
+from writebehind.sdk.near.reader import NearReader
 from writebehind.sdk.reading.policy import ReadPolicy
 from writebehind.sdk.reading.reader import Reader
 
@@ -90,7 +91,7 @@ class Collection:
         self._wb = wb
         self.name = name
         self.reads = reads or wb.reads
-        self._reader = Reader(wb, name, self.reads)
+        self._reader = (NearReader if self.reads.near else Reader)(wb, name, self.reads)
 
     # -- writing ------------------------------------------------------------
 
@@ -146,6 +147,7 @@ class Collection:
                 return None
             assert outcome.version is not None
             version = outcome.version.for_document(self.name, p.doc_id, p.op == "del")
+            self._reader.wrote(p.doc_id, version)  # before any NotReplicated: it was written
             self._check_replicated([version], replicas)
             return version
 
@@ -354,6 +356,7 @@ class Collection:
             outcome = parse_write_reply(reply)
             assert outcome.version is not None
             results.append(outcome.version.for_document(self.name, p.doc_id))
+            self._reader.wrote(p.doc_id, outcome.version)
         if any(isinstance(r, BaseException) for r in results):
             raise WriteManyError(results)
         self._check_replicated(results, replicas)

@@ -22,3 +22,38 @@ SDK_BREAKER_OPEN = Gauge(
     "1 while the SDK's Redis circuit breaker is open (reads go to MongoDB, writes fail fast).",
     ["prefix"],
 )
+
+SDK_NEAR_READS = Counter(
+    "writebehind_sdk_near_reads",
+    "Near-cache (L1) lookups by collection and outcome: hit (answered in the process), "
+    "miss (not held: read Redis), stale (held or not, the change feed was behind by more "
+    "than max_stale, so Redis was read).",
+    ["collection", "outcome"],
+)
+
+SDK_NEAR_EVICTIONS = Counter(
+    "writebehind_sdk_near_evictions",
+    "Documents dropped from near caches, by collection and cause: ttl, size, write "
+    "(another process's write, from the change feed), own_write, invalidation (a direct "
+    "MongoDB write, from the invalidator), flush (the invalidator emptied the collection), "
+    "resync (the feed's position was trimmed away).",
+    ["collection", "cause"],
+)
+
+SDK_NEAR_RESYNCS = Counter(
+    "writebehind_sdk_near_resyncs",
+    "Change-feed (re)connections of near caches, by mode: start (first connection), "
+    "resume (from the last id applied), empty (that id was trimmed: near caches emptied).",
+    ["mode"],
+)
+
+SDK_NEAR_FEED_LAG = Gauge(
+    "writebehind_sdk_near_feed_lag_seconds",
+    "Seconds between the last change-feed record's time (its stream id) and its "
+    "application to the near caches of this process.",
+)
+
+SDK_NEAR_FEED_CONNECTED = Gauge(
+    "writebehind_sdk_near_feed_connected",
+    "1 while this process's near-cache change feed is connected to Redis.",
+)

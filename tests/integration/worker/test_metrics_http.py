@@ -7,6 +7,7 @@ from typing import Any
 import anyio
 import pytest
 
+from tests.support.invalidator import sdk_and_invalidator_metrics
 from tests.support.waiting import wait_until
 from writebehind import WriteBehind
 
@@ -112,6 +113,7 @@ async def test_grafana_dashboard_queries_only_metrics_the_worker_exports(
         if line.startswith("# TYPE")
     }
     exported |= {"writebehind_sdk_reads"}  # the SDK's, in the application's registry
+    exported |= sdk_and_invalidator_metrics()  # the near cache's and writebehind invalidate's
     dashboard = json.loads(
         (Path(__file__).parents[3] / "deploy/grafana/writebehind-dashboard.json").read_text()
     )

@@ -31,6 +31,7 @@ class Place:
     entry: str
     lease: str
     channel: str
+    marker: str  # the eviction marker: a fill that began before an invalidation loses
 
     @classmethod
     def of(cls, keys: KeySpace, collection: str, doc_id: Any) -> Place:
@@ -40,6 +41,7 @@ class Place:
             keys.cache(partition, collection, doc_id),
             keys.lease(partition, collection, doc_id),
             keys.fill_channel(partition, collection, doc_id),
+            keys.eviction_marker(partition, collection, doc_id),
         )
 
 

@@ -7,6 +7,7 @@ import random
 from dataclasses import dataclass
 
 from writebehind.core.errors import ConfigurationError
+from writebehind.sdk.near.policy import NearCache
 
 DEFAULT_TTL = 3600.0
 """Seconds a filled entry lives: the worker's default ``--clean-ttl``."""
@@ -47,6 +48,9 @@ class ReadPolicy:
             to MongoDB and writes fail at once with ``CacheUnavailable``.
         breaker_cooldown: seconds the breaker stays open before one call
             tries Redis again; its success closes the breaker.
+        near: a ``NearCache`` keeps documents in the process too, kept
+            coherent by the partition streams (README, "The near cache");
+            ``None`` (default): every read asks Redis.
 
     The breaker and the write timeout belong to the client (one Redis): they
     follow the policy given to ``WriteBehind(reads=...)``.
@@ -62,6 +66,7 @@ class ReadPolicy:
     early_refresh: float = 0.0
     breaker_failures: int = 5
     breaker_cooldown: float = 5.0
+    near: NearCache | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.fill, bool):
@@ -81,6 +86,8 @@ class ReadPolicy:
             raise ConfigurationError(
                 f"breaker_failures must be an int >= 1: {self.breaker_failures!r}"
             )
+        if self.near is not None and not isinstance(self.near, NearCache):
+            raise ConfigurationError(f"near must be a NearCache or None: {self.near!r}")
         if self.lock_timeout >= self.ttl:
             raise ConfigurationError(
                 f"lock_timeout ({self.lock_timeout:g} s) must be under ttl ({self.ttl:g} s)"

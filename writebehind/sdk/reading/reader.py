@@ -26,6 +26,7 @@ from writebehind.core.codec import decode_document
 from writebehind.core.errors import CacheUnavailable
 from writebehind.core.keys import encode_id
 from writebehind.core.scripts import ScriptCall, run_scripts
+from writebehind.core.version import Version
 from writebehind.sdk.metrics import SDK_READS
 from writebehind.sdk.reading.entry import (
     ENTRY_FIELDS,
@@ -55,6 +56,7 @@ class Answer:
     level: str
     outcome: str
     filled: bool = False
+    version: Version | None = None  # the version answered (the near cache keeps it)
 
 
 class Reader:
@@ -85,6 +87,9 @@ class Reader:
     async def warm(self, ids: Iterable[Any]) -> int:
         answers = await self._answers(ids)
         return sum(1 for answer in answers.values() if answer.filled)
+
+    def wrote(self, doc_id: Any, version: Version) -> None:
+        """This process wrote ``doc_id`` at ``version`` (the near cache's hook; here nothing)."""
 
     # -- the read -------------------------------------------------------------
 
@@ -250,7 +255,7 @@ class Reader:
             ttl_ms, kind, body = self.policy.entry_ttl_ms(self._rand()), "d", got.body or b""
         max_age_ms = int(self.policy.lock_timeout * 1000)
         args = [token, started, max_age_ms, str(got.version), kind, body, ttl_ms, load_ms]
-        return scripts.fill, [place.entry, place.lease], [*args, place.channel]
+        return scripts.fill, [place.entry, place.lease, place.marker], [*args, place.channel]
 
     def _settle(self, got: Loaded, reply: ScriptReply | None) -> Answer:
         """The answer after a fill: the entry if it is newer (or dirty), else what was loaded."""
@@ -259,9 +264,12 @@ class Reader:
         self._event("fill", reply.status if reply.status in _DONE else f"skip_{reply.status}")
         entry = reply.entry
         doc = got.doc
+        version: Version | None = got.version
         if entry.version is not None and (not entry.clean or entry.version >= got.version):
             doc = self._from_entry(entry, "mongodb").doc
-        return Answer(doc, "mongodb", "miss" if doc is None else "hit", reply.status == "filled")
+            version = entry.version
+        outcome = "miss" if doc is None else "hit"
+        return Answer(doc, "mongodb", outcome, reply.status == "filled", version)
 
     async def _release(self, leases: Sequence[tuple[Place, str, int]]) -> None:
         calls = [
@@ -325,15 +333,17 @@ class Reader:
         return {doc_id: self._from_mongodb(loaded[doc_id], "degraded") for doc_id in ids}
 
     def _from_entry(self, entry: CachedEntry, level: str, outcome: str | None = None) -> Answer:
+        v = entry.version
         if entry.tombstone:
-            return Answer(None, level, outcome or "deleted")
+            return Answer(None, level, outcome or "deleted", version=v)
         if entry.reads_absent:
-            return Answer(None, level, outcome or "negative_hit")
+            return Answer(None, level, outcome or "negative_hit", version=v)
         assert entry.body is not None
-        return Answer(decode_document(entry.body, self._wb.codec_options), level, outcome or "hit")
+        doc = decode_document(entry.body, self._wb.codec_options)
+        return Answer(doc, level, outcome or "hit", version=v)
 
     def _from_mongodb(self, got: Loaded, level: str) -> Answer:
-        return Answer(got.doc, level, "miss" if got.doc is None else "hit")
+        return Answer(got.doc, level, "miss" if got.doc is None else "hit", version=got.version)
 
     def _took(self, began: float) -> int:
         seconds = time.monotonic() - began

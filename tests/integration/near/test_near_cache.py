@@ -1,0 +1,250 @@
+"""The near cache in one process: no Redis command on a hit, own writes, trimming, no Redis."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import pytest
+from prometheus_client import REGISTRY
+from redis.asyncio import Redis
+
+from tests.support.proxy import Proxy
+from tests.support.servers import RedisServer
+from tests.support.waiting import wait_until
+from writebehind import ReadPolicy, WriteBehind
+from writebehind.core.keys import encode_id
+from writebehind.sdk.near import NearCache
+from writebehind.sdk.near.follower import Follower
+
+pytestmark = pytest.mark.anyio
+
+NEAR = NearCache(max_entries=100, ttl=60.0, max_stale=0.5)
+POLICY = ReadPolicy(near=NEAR, redis_timeout=0.3, breaker_failures=3, breaker_cooldown=0.5)
+
+
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def _feed_ready(wb: WriteBehind) -> None:
+    async def ready() -> bool:
+        return wb.near.servable(NEAR)
+
+    await wait_until(ready, timeout=10, message="the near-cache feed caught up")
+
+
+async def _command_calls(redis: Redis) -> dict[str, int]:
+    stats = await redis.info("commandstats")
+    return {name: int(value["calls"]) for name, value in stats.items()}
+
+
+async def test_a_thousand_near_hits_send_no_redis_command(wb: WriteBehind, redis: Redis) -> None:
+    users = wb.collection("users", reads=POLICY)
+    await users.set("hot", {"n": 1})
+    assert await users.get("hot") == {"_id": "hot", "n": 1}
+    await _feed_ready(wb)
+    assert await users.get("hot") == {"_id": "hot", "n": 1}
+    hits = _sample("writebehind_sdk_near_reads_total", collection="users", outcome="hit")
+    before = await _command_calls(redis)
+    for _ in range(1000):
+        assert await users.get("hot") == {"_id": "hot", "n": 1}
+    after = await _command_calls(redis)
+    # The feed's blocking XREAD goes on meanwhile, and INFO is this test's own.
+    sent = {
+        name: after[name] - before.get(name, 0)
+        for name in after
+        if after[name] != before.get(name, 0) and name not in ("cmdstat_xread", "cmdstat_info")
+    }
+    assert sent == {}, f"near-cache reads sent Redis commands: {sent}"
+    near_hits = _sample("writebehind_sdk_near_reads_total", collection="users", outcome="hit")
+    assert near_hits - hits == 1000
+
+
+async def test_a_returned_document_cannot_change_the_copy_kept(wb: WriteBehind) -> None:
+    users = wb.collection("users", reads=POLICY)
+    await users.set("d", {"tags": ["a"]})
+    await users.get("d")
+    await _feed_ready(wb)
+    doc = await users.get("d")
+    assert doc is not None
+    doc["tags"].append("mutated")
+    assert await users.get("d") == {"_id": "d", "tags": ["a"]}
+
+
+async def test_own_writes_are_read_at_once(wb: WriteBehind) -> None:
+    users = wb.collection("users", reads=POLICY)
+    await users.set("me", {"n": 1})
+    await users.get("me")
+    await _feed_ready(wb)
+    for n in range(2, 50):
+        await users.set("me", {"n": n})
+        assert await users.get("me") == {"_id": "me", "n": n}
+    await users.patch("me", {"m": 1})
+    assert await users.get("me") == {"_id": "me", "n": 49, "m": 1}
+    await users.delete("me")
+    assert await users.get("me") is None
+    await users.set_many([("me", {"n": 100})])
+    assert await users.get("me") == {"_id": "me", "n": 100}
+
+
+async def test_another_clients_write_evicts_through_the_feed(
+    wb: WriteBehind, redis: Redis, mongo_db: Any
+) -> None:
+    users = wb.collection("users", reads=POLICY)
+    await users.set("x", {"n": 1})
+    await users.get("x")
+    await _feed_ready(wb)
+    assert await users.get("x") == {"_id": "x", "n": 1}  # kept: the feed has its position
+    evictions = _sample("writebehind_sdk_near_evictions_total", collection="users", cause="write")
+    async with WriteBehind(redis=redis, mongo=mongo_db, prefix="t", partitions=4) as other:
+        await other.collection("users").set("x", {"n": 2})
+
+    async def newest() -> bool:
+        return await users.get("x") == {"_id": "x", "n": 2}
+
+    await wait_until(newest, timeout=5, interval=0.005, message="the other client's write")
+    assert (
+        _sample("writebehind_sdk_near_evictions_total", collection="users", cause="write")
+        > evictions
+    )
+
+
+async def test_warm_fills_both_levels(wb: WriteBehind, redis: Redis, mongo_db: Any) -> None:
+    await mongo_db.users.insert_many([{"_id": f"w{i}", "n": i} for i in range(5)])
+    users = wb.collection("users", reads=POLICY)
+    await _feed_ready_after_start(wb, users)
+    assert await users.warm([f"w{i}" for i in range(5)]) == 5
+    before = await _command_calls(redis)
+    for i in range(5):
+        assert await users.get(f"w{i}") == {"_id": f"w{i}", "n": i}
+    after = await _command_calls(redis)
+    assert after.get("cmdstat_hmget", 0) == before.get("cmdstat_hmget", 0)
+    keys = [k async for k in redis.scan_iter(match="{t:p*}:doc:5:users:sw*")]
+    assert len(keys) == 5
+
+
+async def _feed_ready_after_start(wb: WriteBehind, users: Any) -> None:
+    await users.get("nothing")  # the first near read starts the feed
+    await _feed_ready(wb)
+
+
+async def test_a_trimmed_feed_position_empties_the_near_cache(
+    redis_server: RedisServer, redis: Redis, mongo_db: Any
+) -> None:
+    async with Proxy("127.0.0.1", redis_server.port) as proxy:
+        url = f"redis://127.0.0.1:{proxy.port}"
+        async with WriteBehind(
+            redis_url=url, mongo=mongo_db, prefix="t", partitions=4, reads=POLICY
+        ) as wb:
+            users = wb.collection("users")
+            await users.set("a", {"n": 1})
+            await users.get("a")
+            await _feed_ready(wb)
+            await users.get("a")
+            held = wb.near.store("users", NEAR)
+            assert len(held) == 1
+            empties = _sample("writebehind_sdk_near_resyncs_total", mode="empty")
+            proxy.set_mode("drop")  # the feed is cut off...
+            # ...while another process writes and the stream is trimmed past its position.
+            async with WriteBehind(redis=redis, mongo=mongo_db, prefix="t", partitions=4) as other:
+                await other.collection("users").set("b", {"n": 1})
+                for stream in other.keys.streams():
+                    await redis.xtrim(stream, maxlen=0)
+            proxy.set_mode("pass")
+
+            async def emptied() -> bool:
+                return _sample("writebehind_sdk_near_resyncs_total", mode="empty") > empties
+
+            await wait_until(emptied, timeout=10, message="a resync that empties the near cache")
+            assert len(held) == 0
+            assert _sample(
+                "writebehind_sdk_near_evictions_total", collection="users", cause="resync"
+            )
+
+            async def served() -> bool:  # (the first read after the cut may be degraded)
+                return await users.get("a") == {"_id": "a", "n": 1}
+
+            await wait_until(served, timeout=10, message="the document from Redis again")
+            assert len(held) == 1
+
+
+async def test_with_redis_unreachable_nothing_older_than_max_stale_is_served(
+    redis_factory: Callable[..., RedisServer], mongo_db: Any
+) -> None:
+    server = redis_factory()
+    await mongo_db.users.insert_one({"_id": "m", "n": 1, "_wb": {"v": [1, 0]}})
+    async with WriteBehind(
+        redis_url=server.url, mongo=mongo_db, prefix="t", partitions=4, reads=POLICY
+    ) as wb:
+        users = wb.collection("users")
+        assert await users.get("m") == {"_id": "m", "n": 1}
+        await _feed_ready(wb)
+        assert await users.get("m") == {"_id": "m", "n": 1}
+        # A change Redis never hears of (written to MongoDB directly), then Redis freezes.
+        await mongo_db.users.update_one({"_id": "m"}, {"$set": {"n": 2}})
+        stale = _sample("writebehind_sdk_near_reads_total", collection="users", outcome="stale")
+        server.pause()
+        try:
+            await anyio.sleep(NEAR.max_stale + 0.1)
+            for _ in range(5):
+                assert await users.get("m") == {"_id": "m", "n": 2}  # MongoDB, not the near cache
+            assert (
+                _sample("writebehind_sdk_near_reads_total", collection="users", outcome="stale")
+                >= stale + 5
+            )
+        finally:
+            server.resume()
+
+
+async def test_a_reply_overtaken_by_a_newer_write_is_not_kept(
+    redis_server: RedisServer, redis: Redis, mongo_db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The race pub/sub-based near caches lose: Redis answers a read with n=2, then n=3 is
+    # written and its eviction reaches the near cache before the n=2 reply does. The
+    # reader's link is slowed (proxy); its feed connects directly, so it is faster.
+    direct = redis_server.url
+    monkeypatch.setattr("writebehind.sdk.near.layer.Follower", _direct_follower(direct))
+    async with (
+        Proxy("127.0.0.1", redis_server.port, latency=1.0) as proxy,
+        WriteBehind(
+            redis_url=f"redis://127.0.0.1:{proxy.port}",
+            mongo=mongo_db,
+            prefix="t",
+            partitions=4,
+            reads=ReadPolicy(near=NEAR, redis_timeout=10.0, lock_timeout=5.0),
+        ) as wb,
+        WriteBehind(redis=redis, mongo=mongo_db, prefix="t", partitions=4) as other,
+    ):
+        users, writer = wb.collection("users"), other.collection("users")
+        await writer.set("race", {"n": 1})
+        await users.get("race")
+        await _feed_ready(wb)
+        await writer.set("race", {"n": 2})  # the near cache holds nothing now
+        proxy.set_mode("latency")
+        async with anyio.create_task_group() as tg:
+            answers: list[Any] = []
+
+            async def read() -> None:
+                answers.append(await users.get("race"))
+
+            tg.start_soon(read)
+            await anyio.sleep(1.4)  # Redis has answered n=2; the reply is on its way
+            newest = await writer.set("race", {"n": 3})
+        assert answers == [{"_id": "race", "n": 2}]  # the read began before n=3
+        proxy.set_mode("pass")
+        held = wb.near.store("users", NEAR).get(encode_id("race"), time.monotonic())
+        assert held is None or held.version >= newest, "the overtaken reply was kept"
+        assert await users.get("race") == {"_id": "race", "n": 3}
+
+
+def _direct_follower(url: str) -> Any:
+    """``Follower`` with its connection to ``url`` instead of the client's own Redis."""
+
+    class Direct(Follower):
+        def __init__(self, redis: Redis, *args: Any) -> None:
+            super().__init__(Redis.from_url(url), *args)
+
+    return Direct
