@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 
 from writebehind import ReadPolicy
-from writebehind.core.errors import ConfigurationError
+from writebehind.core.errors import ConfigurationError, InvalidInput, UnsupportedIdType
 from writebehind.core.version import Version
 from writebehind.sdk.reading.entry import MISSING, parse_entry, parse_script_reply
+from writebehind.sdk.reading.reader import checked_ids
 
 
 def test_defaults() -> None:
@@ -79,3 +81,19 @@ def test_parse_script_replies() -> None:
     assert reply.status == "filled" and reply.now_ms == 1700
     assert reply.entry.version == Version(2, 0) and reply.entry.body == b"B"
     assert parse_script_reply([b"l", 1700]).entry is MISSING
+
+
+@pytest.mark.parametrize("ids", ["u1", b"u1", {"u1": 1}, 5, None])
+def test_get_many_refuses_what_is_not_an_iterable_of_ids(ids: Any) -> None:
+    with pytest.raises(InvalidInput):
+        checked_ids(ids)
+
+
+@pytest.mark.parametrize("ids", [[[1]], [{"a": 1}], [1.5], [True]])
+def test_get_many_refuses_ids_of_unsupported_types(ids: list[Any]) -> None:
+    with pytest.raises(UnsupportedIdType):
+        checked_ids(ids)
+
+
+def test_get_many_ids_keep_their_order_without_duplicates() -> None:
+    assert checked_ids(iter(["b", 42, "b", "42"])) == ["b", 42, "42"]

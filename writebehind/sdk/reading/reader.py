@@ -23,7 +23,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
 from writebehind.core.codec import decode_document
-from writebehind.core.errors import CacheUnavailable
+from writebehind.core.errors import CacheUnavailable, InvalidInput
 from writebehind.core.keys import encode_id
 from writebehind.core.scripts import ScriptCall, run_scripts
 from writebehind.core.version import Version
@@ -81,11 +81,11 @@ class Reader:
         return (await self.get_many([doc_id]))[doc_id]
 
     async def get_many(self, ids: Iterable[Any]) -> dict[Any, Document | None]:
-        answers = await self._answers(ids)
+        answers = await self._answers(checked_ids(ids))
         return {doc_id: answer.doc for doc_id, answer in answers.items()}
 
     async def warm(self, ids: Iterable[Any]) -> int:
-        answers = await self._answers(ids)
+        answers = await self._answers(checked_ids(ids))
         return sum(1 for answer in answers.values() if answer.filled)
 
     def wrote(self, doc_id: Any, version: Version) -> None:
@@ -390,3 +390,19 @@ _DONE = ("filled", "renewed")
 
 def _parse_fill(reply: Any) -> ScriptReply | None:
     return None if isinstance(reply, int) else parse_script_reply(reply)
+
+
+def checked_ids(ids: Any) -> list[Any]:
+    """The ids of a ``get_many``/``warm`` call, each checked, duplicates dropped, in order.
+
+    Raises ``InvalidInput`` for something other than an iterable of ids (a
+    single ``str`` is one id, not its characters: refused), and
+    ``UnsupportedIdType`` for an id of a type documents cannot have (checked
+    before hashing, so an unhashable id is refused the same way).
+    """
+    if isinstance(ids, str | bytes | Mapping) or not isinstance(ids, Iterable):
+        raise InvalidInput(f"expected an iterable of document ids, not {type(ids).__name__}")
+    listed = list(ids)
+    for doc_id in listed:
+        encode_id(doc_id)
+    return list(dict.fromkeys(listed))
