@@ -29,7 +29,7 @@ _MARKS = {Level.OK: "ok  ", Level.WARN: "WARN", Level.FAIL: "FAIL"}
 def check(**options: Any) -> None:
     """Check Redis and MongoDB for a safe deployment; exit 1 on any failure."""
     settings = pop_settings(options, "write_concern")
-    conn = Connection.from_settings(settings)
+    conn = Connection.from_settings(settings, interactive=True)
     concern = WriteConcern(w=settings.w, j=True)
     diagnosis = anyio.run(_run, conn, concern)
     if options["as_json"]:

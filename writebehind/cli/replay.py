@@ -14,13 +14,19 @@ from redis.exceptions import RedisError
 
 from writebehind.cli.common import (
     Connection,
+    RetryNotice,
     connection_options,
     open_clients,
     pop_sink_options,
     sink_options,
+    timeout_option,
 )
+from writebehind.cli.failures import Unavailable, UsageProblem
+from writebehind.cli.tools import checked_keys
 from writebehind.core.errors import InvalidCollectionName, PartitionCountMismatch
 from writebehind.core.keys import check_collection_name
+from writebehind.durations import format_seconds
+from writebehind.observability.logs import redact_url
 from writebehind.sink.bulk import MongoSink
 from writebehind.sink.reapply import Outcome
 from writebehind.tools.replay.bounds import BoundError, ReplayRange, describe, iso, parse_bound
@@ -54,7 +60,10 @@ _VERBS = {
     help="Same forms as SINCE, inclusive. Default: each stream's end when the replay starts.",
 )  # fmt: skip
 @click.option("--collection", default=None, help="Only records of this collection.")
-@click.option("--partition", default=None, type=int, help="Only this partition's stream.")
+@click.option(
+    "--partition", default=None, type=click.IntRange(min=0),
+    help="Only this partition's stream (0 to the deployment's count - 1).",
+)  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Write nothing; report what would change.")
 @click.option(
     "--batch-size", default=500, show_default=True, type=click.IntRange(1, 10_000),
@@ -69,6 +78,7 @@ _VERBS = {
     "--progress/--no-progress", default=None,
     help="Progress line on stderr. Default: on a terminal, unless --json.",
 )  # fmt: skip
+@timeout_option
 @sink_options
 def replay(**options: Any) -> None:
     """Re-apply the retained change records between SINCE and UNTIL to MongoDB.
@@ -81,18 +91,20 @@ def replay(**options: Any) -> None:
 
     Exit status: 0 done (dry run included); 2 bad arguments; 3 SINCE is older
     than the retained history (nothing written; see --allow-gap); 4 done, but
-    some records were refused and are dead-lettered (now or before); 1 any
-    other error.
+    some records were refused and are dead-lettered (now or before); 5
+    MongoDB kept failing for --timeout (what was applied stays applied; run
+    the same command again); 1 any other error.
     """
     replay_options = _replay_options(options)
+    timeout: float = options.pop("timeout")
     as_json: bool = options.pop("as_json")
     progress: bool | None = options.pop("progress")
     show_progress = progress if progress is not None else (not as_json and sys.stderr.isatty())
     sink_kwargs = pop_sink_options(options)
-    conn = Connection.pop_from(options)
+    conn = Connection.pop_from(options, interactive=True)
     line = _ProgressLine(sys.stderr) if show_progress else None
     try:
-        result = anyio.run(_run, conn, sink_kwargs, replay_options, line)
+        result = anyio.run(_run, conn, sink_kwargs, replay_options, line, timeout)
     except HistoryGapError as exc:
         _refuse(exc, replay_options, as_json)
         sys.exit(EXIT_HISTORY_GAP)
@@ -128,13 +140,6 @@ def _replay_options(options: dict[str, Any]) -> ReplayOptions:
         except InvalidCollectionName as exc:
             raise click.BadParameter(str(exc), param_hint="'--collection'") from None
     partition = options.pop("partition")
-    partitions = options["partitions"]
-    if partition is not None and not 0 <= partition < partitions:
-        raise click.BadParameter(
-            f"{partition} is out of range: there are {partitions} partitions "
-            f"(0..{partitions - 1}; set --partitions to the deployment's count)",
-            param_hint="'--partition'",
-        )
     return ReplayOptions(
         bounds,
         collection=collection,
@@ -150,14 +155,30 @@ async def _run(
     sink_options: dict[str, Any],
     options: ReplayOptions,
     line: _ProgressLine | None,
+    timeout: float,  # noqa: ASYNC109 - a retry budget handed down, not a cancel scope
 ) -> ReplayResult:
     async with open_clients(conn) as (redis, db):
         sink = MongoSink(db, **sink_options)
         try:
-            return await run_replay(redis, sink, conn.keys, options, progress=line)
+            keys = await checked_keys(redis, conn)
+            if options.partition is not None and options.partition >= keys.partitions:
+                raise UsageProblem(
+                    f"--partition {options.partition} is out of range: the deployment has "
+                    f"{keys.partitions} partitions (0..{keys.partitions - 1})"
+                )
+            return await run_replay(
+                redis, sink, keys, options, progress=line, retry_for=timeout,
+                on_retry=RetryNotice(conn, line),
+            )  # fmt: skip
         except PartitionCountMismatch as exc:
-            raise click.ClickException(str(exc)) from None
-        except (RedisError, PyMongoError, TimeoutError, OSError) as exc:
+            raise UsageProblem(str(exc)) from None
+        except TimeoutError as exc:
+            raise Unavailable(
+                f"MongoDB ({redact_url(conn.mongo_url)}) kept failing for --timeout "
+                f"{format_seconds(timeout)}: {str(exc).rstrip('.')}. What was applied stays "
+                "applied; running the same command again is safe."
+            ) from None
+        except (RedisError, PyMongoError, OSError) as exc:
             reason = str(exc).rstrip(".")
             raise click.ClickException(
                 f"replay stopped: {type(exc).__name__}: {reason}. What was applied stays "
@@ -193,6 +214,15 @@ class _ProgressLine:
         self.last_drawn = 0.0
         self.latest: tuple[int, int] = (0, 0)
         self.drawn = False
+
+    def note(self, text: str) -> None:
+        """A line of its own (a retry notice) above the progress line."""
+        if self.drawn:
+            self.stream.write("\r\x1b[K")
+        self.stream.write(text + "\n")
+        self.stream.flush()
+        if self.drawn:
+            self._draw(time.monotonic())
 
     def __call__(self, done: int, total: int) -> None:
         self.latest = (done, total)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,6 +101,9 @@ class Reapplier:
         self.sink = sink
         self.dry_run = dry_run
         self.retry_for = retry_for
+        self.on_retry: Callable[[str, int, float], None] | None = None
+        """Called before each retry with (error, records waiting, seconds failing so far);
+        replaces the ``reapply_retry`` log line (the CLI shows a progress line instead)."""
 
     async def apply(self, pendings: Sequence[Pending]) -> list[Result]:
         groups = coalesce(pendings)
@@ -146,9 +149,11 @@ class Reapplier:
             raise _Transient(transient[0])
         return results
 
-    async def _with_retries(self, fn: Any, *args: Any) -> Any:
+    async def _with_retries(self, fn: Any, name: str, items: Sequence[Pending]) -> Any:
         backoff = Backoff()
-        deadline = anyio.current_time() + self.retry_for
+        started = anyio.current_time()
+        deadline = started + self.retry_for
+        args = (name, items)
         while True:
             try:
                 return await fn(*args)
@@ -160,8 +165,11 @@ class Reapplier:
                 error = str(exc)
             if anyio.current_time() > deadline:
                 raise TimeoutError(f"MongoDB kept failing for {self.retry_for}s: {error}")
-            delay = backoff.next_delay()
-            log.warning("reapply_retry", error=error[:300], delay=round(delay, 3))
+            delay = min(backoff.next_delay(), max(0.0, deadline - anyio.current_time()))
+            if self.on_retry is not None:
+                self.on_retry(error, len(items), anyio.current_time() - started)
+            else:
+                log.warning("reapply_retry", error=error[:300], delay=round(delay, 3))
             await anyio.sleep(delay)
 
 

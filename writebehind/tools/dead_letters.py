@@ -25,7 +25,7 @@ import os
 import socket
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -280,6 +280,7 @@ class Redriver:
         retry_for: float = 300.0,
         sink: MongoSink | None = None,
         consumer: str | None = None,
+        on_retry: Callable[[str, int, float], None] | None = None,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -287,6 +288,7 @@ class Redriver:
         self.reapplier = Reapplier(
             sink or MongoSink(database), dry_run=dry_run, retry_for=retry_for
         )
+        self.reapplier.on_retry = on_retry
         self.consumer = consumer or redrive_consumer_name()
         self.report = ReplayReport(dry_run)
         self._replace = redis.register_script(REPLACE_LETTER)
@@ -385,7 +387,8 @@ async def replay_ids(
 ) -> ReplayReport:
     """Re-drive these letters; if any does not exist, do nothing and raise ``UnknownLetters``.
 
-    ``options`` are ``Redriver``'s (``dry_run``, ``retry_for``, ``sink``, ``consumer``).
+    ``options`` are ``Redriver``'s (``dry_run``, ``retry_for``, ``sink``, ``consumer``,
+    ``on_retry``).
     """
     letters = await get_letters(redis, keys, ids)
     redriver = Redriver(redis, database, keys, **options)

@@ -51,6 +51,9 @@ class BatchProcessor:
         self.keys = keys
         self.on_progress: Callable[[int], None] = lambda partition: None
         """Called on every write attempt: a loop retrying is alive, not stuck."""
+        self.on_attempt: Callable[[int, ErrorInfo | None, int], None] = lambda p, e, n: None
+        """Called after every write attempt with (partition, the transient error or None
+        when MongoDB answered, records left to retry): the worker's outage reports."""
 
     async def process(
         self, partition: int, entries: Sequence[Entry], deliveries: dict[bytes, int] | None = None
@@ -131,6 +134,7 @@ class BatchProcessor:
                 else:
                     transient = result
                     retry.append(group)
+            self.on_attempt(partition, transient, len(retry))
             await self._finish(partition, persisted, dead)
             outstanding = in_flight[0] = retry
             if transient is None:
@@ -138,7 +142,7 @@ class BatchProcessor:
                 continue
             self.stats.retried += len(retry)
             delay = backoff.next_delay()
-            log.warning(
+            log.debug(
                 "mongodb_write_retry",
                 partition=partition,
                 records=len(retry),

@@ -403,6 +403,7 @@ async def replay(
     *,
     progress: ProgressCallback | None = None,
     retry_for: float = 300.0,
+    on_retry: Callable[[str, int, float], None] | None = None,
 ) -> ReplayResult:
     """Replay the retained records in ``options.range`` into MongoDB.
 
@@ -411,6 +412,9 @@ async def replay(
             ``options.allow_gap`` is off; nothing was replayed.
         PartitionCountMismatch: ``keys`` has another partition count than Redis records.
         ValueError: ``options.partition`` is out of range.
+        TimeoutError: MongoDB kept failing for ``retry_for`` seconds (``on_retry`` is
+            told of each retry: error, records waiting, seconds failing).
     """
     replayer = Replayer(redis, sink, keys, options, progress=progress, retry_for=retry_for)
+    replayer.reapplier.on_retry = on_retry
     return await replayer.run()
