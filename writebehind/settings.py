@@ -256,8 +256,6 @@ class Settings(BaseModel):
                 "replay could resurrect a deleted document whose tombstone is gone "
                 "(or choose --hard-deletes)"
             )
-        if self.backoff_cap < self.backoff_base:
-            raise ValueError(f"{named('backoff_cap')} must be at least {named('backoff_base')}")
         return self
 
     # -- derived values ---------------------------------------------------------
@@ -331,32 +329,42 @@ class _FromEnvironment(Settings, BaseSettings):
 def load_settings(flags: dict[str, Any] | None = None) -> Settings:
     """Settings from flags (``None`` = not given), the environment and ``.env``.
 
-    A flag beats its variable, also across the old millisecond names:
-    ``--linger-ms 10`` beats ``WRITEBEHIND_LINGER=1s``. Raises
-    ``ConfigurationError`` naming each bad option; values are left out of the
-    message, since they may be secrets.
+    A flag beats its variable, also across the old millisecond names
+    (``--linger-ms 10`` beats ``WRITEBEHIND_LINGER=1s``); a new variable beats
+    an old one. Raises ``ConfigurationError`` naming each bad option as it was
+    given; values are left out of the message, since they may be secrets.
     """
     given = {k: v for k, v in (flags or {}).items() if v is not None}
+    variables = _variables()
+    used: dict[str, str] = {}
     for old, new in LEGACY_MS_ALIASES.items():
-        if old in given and new not in given:
-            try:
-                given[new] = float(given.pop(old)) / 1000
-            except (TypeError, ValueError):
-                raise ConfigurationError(
-                    f"{named(old)} (deprecated; use {flag_of(new)}): must be a number of "
-                    "milliseconds"
-                ) from None
-    loaded = _FromEnvironment(**given)
-    legacy: dict[str, Any] = {
-        old: value
-        for old, value in _legacy_variables().items()
-        if LEGACY_MS_ALIASES[old] not in loaded.model_fields_set
-    }
-    return _FromEnvironment(**given, **legacy) if legacy else loaded
+        if new in given:
+            given.pop(old, None)
+            continue
+        if old in given:
+            value = given.pop(old)
+        elif env_of(new) not in variables and env_of(old) in variables:
+            value = variables[env_of(old)]
+        else:
+            continue
+        try:
+            given[new] = float(value) / 1000
+        except (TypeError, ValueError):
+            raise ConfigurationError(
+                f"{named(old)}: must be a number of milliseconds (deprecated; use {flag_of(new)})"
+            ) from None
+        used[new] = old
+    try:
+        return _FromEnvironment(**given)
+    except ConfigurationError as exc:
+        message = str(exc)
+        for new, old in used.items():
+            message = message.replace(f"{named(new)}:", f"{named(old)} (deprecated alias):")
+        raise ConfigurationError(message) from None
 
 
-def _legacy_variables() -> dict[str, str]:
-    """``WRITEBEHIND_LINGER_MS`` and the like, from the environment or ``.env``."""
+def _variables() -> dict[str, str]:
+    """``WRITEBEHIND_*`` from ``.env``, overridden by the environment (as pydantic-settings)."""
     found = {k: v for k, v in dotenv_values(".env").items() if v is not None}
     found.update(os.environ)
-    return {old: found[env_of(old)] for old in LEGACY_MS_ALIASES if env_of(old) in found}
+    return {k: v for k, v in found.items() if k.startswith(ENV_PREFIX)}

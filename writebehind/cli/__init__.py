@@ -41,7 +41,8 @@ class _Commands(click.Group):
         except SystemExit:
             raise
         except click.exceptions.Abort:
-            _fail("aborted", 1)
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
         except BaseException as exc:  # the CLI's one exit point
             if os.environ.get("WRITEBEHIND_TRACEBACK"):
                 raise

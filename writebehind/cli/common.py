@@ -118,8 +118,13 @@ def _apply(func: F, options: list[Callable[[F], F]]) -> F:
 
 
 def redis_options(func: F) -> F:
-    """``--redis-url --prefix --partitions --group`` and logging: commands that need only Redis."""
-    return _apply(func, [setting_option(name) for name in REDIS_FIELDS])
+    """``--redis-url --prefix --partitions --group`` and logging: commands that need only Redis.
+
+    ``--mongo-url`` and ``--database`` are still accepted (hidden, unused), so a
+    script that passes the same connection flags to every command keeps working.
+    """
+    hidden = [setting_option(name, hidden=True) for name in MONGO_FIELDS]
+    return _apply(func, [setting_option(name) for name in REDIS_FIELDS] + hidden)
 
 
 def connection_options(func: F) -> F:

@@ -76,6 +76,11 @@ def parse_ids(texts: Sequence[str], partitions: int | None = None) -> list[Lette
         raise UsageProblem(f"Invalid value for ID: {exc}") from None
 
 
+def _known_partitions(conn: Connection) -> int | None:
+    """The partition count if given (flag or variable); else it is read from Redis later."""
+    return conn.partitions if conn.partitions_given else None
+
+
 def in_range(ids: Sequence[LetterId], keys: KeySpace) -> None:
     """Refuse an ID whose partition the deployment does not have."""
     parse_ids([str(i) for i in ids], keys.partitions)
@@ -211,8 +216,8 @@ async def _list(conn: Connection, collection: str | None) -> list[DeadLetter]:
 @_json_flag
 def show(**options: Any) -> None:
     """Show one dead letter in full, with its document."""
-    [letter_id] = parse_ids([options["letter_id"]])
     conn = Connection.pop_from(options, mongo=False)
+    [letter_id] = parse_ids([options["letter_id"]], _known_partitions(conn))
     letter = run_tool(conn, _show, conn, letter_id)
     if options["as_json"]:
         click.echo(json.dumps(letter.as_dict(with_document=True), indent=2))
@@ -251,10 +256,10 @@ def replay(**options: Any) -> None:
     it again); 1 any other error.
     """
     check_selection(options["ids"], options["all_"], options["collection"])
-    ids = parse_ids(options["ids"])
     sink_kwargs = pop_sink_options(options)
     timeout: float = options.pop("timeout")
     conn = Connection.pop_from(options)
+    ids = parse_ids(options["ids"], _known_partitions(conn))
     try:
         report = run_tool(
             conn,
@@ -320,11 +325,11 @@ async def _replay(
 def purge_command(**options: Any) -> None:
     """Delete dead letters for good (their records are not re-driven)."""
     check_selection(options["ids"], options["all_"], options["collection"])
-    ids = parse_ids(options["ids"])
     yes = options.pop("yes")
+    conn = Connection.pop_from(options, mongo=False)
+    ids = parse_ids(options["ids"], _known_partitions(conn))
     if options["all_"] and not yes:
         confirm_purge_all(options["collection"])
-    conn = Connection.pop_from(options, mongo=False)
     removed = run_tool(conn, _purge, conn, ids, options["all_"], options["collection"])
     click.echo(f"Removed {plural(removed, 'dead letter')}.")
 

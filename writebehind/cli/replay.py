@@ -61,8 +61,9 @@ _VERBS = {
 )  # fmt: skip
 @click.option("--collection", default=None, help="Only records of this collection.")
 @click.option(
-    "--partition", default=None, type=click.IntRange(min=0),
-    help="Only this partition's stream (0 to the deployment's count - 1).",
+    "--partition", default=None, type=int,
+    help="Only this partition's stream (0 to the deployment's count - 1; the count is "
+    "read from Redis unless --partitions is given).",
 )  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Write nothing; report what would change.")
 @click.option(
@@ -102,6 +103,8 @@ def replay(**options: Any) -> None:
     show_progress = progress if progress is not None else (not as_json and sys.stderr.isatty())
     sink_kwargs = pop_sink_options(options)
     conn = Connection.pop_from(options, interactive=True)
+    if replay_options.partition is not None and conn.partitions_given:
+        check_partition(replay_options.partition, conn.partitions)
     line = _ProgressLine(sys.stderr) if show_progress else None
     try:
         result = anyio.run(_run, conn, sink_kwargs, replay_options, line, timeout)
@@ -150,6 +153,15 @@ def _replay_options(options: dict[str, Any]) -> ReplayOptions:
     )
 
 
+def check_partition(partition: int, partitions: int) -> None:
+    """``--partition`` must name one of the deployment's streams."""
+    if not 0 <= partition < partitions:
+        raise UsageProblem(
+            f"--partition: {partition} is out of range: there are {partitions} partitions "
+            f"(0..{partitions - 1})"
+        )
+
+
 async def _run(
     conn: Connection,
     sink_options: dict[str, Any],
@@ -161,11 +173,8 @@ async def _run(
         sink = MongoSink(db, **sink_options)
         try:
             keys = await checked_keys(redis, conn)
-            if options.partition is not None and options.partition >= keys.partitions:
-                raise UsageProblem(
-                    f"--partition {options.partition} is out of range: the deployment has "
-                    f"{keys.partitions} partitions (0..{keys.partitions - 1})"
-                )
+            if options.partition is not None:
+                check_partition(options.partition, keys.partitions)
             return await run_replay(
                 redis, sink, keys, options, progress=line, retry_for=timeout,
                 on_retry=RetryNotice(conn, line),
