@@ -123,8 +123,8 @@ def redis_options(func: F) -> F:
     ``--mongo-url`` and ``--database`` are still accepted (hidden, unused), so a
     script that passes the same connection flags to every command keeps working.
     """
-    hidden = [setting_option(name, hidden=True) for name in MONGO_FIELDS]
-    return _apply(func, [setting_option(name) for name in REDIS_FIELDS] + hidden)
+    shown = [setting_option(name) for name in REDIS_FIELDS]
+    return _apply(func, shown + [setting_option(name, hidden=True) for name in MONGO_FIELDS])
 
 
 def connection_options(func: F) -> F:
