@@ -180,7 +180,7 @@ async def _run(
                 on_retry=RetryNotice(conn, line),
             )  # fmt: skip
         except PartitionCountMismatch as exc:
-            raise UsageProblem(str(exc)) from None
+            raise click.ClickException(str(exc)) from None
         except TimeoutError as exc:
             raise Unavailable(
                 f"MongoDB ({redact_url(conn.mongo_url)}) kept failing for --timeout "

@@ -48,7 +48,7 @@ async def checked_keys(redis: Redis, conn: Connection) -> KeySpace:
         return KeySpace(keys.prefix, int(stored))
     if int(stored) != keys.partitions:
         mismatch = PartitionCountMismatch(keys.partitions, int(stored))
-        raise UsageProblem(f"{mismatch} ({named('partitions')})")
+        raise click.ClickException(f"{mismatch} ({named('partitions')})")
     return keys
 
 

@@ -17,7 +17,7 @@ from writebehind.cli.common import (
     pop_settings,
     setting_option,
 )
-from writebehind.cli.failures import SERVERS, UsageProblem
+from writebehind.cli.failures import SERVERS
 from writebehind.core.errors import ConfigurationError
 from writebehind.observability.logs import redact_url
 from writebehind.settings import MONGO_AND_REDIS_FIELDS, Settings
@@ -70,5 +70,6 @@ async def _run_worker(conn: Connection, settings: Settings) -> bool:
         try:
             await runner.run(handle_signals=True)
         except ConfigurationError as exc:
-            raise UsageProblem(str(exc)) from None
+            # Found on the servers (or the host): status 1, as every failure after connecting.
+            raise click.ClickException(str(exc)) from None
         return runner.forced
