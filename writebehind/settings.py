@@ -172,7 +172,7 @@ class Settings(BaseModel):
     )
     hard_deletes: bool = Field(False, description="Delete outright instead of tombstones.")
     write_concern: str = Field(
-        "1", description="MongoDB w: a number from 1, or 'majority'; always j=true."
+        "1", description="MongoDB w: a number from 1, 'majority' or a tag; always j=true."
     )
     backoff_base: Duration = Field(0.05, gt=0, description="First retry delay.")
     backoff_cap: Duration = Field(5.0, gt=0, description="Longest retry delay.")
@@ -230,13 +230,17 @@ class Settings(BaseModel):
     @classmethod
     def _w(cls, value: str) -> str:
         # w=0 cannot go with j=true (the driver refuses it), and an acknowledgement
-        # is what makes an XACK safe; tags are refused until they can be checked.
+        # is what makes an XACK safe. A tag name (a replica set's custom write concern)
+        # is checked with MongoDB when the worker starts (worker/startup.py).
         text = value.strip()
         if text.isdigit() and int(text) >= 1:
             return str(int(text))
-        if text == "majority":
+        if text.isidentifier():
             return text
-        raise ValueError("must be a number from 1 (w=0 would acknowledge nothing) or 'majority'")
+        raise ValueError(
+            "must be a number from 1 (w=0 would acknowledge nothing), 'majority', or a "
+            "replica set's write concern tag"
+        )
 
     @field_validator("metrics_address")
     @classmethod

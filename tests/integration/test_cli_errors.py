@@ -91,7 +91,7 @@ def test_a_bad_url_in_a_variable_is_named_and_never_echoed() -> None:
     ("flags", "named"),
     [
         (["--write-concern", "0"], "--write-concern (WRITEBEHIND_WRITE_CONCERN)"),
-        (["--write-concern", "banana"], "--write-concern (WRITEBEHIND_WRITE_CONCERN)"),
+        (["--write-concern", "-1"], "--write-concern (WRITEBEHIND_WRITE_CONCERN)"),
         (["--database", "a.b"], "--database (WRITEBEHIND_DATABASE)"),
         (["--database", "has space"], "--database (WRITEBEHIND_DATABASE)"),
         (["--tombstone-grace", "10"], "--tombstone-grace (WRITEBEHIND_TOMBSTONE_GRACE)"),

@@ -70,15 +70,15 @@ def test_missing_connection_settings_are_named() -> None:
         load_settings({"redis_url": "redis://x"}).require("redis_url", "mongo_url", "database")
 
 
-@pytest.mark.parametrize("w", ["1", "2", "majority"])
+@pytest.mark.parametrize("w", ["1", "2", "majority", "dc_aware"])
 def test_write_concern_forms(w: str) -> None:
     settings = Settings(write_concern=w)
     assert settings.w == (int(w) if w.isdigit() else w)
 
 
-@pytest.mark.parametrize("w", ["0", "-1", "banana", "", "1.5"])
+@pytest.mark.parametrize("w", ["0", "-1", "", "1.5", "w=1;x"])
 def test_write_concerns_that_cannot_work_are_refused_up_front(w: str) -> None:
-    # w=0 acknowledges nothing (and the driver refuses it with j=true); a tag
-    # MongoDB does not know would fail every batch, retried for ever.
+    # w=0 acknowledges nothing (and the driver refuses it with j=true). A tag
+    # MongoDB does not know is refused when the worker starts (test_waiting.py).
     with pytest.raises(ConfigurationError, match=r"--write-concern \(WRITEBEHIND_WRITE_CONCERN\)"):
         Settings(write_concern=w)
