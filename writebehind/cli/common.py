@@ -233,7 +233,7 @@ def redis_client(conn: Connection, *, max_connections: int | None = None) -> Red
         raise UsageProblem(f"{named('redis_url')}: {scrub(str(exc), conn.redis_url)}") from None
 
 
-SERVER_SELECTION_TIMEOUT_MS = 5000
+SERVER_SELECTION_TIMEOUT_MS = 4000
 """How long one MongoDB operation waits for a server before failing (PyMongo's default,
 30 s, would hide an outage that long); every caller retries, so a shorter wait only
 makes a failure visible sooner. ``serverSelectionTimeoutMS`` in the URL wins."""
