@@ -125,9 +125,7 @@ def test_unsatisfiable_write_concern_fails(
 
 def test_an_unreachable_mongodb_is_named_with_the_reason() -> None:
     dead = free_port()
-    result = run_check(
-        f"redis://127.0.0.1:{dead}/0", f"mongodb://user:s3cret-pw@127.0.0.1:{dead}/"
-    )
+    result = run_check(f"redis://127.0.0.1:{dead}/0", f"mongodb://user:s3cret-pw@127.0.0.1:{dead}/")
     assert result.returncode == 1
     [line] = [x for x in result.stdout.splitlines() if x.startswith("FAIL  mongodb reachable")]
     assert f"mongodb://user:***@127.0.0.1:{dead}/" in line, line
