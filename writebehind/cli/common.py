@@ -266,13 +266,24 @@ async def open_clients(
     finally:
         await redis.aclose()
         if mongo is not None:
-            # asyncio.wait_for, not an anyio scope: PyMongo needs a one-shot cancel.
-            try:
-                await asyncio.wait_for(mongo.close(), timeout=MONGO_CLOSE_TIMEOUT)
-            except TimeoutError:
-                structlog.get_logger("writebehind.cli").warning(
-                    "mongodb_close_timed_out", mongo=redact_url(conn.mongo_url)
-                )
+            await close_mongo(mongo, conn, MONGO_CLOSE_TIMEOUT)
+
+
+async def close_mongo(mongo: AsyncMongoClient[Any], conn: Connection, wait: float) -> None:
+    """Close ``mongo``, waiting at most ``wait`` seconds (0: do not wait at all).
+
+    Nothing is left to save by then: ``endSessions`` is a courtesy, and the
+    process exits right after, which closes the sockets anyway.
+    """
+    if wait <= 0:
+        return
+    # asyncio.wait_for, not an anyio scope: PyMongo needs a one-shot cancel.
+    try:
+        await asyncio.wait_for(mongo.close(), timeout=wait)
+    except TimeoutError:
+        structlog.get_logger("writebehind.cli").warning(
+            "mongodb_close_timed_out", mongo=redact_url(conn.mongo_url)
+        )
 
 
 def sink_options(func: F) -> F:

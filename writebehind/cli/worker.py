@@ -10,11 +10,14 @@ import click
 import structlog
 
 from writebehind.cli.common import (
+    MONGO_CLOSE_TIMEOUT,
     Connection,
+    close_mongo,
     connection_options,
     legacy_option,
-    open_clients,
+    mongo_client,
     pop_settings,
+    redis_client,
     setting_option,
 )
 from writebehind.cli.failures import SERVERS
@@ -65,11 +68,18 @@ async def _run_worker(conn: Connection, settings: Settings) -> bool:
     structlog.get_logger("writebehind.worker").info(
         "connecting", redis=SERVERS["redis"], mongo=SERVERS["mongodb"], database=conn.database
     )
-    async with open_clients(conn, max_connections=settings.partitions + 16) as (redis, db):
-        runner = Worker(redis, db, settings)
-        try:
-            await runner.run(handle_signals=True)
-        except ConfigurationError as exc:
-            # Found on the servers (or the host): status 1, as every failure after connecting.
-            raise click.ClickException(str(exc)) from None
-        return runner.forced
+    redis = redis_client(conn, max_connections=settings.partitions + 16)
+    mongo = mongo_client(conn)
+    runner = Worker(redis, mongo[conn.database], settings)
+    try:
+        await runner.run(handle_signals=True)
+    except ConfigurationError as exc:
+        # Found on the servers (or the host): status 1, as every failure after connecting.
+        raise click.ClickException(str(exc)) from None
+    finally:
+        await redis.aclose()
+        # After a drain that ran out of time (MongoDB down or frozen) the exit is due
+        # now: --drain-timeout is the bound, so closing MongoDB gets no time of its own.
+        cut_short = runner.forced or runner.drain_expired
+        await close_mongo(mongo, conn, 0.0 if cut_short else MONGO_CLOSE_TIMEOUT)
+    return runner.forced

@@ -163,7 +163,9 @@ class Reapplier:
             except Exception as exc:
                 error, cause = str(exc), exc
             if anyio.current_time() > deadline:
-                raise TimeoutError(f"MongoDB kept failing for {self.retry_for}s: {error}") from cause
+                raise TimeoutError(
+                    f"MongoDB kept failing for {self.retry_for}s: {error}"
+                ) from cause
             delay = min(backoff.next_delay(), max(0.0, deadline - anyio.current_time()))
             if self.on_retry is not None:
                 self.on_retry(error, len(items), anyio.current_time() - started)

@@ -79,6 +79,8 @@ class Worker:
         self._slots = anyio.Semaphore(self.settings.concurrency)
         self._cancel: anyio.CancelScope | None = None
         self.forced = False
+        self.drain_expired = False
+        """True once ``drain_timeout`` passed with batches still in flight (they stay pending)."""
         self.log = log.bind(consumer=self.settings.consumer)
 
     @property
@@ -293,6 +295,7 @@ class Worker:
     async def _drain_deadline(self, scope: anyio.CancelScope) -> None:
         await self._stopping.wait()
         await anyio.sleep(self.settings.drain_timeout)
+        self.drain_expired = True
         self.log.warning("drain_timeout_reached", timeout=self.settings.drain_timeout)
         scope.cancel()
 
