@@ -90,7 +90,9 @@ def explain(exc: BaseException) -> Explained:
     if isinstance(first, click.ClickException):
         return Explained(_one_line(first.format_message()), first.exit_code)
     if isinstance(first, ConfigurationError):
-        return Explained(_one_line(str(first)), EXIT_USAGE)
+        # Options are checked before connecting (UsageProblem, status 2); one that
+        # surfaces here was found on the servers: another partition count, say.
+        return Explained(_one_line(str(first)), EXIT_FAILURE)
     if isinstance(first, RedisError):
         where = SERVERS.get("redis", "Redis")
         return Explained(_one_line(f"Redis ({where}): {type(first).__name__}: {first}"), 1)
