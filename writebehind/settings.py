@@ -125,7 +125,8 @@ class Settings(BaseModel):
     variable); values are never echoed, since they may be secrets.
     """
 
-    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
+    # A misspelt keyword is an error here (the environment subclass ignores strangers).
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     # -- connections (the commands; an embedded Worker is handed its clients) --
     redis_url: SecretStr | None = Field(None, description="Redis URL (redis:// or rediss://).")

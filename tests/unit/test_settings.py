@@ -148,3 +148,8 @@ def test_keys_property(prefix: str, partitions: int) -> None:
     assert keys == KeySpace(prefix, partitions)
     assert (keys.prefix, keys.partitions) == (prefix, partitions)
     assert keys.stream(0) == f"{{{prefix}:p0}}:stream"
+
+
+def test_a_misspelt_setting_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="batchsize"):
+        WorkerSettings(batchsize=100)

@@ -152,3 +152,21 @@ async def test_what_waiting_cannot_fix_ends_the_worker_with_one_line(
             json.loads(other)
     finally:
         worker.close()
+
+
+async def test_sigterm_while_waiting_exits_0_at_once(tmp_path: Path) -> None:
+    worker = WorkerProcess(
+        redis_url=f"redis://127.0.0.1:{free_port()}/0",
+        mongo_url=f"mongodb://127.0.0.1:{free_port()}/",
+        database="never",
+        log_path=tmp_path / "worker.log",
+        backoff_cap="10s",
+    ).start()
+    try:
+        await wait_until(lambda: _true(count(worker, "waiting_for_redis") >= 2))
+        worker.send(signal.SIGTERM)
+        assert await worker.wait_exit(within=15) == 0, worker.output()
+        assert "Traceback" not in worker.output()
+        assert "worker_started" not in worker.event_names()
+    finally:
+        worker.close()
