@@ -36,6 +36,7 @@ from writebehind.core.errors import BacklogFull
 from writebehind.core.keys import KeySpace
 from writebehind.core.redis_client import connect
 from writebehind.core.version import Version
+from writebehind.embedded.demo_cleanup import Events, leave_servers
 from writebehind.embedded.servers import RedisServer, SecantusServer, free_port
 from writebehind.observability.logs import redact_url
 from writebehind.sdk.client import DEFAULT_GROUP, WriteBehind
@@ -206,37 +207,6 @@ async def backlog(redis: Redis, prefix: str) -> int:
     return stats.pending + stats.lag
 
 
-async def remove_keys(redis: Redis, prefix: str) -> int:
-    """Delete every key of ``prefix`` (``{prefix}:meta``, ``{prefix:pN}:...``); returns how many."""
-    removed = 0
-    for pattern in (f"{{{prefix}}}:*", f"{{{prefix}:*"):
-        batch: list[bytes] = []
-        async for key in redis.scan_iter(match=pattern, count=1000):
-            batch.append(key)
-            if len(batch) >= 500:
-                removed += await redis.delete(*batch)
-                batch = []
-        if batch:
-            removed += await redis.delete(*batch)
-    return removed
-
-
-class Events:
-    """What the demo did to the system, each printed once, on the progress line after it."""
-
-    def __init__(self) -> None:
-        self.all: list[str] = []
-        self.shown = 0
-
-    def append(self, event: str) -> None:
-        self.all.append(event)
-
-    def new(self) -> str:
-        fresh = self.all[self.shown :]
-        self.shown = len(self.all)
-        return "; ".join(fresh)
-
-
 async def write_one(users: Any, ledger: Ledger, rng: random.Random, doc_id: int) -> None:
     """One write of the mix: 8% deletes, 32% read-modify-writes, 60% full sets."""
     roll = rng.random()
@@ -371,7 +341,13 @@ async def run_demo(
                 proc.kill()
                 proc.wait()
         if servers.users:
-            await leave_servers(servers, redis, mongo_client, prefix, database, keep or not done)
+            await leave_servers(
+                redis if servers.users_redis else None,
+                mongo_client if servers.mongo is None else None,
+                prefix,
+                database,
+                keep=keep or not done,
+            )
         await redis.aclose()
         await mongo_client.close()
         servers.stack.close()
@@ -391,29 +367,6 @@ async def run_demo(
     shutil.rmtree(workdir, ignore_errors=True)
     say(f"removed the logs in {workdir}")
     return True
-
-
-async def leave_servers(
-    servers: Servers, redis: Redis, mongo: Any, prefix: str, database: str, keep: bool
-) -> None:
-    """On servers of the user's, remove what the run wrote, or say what it leaves behind."""
-    say = click.echo
-    where = []
-    if servers.users_redis:
-        where.append(f"Redis keys {{{prefix}}}:* and {{{prefix}:p*}}")
-    if servers.mongo is None:
-        where.append(f"MongoDB database {database}")
-    if keep:
-        say("left on your servers (--keep, or the run failed): " + ", ".join(where))
-        return
-    try:
-        if servers.users_redis:
-            say(f"removed {await remove_keys(redis, prefix)} Redis keys of prefix {prefix}")
-        if servers.mongo is None:
-            await mongo.drop_database(database)
-            say(f"removed MongoDB database {database}")
-    except Exception as exc:  # the verdict stands; say what is left
-        say(f"could not clean up ({type(exc).__name__}: {exc}); left: " + ", ".join(where))
 
 
 async def verify(collection: Any, ledger: Ledger) -> list[str]:
