@@ -78,8 +78,9 @@ async def worker_drain(
         prefix=prefix,
         partitions=PARTITIONS,
         batch_size=batch_size,
-        linger_ms=0,
+        linger=0,
         concurrency=concurrency,
+        metrics_address=None,
     )
     worker = Worker(redis, db, settings)
     await worker.startup_checks()

@@ -11,14 +11,20 @@ everysec``, as production should run it) with one replica attached:
 - **sdk set**: ``collection.set`` (checks and BSON encoding, then that script);
 - **sdk set, wait_replicas=1**: the same, followed by ``WAIT 1`` in one pipeline.
 
-Each is timed per call; the report gives medians and p99 as ratios to ping's.
+Baseline and subjects are interleaved call by call: each step makes one call of
+every kind, in a shuffled order, so a load spike from elsewhere on the machine
+hits all of them alike. Each subject's call is divided by the PING of the same
+step (a paired ratio); a round reports the median of those ratios, and the run
+reports the median over rounds with the lowest and highest round beside it:
+that spread is how far another run on the same machine may land.
 
-    python scripts/bench_write.py [--calls 5000] [--rounds 3]
+    python scripts/bench_write.py [--calls 2000] [--rounds 7] [--seed 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -38,20 +44,34 @@ def document(i: int) -> dict[str, Any]:
     return {"name": f"user-{i}", "balance": i * 3, "tags": ["a", "b", str(i % 7)], "pad": "x" * 800}
 
 
-async def timed(call: Callable[[int], Awaitable[Any]], calls: int) -> list[float]:
-    for i in range(min(200, calls)):  # warm up: connections, script cache
-        await call(i)
-    out = []
-    for i in range(calls):
-        started = time.perf_counter()
-        await call(i)
-        out.append(time.perf_counter() - started)
+Call = Callable[[int], Awaitable[Any]]
+
+
+async def interleaved(
+    calls: dict[str, Call], steps: int, rng: random.Random
+) -> dict[str, list[float]]:
+    """Per-call seconds of every kind, one call of each per step in a shuffled order."""
+    names = list(calls)
+    for i in range(min(200, steps)):  # warm up: connections, script cache
+        for name in names:
+            await calls[name](i)
+    out: dict[str, list[float]] = {name: [] for name in names}
+    for i in range(steps):
+        rng.shuffle(names)
+        for name in names:
+            started = time.perf_counter()
+            await calls[name](i)
+            out[name].append(time.perf_counter() - started)
     return out
 
 
-def summary(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    return statistics.median(ordered), ordered[int(len(ordered) * 0.99) - 1]
+def paired_ratios(samples: dict[str, list[float]], baseline: str = "ping") -> dict[str, float]:
+    """Median over steps of (subject's call / the baseline's call of the same step)."""
+    base = samples[baseline]
+    return {
+        name: statistics.median(t / b for t, b in zip(times, base, strict=True))
+        for name, times in samples.items()
+    }
 
 
 async def wait_replica_online(primary: Redis) -> None:
@@ -63,7 +83,7 @@ async def wait_replica_online(primary: Redis) -> None:
             await anyio.sleep(0.05)
 
 
-async def one_round(primary_url: str, calls: int) -> dict[str, tuple[float, float]]:
+async def one_round(primary_url: str, calls: int, rng: random.Random) -> dict[str, list[float]]:
     redis = Redis.from_url(primary_url)
     # The SDK needs a MongoDB handle but never touches it on a write.
     mongo: Any = object()
@@ -83,44 +103,50 @@ async def one_round(primary_url: str, calls: int) -> dict[str, tuple[float, floa
             args=["set", "bare", encoded[i], "", plain.group, plain.max_backlog, f"n{i}"],
         )
 
+    calls_by_kind: dict[str, Call] = {
+        "ping": lambda i: redis.ping(),
+        "hset": lambda i: redis.hset(f"bare:{i}", "d", encoded[i]),
+        "write script alone": script,
+        "sdk set": lambda i: users.set(i, document(i)),
+        "sdk set, wait_replicas=1": lambda i: replicated.set(i, document(i)),
+    }
     try:
-        results = {
-            "ping": summary(await timed(lambda i: redis.ping(), calls)),
-            "hset": summary(await timed(lambda i: redis.hset(f"bare:{i}", "d", encoded[i]), calls)),
-            "write script alone": summary(await timed(lambda i: script(i), calls)),
-            "sdk set": summary(await timed(lambda i: users.set(i, document(i)), calls)),
-            "sdk set, wait_replicas=1": summary(
-                await timed(lambda i: replicated.set(i, document(i)), calls)
-            ),
-        }
+        samples = await interleaved(calls_by_kind, calls, rng)
         await redis.flushall()
-        return results
+        return samples
     finally:
         await redis.aclose()
 
 
-async def main(calls: int, rounds: int) -> None:
+async def main(calls: int, rounds: int, seed: int) -> None:
+    rng = random.Random(seed)
     primary = RedisServer("--appendfsync", "everysec", appendonly=True)
     with primary, RedisServer("--replicaof", "127.0.0.1", str(primary.port)):
         client = Redis.from_url(primary.url)
         await wait_replica_online(client)
         await client.aclose()
-        per_round = [await one_round(primary.url, calls) for _ in range(rounds)]
-    print(f"{calls} sequential calls per measurement, {rounds} rounds")
-    print(f"{'':28} {'median / ping':>14} {'p99 / ping':>11} {'median':>9}")
+        per_round = [await one_round(primary.url, calls, rng) for _ in range(rounds)]
+    ratios = [paired_ratios(r) for r in per_round]
+    print(f"{calls} steps per round (one call of each kind per step, shuffled), {rounds} rounds")
+    print(
+        f"{'':28} {'x ping (median)':>15} {'lowest round':>13} {'highest round':>14} "
+        f"{'median call':>12} {'p99 call':>9}"
+    )
     for name in per_round[0]:
-        medians = [r[name][0] / r["ping"][0] for r in per_round]
-        p99s = [r[name][1] / r["ping"][1] for r in per_round]
-        raw = statistics.median(r[name][0] for r in per_round) * 1e6
+        by_round = sorted(r[name] for r in ratios)
+        every_call = sorted(t for r in per_round for t in r[name])
+        p99 = every_call[int(len(every_call) * 0.99) - 1]
         print(
-            f"{name:28} {statistics.median(medians):14.2f} {statistics.median(p99s):11.2f} "
-            f"{raw:7.0f}µs"
+            f"{name:28} {statistics.median(by_round):15.2f} {by_round[0]:13.2f} "
+            f"{by_round[-1]:14.2f} {statistics.median(every_call) * 1e6:10.0f}µs "
+            f"{p99 * 1e6:7.0f}µs"
         )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--calls", type=int, default=5000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--calls", type=int, default=2000, help="steps per round")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--seed", type=int, default=1, help="for the call order")
     args = parser.parse_args()
-    anyio.run(main, args.calls, args.rounds)
+    anyio.run(main, args.calls, args.rounds, args.seed)

@@ -121,3 +121,15 @@ def test_unsatisfiable_write_concern_fails(
     if result.returncode == 0:
         pytest.skip("this MongoDB-wire server accepts w:7 on a single node; a mongod refuses it")
     assert "FAIL  mongodb write concern" in result.stdout
+
+
+def test_an_unreachable_mongodb_is_named_with_the_reason() -> None:
+    dead = free_port()
+    result = run_check(f"redis://127.0.0.1:{dead}/0", f"mongodb://user:s3cret-pw@127.0.0.1:{dead}/")
+    assert result.returncode == 1
+    [line] = [x for x in result.stdout.splitlines() if x.startswith("FAIL  mongodb reachable")]
+    assert f"mongodb://user:***@127.0.0.1:{dead}/" in line, line
+    assert "Errno 111" in line or "refused" in line or "no answer within" in line, line
+    [line] = [x for x in result.stdout.splitlines() if x.startswith("FAIL  redis reachable")]
+    assert f"redis://127.0.0.1:{dead}/0" in line, line
+    assert "s3cret" not in result.stdout + result.stderr

@@ -7,7 +7,10 @@ event loop; a subprocess also exercises the real entry point and exit codes.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,3 +53,27 @@ class Cli:
         with anyio.fail_after(60):
             done = await anyio.run_process(command, check=False)
         return CliResult(done.returncode, done.stdout.decode(), done.stderr.decode())
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """``writebehind <args>`` as a subprocess, synchronously; no ``WRITEBEHIND_*`` leaks in."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("WRITEBEHIND_")}
+    return subprocess.run(
+        [sys.executable, "-m", "writebehind.cli", *args],
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=tempfile.gettempdir(),  # no stray .env
+    )
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The single ``Error: ...`` line a failed command printed; fails on a traceback."""
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1, output
+    return errors[0]

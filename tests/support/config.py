@@ -29,6 +29,7 @@ def fast_settings(**overrides: Any) -> WorkerSettings:
         "trim_interval": 3600.0,
         "backoff_base": 0.02,
         "backoff_cap": 0.5,
+        "metrics_address": None,
     }
     values.update(overrides)
     return WorkerSettings(**values)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -70,7 +71,55 @@ def test_missing_connection_settings_are_named() -> None:
         load_settings({"redis_url": "redis://x"}).require("redis_url", "mongo_url", "database")
 
 
-@pytest.mark.parametrize("w", ["1", "majority", "0"])
+@pytest.mark.parametrize("w", ["1", "2", "majority", "dc_aware"])
 def test_write_concern_forms(w: str) -> None:
     settings = Settings(write_concern=w)
     assert settings.w == (int(w) if w.isdigit() else w)
+
+
+@pytest.mark.parametrize("w", ["0", "-1", "", "1.5", "w=1;x"])
+def test_write_concerns_that_cannot_work_are_refused_up_front(w: str) -> None:
+    # w=0 acknowledges nothing (and the driver refuses it with j=true). A tag
+    # MongoDB does not know is refused when the worker starts (test_waiting.py).
+    with pytest.raises(ConfigurationError, match=r"--write-concern \(WRITEBEHIND_WRITE_CONCERN\)"):
+        Settings(write_concern=w)
+
+
+def test_old_millisecond_names_are_aliases(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings({"linger_ms": "7", "claim_idle_ms": 1500}).linger == 0.007
+    assert load_settings({"claim_idle_ms": 1500}).claim_idle == 1.5
+    monkeypatch.setenv("WRITEBEHIND_READ_BLOCK_MS", "250")
+    monkeypatch.setenv("WRITEBEHIND_CONSUMER_IDLE_MS", "60000")
+    settings = load_settings()
+    assert (settings.read_block, settings.consumer_idle) == (0.25, 60.0)
+    assert Settings(linger_ms=2, claim_idle_ms=1000).claim_idle_ms == 1000
+
+
+def test_a_new_name_beats_an_old_one_and_a_flag_beats_any_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WRITEBEHIND_LINGER_MS", "40")
+    monkeypatch.setenv("WRITEBEHIND_LINGER", "2s")
+    assert load_settings().linger == 2.0
+    assert load_settings({"linger_ms": 10}).linger == 0.01
+    assert load_settings({"linger": "1m", "linger_ms": 10}).linger == 60.0
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        ({"linger_ms": "soon"}, "--linger-ms (WRITEBEHIND_LINGER_MS)"),
+        ({"linger_ms": "-5"}, "--linger-ms (WRITEBEHIND_LINGER_MS)"),
+        ({"linger": "5 parsecs"}, "--linger (WRITEBEHIND_LINGER)"),
+    ],
+)
+def test_errors_name_the_option_as_it_was_given(flags: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape(named)):
+        load_settings(flags)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"), [("30s", 30.0), ("5m", 300.0), ("2h", 7200.0), ("45", 45.0)]
+)
+def test_durations_take_readable_forms(value: str, seconds: float) -> None:
+    assert load_settings({"drain_timeout": value}).drain_timeout == seconds

@@ -17,6 +17,7 @@ from writebehind.cli.common import (
     pop_settings,
     setting_option,
 )
+from writebehind.observability.logs import redact_url
 from writebehind.tools.diagnose import Diagnosis, Level, diagnose
 
 _MARKS = {Level.OK: "ok  ", Level.WARN: "WARN", Level.FAIL: "FAIL"}
@@ -29,7 +30,7 @@ _MARKS = {Level.OK: "ok  ", Level.WARN: "WARN", Level.FAIL: "FAIL"}
 def check(**options: Any) -> None:
     """Check Redis and MongoDB for a safe deployment; exit 1 on any failure."""
     settings = pop_settings(options, "write_concern")
-    conn = Connection.from_settings(settings)
+    conn = Connection.from_settings(settings, interactive=True)
     concern = WriteConcern(w=settings.w, j=True)
     diagnosis = anyio.run(_run, conn, concern)
     if options["as_json"]:
@@ -42,4 +43,5 @@ def check(**options: Any) -> None:
 
 async def _run(conn: Connection, concern: WriteConcern) -> Diagnosis:
     async with open_clients(conn) as (redis, db):
-        return await diagnose(redis, db, conn.keys, conn.group, concern)
+        servers = {"redis": redact_url(conn.redis_url), "mongodb": redact_url(conn.mongo_url)}
+        return await diagnose(redis, db, conn.keys, conn.group, concern, servers=servers)

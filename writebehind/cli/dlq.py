@@ -11,13 +11,20 @@ import click
 
 from writebehind.cli.common import (
     Connection,
+    RetryNotice,
     connection_options,
     open_clients,
     pop_sink_options,
+    redis_options,
     sink_options,
+    timeout_option,
 )
+from writebehind.cli.failures import Unavailable, UsageProblem
 from writebehind.cli.tools import plural, render_table, root_cause, run_tool, shorten, verified_keys
 from writebehind.core.errors import InvalidLetterId, UnknownLetters
+from writebehind.core.keys import KeySpace
+from writebehind.durations import format_seconds
+from writebehind.observability.logs import redact_url
 from writebehind.sink.bulk import MongoSink
 from writebehind.tools.dead_letters import (
     RedriveReport,
@@ -65,22 +72,36 @@ def dlq() -> None:
 # -- pure formatting (unit-tested) --------------------------------------------
 
 
-def parse_ids(texts: Sequence[str], partitions: int) -> list[LetterId]:
-    """Parse command-line IDs; a bad one is a usage error naming it."""
+def parse_ids(texts: Sequence[str], partitions: int | None = None) -> list[LetterId]:
+    """Parse command-line IDs; a bad one is a usage error naming it.
+
+    Without ``partitions`` only the form is checked; ``in_range`` checks the
+    partition once the deployment's count is known.
+    """
     try:
         return [LetterId.parse(t, partitions) for t in texts]
     except InvalidLetterId as exc:
-        raise click.BadParameter(str(exc), param_hint="ID") from None
+        raise UsageProblem(f"Invalid value for ID: {exc}") from None
+
+
+def _known_partitions(conn: Connection) -> int | None:
+    """The partition count if given (flag or variable); else it is read from Redis later."""
+    return conn.partitions if conn.partitions_given else None
+
+
+def in_range(ids: Sequence[LetterId], keys: KeySpace) -> None:
+    """Refuse an ID whose partition the deployment does not have."""
+    parse_ids([str(i) for i in ids], keys.partitions)
 
 
 def validate_selection(ids: Sequence[str], all_: bool, collection: str | None) -> None:
     """``--all`` or IDs, exactly one; ``--collection`` only narrows ``--all``."""
     if all_ and ids:
-        raise click.UsageError("give dead-letter IDs or --all, not both")
+        raise UsageProblem("give dead-letter IDs or --all, not both")
     if not all_ and not ids:
-        raise click.UsageError("give the dead-letter IDs to act on, or --all")
+        raise UsageProblem("give the dead-letter IDs to act on, or --all")
     if collection is not None and not all_:
-        raise click.UsageError("--collection only goes with --all")
+        raise UsageProblem("--collection only goes with --all")
 
 
 def _error_text(code: int | None, message: str) -> str:
@@ -178,12 +199,12 @@ def format_redrive(report: RedriveReport) -> str:
 
 
 @dlq.command("list")
-@connection_options
+@redis_options
 @click.option("--collection", default=None, help="Only letters of this collection.")
 @_json_flag
 def list_command(**options: Any) -> None:
     """List dead letters: collection, document, version, tries, when, and the error."""
-    conn = Connection.pop_from(options)
+    conn = Connection.pop_from(options, mongo=False)
     letters = run_tool(conn, _list, conn, options["collection"])
     if options["as_json"]:
         body = {"count": len(letters), "dead_letters": [x.as_dict() for x in letters]}
@@ -198,13 +219,13 @@ async def _list(conn: Connection, collection: str | None) -> list[DeadLetter]:
 
 
 @dlq.command()
-@connection_options
+@redis_options
 @click.argument("letter_id", metavar="ID")
 @_json_flag
 def show(**options: Any) -> None:
     """Show one dead letter in full, with its document."""
-    [letter_id] = parse_ids([options["letter_id"]], options["partitions"])
-    conn = Connection.pop_from(options)
+    conn = Connection.pop_from(options, mongo=False)
+    [letter_id] = parse_ids([options["letter_id"]], _known_partitions(conn))
     letter = run_tool(conn, _show, conn, letter_id)
     if options["as_json"]:
         click.echo(json.dumps(letter.as_dict(with_document=True), indent=2))
@@ -214,8 +235,10 @@ def show(**options: Any) -> None:
 
 async def _show(conn: Connection, letter_id: LetterId) -> DeadLetter:
     async with open_clients(conn) as (redis, _):
+        keys = await verified_keys(redis, conn)
+        in_range([letter_id], keys)
         try:
-            [letter] = await get_letters(redis, await verified_keys(redis, conn), [letter_id])
+            [letter] = await get_letters(redis, keys, [letter_id])
         except UnknownLetters as exc:
             raise click.ClickException(f"{exc} (see `writebehind dlq list`)") from None
         return letter
@@ -226,6 +249,7 @@ async def _show(conn: Connection, letter_id: LetterId) -> DeadLetter:
 @_selection
 @click.option("--dry-run", is_flag=True, help="Write and remove nothing; say what would happen.")
 @sink_options
+@timeout_option
 @_json_flag
 def redrive_command(**options: Any) -> None:
     """Re-drive dead letters into MongoDB at their original versions.
@@ -234,22 +258,34 @@ def redrive_command(**options: Any) -> None:
     removed. One that MongoDB refuses again stays, with the new error and one
     more try (it gets a new ID). Exit status: 0 all resolved; 4 some letters
     stay (as `writebehind replay` when it dead-letters); 2 bad arguments;
-    1 any other error.
+    5 MongoDB kept failing for --timeout (what was re-driven stays done; run
+    it again); 1 any other error.
     """
     validate_selection(options["ids"], options["all_"], options["collection"])
-    ids = parse_ids(options["ids"], options["partitions"])
     sink_kwargs = pop_sink_options(options)
+    timeout: float = options.pop("timeout")
     conn = Connection.pop_from(options)
-    report = run_tool(
-        conn,
-        _redrive,
-        conn,
-        ids,
-        options["all_"],
-        options["collection"],
-        options["dry_run"],
-        sink_kwargs,
-    )
+    ids = parse_ids(options["ids"], _known_partitions(conn))
+    try:
+        report = run_tool(
+            conn,
+            _redrive,
+            conn,
+            ids,
+            options["all_"],
+            options["collection"],
+            options["dry_run"],
+            sink_kwargs,
+            timeout,
+        )
+    except click.ClickException:
+        raise
+    except TimeoutError as exc:
+        raise Unavailable(
+            f"MongoDB ({redact_url(conn.mongo_url)}) kept failing for --timeout "
+            f"{format_seconds(timeout)}: {str(exc).rstrip('.')}. What was re-driven stays "
+            "done; running the same command again is safe."
+        ) from None
     if options["as_json"]:
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:
@@ -269,32 +305,37 @@ async def _redrive(
     collection: str | None,
     dry_run: bool,
     sink_kwargs: dict[str, Any],
+    timeout: float,  # noqa: ASYNC109 - a retry budget handed down, not a cancel scope
 ) -> RedriveReport:
     async with open_clients(conn) as (redis, db):
         keys = await verified_keys(redis, conn)
+        in_range(ids, keys)
         sink = MongoSink(db, **sink_kwargs)
+        more: dict[str, Any] = {
+            "dry_run": dry_run, "sink": sink, "retry_for": timeout, "on_retry": RetryNotice(conn)
+        }  # fmt: skip
         if all_:
-            return await redrive_all(
-                redis, db, keys, collection=collection, dry_run=dry_run, sink=sink
-            )
+            return await redrive_all(redis, db, keys, collection=collection, **more)
         try:
-            return await redrive_ids(redis, db, keys, ids, dry_run=dry_run, sink=sink)
+            return await redrive_ids(redis, db, keys, ids, **more)
         except UnknownLetters as exc:
             raise click.ClickException(f"{exc}; nothing was re-driven") from None
 
 
 @dlq.command("purge")
-@connection_options
-@_selection
+@redis_options
+@click.argument("ids", nargs=-1, metavar="[ID]...")
+@click.option("--all", "all_", is_flag=True, help="Every dead letter (there is now).")
+@click.option("--collection", default=None, help="With --all: only this collection.")
 @click.option("--yes", is_flag=True, help="With --all: do not ask for confirmation.")
 def purge_command(**options: Any) -> None:
     """Delete dead letters for good (their records are not re-driven)."""
     validate_selection(options["ids"], options["all_"], options["collection"])
-    ids = parse_ids(options["ids"], options["partitions"])
     yes = options.pop("yes")
+    conn = Connection.pop_from(options, mongo=False)
+    ids = parse_ids(options["ids"], _known_partitions(conn))
     if options["all_"] and not yes:
         confirm_purge_all(options["collection"])
-    conn = Connection.pop_from(options)
     removed = run_tool(conn, _purge, conn, ids, options["all_"], options["collection"])
     click.echo(f"Removed {plural(removed, 'dead letter')}.")
 
@@ -307,13 +348,14 @@ def confirm_purge_all(collection: str | None) -> None:
     """``--all`` throws records away for good: ask on a terminal, demand ``--yes`` elsewhere."""
     what = "every dead letter" + (f" of collection {collection!r}" if collection else "")
     if not _interactive():
-        raise click.UsageError(f"--all deletes {what} for good; add --yes to confirm")
+        raise UsageProblem(f"--all deletes {what} for good; add --yes to confirm")
     click.confirm(f"Delete {what} for good, without re-driving it?", abort=True)
 
 
 async def _purge(conn: Connection, ids: list[LetterId], all_: bool, collection: str | None) -> int:
     async with open_clients(conn) as (redis, _):
         keys = await verified_keys(redis, conn)
+        in_range(ids, keys)
         if all_:
             return await purge_all(redis, keys, collection=collection)
         try:

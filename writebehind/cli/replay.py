@@ -14,11 +14,15 @@ from redis.exceptions import RedisError
 
 from writebehind.cli.common import (
     Connection,
+    RetryNotice,
     connection_options,
     open_clients,
     pop_sink_options,
     sink_options,
+    timeout_option,
 )
+from writebehind.cli.failures import Unavailable, UsageProblem
+from writebehind.cli.tools import verified_keys
 from writebehind.core.errors import (
     BoundError,
     HistoryGapError,
@@ -26,6 +30,8 @@ from writebehind.core.errors import (
     PartitionCountMismatch,
 )
 from writebehind.core.keys import validate_collection_name
+from writebehind.durations import format_seconds
+from writebehind.observability.logs import redact_url
 from writebehind.sink.bulk import MongoSink
 from writebehind.sink.reapply import Outcome
 from writebehind.tools.replay.bounds import ReplayRange, describe, iso, parse_bound
@@ -59,7 +65,11 @@ _VERBS = {
     help="Same forms as SINCE, inclusive. Default: each stream's end when the replay starts.",
 )  # fmt: skip
 @click.option("--collection", default=None, help="Only records of this collection.")
-@click.option("--partition", default=None, type=int, help="Only this partition's stream.")
+@click.option(
+    "--partition", default=None, type=int,
+    help="Only this partition's stream (0 to the deployment's count - 1; the count is "
+    "read from Redis unless --partitions is given).",
+)  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Write nothing; report what would change.")
 @click.option(
     "--batch-size", default=500, show_default=True, type=click.IntRange(1, 10_000),
@@ -74,6 +84,7 @@ _VERBS = {
     "--progress/--no-progress", default=None,
     help="Progress line on stderr. Default: on a terminal, unless --json.",
 )  # fmt: skip
+@timeout_option
 @sink_options
 def replay(**options: Any) -> None:
     """Re-apply the retained change records between SINCE and UNTIL to MongoDB.
@@ -86,18 +97,22 @@ def replay(**options: Any) -> None:
 
     Exit status: 0 done (dry run included); 2 bad arguments; 3 SINCE is older
     than the retained history (nothing written; see --allow-gap); 4 done, but
-    some records were refused and are dead-lettered (now or before); 1 any
-    other error.
+    some records were refused and are dead-lettered (now or before); 5
+    MongoDB kept failing for --timeout (what was applied stays applied; run
+    the same command again); 1 any other error.
     """
     replay_options = _replay_options(options)
+    timeout: float = options.pop("timeout")
     as_json: bool = options.pop("as_json")
     progress: bool | None = options.pop("progress")
     show_progress = progress if progress is not None else (not as_json and sys.stderr.isatty())
     sink_kwargs = pop_sink_options(options)
-    conn = Connection.pop_from(options)
+    conn = Connection.pop_from(options, interactive=True)
+    if replay_options.partition is not None and conn.partitions_given:
+        check_partition(replay_options.partition, conn.partitions)
     line = _ProgressLine(sys.stderr) if show_progress else None
     try:
-        result = anyio.run(_run, conn, sink_kwargs, replay_options, line)
+        result = anyio.run(_run, conn, sink_kwargs, replay_options, line, timeout)
     except HistoryGapError as exc:
         _refuse(exc, replay_options, as_json)
         sys.exit(EXIT_HISTORY_GAP)
@@ -133,13 +148,6 @@ def _replay_options(options: dict[str, Any]) -> ReplayOptions:
         except InvalidCollectionName as exc:
             raise click.BadParameter(str(exc), param_hint="'--collection'") from None
     partition = options.pop("partition")
-    partitions = options["partitions"]
-    if partition is not None and not 0 <= partition < partitions:
-        raise click.BadParameter(
-            f"{partition} is out of range: there are {partitions} partitions "
-            f"(0..{partitions - 1}; set --partitions to the deployment's count)",
-            param_hint="'--partition'",
-        )
     return ReplayOptions(
         bounds,
         collection=collection,
@@ -150,19 +158,41 @@ def _replay_options(options: dict[str, Any]) -> ReplayOptions:
     )
 
 
+def check_partition(partition: int, partitions: int) -> None:
+    """``--partition`` must name one of the deployment's streams."""
+    if not 0 <= partition < partitions:
+        raise UsageProblem(
+            f"--partition: {partition} is out of range: there are {partitions} partitions "
+            f"(0..{partitions - 1})"
+        )
+
+
 async def _run(
     conn: Connection,
     sink_options: dict[str, Any],
     options: ReplayOptions,
     line: _ProgressLine | None,
+    timeout: float,  # noqa: ASYNC109 - a retry budget handed down, not a cancel scope
 ) -> ReplayResult:
     async with open_clients(conn) as (redis, db):
         sink = MongoSink(db, **sink_options)
         try:
-            return await run_replay(redis, sink, conn.keys, options, progress=line)
+            keys = await verified_keys(redis, conn)
+            if options.partition is not None:
+                check_partition(options.partition, keys.partitions)
+            return await run_replay(
+                redis, sink, keys, options, progress=line, retry_for=timeout,
+                on_retry=RetryNotice(conn, line),
+            )  # fmt: skip
         except PartitionCountMismatch as exc:
             raise click.ClickException(str(exc)) from None
-        except (RedisError, PyMongoError, TimeoutError, OSError) as exc:
+        except TimeoutError as exc:
+            raise Unavailable(
+                f"MongoDB ({redact_url(conn.mongo_url)}) kept failing for --timeout "
+                f"{format_seconds(timeout)}: {str(exc).rstrip('.')}. What was applied stays "
+                "applied; running the same command again is safe."
+            ) from None
+        except (RedisError, PyMongoError, OSError) as exc:
             reason = str(exc).rstrip(".")
             raise click.ClickException(
                 f"replay stopped: {type(exc).__name__}: {reason}. What was applied stays "
@@ -198,6 +228,15 @@ class _ProgressLine:
         self.last_drawn = 0.0
         self.latest: tuple[int, int] = (0, 0)
         self.drawn = False
+
+    def note(self, text: str) -> None:
+        """A line of its own (a retry notice) above the progress line."""
+        if self.drawn:
+            self.stream.write("\r\x1b[K")
+        self.stream.write(text + "\n")
+        self.stream.flush()
+        if self.drawn:
+            self._draw(time.monotonic())
 
     def __call__(self, done: int, total: int) -> None:
         self.latest = (done, total)

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from writebehind.cli.common import Connection, connection_options, open_clients
+from writebehind.cli.common import Connection, open_clients, redis_options
 from writebehind.cli.tools import format_duration, render_table, run_tool, verified_keys
 from writebehind.tools.stream_stats import StreamStats, collect
 
@@ -67,7 +67,7 @@ def format_stats(stats: StreamStats) -> str:
 
 
 @click.command()
-@connection_options
+@redis_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (top-level totals too).")
 def stats(**options: Any) -> None:
     """Per partition: stream length, pending, lag, oldest pending age, dead letters.
@@ -75,7 +75,7 @@ def stats(**options: Any) -> None:
     Lag is entries not yet delivered to any worker; pending is delivered but
     not yet acknowledged (in MongoDB). Then the consumers with their idle times.
     """
-    conn = Connection.pop_from(options)
+    conn = Connection.pop_from(options, mongo=False)
     result = run_tool(conn, _collect, conn)
     if options["as_json"]:
         click.echo(json.dumps(result.as_dict(), indent=2))

@@ -12,10 +12,11 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from writebehind.cli.common import Connection
-from writebehind.core.deployment import verify_partition_count
+from writebehind.cli.failures import UsageProblem
 from writebehind.core.errors import ConfigurationError, PartitionCountMismatch, plural
 from writebehind.core.keys import KeySpace
 from writebehind.observability.logs import redact_url
+from writebehind.settings import named
 from writebehind.tools.durations import compact as format_duration
 
 __all__ = [
@@ -36,23 +37,29 @@ def run_tool(conn: Connection, func: Callable[..., Awaitable[T]], *args: Any) ->
     try:
         return anyio.run(func, *args)
     except ConfigurationError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise UsageProblem(str(exc)) from None
     except RedisError as exc:
         raise click.ClickException(f"Redis ({redact_url(conn.redis_url)}): {exc}") from None
-    except (PyMongoError, TimeoutError) as exc:
+    except PyMongoError as exc:
         raise click.ClickException(f"MongoDB ({redact_url(conn.mongo_url)}): {exc}") from None
 
 
 async def verified_keys(redis: Redis, conn: Connection) -> KeySpace:
-    """The deployment's key space; refuses a partition count other than the one in Redis.
+    """The deployment's key space, with the partition count Redis records.
 
-    Read-only: unlike producers and workers, a tool never records a count.
+    Without ``--partitions`` (or its variable) the recorded count is used; a
+    count given that differs from it is refused. Read-only: unlike producers
+    and workers, a tool never records a count.
     """
     keys = conn.keys
-    try:
-        await verify_partition_count(redis, keys)
-    except PartitionCountMismatch as mismatch:
-        raise click.ClickException(f"{mismatch} (--partitions / WRITEBEHIND_PARTITIONS)") from None
+    stored = await redis.hget(keys.meta, "partitions")
+    if stored is None:
+        return keys
+    if not conn.partitions_given:
+        return KeySpace(keys.prefix, int(stored))
+    if int(stored) != keys.partitions:
+        mismatch = PartitionCountMismatch(keys.partitions, int(stored))
+        raise click.ClickException(f"{mismatch} ({named('partitions')})")
     return keys
 
 

@@ -10,30 +10,24 @@ import click
 import structlog
 
 from writebehind.cli.common import (
+    MONGO_CLOSE_TIMEOUT,
     Connection,
+    close_mongo,
     connection_options,
-    env,
-    open_clients,
+    legacy_option,
+    mongo_client,
     pop_settings,
+    redis_client,
     setting_option,
 )
+from writebehind.cli.failures import SERVERS
 from writebehind.core.errors import ConfigurationError
-from writebehind.observability.http import parse_address
 from writebehind.observability.logs import redact_url
-from writebehind.settings import Settings
+from writebehind.settings import MONGO_AND_REDIS_FIELDS, Settings
 from writebehind.worker.runner import Worker
-from writebehind.worker.settings import WorkerSettings
 
-WORKER_FIELDS = (
-    "consumer", "concurrency", "batch_size", "linger_ms", "drain_timeout", "claim_idle_ms",
-    "max_deliveries", "retention", "clean_ttl", "tombstone_grace", "hard_deletes",
-    "write_concern", "metrics_address",
-)  # fmt: skip
-_TYPES: dict[str, Any] = {
-    "concurrency": int, "batch_size": int, "linger_ms": int, "drain_timeout": float,
-    "claim_idle_ms": int, "max_deliveries": int, "retention": float, "clean_ttl": int,
-    "tombstone_grace": float,
-}  # fmt: skip
+WORKER_FIELDS = tuple(name for name in Settings.model_fields if name not in MONGO_AND_REDIS_FIELDS)
+"""Every setting that is not a connection setting is a ``worker`` flag."""
 
 
 def _worker_options(func: Any) -> Any:
@@ -41,37 +35,12 @@ def _worker_options(func: Any) -> Any:
         if name == "hard_deletes":
             func = setting_option(name, "--hard-deletes/--tombstones")(func)
         else:
-            func = setting_option(name, type=_TYPES.get(name, str))(func)
+            func = setting_option(name)(func)
+        if name == "claim_idle":
+            func = legacy_option("claim_idle_ms")(func)
+        if name == "linger":
+            func = legacy_option("linger_ms")(func)
     return func
-
-
-def worker_settings(settings: Settings) -> WorkerSettings:
-    """The worker's settings from the command's; errors name the option."""
-    address = settings.metrics_address
-    metrics = None if not address or address.lower() == "off" else address
-    if metrics is not None:
-        try:
-            parse_address(metrics)
-        except ValueError as exc:
-            raise click.UsageError(f"--metrics-address ({env('METRICS_ADDRESS')}): {exc}") from None
-    values: dict[str, Any] = {
-        name: getattr(settings, name)
-        for name in WORKER_FIELDS
-        if name not in ("consumer", "write_concern", "metrics_address")
-    }
-    if settings.consumer:
-        values["consumer"] = settings.consumer
-    try:
-        return WorkerSettings(
-            prefix=settings.prefix,
-            partitions=settings.partitions,
-            group=settings.group,
-            write_concern_w=settings.w,
-            metrics_address=metrics,
-            **values,
-        )
-    except ConfigurationError as exc:
-        raise click.UsageError(str(exc)) from None
 
 
 @click.command()
@@ -81,25 +50,36 @@ def worker(**options: Any) -> None:
     """Move change records from Redis into MongoDB until SIGTERM (then drain).
 
     Every option can also be set as a WRITEBEHIND_* environment variable or in
-    a .env file; flags win.
+    a .env file; flags win. Durations are seconds, or 250ms, 30s, 5m, 2h, 7d.
+
+    Waits for Redis and MongoDB at start (one log line per attempt; /healthz
+    up, /readyz false meanwhile). Exit status: 0 drained; 1 stopped before the
+    drain finished (second signal or --drain-timeout) or a failure waiting
+    cannot fix; 2 bad configuration.
     """
-    settings = pop_settings(options, *WORKER_FIELDS)
+    settings = pop_settings(options)
     conn = Connection.from_settings(settings)
-    forced = anyio.run(_run_worker, conn, worker_settings(settings))
+    forced = anyio.run(_run_worker, conn, settings)
     sys.exit(1 if forced else 0)
 
 
-async def _run_worker(conn: Connection, settings: WorkerSettings) -> bool:
+async def _run_worker(conn: Connection, settings: Settings) -> bool:
+    SERVERS.update(redis=redact_url(conn.redis_url), mongodb=redact_url(conn.mongo_url))
     structlog.get_logger("writebehind.worker").info(
-        "connecting",
-        redis=redact_url(conn.redis_url),
-        mongo=redact_url(conn.mongo_url),
-        database=conn.database,
+        "connecting", redis=SERVERS["redis"], mongo=SERVERS["mongodb"], database=conn.database
     )
-    async with open_clients(conn, max_connections=settings.partitions + 16) as (redis, db):
-        runner = Worker(redis, db, settings)
-        try:
-            await runner.run(handle_signals=True)
-        except ConfigurationError as exc:
-            raise click.ClickException(str(exc)) from None
-        return runner.forced
+    redis = redis_client(conn, max_connections=settings.partitions + 16)
+    mongo = mongo_client(conn)
+    runner = Worker(redis, mongo[conn.database], settings)
+    try:
+        await runner.run(handle_signals=True)
+    except ConfigurationError as exc:
+        # Found on the servers (or the host): status 1, as every failure after connecting.
+        raise click.ClickException(str(exc)) from None
+    finally:
+        await redis.aclose()
+        # After a drain that ran out of time (MongoDB down or frozen) the exit is due
+        # now: --drain-timeout is the bound, so closing MongoDB gets no time of its own.
+        cut_short = runner.forced or runner.drain_expired
+        await close_mongo(mongo, conn, 0.0 if cut_short else MONGO_CLOSE_TIMEOUT)
+    return runner.forced

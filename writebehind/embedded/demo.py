@@ -4,6 +4,10 @@ Producers write a skewed (Zipfian) workload through the SDK while a pool of
 worker processes drains it; part-way one worker is killed with SIGKILL and
 MongoDB is stopped for a few seconds. Then everything drains, and MongoDB
 must hold exactly the newest acknowledged version of every document.
+
+Against servers of your own (``WRITEBEHIND_REDIS_URL`` / ``WRITEBEHIND_MONGO_URL``)
+it uses a key prefix and a database of its own for the run, removes both at the
+end (unless ``--keep``), and does not stop a MongoDB it did not start.
 """
 
 from __future__ import annotations
@@ -32,12 +36,12 @@ from writebehind.core.errors import BacklogFull
 from writebehind.core.keys import KeySpace
 from writebehind.core.redis_client import connect
 from writebehind.core.version import Version
+from writebehind.embedded.demo_cleanup import Events, leave_servers
 from writebehind.embedded.servers import RedisServer, SecantusServer, free_port
 from writebehind.observability.logs import redact_url
 from writebehind.sdk.client import DEFAULT_GROUP, WriteBehind
 from writebehind.tools.stream_stats import collect
 
-PREFIX = "demo"
 PARTITIONS = 8
 
 
@@ -67,7 +71,15 @@ class Servers:
     redis_url: str
     mongo_url: str
     mongo: SecantusServer | None
+    """The MongoDB the demo started (None: the user's, from WRITEBEHIND_MONGO_URL)."""
     stack: contextlib.ExitStack
+    users_redis: bool = False
+    """True when the Redis is the user's (WRITEBEHIND_REDIS_URL)."""
+
+    @property
+    def users(self) -> bool:
+        """Any server of the user's, where the run must clean up after itself."""
+        return self.users_redis or self.mongo is None
 
 
 def start_servers(workdir: Path) -> Servers:
@@ -87,7 +99,13 @@ def start_servers(workdir: Path) -> Servers:
         stack.callback(mongo.close)
         mongo.start()
         mongo_url = mongo.url
-    return Servers(redis_url, mongo_url, mongo, stack)
+    return Servers(
+        redis_url,
+        mongo_url,
+        mongo,
+        stack,
+        users_redis=bool(os.environ.get("WRITEBEHIND_REDIS_URL")),
+    )
 
 
 def _dir(root: Path, name: str) -> Path:
@@ -99,9 +117,10 @@ def _dir(root: Path, name: str) -> Path:
 class WorkerPool:
     """Worker processes running ``writebehind worker``; each logs to its own file."""
 
-    def __init__(self, servers: Servers, database: str, workdir: Path) -> None:
+    def __init__(self, servers: Servers, database: str, workdir: Path, prefix: str) -> None:
         self.servers = servers
         self.database = database
+        self.prefix = prefix
         self.workdir = workdir
         self.procs: list[subprocess.Popen[bytes]] = []
         self.ports: list[int] = []
@@ -119,9 +138,9 @@ class WorkerPool:
                 "--redis-url", self.servers.redis_url,
                 "--mongo-url", self.servers.mongo_url,
                 "--database", self.database,
-                "--prefix", PREFIX, "--partitions", str(PARTITIONS),
+                "--prefix", self.prefix, "--partitions", str(PARTITIONS),
                 "--consumer", f"demo-worker-{n}",
-                "--claim-idle-ms", "2000", "--drain-timeout", "10",
+                "--claim-idle", "2s", "--drain-timeout", "10s",
                 "--metrics-address", f"127.0.0.1:{port}",
                 "--log-format", "json",
             ],
@@ -182,9 +201,9 @@ async def scrape(port: int, names: tuple[str, ...]) -> dict[str, float]:
     return values
 
 
-async def backlog(redis: Redis) -> int:
+async def backlog(redis: Redis, prefix: str) -> int:
     """Records not yet persisted: pending plus undelivered, over every partition."""
-    stats = await collect(redis, KeySpace(PREFIX, PARTITIONS), DEFAULT_GROUP)
+    stats = await collect(redis, KeySpace(prefix, PARTITIONS), DEFAULT_GROUP)
     return stats.pending + stats.lag
 
 
@@ -212,26 +231,41 @@ async def write_one(users: Any, ledger: Ledger, rng: random.Random, doc_id: int)
 
 
 async def run_demo(
-    duration: float, producers: int, documents: int, workers: int, seed: int, live: bool
+    duration: float,
+    producers: int,
+    documents: int,
+    workers: int,
+    seed: int,
+    live: bool,
+    keep: bool = False,
 ) -> bool:
     workdir = Path(tempfile.mkdtemp(prefix="writebehind-demo-"))
     servers = start_servers(workdir)
-    database = f"demo_{int(time.time())}"
-    pool = WorkerPool(servers, database, workdir)
+    run = f"demo_{int(time.time())}_{os.getpid()}"
+    database, prefix = run, run.replace("_", "-")
+    pool = WorkerPool(servers, database, workdir, prefix)
     say = click.echo
-    say(f"redis   {redact_url(servers.redis_url)}")
+    say(f"redis   {redact_url(servers.redis_url)}  key prefix {prefix}")
     say(f"mongodb {redact_url(servers.mongo_url)}  database {database}")
-    say(f"logs    {workdir}")
+    say(f"logs    {workdir} (kept only if verification fails)")
+    if servers.mongo is None:
+        say(
+            "skipped: stopping MongoDB part-way (WRITEBEHIND_MONGO_URL is set: the demo "
+            "does not stop a server it did not start)"
+        )
     ledger = Ledger()
     rng = random.Random(seed)
     mongo_client: AsyncMongoClient[Any] = AsyncMongoClient(
         servers.mongo_url, uuidRepresentation="standard"
     )
     redis = connect(servers.redis_url)
-    events: list[str] = []
+    events = Events()
+    done = False
+    codes: list[int | None] = []
+    mismatches: list[str] = []
     try:
         async with WriteBehind(
-            redis=redis, mongo=mongo_client[database], prefix=PREFIX, partitions=PARTITIONS,
+            redis=redis, mongo=mongo_client[database], prefix=prefix, partitions=PARTITIONS,
             backlog_wait=5.0,
         ) as wb:  # fmt: skip
             for _ in range(workers):
@@ -262,11 +296,13 @@ async def run_demo(
                     await anyio.sleep(min(4.0, duration * 0.2))
                     servers.mongo.start()
                     events.append("restarted MongoDB")
+                else:
+                    events.append("skipped stopping MongoDB (yours, not the demo's)")
 
             async def view() -> None:
                 started = anyio.current_time()
                 while True:
-                    lag = await backlog(redis)
+                    lag = await backlog(redis, prefix)
                     c = await pool.counters()
                     line = (
                         f"t={anyio.current_time() - started:5.1f}s  "
@@ -275,8 +311,8 @@ async def run_demo(
                         f"lag={lag:5d}  "
                         f"coalesced={c['writebehind_records_coalesced_total']:6.0f}  "
                         f"retried={c['writebehind_records_retried_total']:5.0f}  "
-                        f"workers={pool.alive()}  {events[-1] if events else ''}"
-                    )
+                        f"workers={pool.alive()}  {events.new()}"
+                    ).rstrip()
                     if live:
                         click.echo("\r" + line.ljust(130), nl=False)
                     else:
@@ -291,22 +327,31 @@ async def run_demo(
                     load.start_soon(chaos)
                 events.append("producers done; draining")
                 with anyio.fail_after(120):
-                    while await backlog(redis) > 0:  # noqa: ASYNC110 - polling another process
+                    while await backlog(redis, prefix) > 0:  # noqa: ASYNC110 - another process
                         await anyio.sleep(0.2)
                 tg.cancel_scope.cancel()
             if live:
                 click.echo()
             codes = pool.stop_all()
             mismatches = await verify(mongo_client[database]["accounts"], ledger)
+            done = not mismatches
     finally:
         for proc in pool.procs:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+        if servers.users:
+            await leave_servers(
+                redis if servers.users_redis else None,
+                mongo_client if servers.mongo is None else None,
+                prefix,
+                database,
+                keep=keep or not done,
+            )
         await redis.aclose()
         await mongo_client.close()
         servers.stack.close()
-    for event in events:
+    for event in events.all:
         say(f"  - {event}")
     say(f"documents written     {len(ledger.newest)}")
     say(f"writes acknowledged   {ledger.acknowledged}")
@@ -320,6 +365,7 @@ async def run_demo(
         return False
     say("verified: MongoDB holds exactly the newest acknowledged version of every document")
     shutil.rmtree(workdir, ignore_errors=True)
+    say(f"removed the logs in {workdir}")
     return True
 
 
@@ -347,11 +393,20 @@ async def verify(collection: Any, ledger: Ledger) -> list[str]:
 @click.option("--documents", default=500, show_default=True)
 @click.option("--workers", default=2, show_default=True)
 @click.option("--seed", default=7, show_default=True)
-def demo(duration: float, producers: int, documents: int, workers: int, seed: int) -> None:
+@click.option(
+    "--keep", is_flag=True,
+    help="On servers of your own: keep the run's keys and database for a look.",
+)  # fmt: skip
+def demo(
+    duration: float, producers: int, documents: int, workers: int, seed: int, keep: bool
+) -> None:
     """Run the whole system on embedded servers, crash parts of it, and verify the result.
 
     Uses WRITEBEHIND_REDIS_URL / WRITEBEHIND_MONGO_URL when set, else starts a
-    private redis-server and SecantusDB in a temp dir.
+    private redis-server and SecantusDB in a temp dir. On servers of your own it
+    writes under a key prefix and a database of its own (demo-<time>-<pid>),
+    removes both at the end unless --keep, and skips stopping MongoDB.
     """
-    ok = anyio.run(run_demo, duration, producers, documents, workers, seed, sys.stdout.isatty())
+    live = sys.stdout.isatty()
+    ok = anyio.run(run_demo, duration, producers, documents, workers, seed, live, keep)
     sys.exit(0 if ok else 1)

@@ -99,3 +99,20 @@ class WorkerMetrics:
             labels,
             registry=self.registry,
         )
+        self.started = Gauge(
+            "writebehind_worker_start_time_seconds",
+            "Unix time this worker finished its start-up checks (0 while it waits for its "
+            "servers); a change means a restart.",
+            registry=self.registry,
+        )
+        self.last_write_age = Gauge(
+            "writebehind_last_successful_write_age_seconds",
+            "Seconds since a bulk_write last reached MongoDB (since start if none did yet); "
+            "grows while idle too, so alert on it together with pending entries.",
+            registry=self.registry,
+        )
+        self.outage = Gauge(
+            "writebehind_mongodb_outage_seconds",
+            "Seconds MongoDB writes have been failing and retried; 0 when they succeed.",
+            registry=self.registry,
+        )

@@ -97,7 +97,14 @@ class MongoSink:
         """
         if not pendings:
             return []
-        await self.ensure_tombstone_index(name)
+        try:
+            await self.ensure_tombstone_index(name)
+        except Exception as exc:
+            # MongoDB down before the bulk_write: the same transient failure, to retry.
+            info = classify_exception(exc)
+            if info.kind is not Failure.TRANSIENT:
+                raise
+            return [info] * len(pendings)
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         models = [
             guarded_write(

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import enum
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import structlog
 
 from writebehind.core.backoff import retry
@@ -104,6 +105,9 @@ class Reapplier:
         self.sink = sink
         self.dry_run = dry_run
         self.retry_for = retry_for
+        self.on_retry: Callable[[str, int, float], None] | None = None
+        """Called before each retry with (error, records waiting, seconds failing so far);
+        replaces the ``reapply_retry`` log line (the CLI shows a progress line instead)."""
 
     async def apply(self, pendings: Sequence[Pending]) -> list[Result]:
         """One ``Result`` per record: each document's newest is written, older ones coalesced.
@@ -174,16 +178,22 @@ class Reapplier:
             raise _Transient(transient[0])
         return results
 
-    async def _with_retries(self, fn: Any, *args: Any) -> Any:
-        def logged(exc: BaseException, delay: float) -> None:
-            log.warning("reapply_retry", error=str(exc)[:300], delay=round(delay, 3))
+    async def _with_retries(self, fn: Any, name: str, items: Sequence[Pending]) -> Any:
+        started = anyio.current_time()
+
+        def report(exc: BaseException, delay: float) -> None:
+            error = exc.info.message if isinstance(exc, _Transient) else str(exc)
+            if self.on_retry is not None:
+                self.on_retry(error, len(items), anyio.current_time() - started)
+            else:
+                log.warning("reapply_retry", error=error[:300], delay=round(delay, 3))
 
         try:
             return await retry(
-                lambda: fn(*args),
+                lambda: fn(name, items),
                 transient=_worth_retrying,
                 give_up_after=self.retry_for,
-                on_retry=logged,
+                on_retry=report,
             )
         except _Transient as exc:
             raise RetriesExhausted(

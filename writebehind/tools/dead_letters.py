@@ -25,7 +25,7 @@ import os
 import socket
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -293,6 +293,7 @@ class Redriver:
         retry_for: float = 300.0,
         sink: MongoSink | None = None,
         consumer: str | None = None,
+        on_retry: Callable[[str, int, float], None] | None = None,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -300,6 +301,7 @@ class Redriver:
         self.reapplier = Reapplier(
             sink or MongoSink(database), dry_run=dry_run, retry_for=retry_for
         )
+        self.reapplier.on_retry = on_retry
         self.consumer = consumer or redrive_consumer_name()
         self.report = RedriveReport(dry_run)
         self._replace = redis.register_script(REPLACE_LETTER)
@@ -397,6 +399,8 @@ async def redrive_ids(
 ) -> RedriveReport:
     """Re-drive these letters; ``options`` are ``Redriver``'s (``dry_run``, ``retry_for``, ...).
 
+    ``options`` are ``Redriver``'s (``dry_run``, ``retry_for``, ``sink``, ``consumer``,
+    ``on_retry``).
     Raises:
         UnknownLetters: some do not exist; nothing was re-driven.
         RetriesExhausted, redis.exceptions.RedisError, pymongo.errors.PyMongoError:

@@ -51,6 +51,17 @@ class Diagnosis:
         }
 
 
+def _reason(where: str, exc: BaseException, limit: float) -> str:
+    """``<server>: <why>``; a timeout says how long it waited (its message is empty)."""
+    if isinstance(exc, TimeoutError) and not str(exc):
+        why = f"no answer within {limit:g} s (TimeoutError)"
+    else:
+        # PyMongo's server selection message ends in a topology dump: keep the cause.
+        text = " ".join(str(exc).split()).split(", Timeout:")[0]
+        why = f"{type(exc).__name__}: {text[:300]}"
+    return f"{where}: {why}" if where else why
+
+
 async def _timed(call: Any, limit: float) -> Any:
     # asyncio.wait_for, not an anyio scope: PyMongo needs a one-shot cancel.
     return await asyncio.wait_for(call, timeout=limit)
@@ -63,26 +74,30 @@ async def diagnose(
     group: str,
     write_concern: WriteConcern,
     limit: float = 5.0,
+    *,
+    servers: dict[str, str] | None = None,
 ) -> Diagnosis:
-    """Findings about Redis, the streams and MongoDB; each call waits ``limit`` seconds at most.
+    """Check both servers; ``servers`` names them in failures (redacted URLs, by
+    ``"redis"`` and ``"mongodb"``); ``limit`` is in seconds per call.
 
     A server that does not answer is a ``FAIL`` finding, not an exception;
     ``redis.exceptions.RedisError`` may still come from the stream checks.
     """
     result = Diagnosis()
-    if await _check_redis(result, redis, keys, group, limit):
+    names = servers or {}
+    if await _check_redis(result, redis, keys, group, limit, names.get("redis", "")):
         await _check_streams(result, redis, keys, group)
-    await _check_mongo(result, database, write_concern, limit)
+    await _check_mongo(result, database, write_concern, limit, names.get("mongodb", ""))
     return result
 
 
 async def _check_redis(
-    result: Diagnosis, redis: Redis, keys: KeySpace, group: str, limit: float
+    result: Diagnosis, redis: Redis, keys: KeySpace, group: str, limit: float, where: str = ""
 ) -> bool:
     try:
         await _timed(redis.ping(), limit)
     except Exception as exc:
-        result.add("redis reachable", Level.FAIL, f"{type(exc).__name__}: {exc}")
+        result.add("redis reachable", Level.FAIL, _reason(where, exc, limit))
         return False
     result.add("redis reachable", Level.OK, "PING answered")
     report = await inspect_redis(redis, strict=False)
@@ -158,12 +173,12 @@ async def _check_other_groups(result: Diagnosis, redis: Redis, keys: KeySpace, g
 
 
 async def _check_mongo(
-    result: Diagnosis, database: Any, write_concern: WriteConcern, limit: float
+    result: Diagnosis, database: Any, write_concern: WriteConcern, limit: float, where: str = ""
 ) -> None:
     try:
         await _timed(database.command("ping"), limit)
     except Exception as exc:
-        result.add("mongodb reachable", Level.FAIL, f"{type(exc).__name__}: {exc}")
+        result.add("mongodb reachable", Level.FAIL, _reason(where, exc, limit))
         return
     result.add("mongodb reachable", Level.OK, "ping answered")
     probe = database.get_collection("writebehind_check", write_concern=write_concern)
@@ -174,7 +189,7 @@ async def _check_mongo(
         result.add(
             "mongodb write concern",
             Level.FAIL,
-            f"a write with {write_concern.document} failed: {type(exc).__name__}: {exc}",
+            f"a write with {write_concern.document} failed: {_reason(where, exc, limit)}",
         )
         return
     result.add("mongodb write concern", Level.OK, f"{write_concern.document} acknowledged")

@@ -60,6 +60,9 @@ class BatchProcessor:
             if recorded is not None:
                 self.codec = self.sink.codec_options = recorded
         return self.codec or DEFAULT_CODEC_OPTIONS
+        self.on_attempt: Callable[[int, ErrorInfo | None, int], None] = lambda p, e, n: None
+        """Called after every write attempt with (partition, the transient error or None
+        when MongoDB answered, records left to retry): the worker's outage reports."""
 
     async def process(
         self, partition: int, entries: Sequence[Entry], deliveries: dict[bytes, int] | None = None
@@ -130,6 +133,7 @@ class BatchProcessor:
                 for poison, error in settled.refused
             ]
             retry, transient = settled.retry, settled.transient
+            self.on_attempt(partition, transient, len(retry))
             await self._finish(partition, persisted, dead)
             outstanding = in_flight[0] = retry
             if transient is None:
@@ -137,7 +141,7 @@ class BatchProcessor:
                 continue
             self.stats.retried += len(retry)
             delay = backoff.next_delay()
-            log.warning(
+            log.debug(
                 "mongodb_write_retry",
                 partition=partition,
                 records=len(retry),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import signal
+import time
 from typing import Any
 
 import anyio
@@ -15,16 +16,21 @@ from redis.asyncio import Redis
 
 from writebehind.core.backoff import Backoff
 from writebehind.core.deployment import record_partition_count
+from writebehind.core.errors import ConfigurationError
 from writebehind.core.redis_checks import inspect_redis
 from writebehind.core.redis_client import socket_timeout, verify_read_timeout
 from writebehind.core.replies import REDIS_TRANSIENT
 from writebehind.observability.gauges import refresh_partition_gauges
 from writebehind.observability.http import HealthEndpoints, serve
 from writebehind.observability.metrics import WorkerMetrics
+from writebehind.settings import named
 from writebehind.sink.bulk import MongoSink
+from writebehind.sink.classify import ErrorInfo
 from writebehind.worker.counters import WorkerCounters
+from writebehind.worker.outage import Kind, OutageTracker
 from writebehind.worker.processor import BatchProcessor
 from writebehind.worker.settings import WorkerSettings
+from writebehind.worker.startup import check_write_concern, unavailable_server
 from writebehind.worker.stream import Entry, PartitionStreams
 
 log = structlog.get_logger("writebehind.worker")
@@ -58,6 +64,13 @@ class Worker:
             self.streams, self.sink, self.settings, self.stats, self.keys
         )
         self.processor.on_progress = self._beat
+        self.processor.on_attempt = self._on_write_attempt
+        self.outage = OutageTracker(self.settings.outage_report_interval)
+        self._created = time.monotonic()
+        self.metrics.last_write_age.set_function(self._last_write_age)
+        self.metrics.outage.set_function(lambda: self.outage.failing_for(time.monotonic()))
+        self.waiting_for: str | None = None
+        """While start-up waits: which server, and why (``/readyz`` says it)."""
         self.database = database
         self._beats: dict[int, float] = {}
         self.metrics_port: int | None = None
@@ -67,6 +80,8 @@ class Worker:
         self._slots = anyio.Semaphore(self.settings.concurrency)
         self._cancel: anyio.CancelScope | None = None
         self.forced = False
+        self.drain_expired = False
+        """True once ``drain_timeout`` passed with batches still in flight (they stay pending)."""
         self.log = log.bind(consumer=self.settings.consumer)
 
     @property
@@ -86,12 +101,10 @@ class Worker:
             self._cancel.cancel()
 
     async def startup_checks(self) -> None:
-        """Refuse a Redis or a deployment the worker cannot run on safely; create the groups.
+        """Everything the worker checks before it reads: Redis, MongoDB, the deployment.
 
-        Raises:
-            ConfigurationError: a socket timeout its blocking reads would hit,
-                ``UnsafeEvictionPolicy``, or ``PartitionCountMismatch``.
-            redis.exceptions.RedisError: Redis failed.
+        Raises ``ConfigurationError`` for what waiting cannot fix, and the drivers'
+        errors for a server that does not answer (``wait_for_servers`` retries those).
         """
         verify_read_timeout(self.redis, self.settings.read_block_ms)
         if socket_timeout(self.redis) is None:
@@ -103,12 +116,46 @@ class Worker:
         await record_partition_count(self.redis, self.keys)
         for partition in range(self.keys.partitions):
             await self.streams.ensure_group(partition)
+        await check_write_concern(self.database, self.sink.write_concern)
+
+    async def wait_for_servers(self) -> bool:
+        """``startup_checks`` until they pass, waiting out servers that do not answer yet.
+
+        One log line per attempt, capped exponential backoff. Returns False if a
+        stop was requested meanwhile. Raises what waiting cannot fix.
+        """
+        backoff = Backoff(self.settings.backoff_base, max(self.settings.backoff_cap, 1.0))
+        attempt = 0
+        while not self._stopping.is_set():
+            attempt += 1
+            try:
+                await self.startup_checks()
+                self.waiting_for = None
+                return True
+            except Exception as exc:
+                server = unavailable_server(exc)
+                if server is None:
+                    raise
+                error = f"{type(exc).__name__}: {exc}"
+            delay = backoff.next_delay()
+            self.waiting_for = f"waiting for {server}: {error}"[:300]
+            self.log.warning(
+                f"waiting_for_{server}",
+                attempt=attempt,
+                error=error[:300],
+                retry_in=round(delay, 2),
+            )
+            with anyio.move_on_after(delay):
+                await self._stopping.wait()
+        return False
 
     async def run(self, *, handle_signals: bool = False) -> None:
-        """Run until ``request_stop()`` (or SIGTERM/SIGINT with ``handle_signals``), then drain.
+        """Serve ``/healthz``, wait for the servers, then consume until stopped and drained.
 
-        Outages after start are waited out, never raised. Raises what
-        ``startup_checks`` raises, before any record is read.
+        Raises ``ConfigurationError`` for what waiting cannot fix (the metrics port
+        taken, an ``allkeys-*`` eviction policy, another partition count, a write
+        concern MongoDB refuses), and the drivers' errors that are not outages
+        (such as a wrong password).
         """
         startup_error: Exception | None = None
         with anyio.CancelScope() as scope:
@@ -117,11 +164,13 @@ class Worker:
                 if handle_signals:
                     # Before the checks: a signal during start-up is a clean stop too.
                     tg.start_soon(self._watch_signals, tg.cancel_scope)
+                ready = False
                 try:
-                    await self.startup_checks()
+                    await self._serve_http(tg)
+                    ready = await self.wait_for_servers()
                 except Exception as exc:  # re-raised bare below, not in an ExceptionGroup
                     startup_error = exc
-                if startup_error is not None or self._stopping.is_set():
+                if not ready:
                     tg.cancel_scope.cancel()
                 else:
                     await self._serve(tg)
@@ -146,7 +195,9 @@ class Worker:
         return True, "ok"
 
     async def ready(self) -> tuple[bool, str]:
-        """Readiness: Redis and MongoDB both answer within two seconds."""
+        """Readiness: started, and Redis and MongoDB both answer within two seconds."""
+        if not self._started.is_set():
+            return False, self.waiting_for or "starting"
         problems = []
         try:
             await asyncio.wait_for(self.redis.ping(), timeout=2.0)
@@ -159,10 +210,55 @@ class Worker:
             problems.append(f"mongodb: {type(exc).__name__}")
         return (False, "; ".join(problems)) if problems else (True, "ok")
 
+    async def _serve_http(self, tg: TaskGroup) -> None:
+        """/metrics, /healthz and /readyz, from before the servers answer."""
+        address = self.settings.metrics_address
+        if not address:
+            return
+        endpoints = HealthEndpoints(self.metrics.registry, self.healthy, self.ready)
+        try:
+            self.metrics_port = await tg.start(serve, address, endpoints)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"{named('metrics_address')}: cannot listen on {address}: "
+                f"{exc.strerror or exc} (another worker on this host? give each its own "
+                "port, or 'off')"
+            ) from None
+
+    def _on_write_attempt(self, partition: int, error: ErrorInfo | None, waiting: int) -> None:
+        now = time.monotonic()
+        if error is None:
+            notice = self.outage.succeeded(now, partition)
+        else:
+            notice = self.outage.failed(now, partition, error.message[:300], waiting)
+        if notice is None:
+            return
+        log_at = self.log.info if notice.kind is Kind.ENDED else self.log.warning
+        log_at(
+            notice.kind.value,
+            mongo=self.mongo_address,
+            error=notice.error,
+            code=error.code if error is not None else None,
+            records_waiting=notice.waiting,
+            failing_for=round(notice.failing_for, 1),
+            attempts=notice.attempts,
+        )
+
+    def _last_write_age(self) -> float:
+        since = self.outage.last_success
+        return max(0.0, time.monotonic() - (self._created if since is None else since))
+
+    @property
+    def mongo_address(self) -> str:
+        """The MongoDB servers this worker writes to (host:port, never credentials)."""
+        try:
+            servers = self.database.client.topology_description.server_descriptions()
+            return ",".join(f"{host}:{port}" for host, port in servers) or "?"
+        except Exception:  # a Motor or test double without a topology: not worth failing for
+            return "?"
+
     async def _serve(self, tg: TaskGroup) -> None:
-        if self.settings.metrics_address:
-            endpoints = HealthEndpoints(self.metrics.registry, self.healthy, self.ready)
-            self.metrics_port = await tg.start(serve, self.settings.metrics_address, endpoints)
+        self.metrics.started.set_to_current_time()
         tg.start_soon(self._refresh_gauges)
         self.log.info(
             "worker_started",
@@ -200,6 +296,7 @@ class Worker:
     async def _drain_deadline(self, scope: anyio.CancelScope) -> None:
         await self._stopping.wait()
         await anyio.sleep(self.settings.drain_timeout)
+        self.drain_expired = True
         self.log.warning("drain_timeout_reached", timeout=self.settings.drain_timeout)
         scope.cancel()
 

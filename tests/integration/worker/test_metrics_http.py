@@ -7,31 +7,12 @@ from typing import Any
 import anyio
 import pytest
 
+from tests.support.http import http_get, sample
 from tests.support.invalidator import sdk_and_invalidator_metrics
 from tests.support.waiting import wait_until
 from writebehind import WriteBehind
 
 pytestmark = pytest.mark.anyio
-
-
-async def http_get(port: int, path: str) -> tuple[int, str]:
-    async with await anyio.connect_tcp("127.0.0.1", port) as stream:
-        await stream.send(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-        data = b""
-        while True:
-            try:
-                data += await stream.receive()
-            except anyio.EndOfStream:
-                break
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body.decode()
-
-
-def sample(metrics: str, name: str) -> float:
-    for line in metrics.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"{name} not in /metrics")
 
 
 async def test_metrics_count_what_the_worker_did(wb: WriteBehind, start_worker: Any) -> None:

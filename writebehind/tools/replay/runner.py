@@ -390,6 +390,7 @@ async def replay(
     *,
     progress: ProgressCallback | None = None,
     retry_for: float = 300.0,
+    on_retry: Callable[[str, int, float], None] | None = None,
 ) -> ReplayResult:
     """Replay the retained records in ``options.range`` into MongoDB.
 
@@ -398,9 +399,12 @@ async def replay(
             ``options.allow_gap`` is off; nothing was replayed.
         PartitionCountMismatch: ``keys`` has another partition count than Redis records.
         InvalidInput: ``options.partition`` is out of range.
-        RetriesExhausted: MongoDB kept failing transiently for ``retry_for`` seconds.
+        RetriesExhausted: MongoDB kept failing transiently for ``retry_for`` seconds
+            (a ``TimeoutError``; ``on_retry`` is told of each retry: error, records
+            waiting, seconds failing).
         redis.exceptions.RedisError, pymongo.errors.PyMongoError: the servers failed
             otherwise; what was applied stays applied, and running again is safe.
     """
     replayer = Replayer(redis, sink, keys, options, progress=progress, retry_for=retry_for)
+    replayer.reapplier.on_retry = on_retry
     return await replayer.run()
