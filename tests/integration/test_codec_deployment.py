@@ -17,7 +17,7 @@ from pymongo import AsyncMongoClient
 from pymongo.write_concern import WriteConcern
 from redis.asyncio import Redis
 
-from tests.conftest import TEST_PARTITIONS, TEST_PREFIX
+from tests.support.config import TEST_PARTITIONS, TEST_PREFIX
 from tests.support.redis_state import snapshot
 from writebehind import WriteBehind
 from writebehind import errors as e

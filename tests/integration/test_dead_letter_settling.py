@@ -14,7 +14,7 @@ import anyio
 import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import TEST_PARTITIONS, TEST_PREFIX
+from tests.support.config import TEST_PARTITIONS, TEST_PREFIX
 from tests.support.streams import cache_key, dead_letters
 from writebehind import WriteBehind
 from writebehind import errors as e

@@ -22,7 +22,7 @@ import pytest
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
-from tests.conftest import fast_settings
+from tests.support.config import fast_settings
 from tests.support.servers import RedisServer
 from writebehind.worker.runner import Worker
 

@@ -9,8 +9,8 @@ import bson
 import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import TEST_PARTITIONS, TEST_PREFIX
 from tests.support.cli import one_error_line, run_cli
+from tests.support.config import TEST_PARTITIONS, TEST_PREFIX
 from tests.support.servers import RedisServer, free_port
 from writebehind.core.keys import KeySpace
 

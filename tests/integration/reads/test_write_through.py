@@ -8,7 +8,7 @@ import pytest
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
-from tests.conftest import TEST_PARTITIONS, TEST_PREFIX
+from tests.support.config import TEST_PARTITIONS, TEST_PREFIX
 from tests.support.servers import RedisServer
 from tests.support.streams import create_groups, fail_point, running_worker, stored_version
 from writebehind import WriteBehind

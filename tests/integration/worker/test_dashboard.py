@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import TEST_PARTITIONS, TEST_PREFIX
+from tests.support.config import TEST_PARTITIONS, TEST_PREFIX
 from tests.support.http import http_get
 from tests.support.promql import evaluate, metric_names, scalar, scrape
 from tests.support.streams import GROUP, create_groups, ghost_read
@@ -19,7 +19,7 @@ from tests.support.waiting import wait_until
 from writebehind.core.keys import KeySpace
 from writebehind.observability.metrics import WorkerMetrics
 from writebehind.tools.stream_stats import collect
-from writebehind.worker.counters import WorkerStats
+from writebehind.worker.counters import WorkerCounters
 
 pytestmark = pytest.mark.anyio
 
@@ -79,7 +79,7 @@ def test_every_metric_the_dashboard_reads_is_exported() -> None:
 
     import writebehind.sdk.metrics  # noqa: F401 - registers the SDK's counters
 
-    exported = generate_latest(WorkerMetrics(WorkerStats()).registry).decode()
+    exported = generate_latest(WorkerMetrics(WorkerCounters()).registry).decode()
     exported += generate_latest(REGISTRY).decode()
     names = {line.split()[2] for line in exported.splitlines() if line.startswith("# TYPE")}
     for title, expressions in panels().items():

@@ -10,7 +10,7 @@ import pytest
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
-from tests.conftest import TEST_PARTITIONS, TEST_PREFIX
+from tests.support.config import TEST_PARTITIONS, TEST_PREFIX
 from tests.support.http import http_get, sample
 from tests.support.processes import WorkerProcess
 from tests.support.servers import RedisServer, SecantusServer
