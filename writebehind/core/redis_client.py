@@ -86,6 +86,14 @@ def pool_exhausted(exc: BaseException) -> bool:
     return isinstance(exc, RedisConnectionError) and str(exc) == "No connection available."
 
 
+def exhausted() -> ConnectionPoolExhausted:
+    """The typed error for a call that found no free connection in time."""
+    return ConnectionPoolExhausted(
+        "no Redis connection became free in time; nothing was sent. Raise the pool's "
+        "max_connections or timeout (URL query options), or send fewer calls at once"
+    )
+
+
 @contextmanager
 def typed_pool_errors() -> Iterator[None]:
     """Turn redis-py's pool-exhaustion errors into ``ConnectionPoolExhausted``."""
@@ -93,11 +101,17 @@ def typed_pool_errors() -> Iterator[None]:
         yield
     except RedisConnectionError as exc:
         if pool_exhausted(exc):
-            raise ConnectionPoolExhausted(
-                "no Redis connection became free in time; nothing was sent. Raise the pool's "
-                "max_connections or timeout (URL query options), or send fewer calls at once"
-            ) from exc
+            raise exhausted() from exc
         raise
+
+
+def pool_limits(redis: Redis) -> tuple[int, float]:
+    """The client's pool: how many connections at most, and how long (seconds) a call
+    may wait for a free one (0 for redis-py's default pool, which fails at once)."""
+    pool = redis.connection_pool
+    size = int(getattr(pool, "max_connections", 0) or 2**31)
+    wait = getattr(pool, "timeout", None) if isinstance(pool, BlockingConnectionPool) else 0.0
+    return size, float(wait) if wait is not None else float("inf")
 
 
 def socket_timeout(redis: Redis) -> float | None:

@@ -16,7 +16,12 @@ from writebehind.core.codec import DEFAULT_CODEC_OPTIONS, encoding_options
 from writebehind.core.deployment import check_codec, record_partition_count
 from writebehind.core.errors import ClientClosed, ConfigurationError
 from writebehind.core.keys import KeySpace, validate_collection_name
-from writebehind.core.redis_client import connect, socket_timeout, typed_pool_errors
+from writebehind.core.redis_client import (
+    connect,
+    pool_limits,
+    socket_timeout,
+    typed_pool_errors,
+)
 from writebehind.core.scripts import Scripts
 from writebehind.core.shielded import ShieldedCalls
 from writebehind.sdk.collection import Collection
@@ -130,6 +135,7 @@ class WriteBehind:
             CircuitBreaker(self.reads.breaker_failures, self.reads.breaker_cooldown),
             prefix,
             self._calls,
+            *pool_limits(self.redis),
         )
 
     async def redis_call(self, call: Awaitable[T]) -> T:

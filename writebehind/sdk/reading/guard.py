@@ -16,6 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from writebehind.core.errors import CacheUnavailable
+from writebehind.core.redis_client import exhausted, pool_exhausted
 from writebehind.core.shielded import ShieldedCalls
 from writebehind.sdk.metrics import SDK_BREAKER_OPEN, SDK_READS
 from writebehind.sdk.reading.breaker import CircuitBreaker, State
@@ -31,11 +32,26 @@ class RedisGuard:
     The call itself runs through ``calls`` (``core/shielded.py``): a caller
     cancelled or timed out stops waiting at once, while the call ends on its
     own and hands its pooled connection back.
+
+    Waiting for a free pooled connection is not waiting for Redis: a burst of
+    calls first queues for one of ``slots`` (the pool's size) for up to
+    ``slot_wait`` seconds, outside the deadline, then raises
+    ``ConnectionPoolExhausted``. So a burst neither times out as if Redis were
+    down nor opens the circuit.
     """
 
-    def __init__(self, breaker: CircuitBreaker, prefix: str, calls: ShieldedCalls) -> None:
+    def __init__(
+        self,
+        breaker: CircuitBreaker,
+        prefix: str,
+        calls: ShieldedCalls,
+        slots: int = 2**31,
+        slot_wait: float = float("inf"),
+    ) -> None:
         self.breaker = breaker
         self._calls = calls
+        self._slots = anyio.Semaphore(slots) if slots < 2**20 else None
+        self._slot_wait = slot_wait
         self._gauge = SDK_BREAKER_OPEN.labels(prefix)
         self._open = False
         self._gauge.set(0)
@@ -51,10 +67,13 @@ class RedisGuard:
                 f"Redis is unavailable (circuit open after repeated failures); {what} was not sent",
                 written=False,
             )
+        await self._take_slot()
         try:
             with anyio.fail_after(limit):
-                result = await self._calls.run(make())
+                result = await self._calls.run(self._holding_slot(make))
         except UNREACHABLE as exc:
+            if pool_exhausted(exc):  # no connection free: Redis was not asked
+                raise exhausted() from exc
             self._record(self.breaker.failure())
             raise CacheUnavailable(
                 f"Redis did not answer {what} within {limit:g} s ({type(exc).__name__})",
@@ -62,6 +81,27 @@ class RedisGuard:
             ) from exc
         self._record(self.breaker.success())
         return result
+
+    async def _take_slot(self) -> None:
+        if self._slots is None:
+            return
+        try:
+            self._slots.acquire_nowait()
+            return
+        except anyio.WouldBlock:
+            pass
+        with anyio.move_on_after(self._slot_wait):
+            await self._slots.acquire()
+            return
+        raise exhausted()
+
+    async def _holding_slot(self, make: Callable[[], Awaitable[T]]) -> T:
+        """``make()``, giving the slot back when the call itself ends (not its caller)."""
+        try:
+            return await make()
+        finally:
+            if self._slots is not None:
+                self._slots.release()
 
     def _record(self, state: State) -> None:
         now_open = state == "open"
