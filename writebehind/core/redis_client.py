@@ -29,7 +29,7 @@ from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import FullJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MaxConnectionsError
 
@@ -55,7 +55,7 @@ RETRIES = 3
 
 def default_retry() -> Retry:
     """3 retries, jittered exponential backoff from 50 ms, capped at 1 s."""
-    return Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), RETRIES)
+    return Retry(FullJitterBackoff(cap=1.0, base=0.05), RETRIES)
 
 
 def connect(url: str, **options: Any) -> Redis:
