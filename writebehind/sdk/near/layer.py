@@ -17,6 +17,10 @@ from writebehind.sdk.near.records import WHOLE_COLLECTION, Eviction
 from writebehind.sdk.near.staleness import FeedClock
 from writebehind.sdk.near.store import NearStore
 
+CLOSE_ATTEMPTS = 10
+CLOSE_WAIT = 0.5
+"""Seconds to wait for the feed to end after each cancellation, when closing."""
+
 
 class NearLayer:
     """Made by ``WriteBehind``; the feed starts with the first near-cache read."""
@@ -93,9 +97,17 @@ class NearLayer:
         task, self._task = self._task, None
         if task is None:
             return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+        # A blocked XREAD can miss one cancellation (redis-py's read timeout and
+        # the cancel racing inside asyncio.timeout): ask again until the task ends,
+        # so closing the client never hangs on its feed.
+        for _ in range(CLOSE_ATTEMPTS):
+            task.cancel()
+            await asyncio.wait({task}, timeout=CLOSE_WAIT)
+            if task.done():
+                break
+        if task.done() and not task.cancelled():
+            with contextlib.suppress(Exception):
+                task.result()  # retrieved: the feed's last error is not logged as lost
         SDK_NEAR_FEED_CONNECTED.set(0)
         self.clock.lost()
         self.empty()  # a new feed will start from the streams' heads
