@@ -195,9 +195,14 @@ class Reapplier:
                 give_up_after=self.retry_for,
                 on_retry=report,
             )
-        except _Transient as exc:
+        except Exception as exc:
+            if not _worth_retrying(exc):
+                raise  # not an outage: raised at once, never retried
+            # Retried for the whole budget: a MongoDB refusal, or a driver error such as
+            # ServerSelectionTimeoutError raised before any write was sent.
+            message = exc.info.message if isinstance(exc, _Transient) else str(exc)
             raise RetriesExhausted(
-                f"MongoDB kept failing for {self.retry_for}s: {exc.info.message}"
+                f"MongoDB kept failing for {self.retry_for}s: {message}"
             ) from None
 
 

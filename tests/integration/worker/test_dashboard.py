@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from tests.support.config import TEST_PARTITIONS, TEST_PREFIX
 from tests.support.http import http_get
+from tests.support.invalidator import sdk_and_invalidator_metrics
 from tests.support.promql import evaluate, metric_names, scalar, scrape
 from tests.support.streams import GROUP, create_groups, ghost_read
 from tests.support.waiting import wait_until
@@ -82,6 +83,7 @@ def test_every_metric_the_dashboard_reads_is_exported() -> None:
     exported = generate_latest(WorkerMetrics(WorkerCounters()).registry).decode()
     exported += generate_latest(REGISTRY).decode()
     names = {line.split()[2] for line in exported.splitlines() if line.startswith("# TYPE")}
+    names |= sdk_and_invalidator_metrics()  # the near cache's and `writebehind invalidate`'s
     for title, expressions in panels().items():
         for expression in expressions:
             for name in metric_names(expression):

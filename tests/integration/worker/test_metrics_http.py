@@ -8,7 +8,6 @@ import anyio
 import pytest
 
 from tests.support.http import http_get, sample
-from tests.support.invalidator import sdk_and_invalidator_metrics
 from tests.support.waiting import wait_until
 from writebehind import WriteBehind
 
@@ -76,33 +75,3 @@ async def test_readiness_fails_when_mongodb_is_down(
     finally:
         await redis.aclose()
         await client.close()
-
-
-async def test_grafana_dashboard_queries_only_metrics_the_worker_exports(
-    wb: WriteBehind, start_worker: Any
-) -> None:
-    import json
-    import re
-    from pathlib import Path
-
-    worker = await start_worker(metrics_address="127.0.0.1:0", gauge_interval=0.1)
-    await wb.collection("users").wait_persisted(await wb.collection("users").set(1, {}), 20)
-    _, text = await http_get(worker.metrics_port, "/metrics")
-    exported = {
-        re.sub(r"_total$", "", line.split(" ")[2])
-        for line in text.splitlines()
-        if line.startswith("# TYPE")
-    }
-    exported |= {"writebehind_sdk_reads"}  # the SDK's, in the application's registry
-    exported |= sdk_and_invalidator_metrics()  # the near cache's and writebehind invalidate's
-    dashboard = json.loads(
-        (Path(__file__).parents[3] / "deploy/grafana/writebehind-dashboard.json").read_text()
-    )
-    names = {
-        re.sub(r"_(total|bucket)$", "", name)
-        for panel in dashboard["panels"]
-        for target in panel["targets"]
-        for name in re.findall(r"writebehind_[a-z_]+", target["expr"])
-    }
-    assert names, "the dashboard has no queries"
-    assert names <= exported, names - exported
