@@ -16,7 +16,12 @@ from writebehind.core.codec import DEFAULT_CODEC_OPTIONS, encoding_options
 from writebehind.core.deployment import check_codec, record_partition_count
 from writebehind.core.errors import ClientClosed, ConfigurationError
 from writebehind.core.keys import KeySpace, validate_collection_name
-from writebehind.core.redis_client import connect, socket_timeout, typed_pool_errors
+from writebehind.core.redis_client import (
+    connect,
+    is_cluster,
+    socket_timeout,
+    typed_pool_errors,
+)
 from writebehind.core.scripts import Scripts
 from writebehind.core.shielded import ShieldedCalls
 from writebehind.sdk.collection import Collection
@@ -53,6 +58,10 @@ class WriteBehind:
             replicas have it, for writes that must survive the loss of the
             primary; fewer in time raises ``NotReplicated``. 0 (default): no wait.
         wait_timeout: seconds to wait for them; under the client's socket timeout.
+        redis_cluster: ``redis_url`` names a node of a Redis Cluster (any node
+            will do); a ``redis.asyncio.cluster.RedisCluster`` passed as
+            ``redis`` is recognised without it. On a cluster the near cache and
+            ``wait_replicas`` are refused (README, "Redis Cluster").
         reads: the ``ReadPolicy`` of every collection that gives none of its own
             (fills, negative caching, stampede control, early refresh). Its
             ``redis_timeout`` and breaker settings also bound writes: a write
@@ -60,8 +69,9 @@ class WriteBehind:
 
     Raises:
         ConfigurationError: an option out of range, both or neither of a URL and
-            a client, a Redis client with ``decode_responses=True``, or a
-            ``wait_timeout`` not under the socket timeout. Nothing was opened.
+            a client, a Redis client with ``decode_responses=True``, a
+            ``wait_timeout`` not under the socket timeout, or a feature a Redis
+            Cluster cannot serve yet. Nothing was opened.
     """
 
     def __init__(
@@ -81,6 +91,7 @@ class WriteBehind:
         wait_replicas: int = 0,
         wait_timeout: float = 1.0,
         reads: ReadPolicy | None = None,
+        redis_cluster: bool = False,
     ) -> None:
         self.keys = KeySpace(prefix, partitions)
         for name, value in (("backlog_wait", backlog_wait), ("wait_timeout", wait_timeout)):
@@ -108,8 +119,11 @@ class WriteBehind:
         self.max_backlog = max_backlog
         self.backlog_wait = float(backlog_wait)
         self.max_conflict_retries = max_conflict_retries
+        if not isinstance(redis_cluster, bool):
+            raise ConfigurationError(f"redis_cluster must be a bool: {redis_cluster!r}")
         self._owned: list[Any] = []
-        self.redis = self._redis_client(redis, redis_url)
+        self.redis = self._redis_client(redis, redis_url, redis_cluster)
+        self.cluster = is_cluster(self.redis)
         self.mongo = self._mongo_database(mongo, mongo_url, database)
         self.codec_options: CodecOptions[Any] = encoding_options(
             getattr(self.mongo, "codec_options", None)
@@ -118,6 +132,7 @@ class WriteBehind:
         if reads is not None and not isinstance(reads, ReadPolicy):
             raise ConfigurationError(f"reads must be a ReadPolicy: {reads!r}")
         self.reads = reads or ReadPolicy()
+        self.refuse_on_cluster(self.reads)
 
         self.read_flights = Flights()
         self.near = NearLayer(self.redis, self.keys)  # near caches; idle unless a policy asks
@@ -148,14 +163,32 @@ class WriteBehind:
         with typed_pool_errors():
             yield
 
-    def _redis_client(self, redis: Redis | None, url: str | None) -> Redis:
+    def refuse_on_cluster(self, reads: ReadPolicy) -> None:
+        """Refuse what a Redis Cluster cannot serve yet, before anything is opened or sent.
+
+        The near cache's change feed reads every partition stream in one
+        ``XREAD``, which a cluster refuses (``CROSSSLOT``); ``WAIT`` covers one
+        connection's writes, and a cluster pipeline spreads a write's calls over
+        nodes. Raises ``ConfigurationError``.
+        """
+        if not self.cluster:
+            return
+        if reads.near is not None:
+            raise ConfigurationError(
+                "the near cache does not work on a Redis Cluster yet (its change feed reads "
+                "every partition in one XREAD); use reads without near="
+            )
+        if self.wait_replicas:
+            raise ConfigurationError("wait_replicas does not work on a Redis Cluster yet")
+
+    def _redis_client(self, redis: Redis | None, url: str | None, cluster: bool) -> Redis:
         if (redis is None) == (url is None):
             raise ConfigurationError("give exactly one of redis_url and redis")
         if redis is None:
             assert url is not None
-            redis = connect(url)
+            redis = connect(url, cluster=cluster)
             self._owned.append(redis)
-        if redis.connection_pool.connection_kwargs.get("decode_responses"):
+        if redis.get_connection_kwargs().get("decode_responses"):
             raise ConfigurationError(
                 "the Redis client must not use decode_responses=True: cache entries are BSON"
             )
@@ -236,6 +269,8 @@ class WriteBehind:
         name = validate_collection_name(name)
         if reads is not None and not isinstance(reads, ReadPolicy):
             raise ConfigurationError(f"reads must be a ReadPolicy: {reads!r}")
+        if reads is not None:
+            self.refuse_on_cluster(reads)
         if mode == "write_behind":
             return Collection(self, name, reads=reads)
         if mode == "write_through":
@@ -276,7 +311,7 @@ class WriteBehind:
         await self.near.close()
         owned, self._owned = self._owned, []
         for client in owned:
-            if isinstance(client, Redis):
+            if isinstance(client, Redis) or is_cluster(client):
                 await client.aclose()
             else:
                 await client.close()
