@@ -72,8 +72,8 @@ LEGACY_MS_ALIASES: dict[str, str] = {
 
 
 MONGO_AND_REDIS_FIELDS = frozenset(
-    {"redis_url", "mongo_url", "database", "prefix", "partitions", "group", "log_level",
-     "log_format"}
+    {"redis_url", "redis_cluster", "mongo_url", "database", "prefix", "partitions", "group",
+     "log_level", "log_format"}
 )  # fmt: skip
 """The connection settings every command shares; the rest are the worker's."""
 
@@ -130,6 +130,9 @@ class Settings(BaseModel):
 
     # -- connections (the commands; an embedded Worker is handed its clients) --
     redis_url: SecretStr | None = Field(None, description="Redis URL (redis:// or rediss://).")
+    redis_cluster: bool = Field(
+        False, description="The Redis URL names a node of a Redis Cluster (any node)."
+    )
     mongo_url: SecretStr | None = Field(None, description="MongoDB URL.")
     database: str | None = Field(None, description="MongoDB database.")
     prefix: str = Field("wb", description="Namespace of every Redis key.")

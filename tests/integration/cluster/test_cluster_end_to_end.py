@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from tests.support.cluster import CLUSTER_PARTITIONS, LocalCluster
 from writebehind import WriteBehind
-from writebehind.errors import ConfigurationError
+from writebehind.core.redis_checks import inspect_redis
+from writebehind.errors import ConfigurationError, UnsafeEvictionPolicy
 from writebehind.sdk.near.policy import NearCache
 from writebehind.sdk.reading.policy import ReadPolicy
 
@@ -75,3 +77,18 @@ async def test_near_cache_and_replica_waits_are_refused_on_a_cluster(
         )
     with pytest.raises(ConfigurationError, match="near cache"):
         cluster_wb.collection("users", reads=near)
+
+
+async def test_every_master_is_checked_for_an_evicting_policy(
+    redis_cluster: LocalCluster, cluster_redis: Redis
+) -> None:
+    last = redis_cluster.masters()[-1]
+    report = await inspect_redis(cluster_redis, strict=False)
+    assert report.errors == [] and report.persistence == "none"
+    with SyncRedis(port=last.port) as node:
+        node.config_set("maxmemory-policy", "allkeys-lru")
+        try:
+            with pytest.raises(UnsafeEvictionPolicy, match="allkeys-lru"):
+                await inspect_redis(cluster_redis)
+        finally:
+            node.config_set("maxmemory-policy", "noeviction")
