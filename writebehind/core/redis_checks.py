@@ -33,9 +33,9 @@ async def _config_get(redis: Redis, name: str) -> str | None:
     try:
         if not is_cluster(redis):
             return _value(await redis.config_get(name), name)
-        await redis.initialize()  # type: ignore[attr-defined]  # the masters known, once
+        await redis.initialize()  # the masters known, once
         values = [
-            _value(await redis.config_get(name, target_nodes=node), name)  # type: ignore[call-arg]
+            _value(await redis.config_get(name, target_nodes=node), name)
             for node in redis.get_primaries()  # type: ignore[attr-defined]
         ]
     except ResponseError:
@@ -56,7 +56,9 @@ def _least_safe(name: str, values: list[str | None]) -> str | None:
         return next((v for v in values if v and v.startswith("allkeys-")), values[0])
     if name == "appendonly":
         return "no" if "no" in values else values[0]
-    return min(values, key=len)  # save: an empty schedule (no snapshots) is the least safe
+    return min(
+        (v or "" for v in values), key=len
+    )  # save: an empty schedule (no snapshots) is the least safe
 
 
 async def inspect_redis(redis: Redis, *, strict: bool = True) -> RedisReport:

@@ -137,7 +137,7 @@ def socket_timeout(redis: Redis) -> float | None:
     redis-py 8 defaults to 5 s; earlier versions to none at all.
     """
     if is_cluster(redis):
-        value = redis.get_connection_kwargs().get("socket_timeout")
+        value = redis.get_connection_kwargs().get("socket_timeout")  # type: ignore[no-untyped-call]
         return None if value is None else float(value)
     pool = redis.connection_pool
     if "socket_timeout" in pool.connection_kwargs:

@@ -188,7 +188,8 @@ class WriteBehind:
             assert url is not None
             redis = connect(url, cluster=cluster)
             self._owned.append(redis)
-        if redis.get_connection_kwargs().get("decode_responses"):
+        kwargs = redis.get_connection_kwargs()  # type: ignore[no-untyped-call]
+        if kwargs.get("decode_responses"):
             raise ConfigurationError(
                 "the Redis client must not use decode_responses=True: cache entries are BSON"
             )
