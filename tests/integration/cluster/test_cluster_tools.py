@@ -61,3 +61,25 @@ async def test_stats_check_dlq_and_replay_on_a_cluster(
     assert replayed.code == 0, replayed.stderr
     assert replayed.json()["partitions"] == list(range(CLUSTER_PARTITIONS))
     assert await mongo_db["people"].count_documents({}) == 25
+
+
+async def test_partitions_set_on_a_cluster(
+    cluster_wb: WriteBehind, start_cluster_worker: Any, cluster_cli: Cli, cluster_redis: Any
+) -> None:
+    users = cluster_wb.collection("users")
+    versions = [await users.set(f"u{i}", {"n": i}) for i in range(30)]
+    worker = await start_cluster_worker()
+    for version in versions:
+        await users.wait_persisted(version, timeout=20)
+    worker.request_stop()
+
+    async def changed() -> Any:
+        result = await cluster_cli(
+            "partitions", "set", "24", "--worker-idle", "0.3s", "--quiet", "0s", "--json"
+        )
+        return result if result.code == 0 else None
+
+    report = (await wait_until(changed, timeout=20, message="the stopped worker to go idle")).json()
+    assert (report["old"], report["new"], report["cache_entries_deleted"]) == (12, 24, 30)
+    assert await cluster_redis.hget(cluster_wb.keys.meta, "partitions") == b"24"
+    assert [k async for k in cluster_redis.scan_iter(match="{t:p*}:doc:*")] == []
