@@ -115,7 +115,7 @@ REDIS_FIELDS = (
     "log_level",
     "log_format",
 )
-MONGO_FIELDS = ("mongo_url", "database")
+MONGO_FIELDS = ("mongo_url", "database", "read_preference")
 SINK_FIELDS = ("write_concern", "tombstone_grace", "hard_deletes")
 
 
@@ -180,6 +180,8 @@ class Connection:
     """False when ``--partitions`` was left at its default (tools then read Redis's count)."""
     redis_cluster: bool = False
     """``redis_url`` names a node of a Redis Cluster."""
+    read_preference: str | None = None
+    """The MongoDB read preference given (None: the URL's, else primary)."""
 
     @classmethod
     def from_settings(
@@ -211,6 +213,7 @@ class Connection:
             settings.group,
             "partitions" in settings.model_fields_set,
             settings.redis_cluster,
+            settings.read_preference if "read_preference" in settings.model_fields_set else None,
         )
 
     @classmethod
@@ -233,6 +236,7 @@ class Connection:
             partitions,
             self.group,
             redis_cluster=self.redis_cluster,
+            read_preference=self.read_preference,
         )
 
 
@@ -269,6 +273,8 @@ def mongo_client(conn: Connection) -> AsyncMongoClient[Any]:
     options: dict[str, Any] = {"uuidRepresentation": "standard"}
     if "serverselectiontimeoutms" not in conn.mongo_url.lower():
         options["serverSelectionTimeoutMS"] = SERVER_SELECTION_TIMEOUT_MS
+    if conn.read_preference is not None:  # given as a flag or variable: it wins over the URL
+        options["readPreference"] = conn.read_preference
     try:
         return AsyncMongoClient(conn.mongo_url, **options)
     except (MongoConfigurationError, InvalidName, ValueError, TypeError) as exc:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import anyio
 from bson.codec_options import CodecOptions
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, ReadPreference
 from redis.asyncio import Redis
 
 from writebehind.core.codec import DEFAULT_CODEC_OPTIONS, encoding_options
@@ -281,8 +281,15 @@ class WriteBehind:
         raise ConfigurationError(f"mode must be 'write_behind' or 'write_through': {mode!r}")
 
     def mongo_collection(self, name: str) -> Any:
-        """The MongoDB collection ``name`` with the SDK's codec options (UUIDs, tz)."""
-        return self.mongo.get_collection(name, codec_options=self.codec_options)
+        """The MongoDB collection ``name`` with the SDK's codec options (UUIDs, tz), on the primary.
+
+        Always the primary, whatever the database handle's read preference: a
+        secondary behind it would fill the cache with an older version than
+        MongoDB holds, base a ``patch`` on it, or keep ``wait_persisted`` waiting.
+        """
+        return self.mongo.get_collection(
+            name, codec_options=self.codec_options, read_preference=ReadPreference.PRIMARY
+        )
 
     async def __aenter__(self) -> WriteBehind:
         try:
