@@ -9,6 +9,7 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from tests.support.cluster import CLUSTER_PARTITIONS, LocalCluster
+from tests.support.waiting import wait_until
 from writebehind import WriteBehind
 from writebehind.core.redis_checks import inspect_redis
 from writebehind.errors import ConfigurationError, UnsafeEvictionPolicy
@@ -92,3 +93,20 @@ async def test_every_master_is_checked_for_an_evicting_policy(
                 await inspect_redis(cluster_redis)
         finally:
             node.config_set("maxmemory-policy", "noeviction")
+
+
+async def test_housekeeping_trims_every_partition_on_the_cluster(
+    cluster_wb: WriteBehind, start_cluster_worker: Any, cluster_redis: Redis
+) -> None:
+    users = cluster_wb.collection("users")
+    versions = [await users.set(f"u{i}", {"n": i}) for i in range(40)]
+    await start_cluster_worker(retention=0, trim_interval=0.2, consumer_idle=0)
+    for version in versions:
+        await users.wait_persisted(version, timeout=20)
+    streams = [cluster_wb.keys.stream(p) for p in range(CLUSTER_PARTITIONS)]
+
+    async def trimmed() -> bool:
+        lengths = [await cluster_redis.xlen(s) for s in streams]
+        return sum(lengths) < len(versions) and all(n <= 1 for n in lengths)
+
+    await wait_until(trimmed, timeout=20, message="the streams to be trimmed")
