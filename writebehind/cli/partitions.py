@@ -7,13 +7,14 @@ from typing import Any
 
 import click
 
-from writebehind.cli.common import Connection, open_clients, redis_options
+from writebehind.cli.common import Connection, connection_options, open_clients, redis_options
 from writebehind.cli.failures import UsageProblem
 from writebehind.cli.tools import run_tool
 from writebehind.core.deployment import recorded_partition_count
 from writebehind.core.keys import KeySpace
 from writebehind.durations import parse_duration
 from writebehind.tools.partitions import ResizeReport, resize
+from writebehind.tools.seeding import SeedReport, seed_streams
 
 
 @click.group()
@@ -99,3 +100,33 @@ async def _resize(
         return await resize(
             redis, keys, conn.group, count, worker_idle=worker_idle, quiet=quiet, dry_run=dry_run
         )
+
+
+@partitions.command()
+@connection_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def seed(**options: Any) -> None:
+    """Move every partition stream's last id above the highest version in MongoDB.
+
+    Run after promoting a Redis replica or restoring Redis from a backup, before
+    producers write again (README, "After a Redis failover"): new versions then
+    sort above every version already persisted. Safe to run any time, any
+    number of times. Scans each collection once without an index on ``_wb.v``.
+    """
+    as_json = options.pop("as_json")
+    conn = Connection.pop_from(options)
+    report = run_tool(conn, _seed, conn)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    elif report.floor is None:
+        click.echo("MongoDB holds no writebehind document: nothing to seed.")
+    else:
+        raised = ", ".join(map(str, report.raised)) or "none"
+        click.echo(f"Stream ids now start above {report.floor}; partitions raised: {raised}.")
+
+
+async def _seed(conn: Connection) -> SeedReport:
+    async with open_clients(conn) as (redis, database):
+        old = await recorded_partition_count(redis, conn.keys)
+        keys = conn.keys if old is None else KeySpace(conn.prefix, old)
+        return await seed_streams(redis, keys, database)
