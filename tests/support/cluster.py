@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 
 from redis import Redis as SyncRedis
 
@@ -100,12 +101,12 @@ class LocalCluster:
         pairs = (line.split(":", 1) for line in text.splitlines() if ":" in line)
         return {k: v.strip() for k, v in pairs}
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        """Every node sees state ok and all slots, and every replica is in sync."""
+    def wait_ready(self, timeout: float = 60.0, skip: Sequence[RedisServer] = ()) -> None:
+        """Every node (but ``skip``: killed ones) sees state ok and all slots, replicas in sync."""
         deadline = time.monotonic() + timeout
         while True:
             try:
-                if all(self._ready(node) for node in self.nodes):
+                if all(self._ready(node) for node in self.nodes if node not in skip):
                     return
             except OSError:
                 pass
