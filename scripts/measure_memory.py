@@ -58,7 +58,9 @@ async def measure(redis_url: str, mongo_url: str, records: int, size: int) -> di
         sample = random.Random(7).sample(range(records), min(500, records))
         entries = []
         for i in sample:
-            key = wb.keys.cache(wb.keys.partition_of("users", f"user-{i:08d}"), "users", f"user-{i:08d}")
+            key = wb.keys.cache(
+                wb.keys.partition_of("users", f"user-{i:08d}"), "users", f"user-{i:08d}"
+            )
             entries.append(int(await redis.memory_usage(key, samples=0) or 0))
         bson_size = len(bson.encode({"_id": "user-00000000", **document(size, 0)}))
     await redis.aclose()
