@@ -84,3 +84,15 @@ async def test_writes_and_acks_survive_an_emptied_script_cache(
     await cluster_redis.script_flush()
     version = await users.set("b", {"n": 3})
     await users.wait_persisted(version, timeout=20)
+
+
+async def test_set_many_spreads_one_pipeline_over_every_master(
+    cluster_wb: WriteBehind, start_cluster_worker: Any, mongo_db: Any
+) -> None:
+    users = cluster_wb.collection("users")
+    versions = await users.set_many((f"m{i}", {"n": i}) for i in range(50))
+    assert len(versions) == 50  # versions are per stream: equal ones on two partitions are fine
+    await start_cluster_worker()
+    for version in versions:
+        await users.wait_persisted(version, timeout=20)
+    assert await mongo_db["users"].count_documents({}) == 50
