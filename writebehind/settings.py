@@ -72,8 +72,8 @@ LEGACY_MS_ALIASES: dict[str, str] = {
 
 
 MONGO_AND_REDIS_FIELDS = frozenset(
-    {"redis_url", "mongo_url", "database", "prefix", "partitions", "group", "log_level",
-     "log_format"}
+    {"redis_url", "redis_cluster", "mongo_url", "database", "prefix", "partitions", "group",
+     "log_level", "log_format", "read_preference"}
 )  # fmt: skip
 """The connection settings every command shares; the rest are the worker's."""
 
@@ -130,6 +130,9 @@ class Settings(BaseModel):
 
     # -- connections (the commands; an embedded Worker is handed its clients) --
     redis_url: SecretStr | None = Field(None, description="Redis URL (redis:// or rediss://).")
+    redis_cluster: bool = Field(
+        False, description="The Redis URL names a node of a Redis Cluster (any node)."
+    )
     mongo_url: SecretStr | None = Field(None, description="MongoDB URL.")
     database: str | None = Field(None, description="MongoDB database.")
     prefix: str = Field("wb", description="Namespace of every Redis key.")
@@ -173,8 +176,11 @@ class Settings(BaseModel):
     )
     hard_deletes: bool = Field(False, description="Delete outright instead of tombstones.")
     write_concern: str = Field(
-        "1", description="MongoDB w: a number from 1, 'majority' or a tag; always j=true."
+        "majority", description="MongoDB w: a number from 1, 'majority' or a tag; always j=true."
     )
+    read_preference: Literal[
+        "primary", "primaryPreferred", "secondary", "secondaryPreferred", "nearest"
+    ] = Field("primary", description="MongoDB read preference of the tools' reads.")
     backoff_base: Duration = Field(0.05, gt=0, description="First retry delay.")
     backoff_cap: Duration = Field(5.0, gt=0, description="Longest retry delay.")
     metrics_address: str | None = Field(

@@ -39,6 +39,8 @@ class Cli:
     partitions: int = TEST_PARTITIONS
     program: tuple[str, ...] = (sys.executable, "-m", "writebehind.cli")
     """What to run: the CLI, or e.g. ``(sys.executable, "scripts/replay.py")``."""
+    cluster: bool = False
+    """Add ``--redis-cluster``: ``redis_url`` names a node of a Redis Cluster."""
 
     async def __call__(self, *args: str) -> CliResult:
         command = [
@@ -49,6 +51,7 @@ class Cli:
             "--prefix", TEST_PREFIX,
             "--partitions", str(self.partitions),
             "--log-format", "json",
+            *(("--redis-cluster",) if self.cluster else ()),
         ]  # fmt: skip
         with anyio.fail_after(60):
             done = await anyio.run_process(command, check=False)

@@ -28,7 +28,8 @@ def _python_path() -> str:
 class WorkerProcess:
     """One ``writebehind worker`` subprocess, its log in a file; ``close()`` always kills it.
 
-    ``flags`` become CLI options: ``claim_idle_ms=1000`` is ``--claim-idle-ms 1000``.
+    ``flags`` become CLI options: ``claim_idle_ms=1000`` is ``--claim-idle-ms 1000``,
+    ``redis_cluster=True`` is ``--redis-cluster``.
     Logs are JSON lines, so tests can look for events.
     """
 
@@ -67,7 +68,8 @@ class WorkerProcess:
         # Several workers share this host: each gets an ephemeral metrics port.
         flags.setdefault("metrics_address", "127.0.0.1:0")
         for name, value in flags.items():
-            self.args += [f"--{name.replace('_', '-')}", str(value)]
+            flag = f"--{name.replace('_', '-')}"
+            self.args += [flag] if value is True else [flag, str(value)]
         self.proc: subprocess.Popen[bytes] | None = None
         self.exited_at: float | None = None
 

@@ -18,6 +18,7 @@ from writebehind.cli.check import check
 from writebehind.cli.dlq import dlq
 from writebehind.cli.failures import EXIT_INTERRUPTED, explain
 from writebehind.cli.invalidate import invalidate
+from writebehind.cli.partitions import partitions
 from writebehind.cli.replay import replay
 from writebehind.cli.stats import stats
 from writebehind.cli.worker import worker
@@ -77,3 +78,4 @@ main.add_command(dlq)
 main.add_command(stats)
 main.add_command(replay)
 main.add_command(invalidate)
+main.add_command(partitions)

@@ -106,9 +106,25 @@ def legacy_option(old: str) -> Callable[[F], F]:
     )
 
 
-REDIS_FIELDS = ("redis_url", "prefix", "partitions", "group", "log_level", "log_format")
-MONGO_FIELDS = ("mongo_url", "database")
+REDIS_FIELDS = (
+    "redis_url",
+    "redis_cluster",
+    "prefix",
+    "partitions",
+    "group",
+    "log_level",
+    "log_format",
+)
+MONGO_FIELDS = ("mongo_url", "database", "read_preference")
 SINK_FIELDS = ("write_concern", "tombstone_grace", "hard_deletes")
+
+
+FLAG_DECLS = {"redis_cluster": ("--redis-cluster/--no-redis-cluster",)}
+"""Boolean settings given as on/off flags."""
+
+
+def _option(name: str, **kwargs: Any) -> Callable[[F], F]:
+    return setting_option(name, *FLAG_DECLS.get(name, ()), **kwargs)
 
 
 def _apply(func: F, options: list[Callable[[F], F]]) -> F:
@@ -123,14 +139,14 @@ def redis_options(func: F) -> F:
     ``--mongo-url`` and ``--database`` are still accepted (hidden, unused), so a
     script that passes the same connection flags to every command keeps working.
     """
-    shown = [setting_option(name) for name in REDIS_FIELDS]
+    shown = [_option(name) for name in REDIS_FIELDS]
     return _apply(func, shown + [setting_option(name, hidden=True) for name in MONGO_FIELDS])
 
 
 def connection_options(func: F) -> F:
     """``redis_options`` and ``--mongo-url --database``: commands that need both servers."""
     fields = REDIS_FIELDS[:1] + MONGO_FIELDS + REDIS_FIELDS[1:]
-    return _apply(func, [setting_option(name) for name in fields])
+    return _apply(func, [_option(name) for name in fields])
 
 
 def pop_settings(options: dict[str, Any], *extra_fields: str) -> Settings:
@@ -162,6 +178,10 @@ class Connection:
     group: str
     partitions_given: bool = True
     """False when ``--partitions`` was left at its default (tools then read Redis's count)."""
+    redis_cluster: bool = False
+    """``redis_url`` names a node of a Redis Cluster."""
+    read_preference: str | None = None
+    """The MongoDB read preference given (None: the URL's, else primary)."""
 
     @classmethod
     def from_settings(
@@ -192,6 +212,8 @@ class Connection:
             settings.partitions,
             settings.group,
             "partitions" in settings.model_fields_set,
+            settings.redis_cluster,
+            settings.read_preference if "read_preference" in settings.model_fields_set else None,
         )
 
     @classmethod
@@ -207,7 +229,14 @@ class Connection:
 
     def with_partitions(self, partitions: int) -> Connection:
         return Connection(
-            self.redis_url, self.mongo_url, self.database, self.prefix, partitions, self.group
+            self.redis_url,
+            self.mongo_url,
+            self.database,
+            self.prefix,
+            partitions,
+            self.group,
+            redis_cluster=self.redis_cluster,
+            read_preference=self.read_preference,
         )
 
 
@@ -228,7 +257,7 @@ def _check_database_name(name: str) -> None:
 def redis_client(conn: Connection, *, max_connections: int | None = None) -> Redis:
     """A Redis client for ``conn``; a URL the driver refuses is a one-line usage error."""
     try:
-        return connect(conn.redis_url, max_connections=max_connections)
+        return connect(conn.redis_url, cluster=conn.redis_cluster, max_connections=max_connections)
     except (ValueError, TypeError) as exc:
         raise UsageProblem(f"{named('redis_url')}: {scrub(str(exc), conn.redis_url)}") from None
 
@@ -244,6 +273,8 @@ def mongo_client(conn: Connection) -> AsyncMongoClient[Any]:
     options: dict[str, Any] = {"uuidRepresentation": "standard"}
     if "serverselectiontimeoutms" not in conn.mongo_url.lower():
         options["serverSelectionTimeoutMS"] = SERVER_SELECTION_TIMEOUT_MS
+    if conn.read_preference is not None:  # given as a flag or variable: it wins over the URL
+        options["readPreference"] = conn.read_preference
     try:
         return AsyncMongoClient(conn.mongo_url, **options)
     except (MongoConfigurationError, InvalidName, ValueError, TypeError) as exc:

@@ -320,3 +320,15 @@ class DeadLettered(WriteBehindError):
         self.version = version
         self.letter_id = letter_id
         self.reason = reason
+
+
+class ResizeRefused(WriteBehindError):
+    """``partitions set`` found the deployment not ready to change its partition count.
+
+    ``problems`` lists each reason (records not yet in MongoDB, a worker still
+    running, a producer still writing); nothing was changed.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("the partition count was not changed: " + "; ".join(problems))

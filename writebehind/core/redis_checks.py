@@ -1,13 +1,20 @@
-"""Start-up checks of the Redis a worker is pointed at."""
+"""Start-up checks of the Redis a worker is pointed at.
+
+On a Redis Cluster every master is asked (a cluster client sends ``CONFIG GET``
+to one node only), and the least safe answer is the one reported: one master
+that evicts or does not persist is enough to lose writes.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from writebehind.core.errors import UnsafeEvictionPolicy
+from writebehind.core.redis_client import is_cluster
 from writebehind.core.replies import as_text
 
 __all__ = ["RedisReport", "UnsafeEvictionPolicy", "inspect_redis"]
@@ -22,12 +29,36 @@ class RedisReport:
 
 
 async def _config_get(redis: Redis, name: str) -> str | None:
+    """One setting; on a cluster, the least safe value over the masters (``_least_safe``)."""
     try:
-        reply = await redis.config_get(name)
+        if not is_cluster(redis):
+            return _value(await redis.config_get(name), name)
+        await redis.initialize()  # the masters known, once
+        values = [
+            _value(await redis.config_get(name, target_nodes=node), name)
+            for node in redis.get_primaries()  # type: ignore[attr-defined]
+        ]
     except ResponseError:
         return None  # CONFIG disabled or renamed (managed Redis)
+    return _least_safe(name, values)
+
+
+def _value(reply: Any, name: str) -> str | None:
     value = reply.get(name) if reply else None
     return None if value is None else as_text(value)
+
+
+def _least_safe(name: str, values: list[str | None]) -> str | None:
+    """An evicting policy, no AOF, no snapshots, unknown: whichever loses writes wins."""
+    if None in values or not values:
+        return None
+    if name == "maxmemory-policy":
+        return next((v for v in values if v and v.startswith("allkeys-")), values[0])
+    if name == "appendonly":
+        return "no" if "no" in values else values[0]
+    return min(
+        (v or "" for v in values), key=len
+    )  # save: an empty schedule (no snapshots) is the least safe
 
 
 async def inspect_redis(redis: Redis, *, strict: bool = True) -> RedisReport:

@@ -25,9 +25,10 @@ from __future__ import annotations
 import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import FullJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -58,12 +59,15 @@ def default_retry() -> Retry:
     return Retry(FullJitterBackoff(cap=1.0, base=0.05), RETRIES)
 
 
-def connect(url: str, **options: Any) -> Redis:
+def connect(url: str, *, cluster: bool = False, **options: Any) -> Redis:
     """A client on a blocking pool with the defaults above.
 
     ``options``, then the URL's query, override the defaults (``retry=None``
-    turns retries off).
+    turns retries off). ``cluster=True``: a ``RedisCluster`` (see
+    ``connect_cluster``), typed as ``Redis`` since it answers the same commands.
     """
+    if cluster:
+        return connect_cluster(url, **options)
     kwargs: dict[str, Any] = {
         **CLIENT_DEFAULTS,
         "max_connections": POOL_SIZE,
@@ -73,6 +77,33 @@ def connect(url: str, **options: Any) -> Redis:
     }
     pool = BlockingConnectionPool.from_url(url, **kwargs)
     return Redis.from_pool(pool)
+
+
+def connect_cluster(url: str, **options: Any) -> Redis:
+    """A ``RedisCluster`` client from the URL of any node, with the defaults above.
+
+    Each node gets its own pool of ``POOL_SIZE`` connections (``max_connections``).
+    redis-py follows ``MOVED``/``ASK`` redirections and retries ``CLUSTERDOWN``
+    and connection errors itself, re-reading the slot map
+    (https://redis.io/docs/latest/operate/oss_and_stack/reference/cluster-spec/).
+    The blocking pool's wait (``timeout``) has no cluster equivalent and is dropped.
+    """
+    kwargs: dict[str, Any] = {
+        **CLIENT_DEFAULTS,
+        "max_connections": POOL_SIZE,
+        "retry": default_retry(),
+        **{
+            k: v
+            for k, v in options.items()
+            if not (k == "max_connections" and v is None) and k != "timeout"
+        },
+    }
+    return cast(Redis, RedisCluster.from_url(url, **kwargs))
+
+
+def is_cluster(redis: Any) -> bool:
+    """Whether ``redis`` is a Redis Cluster client (passed in, or made by ``connect_cluster``)."""
+    return isinstance(redis, RedisCluster)
 
 
 def pool_exhausted(exc: BaseException) -> bool:
@@ -107,7 +138,12 @@ def typed_pool_errors() -> Iterator[None]:
 
 def pool_limits(redis: Redis) -> tuple[int, float]:
     """The client's pool: how many connections at most, and how long (seconds) a call
-    may wait for a free one (0 for redis-py's default pool, which fails at once)."""
+    may wait for a free one (0 for redis-py's default pool, which fails at once).
+
+    A Redis Cluster client keeps a pool per node: no client-wide limit is known.
+    """
+    if is_cluster(redis):
+        return 2**31, float("inf")
     pool = redis.connection_pool
     size = int(getattr(pool, "max_connections", 0) or 2**31)
     wait = getattr(pool, "timeout", None) if isinstance(pool, BlockingConnectionPool) else 0.0
@@ -119,6 +155,9 @@ def socket_timeout(redis: Redis) -> float | None:
 
     redis-py 8 defaults to 5 s; earlier versions to none at all.
     """
+    if is_cluster(redis):
+        value = redis.get_connection_kwargs().get("socket_timeout")  # type: ignore[no-untyped-call]
+        return None if value is None else float(value)
     pool = redis.connection_pool
     if "socket_timeout" in pool.connection_kwargs:
         value = pool.connection_kwargs["socket_timeout"]

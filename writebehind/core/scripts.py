@@ -541,7 +541,11 @@ async def run_scripts(
                 text: Any = call.script.script
                 pipe.eval(text, len(call.keys), *call.keys, *call.args)
             else:
-                pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+                # Not ``pipe.evalsha``: a cluster pipeline blocks that method, though it
+                # routes the command itself by its keys (one slot per call) like any other.
+                pipe.execute_command(
+                    "EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args
+                )
         if trailing:
             pipe.execute_command(*trailing)
         out = await pipe.execute(raise_on_error=False)

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import anyio
 from bson.codec_options import CodecOptions
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, ReadPreference
 from redis.asyncio import Redis
 
 from writebehind.core.codec import DEFAULT_CODEC_OPTIONS, encoding_options
@@ -18,6 +18,7 @@ from writebehind.core.errors import ClientClosed, ConfigurationError
 from writebehind.core.keys import KeySpace, validate_collection_name
 from writebehind.core.redis_client import (
     connect,
+    is_cluster,
     pool_limits,
     socket_timeout,
     typed_pool_errors,
@@ -58,6 +59,10 @@ class WriteBehind:
             replicas have it, for writes that must survive the loss of the
             primary; fewer in time raises ``NotReplicated``. 0 (default): no wait.
         wait_timeout: seconds to wait for them; under the client's socket timeout.
+        redis_cluster: ``redis_url`` names a node of a Redis Cluster (any node
+            will do); a ``redis.asyncio.cluster.RedisCluster`` passed as
+            ``redis`` is recognised without it. On a cluster the near cache and
+            ``wait_replicas`` are refused (README, "Redis Cluster").
         reads: the ``ReadPolicy`` of every collection that gives none of its own
             (fills, negative caching, stampede control, early refresh). Its
             ``redis_timeout`` and breaker settings also bound writes: a write
@@ -65,8 +70,9 @@ class WriteBehind:
 
     Raises:
         ConfigurationError: an option out of range, both or neither of a URL and
-            a client, a Redis client with ``decode_responses=True``, or a
-            ``wait_timeout`` not under the socket timeout. Nothing was opened.
+            a client, a Redis client with ``decode_responses=True``, a
+            ``wait_timeout`` not under the socket timeout, or a feature a Redis
+            Cluster cannot serve yet. Nothing was opened.
     """
 
     def __init__(
@@ -86,6 +92,7 @@ class WriteBehind:
         wait_replicas: int = 0,
         wait_timeout: float = 1.0,
         reads: ReadPolicy | None = None,
+        redis_cluster: bool = False,
     ) -> None:
         self.keys = KeySpace(prefix, partitions)
         for name, value in (("backlog_wait", backlog_wait), ("wait_timeout", wait_timeout)):
@@ -113,8 +120,11 @@ class WriteBehind:
         self.max_backlog = max_backlog
         self.backlog_wait = float(backlog_wait)
         self.max_conflict_retries = max_conflict_retries
+        if not isinstance(redis_cluster, bool):
+            raise ConfigurationError(f"redis_cluster must be a bool: {redis_cluster!r}")
         self._owned: list[Any] = []
-        self.redis = self._redis_client(redis, redis_url)
+        self.redis = self._redis_client(redis, redis_url, redis_cluster)
+        self.cluster = is_cluster(self.redis)
         self.mongo = self._mongo_database(mongo, mongo_url, database)
         self.codec_options: CodecOptions[Any] = encoding_options(
             getattr(self.mongo, "codec_options", None)
@@ -123,6 +133,7 @@ class WriteBehind:
         if reads is not None and not isinstance(reads, ReadPolicy):
             raise ConfigurationError(f"reads must be a ReadPolicy: {reads!r}")
         self.reads = reads or ReadPolicy()
+        self.refuse_on_cluster(self.reads)
 
         self.read_flights = Flights()
         self.near = NearLayer(self.redis, self.keys)  # near caches; idle unless a policy asks
@@ -154,14 +165,33 @@ class WriteBehind:
         with typed_pool_errors():
             yield
 
-    def _redis_client(self, redis: Redis | None, url: str | None) -> Redis:
+    def refuse_on_cluster(self, reads: ReadPolicy) -> None:
+        """Refuse what a Redis Cluster cannot serve yet, before anything is opened or sent.
+
+        The near cache's change feed reads every partition stream in one
+        ``XREAD``, which a cluster refuses (``CROSSSLOT``); ``WAIT`` covers one
+        connection's writes, and a cluster pipeline spreads a write's calls over
+        nodes. Raises ``ConfigurationError``.
+        """
+        if not self.cluster:
+            return
+        if reads.near is not None:
+            raise ConfigurationError(
+                "the near cache does not work on a Redis Cluster yet (its change feed reads "
+                "every partition in one XREAD); use reads without near="
+            )
+        if self.wait_replicas:
+            raise ConfigurationError("wait_replicas does not work on a Redis Cluster yet")
+
+    def _redis_client(self, redis: Redis | None, url: str | None, cluster: bool) -> Redis:
         if (redis is None) == (url is None):
             raise ConfigurationError("give exactly one of redis_url and redis")
         if redis is None:
             assert url is not None
-            redis = connect(url)
+            redis = connect(url, cluster=cluster)
             self._owned.append(redis)
-        if redis.connection_pool.connection_kwargs.get("decode_responses"):
+        kwargs = redis.get_connection_kwargs()  # type: ignore[no-untyped-call]
+        if kwargs.get("decode_responses"):
             raise ConfigurationError(
                 "the Redis client must not use decode_responses=True: cache entries are BSON"
             )
@@ -242,6 +272,8 @@ class WriteBehind:
         name = validate_collection_name(name)
         if reads is not None and not isinstance(reads, ReadPolicy):
             raise ConfigurationError(f"reads must be a ReadPolicy: {reads!r}")
+        if reads is not None:
+            self.refuse_on_cluster(reads)
         if mode == "write_behind":
             return Collection(self, name, reads=reads)
         if mode == "write_through":
@@ -251,8 +283,15 @@ class WriteBehind:
         raise ConfigurationError(f"mode must be 'write_behind' or 'write_through': {mode!r}")
 
     def mongo_collection(self, name: str) -> Any:
-        """The MongoDB collection ``name`` with the SDK's codec options (UUIDs, tz)."""
-        return self.mongo.get_collection(name, codec_options=self.codec_options)
+        """The MongoDB collection ``name`` with the SDK's codec options (UUIDs, tz), on the primary.
+
+        Always the primary, whatever the database handle's read preference: a
+        secondary behind it would fill the cache with an older version than
+        MongoDB holds, base a ``patch`` on it, or keep ``wait_persisted`` waiting.
+        """
+        return self.mongo.get_collection(
+            name, codec_options=self.codec_options, read_preference=ReadPreference.PRIMARY
+        )
 
     async def __aenter__(self) -> WriteBehind:
         try:
@@ -282,7 +321,7 @@ class WriteBehind:
         await self.near.close()
         owned, self._owned = self._owned, []
         for client in owned:
-            if isinstance(client, Redis):
+            if isinstance(client, Redis) or is_cluster(client):
                 await client.aclose()
             else:
                 await client.close()

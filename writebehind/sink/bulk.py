@@ -56,7 +56,7 @@ class MongoSink:
         hard_deletes: bool = False,
     ) -> None:
         self.database = database
-        self.write_concern = write_concern or WriteConcern(w=1, j=True)
+        self.write_concern = write_concern or WriteConcern(w="majority", j=True)
         self.tombstone_grace = tombstone_grace
         self.hard_deletes = hard_deletes
         self.on_bulk_write: Callable[[float], None] | None = None
