@@ -31,6 +31,7 @@ COMMANDS: dict[str, list[str]] = {
     "dlq show": ["dlq", "show", "0/1-0"],
     "dlq replay": ["dlq", "replay", "--all"],
     "dlq purge": ["dlq", "purge", "--all", "--yes"],
+    "invalidate": ["invalidate"],
 }
 
 
@@ -64,7 +65,7 @@ def test_a_redis_url_the_driver_refuses_is_named(command: str, url: str) -> None
     )
 
 
-@pytest.mark.parametrize("command", ["worker", "check", "replay", "dlq replay"])
+@pytest.mark.parametrize("command", ["worker", "check", "replay", "dlq replay", "invalidate"])
 def test_a_mongo_url_the_driver_refuses_is_named(command: str) -> None:
     line = fails(
         [*COMMANDS[command], *connection(mongo_url="http://app:s3cret@db.example/x")],
@@ -143,7 +144,7 @@ def test_a_taken_metrics_port_is_one_line(taken_port: int) -> None:
 # -- 1. servers that do not answer (tools; the worker waits: test_worker_waits.py) ---
 
 
-@pytest.mark.parametrize("command", ["stats", "dlq list", "dlq show", "dlq purge"])
+@pytest.mark.parametrize("command", ["stats", "dlq list", "dlq show", "dlq purge", "invalidate"])
 def test_a_redis_that_does_not_answer_is_one_line_naming_it(command: str) -> None:
     fails([*COMMANDS[command], *connection()], 1, "Redis (redis://127.0.0.1:1/0)")
 
@@ -207,7 +208,7 @@ def _value_options() -> list[tuple[str, str]]:
 
 
 # Any text is a valid value of these.
-FREE_TEXT = ("consumer", "redis_url", "mongo_url", "group", "collection")
+FREE_TEXT = ("consumer", "redis_url", "mongo_url", "group", "collection", "collections")
 
 
 @pytest.mark.parametrize(("command", "flag"), _value_options())

@@ -34,6 +34,7 @@ from writebehind.tools.invalidation.daemon import Invalidator
 )
 @click.option(
     "--metrics-address",
+    "invalidator_metrics_address",  # not "metrics_address": the worker's setting of that name
     default="off",
     show_default=True,
     help="host:port serving /metrics (the invalidator's own registry), or off.",
@@ -51,7 +52,7 @@ def invalidate(**options: Any) -> None:
     fence_ttl: float = options["fence_ttl"]
     if not fence_ttl > 0:
         raise click.UsageError(f"--fence-ttl must be > 0 seconds: {fence_ttl!r}")
-    address: str = options["metrics_address"]
+    address: str = options["invalidator_metrics_address"]
     metrics = None if address.lower() == "off" else address
     if metrics is not None:
         try:
