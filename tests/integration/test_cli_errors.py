@@ -144,7 +144,7 @@ def test_a_taken_metrics_port_is_one_line(taken_port: int) -> None:
 # -- 1. servers that do not answer (tools; the worker waits: test_worker_waits.py) ---
 
 
-@pytest.mark.parametrize("command", ["stats", "dlq list", "dlq show", "dlq purge", "invalidate"])
+@pytest.mark.parametrize("command", ["stats", "dlq list", "dlq show", "dlq purge"])
 def test_a_redis_that_does_not_answer_is_one_line_naming_it(command: str) -> None:
     fails([*COMMANDS[command], *connection()], 1, "Redis (redis://127.0.0.1:1/0)")
 
