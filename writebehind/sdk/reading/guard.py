@@ -16,7 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from writebehind.core.errors import CacheUnavailable
-from writebehind.core.redis_client import REFUSED
+from writebehind.core.redis_client import REFUSED, pool_exhausted
 from writebehind.core.shielded import ShieldedCalls
 from writebehind.sdk.metrics import SDK_BREAKER_OPEN, SDK_READS
 from writebehind.sdk.reading.breaker import CircuitBreaker, State
@@ -24,8 +24,9 @@ from writebehind.sdk.reading.breaker import CircuitBreaker, State
 T = TypeVar("T")
 
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, TimeoutError, OSError)
-# A refused password is an answer, not an outage (core/redis_client.py): read around it,
-# and a wrong password would silently serve MongoDB's older data and open the breaker.
+# A refused password is an answer, not an outage (core/redis_client.py), and a full pool
+# is this process's own congestion: read around either, and a wrong password or a burst
+# would silently serve MongoDB's older data and open the breaker.
 
 
 class RedisGuard:
@@ -58,8 +59,8 @@ class RedisGuard:
             with anyio.fail_after(limit):
                 result = await self._calls.run(make())
         except UNREACHABLE as exc:
-            if isinstance(exc, REFUSED):
-                raise
+            if isinstance(exc, REFUSED) or pool_exhausted(exc):
+                raise  # answers, or no connection free: Redis is there (ConnectionPoolExhausted)
             self._record(self.breaker.failure())
             raise CacheUnavailable(
                 f"Redis did not answer {what} within {limit:g} s ({type(exc).__name__})",
