@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -48,6 +50,9 @@ def feed_client(redis: Redis, block_s: float) -> Redis:
     kwargs.update(client_name=FEED_CLIENT_NAME, decode_responses=False)
     # A blocked XREAD answers within its BLOCK; a server that does not is treated as lost.
     kwargs["socket_timeout"] = block_s + max(1.0, float(kwargs.get("socket_timeout") or 0))
+    # No silent re-sends (the SDK's URL-made clients retry 3 times): a lost connection must
+    # reach ``run`` so the resync checks for records trimmed meanwhile.
+    kwargs["retry"] = Retry(NoBackoff(), 0)
     own = ConnectionPool(connection_class=pool.connection_class, max_connections=2, **kwargs)
     return Redis(connection_pool=own)
 
