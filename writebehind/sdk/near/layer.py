@@ -93,9 +93,14 @@ class NearLayer:
         task, self._task = self._task, None
         if task is None:
             return
-        task.cancel()
+        # Cancel until it ends: a cancellation that lands as a socket timeout fires inside
+        # redis-py's read can be swallowed (asyncio.timeout on 3.11), and the follower, seeing
+        # a lost connection, reconnects; one cancel() then left aclose() waiting for ever.
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.1)
         with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+            task.result()
         SDK_NEAR_FEED_CONNECTED.set(0)
         self.clock.lost()
         self.empty()  # a new feed will start from the streams' heads
