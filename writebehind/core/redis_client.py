@@ -71,7 +71,7 @@ class _Refused(Exception):
 class _AnswerAwareRetry(Retry):
     """redis-py's ``Retry``, except that a refused password or permission is not retried."""
 
-    async def call_with_retry(  # type: ignore[override]
+    async def call_with_retry(
         self, do: Callable[[], Awaitable[T]], fail: Callable[..., Any], *args: Any, **kwargs: Any
     ) -> T:
         async def once() -> T:
