@@ -31,6 +31,7 @@ COMMANDS: dict[str, list[str]] = {
     "dlq show": ["dlq", "show", "0/1-0"],
     "dlq replay": ["dlq", "replay", "--all"],
     "dlq purge": ["dlq", "purge", "--all", "--yes"],
+    "invalidate": ["invalidate"],
 }
 
 
@@ -64,7 +65,7 @@ def test_a_redis_url_the_driver_refuses_is_named(command: str, url: str) -> None
     )
 
 
-@pytest.mark.parametrize("command", ["worker", "check", "replay", "dlq replay"])
+@pytest.mark.parametrize("command", ["worker", "check", "replay", "dlq replay", "invalidate"])
 def test_a_mongo_url_the_driver_refuses_is_named(command: str) -> None:
     line = fails(
         [*COMMANDS[command], *connection(mongo_url="http://app:s3cret@db.example/x")],
@@ -207,7 +208,7 @@ def _value_options() -> list[tuple[str, str]]:
 
 
 # Any text is a valid value of these.
-FREE_TEXT = ("consumer", "redis_url", "mongo_url", "group", "collection")
+FREE_TEXT = ("consumer", "redis_url", "mongo_url", "group", "collection", "collections")
 
 
 @pytest.mark.parametrize(("command", "flag"), _value_options())

@@ -7,14 +7,20 @@ from typing import Any
 
 import anyio
 import click
+import structlog
 from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
 
 from writebehind.cli.common import Connection, connection_options, open_clients
 from writebehind.cli.tools import run_tool, verified_keys
+from writebehind.core.backoff import Backoff, retry
 from writebehind.core.errors import WriteBehindError
 from writebehind.core.keys import validate_collection_name
 from writebehind.observability.http import HealthEndpoints, parse_address, serve
 from writebehind.tools.invalidation.daemon import Invalidator
+from writebehind.worker.startup import unavailable_server
+
+log = structlog.get_logger("writebehind.invalidator")
 
 
 @click.command()
@@ -66,20 +72,44 @@ async def _run(
     conn: Connection, collections: tuple[str, ...], fence_ttl: float, metrics: str | None
 ) -> None:
     async with open_clients(conn) as (redis, database):
-        keys = await verified_keys(redis, conn)
-        registry = CollectorRegistry()
-        invalidator = Invalidator(
-            redis, database, keys, collections, fence_ttl=fence_ttl, registry=registry
-        )
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(invalidator.run)
-            if metrics is not None:
-                endpoints = HealthEndpoints(registry, _always, _always)
-                await tg.start(serve, metrics, endpoints)
-            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_invalidate, redis, database, conn, collections, fence_ttl, metrics)
                 async for _ in signals:
                     tg.cancel_scope.cancel()
                     break
+
+
+async def _invalidate(
+    redis: Redis,
+    database: Any,
+    conn: Connection,
+    collections: tuple[str, ...],
+    fence_ttl: float,
+    metrics: str | None,
+) -> None:
+    # A daemon waits for a Redis that is not up yet (compose, Kubernetes), as the worker
+    # does; a wrong password or partition count is not waited out.
+    keys = await retry(
+        lambda: verified_keys(redis, conn),
+        transient=lambda exc: unavailable_server(exc) == "redis",
+        backoff=Backoff(base=0.1, cap=1.0),
+        on_retry=_waiting_for_redis,
+    )
+    registry = CollectorRegistry()
+    invalidator = Invalidator(
+        redis, database, keys, collections, fence_ttl=fence_ttl, registry=registry
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(invalidator.run)
+        if metrics is not None:
+            endpoints = HealthEndpoints(registry, _always, _always)
+            await tg.start(serve, metrics, endpoints)
+
+
+def _waiting_for_redis(exc: BaseException, delay: float) -> None:
+    error = f"{type(exc).__name__}: {exc}"[:300]
+    log.warning("waiting_for_redis", error=error, retry_in=round(delay, 2))
 
 
 async def _always() -> tuple[bool, str]:

@@ -23,16 +23,16 @@ result instead of writing twice; the network fault trial measures this.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import FullJitterBackoff
+from redis.exceptions import AuthenticationError, AuthorizationError, MaxConnectionsError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import MaxConnectionsError
 
 from writebehind.core.errors import ConfigurationError, ConnectionPoolExhausted
 
@@ -54,9 +54,43 @@ RETRIES = 3
 """Re-sends of a call whose connection failed (a reset, a timeout), with backoff."""
 
 
+T = TypeVar("T")
+
+REFUSED = (AuthenticationError, AuthorizationError)
+"""redis-py raises these as ``ConnectionError``s, but they are answers: Redis is there and
+refuses the password (or the ACL user's rights). Retrying cannot help, and treating them
+as an outage would hide a configuration mistake behind timeouts and fallbacks."""
+
+
+class _Refused(Exception):
+    """Carries a ``REFUSED`` error past ``Retry`` (not a ``RedisError``: never retried)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+class _AnswerAwareRetry(Retry):
+    """redis-py's ``Retry``, except that a refused password or permission is not retried."""
+
+    async def call_with_retry(
+        self, do: Callable[[], Awaitable[T]], fail: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> T:
+        async def once() -> T:
+            try:
+                return await do()
+            except REFUSED as exc:
+                raise _Refused(exc) from None
+
+        try:
+            return await super().call_with_retry(once, fail, *args, **kwargs)
+        except _Refused as refused:
+            raise refused.error from None
+
+
 def default_retry() -> Retry:
-    """3 retries, jittered exponential backoff from 50 ms, capped at 1 s."""
-    return Retry(FullJitterBackoff(cap=1.0, base=0.05), RETRIES)
+    """3 retries, jittered exponential backoff from 50 ms, capped at 1 s; none for a
+    refused password or permission (``REFUSED``)."""
+    return _AnswerAwareRetry(FullJitterBackoff(cap=1.0, base=0.05), RETRIES)
 
 
 def connect(url: str, *, cluster: bool = False, **options: Any) -> Redis:

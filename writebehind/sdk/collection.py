@@ -449,6 +449,17 @@ class Collection:
         return f"{partition}/{letter_id.decode('ascii')}", reason
 
     async def _wait_persisted(self, version: Version, timeout: float) -> None:
+        # The deadline bounds the calls too: a frozen MongoDB would otherwise hold one
+        # find_one for PyMongo's server selection (30 s), whatever ``timeout`` says.
+        with anyio.move_on_after(timeout):
+            await self._poll_persisted(version, timeout)
+            return
+        raise PersistTimeout(
+            f"MongoDB did not hold {version.collection}/{version.doc_id!r} at "
+            f"version {version} within {timeout}s (MongoDB or Redis did not answer in time)"
+        )
+
+    async def _poll_persisted(self, version: Version, timeout: float) -> None:
         assert version.collection is not None
         coll = self._wb.mongo_collection(version.collection)
         deadline = anyio.current_time() + timeout

@@ -16,7 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from writebehind.core.errors import CacheUnavailable
-from writebehind.core.redis_client import exhausted, pool_exhausted
+from writebehind.core.redis_client import REFUSED, exhausted, pool_exhausted
 from writebehind.core.shielded import ShieldedCalls
 from writebehind.sdk.metrics import SDK_BREAKER_OPEN, SDK_READS
 from writebehind.sdk.reading.breaker import CircuitBreaker, State
@@ -24,6 +24,9 @@ from writebehind.sdk.reading.breaker import CircuitBreaker, State
 T = TypeVar("T")
 
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, TimeoutError, OSError)
+# A refused password is an answer, not an outage (core/redis_client.py), and a full pool
+# is this process's own congestion: read around either, and a wrong password or a burst
+# would silently serve MongoDB's older data and open the breaker.
 
 
 class RedisGuard:
@@ -72,6 +75,8 @@ class RedisGuard:
             with anyio.fail_after(limit):
                 result = await self._calls.run(self._holding_slot(make))
         except UNREACHABLE as exc:
+            if isinstance(exc, REFUSED):
+                raise  # an answer (a wrong password, a missing right): Redis is there
             if pool_exhausted(exc):  # no connection free: Redis was not asked
                 raise exhausted() from exc
             self._record(self.breaker.failure())
