@@ -343,6 +343,7 @@ class Collection:
             ),
             self._wb.write_timeout,
             "a write",
+            len(calls),
         )
         replicas = _fewest(waits) if self._wb.wait_replicas else None
         results: list[Any] = []

@@ -53,9 +53,6 @@ def feed_client(redis: Redis, block_s: float) -> Redis:
     kwargs["retry"] = Retry(NoBackoff(), 0)
     # A blocked XREAD answers within its BLOCK; a server that does not is treated as lost.
     kwargs["socket_timeout"] = block_s + max(1.0, float(kwargs.get("socket_timeout") or 0))
-    # No silent re-sends (the SDK's URL-made clients retry 3 times): a lost connection must
-    # reach ``run`` so the resync checks for records trimmed meanwhile.
-    kwargs["retry"] = Retry(NoBackoff(), 0)
     own = ConnectionPool(connection_class=pool.connection_class, max_connections=2, **kwargs)
     return Redis(connection_pool=own)
 

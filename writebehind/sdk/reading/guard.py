@@ -23,6 +23,10 @@ from writebehind.sdk.reading.breaker import CircuitBreaker, State
 
 T = TypeVar("T")
 
+PER_ITEM = 0.0002
+"""Seconds a call's deadline grows per item after the first (200 µs: several times
+what Redis takes to run one write script or read one entry)."""
+
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, TimeoutError, OSError)
 # A refused password is an answer, not an outage (core/redis_client.py), and a full pool
 # is this process's own congestion: read around either, and a wrong password or a burst
@@ -59,12 +63,18 @@ class RedisGuard:
         self._open = False
         self._gauge.set(0)
 
-    async def call(self, make: Callable[[], Awaitable[T]], limit: float, what: str) -> T:
+    async def call(
+        self, make: Callable[[], Awaitable[T]], limit: float, what: str, items: int = 1
+    ) -> T:
         """Await ``make()`` within ``limit`` seconds; ``CacheUnavailable`` if Redis is not there.
 
         ``make`` is only called when the breaker lets the call through, so a
         refused call sends nothing (``CacheUnavailable.written`` is ``False``).
+        A call of many ``items`` (a ``set_many``, a ``get_many``) gets
+        ``PER_ITEM`` seconds more for each after the first: a big batch takes a
+        healthy Redis longer than ``limit``, and must not read as an outage.
         """
+        limit += max(0, items - 1) * PER_ITEM
         if not self.breaker.allow():
             raise CacheUnavailable(
                 f"Redis is unavailable (circuit open after repeated failures); {what} was not sent",
@@ -86,6 +96,11 @@ class RedisGuard:
             ) from exc
         self._record(self.breaker.success())
         return result
+
+    @property
+    def breaker_open(self) -> bool:
+        """Whether the circuit is open (calls refused without being sent)."""
+        return self._open
 
     async def _take_slot(self) -> None:
         if self._slots is None:

@@ -99,7 +99,9 @@ class Reader:
         if not places:
             return {}
         try:
-            entries = await self._redis(lambda: self._read_entries(list(places.values())))
+            entries = await self._redis(
+                lambda: self._read_entries(list(places.values())), len(places)
+            )
         except CacheUnavailable:
             return self._count(await self._degraded(wanted))
         answers: dict[Any, Answer] = {}
@@ -119,8 +121,8 @@ class Reader:
         encode_id(doc_id)
         return Place.of(self._wb.keys, self.name, doc_id)
 
-    async def _redis(self, make: Callable[[], Any]) -> Any:
-        return await self._wb.redis_guard.call(make, self.policy.redis_timeout, "a read")
+    async def _redis(self, make: Callable[[], Any], items: int = 1) -> Any:
+        return await self._wb.redis_guard.call(make, self.policy.redis_timeout, "a read", items)
 
     async def _read_entries(self, places: Sequence[Place]) -> list[CachedEntry]:
         pipe = self._wb.redis.pipeline(transaction=False)
@@ -157,7 +159,7 @@ class Reader:
         """One flight: take the leases, load what this process holds, wait for the rest."""
         tokens = {place.doc_id: new_token() for place in places}
         try:
-            replies = await self._redis(lambda: self._leases(places, tokens, "m"))
+            replies = await self._redis(lambda: self._leases(places, tokens, "m"), len(places))
         except CacheUnavailable:
             loaded = await self._find([place.doc_id for place in places])
             return {i: self._from_mongodb(doc, "degraded") for i, doc in loaded.items()}
@@ -224,7 +226,7 @@ class Reader:
             raise
         load_ms = self._took(began)
         try:
-            replies = await self._redis(lambda: self._fills(leases, loaded, load_ms))
+            replies = await self._redis(lambda: self._fills(leases, loaded, load_ms), len(leases))
         except (CacheUnavailable, ResponseError):  # unavailable, or refused at maxmemory
             self._event("fill", "skip_refused", len(places))
             return {p.doc_id: self._from_mongodb(loaded[p.doc_id], "mongodb") for p in places}
@@ -281,7 +283,7 @@ class Reader:
             await self._scripts(calls)
 
         with contextlib.suppress(CacheUnavailable):  # else the leases expire by themselves
-            await self._redis(release)
+            await self._redis(release, len(calls))
 
     async def _wait_then_load(self, place: Place) -> Answer:
         """Wait for another process's fill (by announcement, not polling), then read it."""
