@@ -73,14 +73,19 @@ async def main(argv: list[str]) -> None:
                     previous = n
                 await anyio.sleep(0.0005)
             tg.cancel_scope.cancel()
-    report: dict[str, Any] = {
-        "seen": seen,
-        "near_hits": _sample("writebehind_sdk_near_reads_total", collection="users", outcome="hit"),
-        "resumes": _sample("writebehind_sdk_near_resyncs_total", mode="resume"),
-        "empties": _sample("writebehind_sdk_near_resyncs_total", mode="empty"),
-        "stale": _sample("writebehind_sdk_near_reads_total", collection="users", outcome="stale"),
-    }
-    print(json.dumps(report), flush=True)
+        # Reported before closing: closing waits for calls to Redis, which may be frozen.
+        report: dict[str, Any] = {
+            "seen": seen,
+            "near_hits": _sample(
+                "writebehind_sdk_near_reads_total", collection="users", outcome="hit"
+            ),
+            "resumes": _sample("writebehind_sdk_near_resyncs_total", mode="resume"),
+            "empties": _sample("writebehind_sdk_near_resyncs_total", mode="empty"),
+            "stale": _sample(
+                "writebehind_sdk_near_reads_total", collection="users", outcome="stale"
+            ),
+        }
+        print(json.dumps(report), flush=True)
 
 
 if __name__ == "__main__":
