@@ -41,6 +41,9 @@ from writebehind.tools.invalidation.daemon import Invalidator
 def invalidate(**options: Any) -> None:
     """Follow MongoDB change streams; evict the clean cache entries (and near caches) of
     documents changed by anything but writebehind. Resumes from its token in Redis."""
+    # Taken first: the settings model has a metrics_address (the worker's), and
+    # Connection.pop_from takes every settings flag it knows.
+    address: str = options.pop("metrics_address")
     conn = Connection.pop_from(options)
     collections: tuple[str, ...] = options["collections"]
     try:
@@ -51,7 +54,6 @@ def invalidate(**options: Any) -> None:
     fence_ttl: float = options["fence_ttl"]
     if not fence_ttl > 0:
         raise click.UsageError(f"--fence-ttl must be > 0 seconds: {fence_ttl!r}")
-    address: str = options["metrics_address"]
     metrics = None if address.lower() == "off" else address
     if metrics is not None:
         try:
