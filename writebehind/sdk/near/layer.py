@@ -93,7 +93,12 @@ class NearLayer:
         task, self._task = self._task, None
         if task is None:
             return
-        task.cancel()
+        # Cancelled until it ends: on Python 3.11, asyncio.wait_for (inside redis-py) can
+        # swallow a cancellation that lands as the call it waits for completes (CPython
+        # gh-86296), and the feed would then follow the streams for ever (close hung).
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.5)
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
         SDK_NEAR_FEED_CONNECTED.set(0)
