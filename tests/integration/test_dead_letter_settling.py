@@ -15,10 +15,15 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.support.config import TEST_PARTITIONS, TEST_PREFIX
-from tests.support.streams import cache_key, dead_letters
+from tests.support.streams import (
+    cache_key,
+    dead_letters,
+    invalidation_records,
+    letter_for_sole_record,
+)
 from writebehind import WriteBehind
 from writebehind import errors as e
-from writebehind.core.keys import KeySpace
+from writebehind.core.keys import KeySpace, encode_id
 from writebehind.core.scripts import parse_write_reply
 from writebehind.core.version import Version
 from writebehind.sink.bulk import MongoSink
@@ -39,6 +44,16 @@ async def _raises_dead_lettered(wb: WriteBehind, version: Version) -> e.DeadLett
     return info.value
 
 
+async def _near_caches_told(redis: Redis, collection: str, doc_id: str, letter_id: str) -> None:
+    """The letter's script also told near caches, on the invalidation stream they follow."""
+    partition = KEYS.partition_of(collection, doc_id)
+    records = await invalidation_records(redis, KEYS, partition)
+    assert [(r["c"], r["i"]) for r in records] == [
+        (collection.encode(), encode_id(doc_id).encode())
+    ]
+    assert f"{partition}/{records[0]['dl'].decode()}" == letter_id
+
+
 async def test_a_malformed_record_settles_its_cache_entry(
     wb: WriteBehind, redis: Redis, start_worker: Any
 ) -> None:
@@ -56,6 +71,7 @@ async def test_a_malformed_record_settles_its_cache_entry(
     letter = await _raises_dead_lettered(wb, version.for_document("users", doc_id))
     assert letter.letter_id.startswith(f"{partition}/") and "malformed" in letter.reason
     assert await redis.exists(entry) == 0
+    await _near_caches_told(redis, "users", doc_id, letter.letter_id)
     assert await wb.collection("users").get(doc_id) is None  # what MongoDB holds
 
 
@@ -70,6 +86,7 @@ async def test_a_refused_write_raises_dead_lettered_at_once(
     bad = await people.set("p1", {"nickname": "no name"})
     letter = await _raises_dead_lettered(wb, bad)
     assert letter.version == bad and letter.reason
+    await _near_caches_told(redis, "people", "p1", letter.letter_id)
     assert await people.get("p1") == {"_id": "p1", "name": "Ada"}
 
 
@@ -85,7 +102,8 @@ async def test_replay_dead_letters_settle_the_cache(
     assert result.dead_lettered == 1
     assert await redis.exists(cache_key(KEYS, "people", "p2")) == 0
     assert await people.get("p2") is None
-    await _raises_dead_lettered(wb, bad)
+    letter = await _raises_dead_lettered(wb, bad)
+    await _near_caches_told(redis, "people", "p2", letter.letter_id)
 
 
 async def test_a_redrive_refused_again_settles_the_cache(
@@ -94,21 +112,15 @@ async def test_a_redrive_refused_again_settles_the_cache(
     await mongo_db.create_collection("people", validator=REQUIRE_NAME)
     people = wb.collection("people")
     bad = await people.set("p3", {"nickname": "no name"})
-    # A letter for it while its cache entry is still at that version (as after a
-    # worker crashed between the letter and its cache step in an older release).
-    partition = KEYS.partition_of("people", "p3")
-    ((entry_id, fields),) = await redis.xrange(KEYS.stream(partition))
-    letter_id = await redis.xadd(
-        KEYS.dead_letters(partition),
-        {**fields, "source_id": entry_id, "ov": entry_id, "error": "x", "error_kind": "permanent"},
-    )
-    await redis.hset(KEYS.dead_letter_sources(partition), entry_id, letter_id)
+    # A letter for it while its cache entry is still at that version.
+    await letter_for_sole_record(redis, KEYS, KEYS.partition_of("people", "p3"))
     (letter,) = [letter async for letter in iter_letters(redis, KEYS)]
     await Redriver(redis, mongo_db, KEYS).redrive([letter])
     assert len(await dead_letters(redis, KEYS)) == 1  # replaced, refused again
     assert await redis.exists(cache_key(KEYS, "people", "p3")) == 0
     assert await people.get("p3") is None
-    await _raises_dead_lettered(wb, bad)
+    letter = await _raises_dead_lettered(wb, bad)
+    await _near_caches_told(redis, "people", "p3", letter.letter_id)
 
 
 async def test_wait_persisted_still_times_out_when_nothing_happens(wb: WriteBehind) -> None:

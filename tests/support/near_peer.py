@@ -3,20 +3,23 @@
     python -m tests.support.near_peer REDIS_URL MONGO_URL DATABASE DOC_ID MAX_STALE
 
 Prints ``ready`` once its change feed is caught up and the document is held,
-then reads the document every ~0.5 ms until a line arrives on stdin, and
-prints one JSON line: for each value of the document's ``n`` field, when the
-first read that returned it ended and when the last read that returned it
-began (``time.monotonic()``, shared by the processes of one machine), and its
-near-cache counters.
+then reads the document every ~0.5 ms until a line arrives on stdin, printing
+``seen N`` each time a read returns another value of the document's ``n``
+field than the read before, and then prints one JSON line: for each value of
+``n``, when the first read that returned it ended and when the last read that
+returned it began (``time.monotonic()``, shared by the processes of one
+machine), and its near-cache counters.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -58,20 +61,31 @@ async def main(argv: list[str]) -> None:
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(wait_stdin)
+            previous = None
             while not stop.is_set():
                 began = time.monotonic()
                 doc = await users.get(doc_id)
                 n = str(None if doc is None else doc.get("n"))
                 span = seen.setdefault(n, [time.monotonic(), began])
                 span[1] = began
+                if n != previous:
+                    print(f"seen {n}", flush=True)
+                    previous = n
                 await anyio.sleep(0.0005)
             tg.cancel_scope.cancel()
-    report: dict[str, Any] = {
-        "seen": seen,
-        "near_hits": _sample("writebehind_sdk_near_reads_total", collection="users", outcome="hit"),
-        "resumes": _sample("writebehind_sdk_near_resyncs_total", mode="resume"),
-    }
-    print(json.dumps(report), flush=True)
+        # Reported before closing: closing waits for calls to Redis, which may be frozen.
+        report: dict[str, Any] = {
+            "seen": seen,
+            "near_hits": _sample(
+                "writebehind_sdk_near_reads_total", collection="users", outcome="hit"
+            ),
+            "resumes": _sample("writebehind_sdk_near_resyncs_total", mode="resume"),
+            "empties": _sample("writebehind_sdk_near_resyncs_total", mode="empty"),
+            "stale": _sample(
+                "writebehind_sdk_near_reads_total", collection="users", outcome="stale"
+            ),
+        }
+        print(json.dumps(report), flush=True)
 
 
 if __name__ == "__main__":
@@ -103,17 +117,48 @@ class NearPeer:
         if line.strip() != "ready":
             raise AssertionError(f"near peer did not start: {line!r} {self.stderr()}")
 
+    async def _line(self) -> str:
+        assert self.proc.stdout is not None
+        # Abandoned on a timeout: the peer prints only on a change, so a read may wait for ever.
+        line: str = await anyio.to_thread.run_sync(
+            self.proc.stdout.readline, abandon_on_cancel=True
+        )
+        if not line:
+            raise AssertionError(f"near peer ended: {self.stderr()}")
+        return line.strip()
+
+    async def wait_seen(self, n: str, within: float = 30.0) -> float:
+        """Wait until a read returns ``n`` after a read that returned something else.
+
+        Returns when the test saw it (``time.monotonic()``); fails the test after ``within`` s.
+        """
+        try:
+            with anyio.fail_after(within):
+                while await self._line() != f"seen {n}":
+                    pass
+        except TimeoutError:
+            raise AssertionError(f"the near peer returned no n={n} within {within}s") from None
+        return time.monotonic()
+
     async def finish(self, within: float = 30.0) -> dict[str, Any]:
         """Stop the read loop; the peer's report."""
-        assert self.proc.stdin is not None and self.proc.stdout is not None
+        assert self.proc.stdin is not None
         self.proc.stdin.write("stop\n")
         self.proc.stdin.flush()
         with anyio.fail_after(within):
-            line = await anyio.to_thread.run_sync(self.proc.stdout.readline)
-        if not line:
-            raise AssertionError(f"near peer ended without a report: {self.stderr()}")
+            line = await self._line()
+            while line.startswith("seen "):
+                line = await self._line()
         report: dict[str, Any] = json.loads(line)
         return report
+
+    async def pause(self) -> None:
+        """Freeze the peer (``SIGSTOP``) and return once the kernel says it is stopped."""
+        self.proc.send_signal(signal.SIGSTOP)
+        await wait_stopped(self.proc.pid)
+
+    def resume(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
 
     def stderr(self) -> str:
         if self.proc.poll() is None or self.proc.stderr is None:
@@ -122,8 +167,22 @@ class NearPeer:
 
     def close(self) -> None:
         if self.proc.poll() is None:
+            self.resume()
             self.proc.kill()
         self.proc.wait(10)
         for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if pipe is not None:
                 pipe.close()
+
+
+def _state(pid: int) -> str:
+    """The process state letter of ``/proc/<pid>/stat`` (``T``: stopped by a signal)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2]
+
+
+async def wait_stopped(pid: int, within: float = 10.0) -> None:
+    """Return once ``pid`` is stopped: ``SIGSTOP`` is delivered asynchronously."""
+    with anyio.fail_after(within):
+        while _state(pid) != "T":  # noqa: ASYNC110 (the kernel sets no event)
+            await anyio.sleep(0.001)

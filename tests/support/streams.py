@@ -72,6 +72,29 @@ async def dead_letters(
     return letters
 
 
+async def letter_for_sole_record(redis: Redis, keys: KeySpace, partition: int) -> None:
+    """Add a letter for the one record of ``partition``'s stream, leaving its cache entry as is.
+
+    As after a worker crashed between the letter and its cache step in an older
+    release: the cache entry is still at the letter's version.
+    """
+    rows: Any = await redis.xrange(keys.stream(partition))
+    ((entry_id, fields),) = rows
+    letter_id = await redis.xadd(
+        keys.dead_letters(partition),
+        {**fields, "source_id": entry_id, "ov": entry_id, "error": "x", "error_kind": "permanent"},
+    )
+    await redis.hset(keys.dead_letter_sources(partition), entry_id, letter_id)
+
+
+async def invalidation_records(
+    redis: Redis, keys: KeySpace, partition: int
+) -> list[dict[str, bytes]]:
+    """The records of ``partition``'s invalidation stream (what near caches evict), oldest first."""
+    entries: Any = await redis.xrange(keys.invalidations(partition))
+    return [{k.decode(): v for k, v in fields.items()} for _, fields in entries]
+
+
 async def pending_total(redis: Redis, keys: KeySpace) -> int:
     total = 0
     for stream in keys.streams():

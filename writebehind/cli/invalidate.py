@@ -58,6 +58,8 @@ def invalidate(**options: Any) -> None:
     fence_ttl: float = options["fence_ttl"]
     if not fence_ttl > 0:
         raise click.UsageError(f"--fence-ttl must be > 0 seconds: {fence_ttl!r}")
+    # Its own name: the settings model's metrics_address is the worker's, and
+    # Connection.pop_from takes every settings flag it knows.
     address: str = options["metrics_at"]
     metrics = None if address.lower() == "off" else address
     if metrics is not None:

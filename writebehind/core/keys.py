@@ -10,7 +10,8 @@ legal on Redis Cluster, and a document's records stay in one ordered stream.
     {wb:p3}:doc:<len>:<collection>:<id>  cache entry (hash: v, d, t)
     {wb:p3}:lease:<len>:<collection>:<id> fill lease (string: owner token, short TTL)
     {wb:p3}:fill:<len>:<collection>:<id>  pub/sub channel: a fill of the entry ended
-    {wb:p3}:inval                        evictions for direct MongoDB writes (near caches follow)
+    {wb:p3}:inval                        evictions for direct MongoDB writes and dead letters
+                                         (near caches follow)
     {wb:p3}:evicted:<len>:<collection>:<id> eviction marker: Redis ms of the last invalidation
 """
 
@@ -130,11 +131,23 @@ class KeySpace:
         """Whether ``key`` is a cache entry key of ``partition`` (for keys read from records)."""
         return key.startswith(f"{self._tag(partition)}:doc:")
 
+    def cache_names(self, partition: int, key: str) -> tuple[str, str] | None:
+        """The collection and encoded id a cache key of ``partition`` names (``cache``'s
+        inverse), or ``None`` if ``key`` is not one (for keys read from records)."""
+        prefix = f"{self._tag(partition)}:doc:"
+        length, sep, rest = key.removeprefix(prefix).partition(":")
+        if not key.startswith(prefix) or not sep or not length.isdigit():
+            return None
+        n = int(length)
+        if rest[n : n + 1] != ":" or not rest[n + 1 :]:
+            return None
+        return rest[:n], rest[n + 1 :]
+
     def streams(self) -> list[str]:
         return [self.stream(p) for p in range(self.partitions)]
 
     def invalidations(self, partition: int) -> str:
-        """The stream of evictions made for direct MongoDB writes (followed by near caches)."""
+        """Evictions for direct MongoDB writes and for dead letters (near caches follow it)."""
         return f"{self._tag(partition)}:inval"
 
     def eviction_marker(self, partition: int, collection: str, doc_id: Any) -> str:

@@ -132,29 +132,63 @@ local function existing_letter(index, letters, source)
 end
 """
 
+# Tell every near cache to drop a dead-lettered document: a record on the
+# partition's invalidation stream, the fields EVICT writes (``c`` collection,
+# ``i`` encoded id, which is all a near cache reads), with ``dl`` (the letter's
+# id) where EVICT has ``ct``. Written by every script that settles a cache entry
+# for a dead letter, whether or not the entry was still there: a near cache may
+# hold the refused write however the Redis entry went. No record where no
+# document is named (a malformed record without its cache entry: coll '').
+INVALIDATE_LUA = """
+local function invalidate(stream, coll, id, max_len, letter)
+  if coll == '' then return end
+  redis.call('XADD', stream, 'MAXLEN', '~', tonumber(max_len), '*',
+    'c', coll, 'i', id, 'dl', letter)
+end
+"""
+
+INVALIDATIONS_MAX_LEN = 100_000
+"""About how many records (``XADD MAXLEN ~``) an invalidation stream keeps; a near
+cache whose feed falls further behind empties itself (sdk/near/follower.py)."""
+
+
+def invalidation_args(names: tuple[str, str] | None) -> list[Any]:
+    """A dead-letter script's ARGV for its invalidation record: collection, encoded id
+    (``core.keys.encode_id``), stream max length; ``names`` ``None``: no record."""
+    collection, encoded_id = names or ("", "")
+    return [collection, encoded_id, INVALIDATIONS_MAX_LEN]
+
+
 # Move one record to the dead-letter stream: XACK here and XADD there, at once.
 # Only an entry still pending in the group moves: a move sent again after its
 # reply was lost, or a frozen worker's late move of an entry another worker
 # has since claimed and finished, adds no second letter (returns 0). Nor does
 # a move of an entry a replay has dead-lettered already (returns 1: acked).
 # A cache entry still at the dead version is dropped, so reads show what
-# MongoDB holds rather than a document it refused.
+# MongoDB holds rather than a document it refused, and near caches are told.
 #
-# KEYS: stream, dead-letter stream, cache entry, dead-letter source index
-# ARGV: group, entry id, cache version to drop, then the dead letter's field/value pairs
+# KEYS: stream, dead-letter stream, cache entry, dead-letter source index,
+#       invalidation stream
+# ARGV: group, entry id, cache version to drop, collection ('' no invalidation
+#       record), encoded id, invalidation stream max length, then the dead
+#       letter's field/value pairs
+# Returns 1 if the entry was pending (moved now, or a letter was there), else 0
 DEAD_LETTER = (
     _EXISTING_LETTER
+    + INVALIDATE_LUA
     + """
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then
   return 0
 end
-if not existing_letter(KEYS[4], KEYS[2], ARGV[2]) then
-  local id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 4))
-  redis.call('HSET', KEYS[4], ARGV[2], id)
+local letter = existing_letter(KEYS[4], KEYS[2], ARGV[2])
+if not letter then
+  letter = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 7))
+  redis.call('HSET', KEYS[4], ARGV[2], letter)
 end
 if redis.call('HGET', KEYS[3], 'v') == ARGV[3] then
   redis.call('DEL', KEYS[3])
 end
+invalidate(KEYS[5], ARGV[4], ARGV[5], ARGV[6], letter)
 return 1
 """
 )
@@ -162,21 +196,29 @@ return 1
 # Replay's dead letter: added unless its entry already has one (written by the
 # worker, an earlier replay, or a re-drive refused again). No XACK: replay is
 # no consumer. Checked and added in one step, so two replays at once still
-# leave one letter. A cache entry still at the dead version is dropped.
+# leave one letter. A cache entry still at the dead version is dropped, and
+# near caches are told.
 #
-# KEYS: dead-letter stream, its source index, cache entry
-# ARGV: source entry id, cache version to drop ("" none), then the letter's field/value pairs
+# KEYS: dead-letter stream, its source index, cache entry, invalidation stream
+# ARGV: source entry id, cache version to drop ("" none), collection ('' no
+#       invalidation record), encoded id, invalidation stream max length, then
+#       the letter's field/value pairs
 # Returns {1, id of the new letter} or {0, id of the letter already there}
 DEAD_LETTER_ONCE = (
     _EXISTING_LETTER
+    + INVALIDATE_LUA
     + """
 if ARGV[2] ~= '' and redis.call('HGET', KEYS[3], 'v') == ARGV[2] then
   redis.call('DEL', KEYS[3])
 end
 local known = existing_letter(KEYS[2], KEYS[1], ARGV[1])
-if known then return {0, known} end
-local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
+if known then
+  invalidate(KEYS[4], ARGV[3], ARGV[4], ARGV[5], known)
+  return {0, known}
+end
+local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 6))
 redis.call('HSET', KEYS[2], ARGV[1], id)
+invalidate(KEYS[4], ARGV[3], ARGV[4], ARGV[5], id)
 return {1, id}
 """
 )

@@ -15,8 +15,8 @@ What happens to a letter:
 - not decodable (a malformed record): kept as it is;
 - ``dry_run``: nothing is written or removed; outcomes are predictions.
 
-Cache entries are never touched: the worker dropped the entry at the dead
-version when it dead-lettered it, so a re-drive has nothing to clean.
+A letter refused again settles its cache entry as the first move did: an entry
+still at the refused version is dropped, and near caches are told.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from redis.asyncio import Redis
 
 from writebehind.core.deployment import reader_codec
 from writebehind.core.errors import UnknownLetters as UnknownLetters  # re-exported
-from writebehind.core.keys import KeySpace
+from writebehind.core.keys import KeySpace, encode_id
 from writebehind.core.replies import as_text
-from writebehind.core.scripts import ScriptCall, run_scripts
+from writebehind.core.scripts import INVALIDATE_LUA, ScriptCall, invalidation_args, run_scripts
 from writebehind.sink.bulk import MongoSink
 from writebehind.sink.classify import ErrorInfo, Failure
 from writebehind.sink.guards import Pending
@@ -55,21 +55,28 @@ INVALID = "invalid"
 # Replace a dead letter by a copy with updated fields, unless it is gone (purged
 # or re-driven by someone else meanwhile: then nothing is resurrected). The
 # source index (see redis_scripts) follows the letter to its new id. A cache
-# entry still at the refused version is dropped, so reads show what MongoDB holds.
+# entry still at the refused version is dropped, so reads show what MongoDB holds,
+# and near caches are told (core/scripts.py, INVALIDATE_LUA).
 #
-# KEYS: dead-letter stream, its source index, the record's cache entry
+# KEYS: dead-letter stream, its source index, the record's cache entry, invalidation stream
 # ARGV: old entry id, the letter's source entry id, cache version to drop ("" none),
+# collection ('' no invalidation record), encoded id, invalidation stream max length,
 # then field/value pairs
-REPLACE_LETTER = """
+# Returns the letter's new id, or nil if it was gone
+REPLACE_LETTER = (
+    INVALIDATE_LUA
+    + """
 if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return false end
 if ARGV[3] ~= '' and redis.call('HGET', KEYS[3], 'v') == ARGV[3] then
   redis.call('DEL', KEYS[3])
 end
-local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 4))
+local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 7))
 redis.call('XDEL', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[2], id)
+invalidate(KEYS[4], ARGV[4], ARGV[5], ARGV[6], id)
 return id
 """
+)
 
 # Delete letters, and their source index entries where they still name them.
 #
@@ -313,6 +320,13 @@ class Redriver:
             return self.keys.cache(partition, letter.collection, letter.doc_id)
         return f"{self.keys.dead_letters(partition)}:none"
 
+    @staticmethod
+    def _names(letter: DeadLetter) -> tuple[str, str] | None:
+        """The letter's collection and encoded id, for near caches (``None``: not decodable)."""
+        if letter.problem is not None:
+            return None
+        return letter.collection, encode_id(letter.doc_id)
+
     async def redrive(self, letters: Sequence[DeadLetter]) -> list[LetterResult]:
         """Apply ``letters`` and settle each one in its dead-letter stream.
 
@@ -377,11 +391,13 @@ class Redriver:
                     self.keys.dead_letters(letter.id.partition),
                     self.keys.dead_letter_sources(letter.id.partition),
                     self._cache_key(letter),
+                    self.keys.invalidations(letter.id.partition),
                 ],
                 [
                     letter.id.entry_id,
                     letter.source_id,
                     "" if letter.problem or letter.version is None else str(letter.version),
+                    *invalidation_args(self._names(letter)),
                     *refailed_fields(letter, error, now_ms=now_ms, consumer=self.consumer),
                 ],
             )

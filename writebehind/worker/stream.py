@@ -19,7 +19,13 @@ from writebehind.core.groups import consumer_group
 from writebehind.core.keys import KeySpace
 from writebehind.core.letter_format import failure_fields, letter_fields
 from writebehind.core.replies import as_text, is_busy_group, is_no_group, is_no_such_key
-from writebehind.core.scripts import ScriptCall, Scripts, call_script, run_scripts
+from writebehind.core.scripts import (
+    ScriptCall,
+    Scripts,
+    call_script,
+    invalidation_args,
+    run_scripts,
+)
 from writebehind.sink.classify import ErrorInfo
 from writebehind.worker.counters import WorkerCounters
 from writebehind.worker.settings import WorkerSettings
@@ -209,11 +215,17 @@ class PartitionStreams:
                         self.keys.dead_letters(partition),
                         letter.cache_key or f"{stream}:none",
                         self.keys.dead_letter_sources(partition),
+                        self.keys.invalidations(partition),
                     ],
                     [
                         self.group,
                         letter.entry_id,
                         letter.version if letter.cache_key else "",
+                        *invalidation_args(
+                            self.keys.cache_names(partition, letter.cache_key)
+                            if letter.cache_key
+                            else None
+                        ),
                         *dead_letter_fields(letter, partition, self.consumer),
                     ],
                 )

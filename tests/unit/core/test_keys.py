@@ -321,6 +321,8 @@ def test_document_keys_share_one_hash_tag(prefix: str, collection: str) -> None:
         assert hash_tag(cache) == expected, cache
         assert hash_tag(stream) == expected
         assert hash_tag(dlq) == expected
+        assert hash_tag(keys.invalidations(partition)) == expected
+        assert hash_tag(keys.dead_letter_sources(partition)) == expected
         assert len({stream, dlq, cache}) == 3
 
 
@@ -360,3 +362,31 @@ def test_cache_keys_unique_over_many_pairs() -> None:
     pairs = [(c, i) for c in parts if c for i in parts]
     cache_keys = {keys.cache(0, c, i) for c, i in pairs}
     assert len(cache_keys) == len(pairs)
+
+
+@pytest.mark.parametrize("collection", AWKWARD_COLLECTIONS)
+def test_cache_names_inverts_cache(collection: str) -> None:
+    # Dead-letter moves name the document for near caches from the cache key alone.
+    keys = KeySpace(prefix="app-1.x_y", partitions=16)
+    for doc_id in AWKWARD_IDS:
+        partition = keys.partition_of(collection, doc_id)
+        key = keys.cache(partition, collection, doc_id)
+        assert keys.cache_names(partition, key) == (collection, encode_id(doc_id))
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "{wb:p1}:doc:5:users:salice",  # another partition
+        "{wb:p0}:stream",
+        "{wb:p0}:doc:",
+        "{wb:p0}:doc:x:users:salice",
+        "{wb:p0}:doc:5:users",
+        "{wb:p0}:doc:5:users:",
+        "{wb:p0}:doc:9:users:salice",
+        "{wb:p0}:doc:-1:users:salice",
+        "{other:p0}:doc:5:users:salice",
+    ],
+)
+def test_cache_names_refuses_other_keys(key: str) -> None:
+    assert KeySpace().cache_names(0, key) is None

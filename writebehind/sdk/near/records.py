@@ -6,8 +6,9 @@ hash slot:
 - the change stream (``{p:pN}:stream``): every SDK write, ``op``/``c``/``d``
   fields (core/scripts.py, WRITE); its entry id is the write's version;
 - the invalidation stream (``{p:pN}:inval``): evictions made for changes
-  written to MongoDB directly (the invalidator), fields ``c`` (collection)
-  and ``i`` (the encoded id, or ``*``: the whole collection).
+  written to MongoDB directly (the invalidator) and for dead letters (the
+  scripts that write a letter: the refused write may be held here), fields
+  ``c`` (collection) and ``i`` (the encoded id, or ``*``: the whole collection).
 """
 
 from __future__ import annotations

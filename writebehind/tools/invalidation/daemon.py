@@ -31,7 +31,7 @@ from redis.exceptions import RedisError
 
 from writebehind.core.errors import UnsupportedIdType
 from writebehind.core.keys import KeySpace, encode_id
-from writebehind.core.scripts import EVICT, FLUSH_CLEAN, call_script
+from writebehind.core.scripts import EVICT, FLUSH_CLEAN, INVALIDATIONS_MAX_LEN, call_script
 from writebehind.sdk.reading.entry import ENTRY_FIELDS, parse_entry
 from writebehind.tools.invalidation.decide import decide, stored_version
 
@@ -85,7 +85,7 @@ class Invalidator:
         collections: Sequence[str] = (),
         *,
         fence_ttl: float = 60.0,
-        stream_max_len: int = 100_000,
+        stream_max_len: int = INVALIDATIONS_MAX_LEN,
         registry: CollectorRegistry | None = None,
     ) -> None:
         self._redis = redis

@@ -28,7 +28,13 @@ from writebehind.core.errors import HistoryGapError as HistoryGapError  # re-exp
 from writebehind.core.errors import InvalidInput
 from writebehind.core.keys import KeySpace, encode_id
 from writebehind.core.replies import as_text, is_no_such_key
-from writebehind.core.scripts import ScriptCall, Scripts, parse_letter_reply, run_scripts
+from writebehind.core.scripts import (
+    ScriptCall,
+    Scripts,
+    invalidation_args,
+    parse_letter_reply,
+    run_scripts,
+)
 from writebehind.core.version import Version
 from writebehind.sink.bulk import MongoSink
 from writebehind.sink.classify import ErrorInfo, Failure
@@ -354,8 +360,14 @@ class Replayer:
                         self.keys.dead_letters(partition),
                         self.keys.dead_letter_sources(partition),
                         self.keys.cache(partition, p.record.collection, p.doc_id),
+                        self.keys.invalidations(partition),
                     ],
-                    [p.entry_id, str(p.version), *dead_letter_fields(letter, partition, CONSUMER)],
+                    [
+                        p.entry_id,
+                        str(p.version),
+                        *invalidation_args((p.record.collection, encode_id(p.doc_id))),
+                        *dead_letter_fields(letter, partition, CONSUMER),
+                    ],
                 )
             )
         replies, _ = await run_scripts(self.redis, calls)
