@@ -1,0 +1,129 @@
+"""Comparisons 5 and 6: coalescing under Zipfian updates, and lag at half capacity.
+
+5. Zipfian updates (constant 0.99 over 10,000 keys) written faster than the
+   worker drains them (MongoDB the bottleneck): MongoDB operations per
+   acknowledged write. The baseline is 1.0: a write-through cache sends one
+   operation per write.
+6. Paced single ``set``s at half the measured drain rate: the lag from ``set``
+   returning to its version being in MongoDB (the worker's ``bulk_write``
+   returning), per write, p50 and p99, and over time.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import random
+import time
+from typing import Any
+
+import anyio
+from redis.asyncio import Redis
+
+from benchmarks.common import median, percentile, small_document
+from writebehind import WriteBehind
+from writebehind.settings import Settings
+from writebehind.worker.runner import Worker
+
+PARTITIONS = 16
+
+
+class Zipf:
+    """Ranks 0..n-1 drawn with probability proportional to 1 / (rank + 1) ** s (YCSB's constant 0.99)."""
+
+    def __init__(self, n: int, s: float, rng: random.Random) -> None:
+        self.cdf = list(itertools.accumulate(1 / (k + 1) ** s for k in range(n)))
+        self.rng = rng
+
+    def __call__(self) -> int:
+        return bisect.bisect_left(self.cdf, self.rng.random() * self.cdf[-1])
+
+
+def _worker(redis: Redis, db: Any, prefix: str) -> Worker:
+    return Worker(redis, db, Settings(prefix=prefix, partitions=PARTITIONS, metrics_address=None))
+
+
+async def coalescing(redis: Redis, db: Any, writes: int, keys: int = 10_000) -> dict[str, Any]:
+    """Comparison 5 (operations counted by the worker: records persisted minus superseded)."""
+    zipf = Zipf(keys, 0.99, random.Random(7))
+    worker = _worker(redis, db, "c5")
+    await worker.startup_checks()
+    async with (
+        WriteBehind(redis=redis, mongo=db, prefix="c5", partitions=PARTITIONS, max_backlog=0) as wb,
+        anyio.create_task_group() as tg,
+    ):
+        users = wb.collection("zipf")
+        tg.start_soon(worker.run)
+        started = time.perf_counter()
+        for start in range(0, writes, 100):
+            await users.set_many([(zipf(), small_document(i)) for i in range(start, start + 100)])
+        written = time.perf_counter() - started
+        while worker.stats.persisted < writes:  # noqa: ASYNC110 - the bench reads a counter
+            await anyio.sleep(0.01)
+        drained = time.perf_counter() - started
+        worker.request_stop()
+    operations = worker.stats.persisted - worker.stats.coalesced
+    return {
+        "writes": writes,
+        "keys": keys,
+        "mongodb operations": operations,
+        "operations per write": operations / writes,
+        "write-through operations per write": 1.0,
+        "seconds writing, seconds until drained": [written, drained],
+    }
+
+
+async def lag(redis: Redis, db: Any, rate: float, seconds: float) -> dict[str, Any]:
+    """Comparison 6: paced writes at ``rate`` per second for ``seconds``."""
+    worker = _worker(redis, db, "c6")
+    await worker.startup_checks()
+    returned: dict[int, float] = {}
+    persisted: dict[Any, float] = {}
+    write = worker.sink.write
+
+    async def timed_write(name: str, pendings: Any) -> Any:
+        outcome = await write(name, pendings)
+        now = time.perf_counter()
+        for p in pendings:
+            persisted.setdefault(p.doc_id, now)
+        return outcome
+
+    worker.sink.write = timed_write  # type: ignore[method-assign]
+    total = int(rate * seconds)
+    async with (
+        WriteBehind(redis=redis, mongo=db, prefix="c6", partitions=PARTITIONS) as wb,
+        anyio.create_task_group() as tg,
+    ):
+        users = wb.collection("lag")
+        tg.start_soon(worker.run)
+        await anyio.sleep(0.5)
+        start = time.perf_counter()
+        producers = 4  # paced together: one writer alone cannot reach every rate
+
+        async def producer(k: int) -> None:
+            for i in range(k, total, producers):
+                due = start + i / rate
+                wait = due - time.perf_counter()
+                if wait > 0:
+                    await anyio.sleep(wait)
+                await users.set(i, small_document(i))
+                returned[i] = time.perf_counter()
+
+        async with anyio.create_task_group() as writers:
+            for k in range(producers):
+                writers.start_soon(producer, k)
+        achieved = total / (time.perf_counter() - start)
+        while len(persisted) < total:  # noqa: ASYNC110 - the bench reads a counter
+            await anyio.sleep(0.01)
+        worker.request_stop()
+    lags = [persisted[i] - returned[i] for i in range(total)]
+    return {
+        "target rate/s": rate,
+        "achieved rate/s": achieved,
+        "writes": total,
+        "lag p50 ms": median(lags) * 1e3,
+        "lag p99 ms": percentile(lags, 0.99) * 1e3,
+        "lag over time": [
+            [round(returned[i] - start, 3), round(lags[i] * 1e3, 2)] for i in range(total)
+        ],
+    }
