@@ -11,6 +11,7 @@ a delay line of ``latency`` seconds each way.
 from __future__ import annotations
 
 import datetime as dt
+import statistics
 import time
 from typing import Any
 
@@ -52,12 +53,12 @@ async def bare_loop(db: Any, records: int, batch_size: int, name: str) -> float:
     return records / (time.perf_counter() - started)
 
 
-async def backlog(redis: Redis, db: Any, records: int, prefix: str) -> None:
+async def backlog(redis: Redis, db: Any, records: int, prefix: str, name: str) -> None:
     """``records`` writes through the SDK, not timed: the backlog a worker drains."""
     async with WriteBehind(
         redis=redis, mongo=db, prefix=prefix, partitions=PARTITIONS, max_backlog=0
     ) as wb:
-        users = wb.collection("drained")
+        users = wb.collection(name)
         for start in range(0, records, 1000):
             await users.set_many(
                 [(i, small_document(i)) for i in range(start, min(records, start + 1000))]
@@ -65,21 +66,19 @@ async def backlog(redis: Redis, db: Any, records: int, prefix: str) -> None:
 
 
 async def worker_drain(
-    redis: Redis, db: Any, records: int, prefix: str, **settings: Any
+    redis: Redis, db: Any, records: int, name: str, **settings: Any
 ) -> tuple[float, list[int]]:
-    """Records per second of an in-process worker, and its batch limit sampled as it ran."""
-    await backlog(redis, db, records, prefix)
+    """Records per second of an in-process worker, and its batch limit sampled every 10 ms."""
+    await backlog(redis, db, records, name, name)
     worker = Worker(
-        redis,
-        db,
-        Settings(prefix=prefix, partitions=PARTITIONS, metrics_address=None, **settings),
+        redis, db, Settings(prefix=name, partitions=PARTITIONS, metrics_address=None, **settings)
     )
     await worker.startup_checks()
     limits: list[int] = []
     started = time.perf_counter()
     async with anyio.create_task_group() as tg:
         tg.start_soon(worker.run)
-        while worker.stats.persisted < records:  # noqa: ASYNC110 - the bench reads a counter
+        while worker.stats.persisted < records:
             await anyio.sleep(0.01)
             limits.append(worker.slots.limit.limit)
         elapsed = time.perf_counter() - started
@@ -93,37 +92,53 @@ async def drain_comparison(
     records: int,
     batch_sizes: list[int],
     concurrencies: list[int],
+    rounds: int,
     tag: str,
 ) -> dict[str, Any]:
-    """Rates (records/s) of every variant against the same MongoDB, and the ratios that count."""
+    """Rates (records/s, median over rounds) of every variant against the same MongoDB.
+
+    Each round runs every variant once, in an order rotated from round to
+    round (the server slows as it fills, and the machine's load moves), each
+    into a new collection (inserts, never updates of an earlier variant's
+    documents).
+    """
     client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url, uuidRepresentation="standard")
+    variants = [("bare", n) for n in batch_sizes] + [("fixed", n) for n in concurrencies]
+    variants.append(("default", 0))
+    rates: dict[tuple[str, int], list[float]] = {v: [] for v in variants}
+    limits: list[int] = []
     try:
         db = client[f"drain_{tag}"]
         await db.command("ping")
-        bare = {}
-        for size in batch_sizes:
-            bare[size] = await bare_loop(db, records, size, f"bare{size}")
-        default_rate, limits = await worker_drain(redis, db, records, f"{tag}d")
-        fixed = {}
-        for n in concurrencies:
-            fixed[n], _ = await worker_drain(redis, db, records, f"{tag}f{n}", concurrency=n)
-        # The default once more at the end: the server slows as it fills, so the
-        # default is judged on the mean of a run before and a run after the sweep.
-        default_again, limits_again = await worker_drain(redis, db, records, f"{tag}d2")
+        for r in range(rounds):
+            shift = r * len(variants) // max(1, rounds)
+            for kind, n in variants[shift:] + variants[:shift]:
+                name = f"{tag}_{kind}{n}_r{r}"
+                if kind == "bare":
+                    rates[kind, n].append(await bare_loop(db, records, n, name))
+                elif kind == "fixed":
+                    rate, _ = await worker_drain(redis, db, records, name, concurrency=n)
+                    rates[kind, n].append(rate)
+                else:
+                    rate, seen = await worker_drain(redis, db, records, name)
+                    rates[kind, n].append(rate)
+                    limits += seen
         await client.drop_database(f"drain_{tag}")
     finally:
         await client.close()
-    best_bare = max(bare.values())
-    best_fixed = max(fixed.values())
-    default = (default_rate + default_again) / 2
+    bare = {n: statistics.median(rates["bare", n]) for n in batch_sizes}
+    fixed = {n: statistics.median(rates["fixed", n]) for n in concurrencies}
+    default = statistics.median(rates["default", 0])
     return {
         "records": records,
+        "rounds": rounds,
+        "every rate": {f"{k} {n}": v for (k, n), v in rates.items()},
         "bare loop rec/s by batch size": bare,
         "best bare batch size": max(bare, key=lambda k: bare[k]),
-        "default worker rec/s (before, after the sweep)": [default_rate, default_again],
         "fixed concurrency rec/s": fixed,
         "best fixed concurrency": max(fixed, key=lambda k: fixed[k]),
-        "default x best bare": default / best_bare,
-        "default x best fixed": default / best_fixed,
-        "adaptive limit samples": limits + limits_again,
+        "default worker rec/s": default,
+        "default x best bare": default / max(bare.values()),
+        "default x best fixed": default / max(fixed.values()),
+        "adaptive limit samples": limits,
     }

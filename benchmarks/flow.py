@@ -29,7 +29,7 @@ PARTITIONS = 16
 
 
 class Zipf:
-    """Ranks 0..n-1 drawn with probability proportional to 1 / (rank + 1) ** s (YCSB's constant 0.99)."""
+    """Ranks 0..n-1, drawn with probability proportional to 1 / (rank + 1) ** s (YCSB: s = 0.99)."""
 
     def __init__(self, n: int, s: float, rng: random.Random) -> None:
         self.cdf = list(itertools.accumulate(1 / (k + 1) ** s for k in range(n)))

@@ -153,7 +153,7 @@ async def acked_history(redis: Redis, tag: str, entries: int) -> str:
     for i in range(entries):
         pipe.xadd(stream, {"op": "set", "k": f"old{i}"})
     await pipe.execute()
-    reply = await redis.xreadgroup("writebehind", "bench", {stream: ">"}, count=entries)
+    reply: Any = await redis.xreadgroup("writebehind", "bench", {stream: ">"}, count=entries)
     await redis.xack(stream, "writebehind", *[entry_id for _, got in reply for entry_id, _ in got])
     return stream
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
+from tests.support.waiting import wait_until
 from writebehind.worker.concurrency import FixedLimit
 from writebehind.worker.slots import BatchSlots
 
@@ -28,6 +29,9 @@ async def test_no_more_batches_in_flight_than_the_limit() -> None:
     most = 0
     release = anyio.Event()
 
+    async def two_in_flight() -> bool:
+        return slots.in_flight == 2
+
     async def batch() -> None:
         nonlocal most
         async with slots.slot(10):
@@ -38,8 +42,7 @@ async def test_no_more_batches_in_flight_than_the_limit() -> None:
         async with anyio.create_task_group() as tg:
             for _ in range(5):
                 tg.start_soon(batch)
-            while slots.in_flight < 2:
-                await anyio.sleep(0.001)
+            await wait_until(two_in_flight, timeout=5, message="two batches in flight")
             await anyio.sleep(0.01)  # the three others had every chance to enter
             assert slots.in_flight == 2
             release.set()
