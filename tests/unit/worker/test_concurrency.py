@@ -147,7 +147,7 @@ def test_the_limit_never_goes_below_one() -> None:
     ],
 )
 def test_bad_parameters_are_refused(kwargs: dict[str, float]) -> None:
-    with pytest.raises(ValueError, match="must|need"):
+    with pytest.raises(ValueError, match=r"must|need"):
         AdaptiveLimit(**kwargs)  # type: ignore[arg-type]
 
 
