@@ -109,7 +109,9 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [
             f"## 5. Coalescing: {z['writes']:,} Zipfian (0.99) writes over {z['keys']:,} keys: "
             f"{z['mongodb operations']:,} MongoDB operations, "
-            f"**{z['operations per write']:.3f} per write** (write-through: 1.0)",
+            f"**{z['operations per write']:.3f} per write** (write-through: 1.0). "
+            f"{z['distinct keys written']:,} keys were written: no coalescing can go below "
+            f"{z['floor (distinct keys / writes)']:.3f} on this run.",
             "",
         ]
     if "6 lag at half capacity" in c:
