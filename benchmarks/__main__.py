@@ -115,6 +115,11 @@ async def run(plan: dict[str, Any]) -> dict[str, Any]:
                     "far",
                 ),
             )
+            ceiling = await flow.ceiling(redis, db, plan["drain records"])
+            ceiling["x default worker's direct drain"] = (
+                ceiling["records/s without MongoDB"] / direct["default worker rec/s"]
+            )
+            step("4 worker ceiling", ceiling)
             step("5 coalescing", await flow.coalescing(redis, db, plan["zipf writes"]))
             capacity = direct["default worker rec/s"]
             step(

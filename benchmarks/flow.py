@@ -132,3 +132,35 @@ async def lag(redis: Redis, db: Any, rate: float, seconds: float) -> dict[str, A
             [round(returned[i] - start, 3), round(lags[i] * 1e3, 2)] for i in range(total)
         ],
     }
+
+
+async def ceiling(redis: Redis, db: Any, records: int) -> dict[str, Any]:
+    """Comparison 4, one process: the worker's rate with MongoDB taken out of the path.
+
+    The sink's ``write`` answers "persisted" at once, so what is timed is the
+    rest: read, decode, coalesce, acknowledge (the ack-and-clean script).
+    """
+    prefix = "c4"
+    async with WriteBehind(
+        redis=redis, mongo=db, prefix=prefix, partitions=PARTITIONS, max_backlog=0
+    ) as wb:
+        users = wb.collection("ceiling")
+        for start in range(0, records, 1000):
+            await users.set_many(
+                [(i, small_document(i)) for i in range(start, min(records, start + 1000))]
+            )
+    worker = _worker(redis, db, prefix)
+    await worker.startup_checks()
+
+    async def no_mongodb(name: str, pendings: Any) -> list[Any]:
+        return [None] * len(pendings)
+
+    worker.sink.write = no_mongodb  # type: ignore[method-assign]
+    started = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run)
+        while worker.stats.persisted < records:  # noqa: ASYNC110 - the bench reads a counter
+            await anyio.sleep(0.01)
+        elapsed = time.perf_counter() - started
+        worker.request_stop()
+    return {"records": records, "processes": 1, "records/s without MongoDB": records / elapsed}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+DRAIN_RATIO = "x default worker's direct drain"
 TARGETS = {
     "1a": ("`set` p50 x minimal XADD+SET script (paired median)", 1.15, "at most"),
     "2": ("`set_many` throughput x bare pipelined script", 0.85, "at least"),
@@ -104,6 +105,15 @@ def markdown(results: dict[str, Any]) -> str:
                 f"mean {sum(limits) / len(limits):.1f}.",
             ]
         lines.append("")
+    if "4 worker ceiling" in c:
+        w = c["4 worker ceiling"]
+        lines += [
+            f"## 4. The worker's ceiling, one process, MongoDB taken out: "
+            f"{w['records/s without MongoDB']:,.0f} records/s "
+            f"({w[DRAIN_RATIO]:.1f}x its drain into SecantusDB; "
+            "1, 2 and 4 processes not run yet)",
+            "",
+        ]
     if "5 coalescing" in c:
         z = c["5 coalescing"]
         lines += [
