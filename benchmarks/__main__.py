@@ -124,7 +124,7 @@ async def run(plan: dict[str, Any]) -> dict[str, Any]:
             capacity = direct["default worker rec/s"]
             step(
                 "6 lag at half capacity",
-                await flow.lag(redis, db, capacity / 2, plan["lag seconds"]),
+                await flow.lag(redis, db, redis_server.url, capacity / 2, plan["lag seconds"]),
             )
         finally:
             await redis.aclose()

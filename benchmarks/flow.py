@@ -4,16 +4,20 @@
    worker drains them (MongoDB the bottleneck): MongoDB operations per
    acknowledged write. The baseline is 1.0: a write-through cache sends one
    operation per write.
-6. Paced single ``set``s at half the measured drain rate: the lag from ``set``
-   returning to its version being in MongoDB (the worker's ``bulk_write``
-   returning), per write, p50 and p99, and over time.
+6. Paced single ``set``s at half the measured drain rate, from another process
+   (``benchmarks/pacer.py``): the lag from ``set`` returning to its version
+   being in MongoDB (the worker's ``bulk_write`` returning), per write, p50 and
+   p99, and over time. Both processes read ``time.monotonic()``, one clock on
+   the host.
 """
 
 from __future__ import annotations
 
 import bisect
 import itertools
+import json
 import random
+import sys
 import time
 from typing import Any
 
@@ -78,58 +82,41 @@ async def coalescing(redis: Redis, db: Any, writes: int, keys: int = 10_000) -> 
     }
 
 
-async def lag(redis: Redis, db: Any, rate: float, seconds: float) -> dict[str, Any]:
-    """Comparison 6: paced writes at ``rate`` per second for ``seconds``."""
+async def lag(redis: Redis, db: Any, redis_url: str, rate: float, seconds: float) -> dict[str, Any]:
+    """Comparison 6: paced writes at ``rate`` per second for ``seconds``, from another process."""
     worker = _worker(redis, db, "c6")
     await worker.startup_checks()
-    returned: dict[int, float] = {}
     persisted: dict[Any, float] = {}
     write = worker.sink.write
 
     async def timed_write(name: str, pendings: Any) -> Any:
         outcome = await write(name, pendings)
-        now = time.perf_counter()
+        now = time.monotonic()
         for p in pendings:
             persisted.setdefault(p.doc_id, now)
         return outcome
 
     worker.sink.write = timed_write  # type: ignore[method-assign]
-    total = int(rate * seconds)
-    async with (
-        WriteBehind(redis=redis, mongo=db, prefix="c6", partitions=PARTITIONS) as wb,
-        anyio.create_task_group() as tg,
-    ):
-        users = wb.collection("lag")
+    command = [sys.executable, "-m", "benchmarks.pacer", redis_url, "c6", str(rate), str(seconds)]
+    async with anyio.create_task_group() as tg:
         tg.start_soon(worker.run)
-        await anyio.sleep(0.5)
-        start = time.perf_counter()
-        producers = 4  # paced together: one writer alone cannot reach every rate
-
-        async def producer(k: int) -> None:
-            for i in range(k, total, producers):
-                due = start + i / rate
-                wait = due - time.perf_counter()
-                if wait > 0:
-                    await anyio.sleep(wait)
-                await users.set(i, small_document(i))
-                returned[i] = time.perf_counter()
-
-        async with anyio.create_task_group() as writers:
-            for k in range(producers):
-                writers.start_soon(producer, k)
-        achieved = total / (time.perf_counter() - start)
-        while len(persisted) < total:  # noqa: ASYNC110 - the bench reads a counter
+        done = await anyio.run_process(command)
+        paced = json.loads(done.stdout)
+        returned = {int(k): v for k, v in paced["returned"].items()}
+        while len(persisted.keys() & returned.keys()) < len(returned):  # noqa: ASYNC110
             await anyio.sleep(0.01)
         worker.request_stop()
-    lags = [persisted[i] - returned[i] for i in range(total)]
+    ids = sorted(returned)
+    lags = [persisted[i] - returned[i] for i in ids]
     return {
         "target rate/s": rate,
-        "achieved rate/s": achieved,
-        "writes": total,
+        "achieved rate/s": paced["achieved"],
+        "writes": len(ids),
         "lag p50 ms": median(lags) * 1e3,
         "lag p99 ms": percentile(lags, 0.99) * 1e3,
         "lag over time": [
-            [round(returned[i] - start, 3), round(lags[i] * 1e3, 2)] for i in range(total)
+            [round(returned[i] - paced["start"], 3), round(lag * 1e3, 2)]
+            for i, lag in zip(ids, lags, strict=True)
         ],
     }
 
