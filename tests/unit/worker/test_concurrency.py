@@ -7,10 +7,14 @@ batches in flight, and the clock is a number the test moves.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
+from writebehind.settings import Settings
 from writebehind.worker.concurrency import AdaptiveLimit, FixedLimit, batch_limit
+from writebehind.worker.runner import Worker
 
 
 class Clock:
@@ -158,3 +162,12 @@ def test_a_given_concurrency_wins() -> None:
     adaptive = batch_limit(None, 16, 500)
     assert isinstance(adaptive, AdaptiveLimit)
     assert adaptive.max_limit == 16 and adaptive.min_records == 250 and adaptive.limit == 1
+
+
+def test_the_worker_takes_its_limit_from_the_settings() -> None:
+    unused: Any = object()  # neither server is reached by a constructor
+    fixed = Worker(Redis(), unused, Settings(concurrency=3, metrics_address=None))
+    assert fixed.slots.limit == FixedLimit(3)
+    adaptive = Worker(Redis(), unused, Settings(max_concurrency=5, metrics_address=None))
+    assert isinstance(adaptive.slots.limit, AdaptiveLimit)
+    assert adaptive.slots.limit.max_limit == 5
