@@ -115,11 +115,20 @@ async def run(plan: dict[str, Any]) -> dict[str, Any]:
                     "far",
                 ),
             )
-            ceiling = await flow.ceiling(redis, db, plan["drain records"])
-            ceiling["x default worker's direct drain"] = (
-                ceiling["records/s without MongoDB"] / direct["default worker rec/s"]
+            rates = {
+                n: await flow.ceiling_processes(
+                    redis, db, redis_server.url, mongo_server.url, plan["drain records"], n
+                )
+                for n in (1, 2, 4)
+            }
+            step(
+                "4 worker ceiling",
+                {
+                    "records": plan["drain records"],
+                    "records/s without MongoDB, by processes": rates,
+                    "x default worker's direct drain": rates[1] / direct["default worker rec/s"],
+                },
             )
-            step("4 worker ceiling", ceiling)
             step("5 coalescing", await flow.coalescing(redis, db, plan["zipf writes"]))
             capacity = direct["default worker rec/s"]
             step(

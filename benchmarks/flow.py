@@ -121,13 +121,15 @@ async def lag(redis: Redis, db: Any, redis_url: str, rate: float, seconds: float
     }
 
 
-async def ceiling(redis: Redis, db: Any, records: int) -> dict[str, Any]:
-    """Comparison 4, one process: the worker's rate with MongoDB taken out of the path.
+async def ceiling_processes(
+    redis: Redis, db: Any, redis_url: str, mongo_url: str, records: int, processes: int
+) -> float:
+    """Comparison 4 with ``processes`` worker processes sharing the consumer group: records/s.
 
-    The sink's ``write`` answers "persisted" at once, so what is timed is the
-    rest: read, decode, coalesce, acknowledge (the ack-and-clean script).
+    Timed from the moment every process, its checks done, is told to start,
+    until no partition has a record pending or undelivered.
     """
-    prefix = "c4"
+    prefix = f"c4p{processes}"
     async with WriteBehind(
         redis=redis, mongo=db, prefix=prefix, partitions=PARTITIONS, max_backlog=0
     ) as wb:
@@ -136,18 +138,41 @@ async def ceiling(redis: Redis, db: Any, records: int) -> dict[str, Any]:
             await users.set_many(
                 [(i, small_document(i)) for i in range(start, min(records, start + 1000))]
             )
-    worker = _worker(redis, db, prefix)
-    await worker.startup_checks()
-
-    async def no_mongodb(name: str, pendings: Any) -> list[Any]:
-        return [None] * len(pendings)
-
-    worker.sink.write = no_mongodb  # type: ignore[method-assign]
-    started = time.perf_counter()
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(worker.run)
-        while worker.stats.persisted < records:  # noqa: ASYNC110 - the bench reads a counter
-            await anyio.sleep(0.01)
+        keys = wb.keys
+    command = [sys.executable, "-m", "benchmarks.ceiling_worker", redis_url, mongo_url, prefix]
+    procs = [await anyio.open_process(command) for _ in range(processes)]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None
+            with anyio.fail_after(60):
+                line = await proc.stdout.receive()
+            if not line.startswith(b"ready"):
+                raise RuntimeError(f"a ceiling worker did not start: {line!r}")
+        started = time.perf_counter()
+        for proc in procs:
+            assert proc.stdin is not None
+            await proc.stdin.send(b"go\n")
+        while await _backlog(redis, [keys.stream(p) for p in range(PARTITIONS)]) > 0:  # noqa: ASYNC110
+            await anyio.sleep(0.02)
         elapsed = time.perf_counter() - started
-        worker.request_stop()
-    return {"records": records, "processes": 1, "records/s without MongoDB": records / elapsed}
+        for proc in procs:
+            assert proc.stdin is not None
+            await proc.stdin.send(b"stop\n")
+    finally:
+        for proc in procs:
+            with anyio.move_on_after(30):
+                await proc.wait()
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    return records / elapsed
+
+
+async def _backlog(redis: Redis, streams: list[str]) -> int:
+    """Records pending or undelivered in the worker's group, over every stream."""
+    total = 0
+    for stream in streams:
+        for group in await redis.xinfo_groups(stream):
+            if group["name"] == b"writebehind":
+                total += int(group["pending"]) + int(group.get("lag") or 0)
+    return total
