@@ -9,7 +9,8 @@ before its first attempt, so one re-sent after a dropped connection gets
 the cache is emptied again between its reload and its retry. ``run_scripts``
 sends script calls pipelined and re-sends exactly those refused with
 ``NOSCRIPT`` (they did not run) as ``EVAL`` with the script's text, which
-needs no cache. Every script call goes through it.
+needs no cache. Every script call goes through it, or through ``call_script``
+(one call: the same rule without a pipeline).
 """
 
 from __future__ import annotations
