@@ -66,7 +66,8 @@ def delay_line(port: int, latency: float) -> Iterator[int]:
         proc.wait(10)
 
 
-async def run(plan: dict[str, Any]) -> dict[str, Any]:
+async def run(plan: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Every comparison; ``out/partial.json`` is rewritten after each, so a failure keeps them."""
     results: dict[str, Any] = {"machine": machine(), "plan": plan, "comparisons": {}}
     found = results["comparisons"]
     started = time.monotonic()
@@ -74,6 +75,7 @@ async def run(plan: dict[str, Any]) -> dict[str, Any]:
     def step(name: str, value: dict[str, Any]) -> None:
         value["load after"] = load()
         found[name] = value
+        (out / "partial.json").write_text(json.dumps(results, indent=1) + "\n")
         print(f"[{time.monotonic() - started:6.0f} s] {name} done (load {value['load after']})")
 
     with (
@@ -115,6 +117,11 @@ async def run(plan: dict[str, Any]) -> dict[str, Any]:
                     "far",
                 ),
             )
+            # A fresh client: the first one sat idle through the drains, and
+            # the server may have closed its connections meanwhile.
+            await client.close()
+            client = AsyncMongoClient(mongo_server.url, uuidRepresentation="standard")
+            db = client["bench"]
             rates = {
                 n: await flow.ceiling_processes(
                     redis, db, redis_server.url, mongo_server.url, plan["drain records"], n
@@ -148,10 +155,11 @@ def main() -> None:
     parser.add_argument("--out", default="docs/bench", help="where results and plots go")
     args = parser.parse_args()
     configure_logging("error")
-    results = anyio.run(run, QUICK if args.quick else FULL)
-    results["mode"] = "quick" if args.quick else "full"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    results = anyio.run(run, QUICK if args.quick else FULL, out)
+    results["mode"] = "quick" if args.quick else "full"
+    (out / "partial.json").unlink(missing_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     (out / "results.md").write_text(report.markdown(results))
     report.plots(results, out)
