@@ -29,15 +29,13 @@ test-faults: $(STAMP)
 	$(BIN)/pytest -m slow -q tests/faults
 
 lint: $(STAMP)
-	$(BIN)/ruff check writebehind tests scripts
-	$(BIN)/ruff format --check writebehind tests scripts
+	$(BIN)/ruff check writebehind tests scripts benchmarks
+	$(BIN)/ruff format --check writebehind tests scripts benchmarks
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 
 bench: $(STAMP)
-	$(BIN)/python scripts/bench_drain.py
-	$(BIN)/python scripts/bench_write.py
-	$(BIN)/python scripts/bench_near.py
+	$(BIN)/python -m benchmarks $(if $(QUICK),--quick)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -153,7 +153,12 @@ class Settings(BaseModel):
         min_length=1,
         description="Consumer name. Default: host-pid-random.",
     )
-    concurrency: Count = Field(4, gt=0, description="Batches in flight to MongoDB at once.")
+    concurrency: Count | None = Field(
+        None, gt=0, description="Batches in flight to MongoDB at once. Default: adaptive."
+    )
+    max_concurrency: Count = Field(
+        8, gt=0, description="Most batches in flight while adaptive (no --concurrency)."
+    )
     batch_size: Count = Field(500, gt=0, le=10_000, description="Records per batch.")
     linger: Duration = Field(0.005, ge=0, description="How long a part-filled batch waits.")
     read_block: Duration = Field(0.5, gt=0, description="How long one stream read blocks.")

@@ -9,7 +9,8 @@ before its first attempt, so one re-sent after a dropped connection gets
 the cache is emptied again between its reload and its retry. ``run_scripts``
 sends script calls pipelined and re-sends exactly those refused with
 ``NOSCRIPT`` (they did not run) as ``EVAL`` with the script's text, which
-needs no cache. Every script call goes through it.
+needs no cache. Every script call goes through it, or through ``call_script``
+(one call: the same rule without a pipeline).
 """
 
 from __future__ import annotations
@@ -49,6 +50,14 @@ end
 # The call's nonce is kept in the entry: the same call sent twice (a client
 # retrying after a lost reply) returns the first result instead of writing again.
 #
+# The backlog (our group's pending + lag) is bounded by XLEN first, in O(1):
+# every unpersisted record is still an entry of the stream (TRIM never cuts
+# above the oldest pending id or the last-delivered id), so XLEN < limit
+# proves the backlog is too. Only a stream at least ``limit`` long (retained
+# history counts) pays for the exact XINFO GROUPS; it took a third of the
+# script's server time on every write (docs/benchmarks.md). Without our group,
+# or with its lag unknown after an XDEL, XLEN is the backlog, as before.
+#
 # KEYS: stream, cache entry
 # ARGV: op, collection, body, expected version ("" any, "-" absent), group, max backlog, nonce
 WRITE = (
@@ -70,17 +79,18 @@ if expected ~= '' then
     return {0, current or '-'}
   end
 end
-if limit > 0 and redis.call('EXISTS', stream) == 1 then
-  local backlog = nil
-  for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
-    local info = as_table(g)
-    if info['name'] == group and info['lag'] then
-      backlog = info['pending'] + info['lag']
-    end
-  end
-  if backlog == nil then backlog = redis.call('XLEN', stream) end
+if limit > 0 then
+  local backlog = redis.call('XLEN', stream)
   if backlog >= limit then
-    return redis.error_reply('WBBACKLOG ' .. backlog)
+    for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
+      local info = as_table(g)
+      if info['name'] == group and info['lag'] then
+        backlog = info['pending'] + info['lag']
+      end
+    end
+    if backlog >= limit then
+      return redis.error_reply('WBBACKLOG ' .. backlog)
+    end
   end
 end
 local id = redis.call('XADD', stream, '*', 'op', op, 'c', coll, 'd', body, 'k', entry)
@@ -608,6 +618,14 @@ async def run_scripts(
 async def call_script(
     redis: Redis, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]
 ) -> Any:
-    """One script call through ``run_scripts``: safe against an emptied script cache."""
-    replies, _ = await run_scripts(redis, [ScriptCall(script, keys, args)])
-    return replies[0]
+    """One script call: ``EVALSHA``, and on ``NOSCRIPT`` (it did not run) ``EVAL`` with the text.
+
+    What ``run_scripts`` does for one call, without a pipeline: a redis-py
+    pipeline cost about 30 µs more per call than the bare command, a fifth of
+    an SDK write (docs/benchmarks.md).
+    """
+    try:
+        return await redis.evalsha(script.sha, len(keys), *keys, *args)
+    except NoScriptError:
+        text: Any = script.script
+        return await redis.eval(text, len(keys), *keys, *args)

@@ -26,10 +26,12 @@ from writebehind.observability.metrics import WorkerMetrics
 from writebehind.settings import named
 from writebehind.sink.bulk import MongoSink
 from writebehind.sink.classify import ErrorInfo
+from writebehind.worker.concurrency import batch_limit
 from writebehind.worker.counters import WorkerCounters
 from writebehind.worker.outage import Kind, OutageTracker
 from writebehind.worker.processor import BatchProcessor
 from writebehind.worker.settings import WorkerSettings
+from writebehind.worker.slots import BatchSlots
 from writebehind.worker.startup import check_write_concern, unavailable_server
 from writebehind.worker.stream import Entry, PartitionStreams
 
@@ -77,7 +79,11 @@ class Worker:
         """The port /metrics is served on, once started (useful with port 0)."""
         self._stopping = anyio.Event()
         self._started = anyio.Event()
-        self._slots = anyio.Semaphore(self.settings.concurrency)
+        limit = batch_limit(
+            self.settings.concurrency, self.settings.max_concurrency, self.settings.batch_size
+        )
+        self.slots = BatchSlots(limit)
+        """Batches in flight to MongoDB: ``--concurrency``, else an adaptive limit."""
         self._cancel: anyio.CancelScope | None = None
         self.forced = False
         self.drain_expired = False
@@ -326,7 +332,7 @@ class Worker:
                 entries = await self._read_batch(partition)
                 if entries:
                     self.metrics.batch_size.observe(len(entries))
-                    async with self._slots:
+                    async with self.slots.slot(len(entries)):
                         await self.processor.process(partition, entries)
                 backoff.reset()
             except REDIS_TRANSIENT as exc:
@@ -363,7 +369,7 @@ class Worker:
             if entries:
                 counts = await self.streams.delivery_counts(partition, [e[0] for e in entries])
                 self.log.info("entries_claimed", partition=partition, count=len(entries))
-                async with self._slots:
+                async with self.slots.slot(len(entries)):
                     await self.processor.process(partition, entries, counts)
             if cursor == "0-0":
                 return
