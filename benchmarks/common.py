@@ -17,7 +17,7 @@ def document(i: int) -> dict[str, Any]:
 
 
 def small_document(i: int) -> dict[str, Any]:
-    """The drain benchmark's document (as in scripts/bench_drain.py)."""
+    """The drain benchmark's document (about 100 bytes)."""
     return {"name": f"user-{i}", "balance": i * 3, "tags": ["a", "b", str(i % 7)], "n": {"x": i}}
 
 
