@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from tests.support.cluster import CLUSTER_PARTITIONS
 from tests.support.config import TEST_PREFIX
 from tests.support.reads import FindCounter, slow_finds
+from tests.support.waiting import wait_until
 from writebehind import ReadPolicy, WriteBehind
 
 pytestmark = pytest.mark.anyio
@@ -54,8 +55,14 @@ async def test_one_fill_for_two_clients_whose_waiter_is_woken_by_pubsub(
             ]
 
             async def get(i: int) -> None:
-                if i:
-                    await anyio.sleep(0.3)  # the first client holds the lease by now
+                if i:  # once the first client holds the lease
+                    keys = wbs[0].keys
+                    lease = keys.lease(keys.partition_of("users", "cold"), "users", "cold")
+
+                    async def leased() -> bool:
+                        return bool(await cluster_redis.exists(lease))
+
+                    await wait_until(leased, timeout=3, message="the first client's lease")
                 results[i] = await wbs[i].collection("users").get("cold")
 
             with anyio.fail_after(3.5):
