@@ -9,8 +9,12 @@ These helpers are the one place that knows those codes.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import traceback
 from typing import Any
 
+import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -31,9 +35,44 @@ def as_text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+_REDIS_DIR = os.path.dirname(redis.__file__) + os.sep
+_ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
+_CONNECTION_CODE = ("connection.py", f"_parsers{os.sep}")
+
+
+def is_torn_connection(exc: BaseException) -> bool:
+    """redis-py used a connection another task had just closed: a lost connection, not a bug.
+
+    During a failover redis-py can close a pooled connection while a command is
+    being sent on it (seen on Redis Cluster with redis-py 8.1: the node's
+    connections are disconnected while in use; redis-py #3546 is the same on a
+    single server). The sender then fails inside redis-py or asyncio with an
+    ``AttributeError`` or ``TypeError`` on the closed stream (``'NoneType'
+    object has no attribute 'writelines'``) instead of a ``ConnectionError``.
+    Recognised by where it was raised: the innermost frame in redis-py or
+    asyncio, below a frame of redis-py's connection or reply-parsing code. Any
+    other ``AttributeError`` is a bug and stays one.
+    """
+    if not isinstance(exc, AttributeError | TypeError):
+        return False
+    files = [frame.f_code.co_filename for frame, _ in traceback.walk_tb(exc.__traceback__)]
+    if not files or not files[-1].startswith((_REDIS_DIR, _ASYNCIO_DIR)):
+        return False
+    return any(f.startswith(_REDIS_DIR) and any(c in f for c in _CONNECTION_CODE) for f in files)
+
+
+def as_lost_connection(exc: BaseException) -> BaseException:
+    """``exc`` as the ``ConnectionError`` it stands for when ``is_torn_connection``, else itself."""
+    if not is_torn_connection(exc):
+        return exc
+    lost = RedisConnectionError(f"connection closed while in use ({type(exc).__name__}: {exc})")
+    lost.__cause__ = exc
+    return lost
+
+
 def is_transient(exc: BaseException) -> bool:
     """The connection failed or timed out (the command may or may not have run)."""
-    return isinstance(exc, REDIS_TRANSIENT)
+    return isinstance(exc, REDIS_TRANSIENT) or is_torn_connection(exc)
 
 
 def _has_code(exc: BaseException, code: str) -> bool:

@@ -8,6 +8,10 @@ connection that never comes. Here the call runs in its own task; a cancelled
 caller stops waiting for it at once, and the call itself completes (or fails
 on its socket timeout) and hands its connection back as usual. Its outcome is
 unknown to the caller, as for any call whose reply was not received.
+
+A connection redis-py closed under the call while it was in use (a failover)
+is reported as the lost connection it is, a ``redis.exceptions.ConnectionError``
+(``core/replies.is_torn_connection``), so every caller's outage handling sees it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import anyio
+
+from writebehind.core.replies import as_lost_connection
 
 T = TypeVar("T")
 
@@ -32,7 +38,13 @@ class ShieldedCalls:
         task: asyncio.Task[T] = asyncio.ensure_future(call)
         self._tasks.add(task)
         task.add_done_callback(self._forget)
-        return await asyncio.shield(task)
+        try:
+            return await asyncio.shield(task)
+        except (AttributeError, TypeError) as exc:
+            lost = as_lost_connection(exc)
+            if lost is exc:
+                raise
+            raise lost from exc
 
     def _forget(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)

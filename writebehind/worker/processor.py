@@ -15,7 +15,7 @@ from writebehind.core.backoff import Backoff, retry
 from writebehind.core.codec import DEFAULT_CODEC_OPTIONS
 from writebehind.core.deployment import recorded_codec
 from writebehind.core.keys import KeySpace
-from writebehind.core.replies import REDIS_TRANSIENT, is_transient
+from writebehind.core.replies import is_transient
 from writebehind.sink.bulk import MongoSink
 from writebehind.sink.classify import ErrorInfo, Failure
 from writebehind.worker.counters import WorkerCounters
@@ -191,7 +191,9 @@ class BatchProcessor:
         # applying the same records too, which the version guard makes harmless.
         try:
             await self.streams.heartbeat(partition, [e for g in groups for e in g.entry_ids()])
-        except (*REDIS_TRANSIENT, ResponseError) as exc:
+        except Exception as exc:
+            if not (is_transient(exc) or isinstance(exc, ResponseError)):
+                raise
             log.warning("heartbeat_failed", partition=partition, error=str(exc))
 
     def _persisted(self, partition: int, group: DocumentWrites) -> Persisted:

@@ -19,7 +19,7 @@ from writebehind.core.deployment import record_partition_count
 from writebehind.core.errors import ConfigurationError
 from writebehind.core.redis_checks import inspect_redis
 from writebehind.core.redis_client import socket_timeout, verify_read_timeout
-from writebehind.core.replies import REDIS_TRANSIENT
+from writebehind.core.replies import is_transient
 from writebehind.observability.gauges import refresh_partition_gauges
 from writebehind.observability.http import HealthEndpoints, serve
 from writebehind.observability.metrics import WorkerMetrics
@@ -335,13 +335,12 @@ class Worker:
                     async with self.slots.slot(len(entries)):
                         await self.processor.process(partition, entries)
                 backoff.reset()
-            except REDIS_TRANSIENT as exc:
+            except Exception as exc:
                 delay = backoff.next_delay()
-                plog.warning("redis_unavailable", error=str(exc), delay=round(delay, 3))
-                await anyio.sleep(delay)
-            except Exception:
-                delay = backoff.next_delay()
-                plog.exception("partition_loop_error", delay=round(delay, 3))
+                if is_transient(exc):
+                    plog.warning("redis_unavailable", error=str(exc), delay=round(delay, 3))
+                else:
+                    plog.exception("partition_loop_error", delay=round(delay, 3))
                 await anyio.sleep(delay)
 
     async def _read_batch(self, partition: int) -> list[Entry]:

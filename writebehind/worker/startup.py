@@ -17,6 +17,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from writebehind.core.errors import ConfigurationError
+from writebehind.core.replies import is_torn_connection
 from writebehind.settings import named
 
 # MongoDB error codes (src/mongo/base/error_codes.yml): a primary being elected or
@@ -31,7 +32,7 @@ def unavailable_server(exc: BaseException) -> Literal["redis", "mongodb"] | None
     """The server ``exc`` says is not answering yet, or None if waiting cannot fix it."""
     if isinstance(exc, AuthenticationError | AuthorizationError):
         return None
-    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError) or is_torn_connection(exc):
         return "redis"
     if isinstance(exc, ResponseError) and str(exc).startswith(_REDIS_TRANSIENT_REPLIES):
         return "redis"

@@ -29,6 +29,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from writebehind.core.keys import KeySpace
+from writebehind.core.replies import is_torn_connection
 from writebehind.core.version import ZERO, Version
 from writebehind.sdk.metrics import SDK_NEAR_FEED_CONNECTED, SDK_NEAR_FEED_LAG, SDK_NEAR_RESYNCS
 from writebehind.sdk.near.records import Eviction, from_change, from_invalidation
@@ -89,7 +90,9 @@ class Follower:
             client = feed_client(self._redis, self._block_ms() / 1000)
             try:
                 await self._follow(client)
-            except _LOST as exc:
+            except Exception as exc:
+                if not (isinstance(exc, _LOST) or is_torn_connection(exc)):
+                    raise
                 SDK_NEAR_FEED_CONNECTED.set(0)
                 log.warning("near-cache feed lost (%s); reconnecting", type(exc).__name__)
             finally:

@@ -25,6 +25,7 @@ from redis.exceptions import ResponseError
 from writebehind.core.codec import decode_document
 from writebehind.core.errors import CacheUnavailable, InvalidInput
 from writebehind.core.keys import encode_id
+from writebehind.core.replies import is_torn_connection
 from writebehind.core.scripts import ScriptCall, run_scripts
 from writebehind.core.version import Version
 from writebehind.sdk.metrics import SDK_READS
@@ -293,7 +294,10 @@ class Reader:
                 self._wb.redis, place.channel, self.policy.redis_timeout
             ) as announced:
                 reply = await self._wait(place, token, announced)
-        except (CacheUnavailable, ResponseError, *UNREACHABLE) as exc:
+        except Exception as exc:
+            expected = (CacheUnavailable, ResponseError, *UNREACHABLE)
+            if not (isinstance(exc, expected) or is_torn_connection(exc)):
+                raise
             loaded = await self._find([place.doc_id])
             level = "mongodb" if isinstance(exc, ResponseError) else "degraded"
             return self._from_mongodb(loaded[place.doc_id], level)
