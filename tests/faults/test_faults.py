@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.trials import TRIALS, run_trial
+from tests.faults.trials import CLUSTER_TRIALS, TRIALS, run_trial
 
 pytestmark = pytest.mark.anyio
 
@@ -40,3 +40,9 @@ async def test_fault_trial(kind: str, number: int, tmp_path: Path) -> None:
 @pytest.mark.parametrize("kind", list(TRIALS))
 async def test_fault_trial_full(kind: str, number: int, tmp_path: Path) -> None:
     await run_trial(kind, trial_seed(kind, 1000 + number), tmp_path)
+
+
+@pytest.mark.parametrize("kind", CLUSTER_TRIALS)
+async def test_fault_trial_on_a_redis_cluster(kind: str, tmp_path: Path) -> None:
+    """One trial of each worker- and MongoDB-side fault type on a local Redis Cluster."""
+    await run_trial(kind, trial_seed(f"cluster-{kind}", 0), tmp_path, cluster=True)

@@ -36,13 +36,14 @@ from tests.faults.oracle import (
     Call,
     Oracle,
 )
+from tests.support.cluster import LocalCluster
 from tests.support.config import fast_settings
 from tests.support.processes import WorkerProcess
 from tests.support.proxy import Mode, Proxy
 from tests.support.servers import RedisServer, SecantusServer, replica_online
 from writebehind import WriteBehind
 from writebehind.core.keys import KeySpace
-from writebehind.core.redis_client import connect, default_retry
+from writebehind.core.redis_client import connect, connect_cluster, default_retry
 from writebehind.worker.runner import Worker
 
 PREFIX = "f"
@@ -84,6 +85,14 @@ class Env:
     sdk_options: dict[str, Any] = field(default_factory=dict)
     """Extra ``WriteBehind`` options for the producers (``wait_replicas``)."""
     extra: dict[str, Any] = field(default_factory=dict)
+    cluster: bool = False
+    """Redis is a cluster (``redis_server``: one of its nodes); every client is a cluster client."""
+
+    def connect(self, url: str | None = None, **options: Any) -> Redis:
+        """A client of ``url`` (Redis's own when None): a cluster client on a cluster."""
+        if self.cluster:
+            return connect_cluster(url or self.redis_server.url)
+        return Redis.from_url(url or self.redis_server.url, **options)
 
     @property
     def db(self) -> Any:
@@ -101,6 +110,8 @@ class Env:
         flags.setdefault("batch_size", 50)
         flags.setdefault("linger_ms", 2)
         flags.setdefault("claim_idle_ms", 1000)
+        if self.cluster:
+            flags["redis_cluster"] = True
         proc = WorkerProcess(
             redis_url=self.redis_server.url,
             mongo_url=self.mongo_server.url,
@@ -137,7 +148,7 @@ class Env:
     ) -> Worker:
         """An in-process worker with fast claiming, its own Redis pool (or ``redis``, and
         ``db``, if given)."""
-        client = redis or Redis.from_url(self.redis_server.url)
+        client = redis or self.connect()
         self.stack.push_async_callback(client.aclose)
         overrides.setdefault("batch_size", 50)
         settings = fast_settings(
@@ -215,7 +226,7 @@ class Env:
             self.oracle.fail("refusal", f"{doc_id!r} with a $-field was {call.outcome}")
 
     async def producer(self, n: int, stop: anyio.Event) -> None:
-        client = Redis.from_url(self.producer_url or self.redis_server.url, **self.producer_options)
+        client = self.connect(self.producer_url, **self.producer_options)
         try:
             async with WriteBehind(
                 redis=client,
@@ -777,22 +788,42 @@ def redis_options(kind: str) -> tuple[list[str], bool]:
     return [], True
 
 
-async def run_trial(kind: str, seed: int, workdir: Path) -> dict[str, Any]:
-    """One trial of ``kind``; its figures, also appended to ``$WRITEBEHIND_FAULT_REPORT``."""
+CLUSTER_TRIALS = ("kill9", "kill_after_write", "poison")
+"""The trial types that run on a Redis Cluster too: they fault the workers and MongoDB, not
+Redis (the cluster's own failover is tests/integration/cluster/test_cluster_failover.py)."""
+
+
+async def run_trial(
+    kind: str, seed: int, workdir: Path, *, cluster: bool = False
+) -> dict[str, Any]:
+    """One trial of ``kind``; its figures, also appended to ``$WRITEBEHIND_FAULT_REPORT``.
+
+    ``cluster``: on a local Redis Cluster (3 masters, 1 replica each) instead
+    of one ``redis-server``; only the types of ``CLUSTER_TRIALS``.
+    """
+    if cluster and kind not in CLUSTER_TRIALS:
+        raise ValueError(f"{kind} does not run on a cluster (CLUSTER_TRIALS)")
     rng = random.Random(seed)
     extra, appendonly = redis_options(kind)
-    figures: dict[str, Any] = {"type": kind, "seed": seed}
+    figures: dict[str, Any] = {"type": kind, "seed": seed, "cluster": cluster}
     oracle = Oracle(seed, kind, KeySpace(PREFIX, PARTITIONS))
     outcome: Exception | None = None
     try:
         async with AsyncExitStack() as stack:
-            redis_server = RedisServer(*extra, appendonly=appendonly)
-            stack.callback(redis_server.close)
-            redis_server.start()
+            if cluster:
+                local = LocalCluster()
+                stack.callback(local.close)
+                local.start()
+                redis_server = local.nodes[0]
+            else:
+                redis_server = RedisServer(*extra, appendonly=appendonly)
+                stack.callback(redis_server.close)
+                redis_server.start()
             mongo_server = SecantusServer()
             stack.callback(mongo_server.close)
             mongo_server.start()
-            redis = Redis.from_url(redis_server.url)
+            url = redis_server.url
+            redis = connect_cluster(url) if cluster else Redis.from_url(url)
             stack.push_async_callback(redis.aclose)
             mongo: AsyncMongoClient[Any] = AsyncMongoClient(
                 mongo_server.url,
@@ -804,7 +835,7 @@ async def run_trial(kind: str, seed: int, workdir: Path) -> dict[str, Any]:
             await _setup_collection(mongo["faults"])
             tg = await stack.enter_async_context(anyio.create_task_group())
             env = Env(kind, seed, workdir, rng, redis_server, mongo_server, redis, mongo, oracle,
-                      stack, tg)  # fmt: skip
+                      stack, tg, cluster=cluster)  # fmt: skip
 
             def stop_workers() -> None:
                 for worker in env.workers:
