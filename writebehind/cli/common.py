@@ -65,9 +65,19 @@ def _metavar(field_name: str) -> str:
         return "DURATION"
     if typing.get_origin(info.annotation) is typing.Literal:
         return "[" + "|".join(map(str, typing.get_args(info.annotation))) + "]"
-    if info.annotation is int:
+    if _base_type(info.annotation) is int:
         return "N"
     return "TEXT"
+
+
+def _base_type(annotation: Any) -> Any:
+    """``int`` for ``int``, ``Annotated[int, ...]`` and ``int | None`` alike."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) is typing.Annotated or (
+        len(args) == 1 and annotation is not None and type(None) in typing.get_args(annotation)
+    ):
+        return _base_type(args[0])
+    return annotation
 
 
 def _shown_default(field_name: str) -> str:

@@ -51,3 +51,12 @@ def test_missing_connection_settings_are_named() -> None:
     result = CliRunner().invoke(main, ["worker"], env=dict.fromkeys(SECRET_ENV))
     assert result.exit_code == 2
     assert "--redis-url" in result.output
+
+
+def test_help_names_what_each_flag_takes() -> None:
+    """Counts show N, optional ones too (``--concurrency`` is unset by default: adaptive)."""
+    out = CliRunner().invoke(main, ["worker", "--help"]).output
+    assert "--concurrency N " in out
+    assert "--batch-size N " in out
+    assert "--claim-idle DURATION" in out
+    assert "--concurrency TEXT" not in out
