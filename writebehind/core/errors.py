@@ -37,6 +37,7 @@ __all__ = [
     "CodecMismatch",
     "ConfigurationError",
     "ConnectionPoolExhausted",
+    "DatabaseUnavailable",
     "DeadLettered",
     "DocumentTooLarge",
     "HistoryGapError",
@@ -253,6 +254,16 @@ class WriteManyError(WriteBehindError):
             f"{len(failed)} of {len(self.results)} writes were refused; "
             f"first: {failed[0] if failed else None}"
         )
+
+
+class DatabaseUnavailable(WriteBehindError, TimeoutError):
+    """MongoDB did not answer a read the SDK had to make within ``ReadPolicy.mongo_timeout``.
+
+    A miss, a fill, a read while Redis is down, or the read of ``modify``:
+    nothing was written. A frozen or unreachable MongoDB otherwise holds the
+    call for PyMongo's server selection (30 s), or for ever on a connection
+    that stopped answering (PyMongo sets no socket timeout by default).
+    """
 
 
 class CacheUnavailable(WriteBehindError):

@@ -47,6 +47,7 @@ from writebehind.core.scripts import (
 )
 from writebehind.core.version import Version
 from writebehind.sdk.near.reader import NearReader
+from writebehind.sdk.reading.loading import within
 from writebehind.sdk.reading.policy import ReadPolicy
 from writebehind.sdk.reading.reader import Reader
 
@@ -248,6 +249,7 @@ class Collection:
             TooManyConflicts: other writers won ``max_conflict_retries`` times in a row.
             BacklogFull, RedisOutOfMemory, NotReplicated, PartitionCountMismatch: as ``set``.
             pymongo.errors.PyMongoError: reading a document absent from Redis failed.
+            DatabaseUnavailable: that read had no answer within ``mongo_timeout`` seconds.
             Whatever ``fn`` raises, with nothing written.
         """
         with self._wb.calling():
@@ -298,7 +300,8 @@ class Collection:
             # No entry: it was clean and expired (dirty entries never expire),
             # so MongoDB is current. The script checks the entry is still absent.
             expected = ABSENT
-            doc = user_view(await self._mongo().find_one({"_id": doc_id}))
+            read = self._mongo().find_one({"_id": doc_id})
+            doc = user_view(await within(read, self.reads.mongo_timeout, "the read of a modify"))
         if doc is not None:
             doc.pop("_id", None)
         return _Current(doc, expected)
@@ -378,6 +381,8 @@ class Collection:
             ClientClosed: after ``aclose()``.
             UnsupportedIdType: ``doc_id`` is not a type a document id can have.
             pymongo.errors.PyMongoError: MongoDB failed when it had to be read.
+            DatabaseUnavailable: MongoDB had to be read and did not answer within
+                the read policy's ``mongo_timeout`` seconds.
         """
         with self._wb.calling():
             return await self._reader.get(doc_id)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import bson
 from bson.codec_options import CodecOptions
 
 from writebehind.core.codec import META_FIELD, user_view
+from writebehind.core.errors import DatabaseUnavailable
 from writebehind.core.keys import encode_id
 from writebehind.core.version import Version
 from writebehind.sdk.reading.entry import absent_version
@@ -25,10 +27,33 @@ class Loaded:
     body: bytes | None
 
 
+T = TypeVar("T")
+
+
+async def within(call: Awaitable[T], seconds: float, what: str) -> T:
+    """``await call``, or ``DatabaseUnavailable`` after ``seconds``.
+
+    ``asyncio.wait_for`` cancels the PyMongo call exactly once (a cancel
+    repeated every loop turn breaks PyMongo's server selection: sink/bulk.py).
+    """
+    try:
+        return await asyncio.wait_for(call, seconds)
+    except TimeoutError as exc:
+        raise DatabaseUnavailable(f"MongoDB did not answer {what} within {seconds:g} s") from exc
+
+
 async def load_documents(
-    collection: Any, ids: list[Any], options: CodecOptions[Any]
+    collection: Any, ids: list[Any], options: CodecOptions[Any], seconds: float
 ) -> dict[Any, Loaded]:
-    """One ``find`` with ``$in`` for all ``ids``; every id gets a ``Loaded``, keyed as given."""
+    """One ``find`` with ``$in`` for all ``ids``; every id gets a ``Loaded``, keyed as given.
+
+    Raises ``DatabaseUnavailable`` when MongoDB has not answered in ``seconds``.
+    """
+    what = f"a read of {len(ids)} document{'s' if len(ids) != 1 else ''}"
+    return await within(_load(collection, ids, options), seconds, what)
+
+
+async def _load(collection: Any, ids: list[Any], options: CodecOptions[Any]) -> dict[Any, Loaded]:
     found: dict[str, Any] = {}
     async for raw in collection.find({"_id": {"$in": ids}}):
         found[encode_id(raw["_id"])] = raw  # Int64 ids key like ints

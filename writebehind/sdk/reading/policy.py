@@ -39,6 +39,9 @@ class ReadPolicy:
             keep it well under the worker's ``--clean-ttl``.
         redis_timeout: seconds a read waits for Redis before reading MongoDB
             instead, and a write before raising ``CacheUnavailable``.
+        mongo_timeout: seconds a read waits for MongoDB (a miss, a fill, a read
+            while Redis is down, the read of ``modify``) before raising
+            ``DatabaseUnavailable``.
         early_refresh: XFetch's beta (Vattani et al., VLDB 2015): a read of a
             clean entry near its expiry refreshes it in the background with
             probability rising as expiry nears. 0 (default) is off; 1 is the
@@ -63,6 +66,7 @@ class ReadPolicy:
     max_negative_ttl: float = MAX_NEGATIVE_TTL
     lock_timeout: float = 2.0
     redis_timeout: float = 0.5
+    mongo_timeout: float = 10.0
     early_refresh: float = 0.0
     breaker_failures: int = 5
     breaker_cooldown: float = 5.0
@@ -74,6 +78,7 @@ class ReadPolicy:
         _positive("ttl", self.ttl)
         _positive("lock_timeout", self.lock_timeout)
         _positive("redis_timeout", self.redis_timeout)
+        _positive("mongo_timeout", self.mongo_timeout)
         _positive("breaker_cooldown", self.breaker_cooldown)
         _at_least_zero("negative_ttl", self.negative_ttl)
         _at_least_zero("max_negative_ttl", self.max_negative_ttl)

@@ -332,7 +332,7 @@ class Reader:
     async def _find(self, ids: list[Any]) -> dict[Any, Loaded]:
         """What MongoDB holds for ``ids``: one ``find`` for all of them."""
         coll = self._wb.mongo_collection(self.name)
-        return await load_documents(coll, ids, self._wb.codec_options)
+        return await load_documents(coll, ids, self._wb.codec_options, self.policy.mongo_timeout)
 
     async def _degraded(self, ids: list[Any]) -> dict[Any, Answer]:
         loaded = await self._find(ids)
