@@ -1,19 +1,20 @@
-"""The Starlette glue on an in-process app (Starlette's TestClient; no servers)."""
+"""The Starlette glue on an in-process app (httpx's ASGI transport; no servers)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from prometheus_client import REGISTRY
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.testclient import TestClient
 
 from writebehind.http import CachePolicy, EntityTag
 from writebehind.http.starlette import Tagged, conditional_response
@@ -39,7 +40,15 @@ async def item(request: Request) -> Response:
     return await conditional_response(request, TAG, body, POLICY)
 
 
-client = TestClient(Starlette(routes=[Route("/item", item, methods=["GET", "PUT"])]))
+APP = Starlette(routes=[Route("/item", item, methods=["GET", "PUT"])])
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=APP)
+    async with httpx.AsyncClient(transport=transport, base_url="http://app") as http:
+        yield http
 
 
 def served(status: str) -> float:
@@ -47,16 +56,18 @@ def served(status: str) -> float:
     return value or 0.0
 
 
-def test_200_with_etag_and_cache_control_then_304_without_a_body() -> None:
+async def test_200_with_etag_and_cache_control_then_304_without_a_body(
+    client: httpx.AsyncClient,
+) -> None:
     made.clear()
     before_200, before_304 = served("200"), served("304")
-    first = client.get("/item")
+    first = await client.get("/item")
     assert first.status_code == 200
     assert first.json() == {"v": 1}
     assert first.headers["etag"] == '"v1"'
     assert first.headers["cache-control"] == "private, max-age=0"
     assert first.headers["vary"] == "Accept"
-    again = client.get("/item", headers={"If-None-Match": first.headers["etag"]})
+    again = await client.get("/item", headers={"If-None-Match": first.headers["etag"]})
     assert again.status_code == 304
     assert again.content == b""
     assert again.headers["etag"] == '"v1"'
@@ -68,28 +79,30 @@ def test_200_with_etag_and_cache_control_then_304_without_a_body() -> None:
 
 
 @pytest.mark.parametrize("header", ['"v0"', "v1", '"v1" junk', 'w/"v1"'])
-def test_no_match_or_a_malformed_header_gets_the_body(header: str) -> None:
-    response = client.get("/item", headers={"If-None-Match": header})
+async def test_no_match_or_a_malformed_header_gets_the_body(
+    client: httpx.AsyncClient, header: str
+) -> None:
+    response = await client.get("/item", headers={"If-None-Match": header})
     assert response.status_code == 200 and response.json() == {"v": 1}
 
 
-def test_several_field_lines_and_star() -> None:
+async def test_several_field_lines_and_star(client: httpx.AsyncClient) -> None:
     lines = [("If-None-Match", '"a"'), ("If-None-Match", 'W/"v1"')]
-    assert client.get("/item", headers=lines).status_code == 304
-    assert client.get("/item", headers={"If-None-Match": "*"}).status_code == 304
+    assert (await client.get("/item", headers=lines)).status_code == 304
+    assert (await client.get("/item", headers={"If-None-Match": "*"})).status_code == 304
 
 
-def test_a_put_with_a_matching_tag_is_not_a_304() -> None:
-    assert client.put("/item", headers={"If-None-Match": '"v1"'}).status_code == 200
+async def test_a_put_with_a_matching_tag_is_not_a_304(client: httpx.AsyncClient) -> None:
+    assert (await client.put("/item", headers={"If-None-Match": '"v1"'})).status_code == 200
 
 
-def test_bodies_of_each_kind() -> None:
-    raw = client.get("/item?kind=bytes")
+async def test_bodies_of_each_kind(client: httpx.AsyncClient) -> None:
+    raw = await client.get("/item?kind=bytes")
     assert raw.content == b"raw" and raw.headers["content-type"].startswith("application/json")
-    tagged = client.get("/item?kind=tagged")
+    tagged = await client.get("/item?kind=tagged")
     assert json.loads(tagged.content) == {"v": 2}
     assert tagged.headers["etag"] == '"v2"'  # the tag of the body sent
-    missing = client.get("/item?kind=missing")
+    missing = await client.get("/item?kind=missing")
     assert missing.status_code == 404 and "etag" not in missing.headers
 
 
