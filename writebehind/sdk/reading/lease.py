@@ -79,4 +79,4 @@ async def subscribed(redis: Redis, channel: str, limit: float) -> AsyncIterator[
         yield next_announcement
     finally:
         with anyio.CancelScope(shield=True):
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
