@@ -29,8 +29,8 @@ test-faults: $(STAMP)
 	$(BIN)/pytest -m slow -q tests/faults
 
 lint: $(STAMP)
-	$(BIN)/ruff check writebehind tests scripts benchmarks
-	$(BIN)/ruff format --check writebehind tests scripts benchmarks
+	$(BIN)/ruff check writebehind tests scripts benchmarks examples
+	$(BIN)/ruff format --check writebehind tests scripts benchmarks examples
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 

@@ -15,6 +15,7 @@ from writebehind.core.version import Version
 from writebehind.sdk.client import WriteBehind
 from writebehind.sdk.collection import Collection
 from writebehind.sdk.near.policy import NearCache
+from writebehind.sdk.reading.entry import Versioned
 from writebehind.sdk.reading.policy import ReadPolicy
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ __all__ = [
     "NearCache",
     "ReadPolicy",
     "Version",
+    "Versioned",
     "Worker",
     "WriteBehind",
     "errors",

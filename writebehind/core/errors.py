@@ -13,6 +13,7 @@ kinds keeps working.
     +-- InvalidInput (ValueError): the arguments can never be stored
     |   +-- UnsupportedIdType (TypeError), IdMismatch, InvalidCollectionName,
     |   +-- InvalidVersion, BoundError, InvalidLetterId
+    |   +-- InvalidCachePolicy, InvalidEntityTag (writebehind.http)
     |   +-- InvalidDocument: InvalidFieldName, IntegerOutOfRange, NotEncodable,
     |       DocumentTooLarge
     +-- ConfigurationError: PartitionCountMismatch, UnsafeEvictionPolicy,
@@ -44,8 +45,10 @@ __all__ = [
     "IdMismatch",
     "IntegerOutOfRange",
     "InvalidAddress",
+    "InvalidCachePolicy",
     "InvalidCollectionName",
     "InvalidDocument",
+    "InvalidEntityTag",
     "InvalidFieldName",
     "InvalidInput",
     "InvalidLetterId",
@@ -343,3 +346,12 @@ class ResizeRefused(WriteBehindError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("the partition count was not changed: " + "; ".join(problems))
+
+
+class InvalidCachePolicy(InvalidInput):
+    """An HTTP ``CachePolicy`` that cannot be sent: a negative or non-integer age, ``no-store``
+    with an age, ``s-maxage`` with ``private``, or a bad ``Vary`` field name (RFC 9111 5.2)."""
+
+
+class InvalidEntityTag(InvalidInput):
+    """Not an entity tag's opaque part (RFC 9110 8.8.3: ``etagc`` characters, no ``"``)."""

@@ -47,6 +47,7 @@ from writebehind.core.scripts import (
 )
 from writebehind.core.version import Version
 from writebehind.sdk.near.reader import NearReader
+from writebehind.sdk.reading.entry import Versioned
 from writebehind.sdk.reading.loading import within
 from writebehind.sdk.reading.policy import ReadPolicy
 from writebehind.sdk.reading.reader import Reader
@@ -395,6 +396,31 @@ class Collection:
         """
         with self._wb.calling():
             return await self._reader.get_many(ids)
+
+    async def get_versioned(self, doc_id: Any) -> Versioned:
+        """``Versioned(document, version)``: the document as ``get`` reads it, with the
+        version it was read at (``None`` for both when the document is absent).
+
+        The version is the one the answer came from (the cache entry's, or the
+        one MongoDB stored, when it was loaded), so it names exactly this
+        document's content: what an HTTP ``ETag`` is made from (``writebehind.http``).
+        Raises: as ``get``.
+        """
+        with self._wb.calling():
+            return await self._reader.get_versioned(doc_id)
+
+    async def version(self, doc_id: Any) -> Version | None:
+        """The document's current version, or ``None`` when it is absent, without its body.
+
+        Reads only the cache entry's version and its tombstone and negative
+        flags (one ``HMGET``); when there is no entry, it reads the document
+        through the normal fenced path, which fills the entry. Enough to answer
+        an HTTP conditional request with 304 (``writebehind.http``). With a near
+        cache, a document held there answers with no Redis command.
+        Raises: as ``get``.
+        """
+        with self._wb.calling():
+            return await self._reader.version(doc_id)
 
     async def warm(self, ids: Iterable[Any]) -> int:
         """Load the ids missing from the cache and fill them; returns how many were filled."""

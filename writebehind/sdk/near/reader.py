@@ -49,6 +49,16 @@ class NearReader(Reader):
         """Read your own writes: this process's write evicts its near-cache copy at once."""
         self._store.written(encode_id(doc_id), version, "own_write")
 
+    async def version(self, doc_id: Any) -> Version | None:
+        """The near cache's version when it holds the document and may be served, else
+        ``Reader.version`` (whose answer is not kept: it has no body to keep)."""
+        key = encode_id(doc_id)
+        self._layer.start()
+        held = self._held({doc_id: key}).get(doc_id)
+        if held is not None:
+            return self._versioned(doc_id, held).version
+        return await super().version(doc_id)
+
     async def _answers(self, ids: Iterable[Any]) -> dict[Any, Answer]:
         wanted = list(dict.fromkeys(ids))
         keys = {doc_id: encode_id(doc_id) for doc_id in wanted}  # bad ids raise first

@@ -11,6 +11,9 @@ from writebehind.core.version import ZERO, Version
 ENTRY_FIELDS = ("v", "d", "t", "a", "x")
 """The hash fields a read asks for, in this order (see core/scripts.py)."""
 
+VERSION_FIELDS = ("v", "t", "a")
+"""The hash fields a version-only read asks for: the version, the tombstone and negative flags."""
+
 
 @dataclass(frozen=True, slots=True)
 class CachedEntry:
@@ -59,6 +62,34 @@ def parse_entry(fields: Sequence[Any], pttl: Any) -> CachedEntry:
         None if load_ms is None else int(load_ms),
         int(pttl),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Versioned:
+    """A document with the version it was read at (``Collection.get_versioned``).
+
+    ``document`` is ``None`` when the document is absent (never written, deleted,
+    or remembered as absent), and ``version`` is then ``None`` too. A document
+    MongoDB holds without a writebehind version (written there directly, never
+    through the SDK) has version ``0-0`` (``core.version.ZERO``).
+    """
+
+    document: dict[str, Any] | None
+    version: Version | None
+
+
+def parse_version_fields(fields: Sequence[Any]) -> tuple[str | None, Version | None]:
+    """``fields`` are the values of ``VERSION_FIELDS`` (HMGET). Returns how the read counts
+    (``None``: no entry; ``hit``, ``deleted`` or ``negative_hit``) and the document's
+    version (``None`` unless a document is there)."""
+    version, tombstone, negative = fields
+    if version is None:
+        return None, None
+    if tombstone:
+        return "deleted", None
+    if negative:
+        return "negative_hit", None
+    return "hit", Version.parse(version)
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,10 +31,13 @@ from writebehind.core.version import Version
 from writebehind.sdk.metrics import SDK_READS
 from writebehind.sdk.reading.entry import (
     ENTRY_FIELDS,
+    VERSION_FIELDS,
     CachedEntry,
     ScriptReply,
+    Versioned,
     parse_entry,
     parse_script_reply,
+    parse_version_fields,
 )
 from writebehind.sdk.reading.flights import wait_shielded
 from writebehind.sdk.reading.guard import UNREACHABLE
@@ -88,6 +91,30 @@ class Reader:
     async def warm(self, ids: Iterable[Any]) -> int:
         answers = await self._answers(checked_ids(ids))
         return sum(1 for answer in answers.values() if answer.filled)
+
+    async def get_versioned(self, doc_id: Any) -> Versioned:
+        return self._versioned(doc_id, (await self._answers([doc_id]))[doc_id])
+
+    async def version(self, doc_id: Any) -> Version | None:
+        """The entry's version alone (HMGET of ``VERSION_FIELDS``: no body); a miss goes
+        through the fenced read path, which fills the entry."""
+        place = self._place(doc_id)
+        try:
+            fields = await self._redis(lambda: self._wb.redis.hmget(place.entry, VERSION_FIELDS))
+        except CacheUnavailable:
+            answer = self._count(await self._degraded([doc_id]))[doc_id]
+            return self._versioned(doc_id, answer).version
+        outcome, version = parse_version_fields(fields)
+        if outcome is not None:
+            self._event("redis", outcome)
+            return None if version is None else version.for_document(self.name, doc_id)
+        answer = self._count(await self._load([doc_id], {doc_id: place}))[doc_id]
+        return self._versioned(doc_id, answer).version
+
+    def _versioned(self, doc_id: Any, answer: Answer) -> Versioned:
+        if answer.doc is None or answer.version is None:
+            return Versioned(answer.doc, None)
+        return Versioned(answer.doc, answer.version.for_document(self.name, doc_id))
 
     def wrote(self, doc_id: Any, version: Version) -> None:
         """This process wrote ``doc_id`` at ``version`` (the near cache's hook; here nothing)."""

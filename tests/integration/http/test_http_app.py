@@ -1,0 +1,148 @@
+"""The example app (examples/http_app.py) in uvicorn processes, over real HTTP.
+
+Real redis-server and SecantusDB (the session's); no worker: reads and writes
+go through Redis, and documents put in MongoDB directly stand for persisted ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from tests.support.apps import AppProcess
+from tests.support.servers import RedisServer
+
+pytestmark = pytest.mark.anyio
+
+StartApp = Callable[..., Awaitable[AppProcess]]
+
+
+@pytest.fixture
+async def start_app(
+    redis_server: RedisServer,
+    redis: Redis,  # flushed for this test
+    mongo_url: str,
+    mongo_db: Any,  # dropped after it
+    database_name: str,
+    tmp_path: Path,
+) -> AsyncIterator[StartApp]:
+    apps: list[AppProcess] = []
+
+    async def start(hash_seed: str = "0") -> AppProcess:
+        app = AppProcess(
+            redis_url=redis_server.url,
+            mongo_url=mongo_url,
+            database=database_name,
+            log_path=tmp_path / f"app-{len(apps)}.log",
+            hash_seed=hash_seed,
+        )
+        apps.append(app)
+        return await app.start()
+
+    try:
+        yield start
+    finally:
+        for app in apps:
+            app.close()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=10) as client:
+        yield client
+
+
+async def test_etag_304_and_a_new_etag_after_a_put(
+    start_app: StartApp, http: httpx.AsyncClient
+) -> None:
+    app = await start_app()
+    url = f"{app.url}/users/42"
+    put = await http.put(url, json={"name": "Ada"})
+    assert put.status_code == 200
+    first = await http.get(url)
+    assert first.status_code == 200
+    assert first.json() == {"_id": "42", "name": "Ada"}
+    etag = first.headers["etag"]
+    assert etag.startswith('"') and etag.endswith('"') and not etag.startswith("W/")
+    assert put.headers["etag"] == etag  # the PUT's reply names the version it made
+    assert first.headers["cache-control"] == "private, max-age=0, stale-if-error=3600"
+
+    again = await http.get(url, headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again.headers["etag"] == etag
+    assert again.headers["cache-control"] == first.headers["cache-control"]
+    weak = await http.get(url, headers={"If-None-Match": f'"nope", W/{etag}'})
+    assert weak.status_code == 304  # weak comparison, and a list
+
+    await http.put(url, json={"name": "Ada", "age": 37})
+    changed = await http.get(url, headers={"If-None-Match": etag})
+    assert changed.status_code == 200
+    assert changed.json() == {"_id": "42", "name": "Ada", "age": 37}
+    new_etag = changed.headers["etag"]
+    assert new_etag != etag
+    assert (await http.get(url, headers={"If-None-Match": new_etag})).status_code == 304
+
+
+async def test_processes_with_different_hash_seeds_give_the_same_etag(
+    start_app: StartApp, http: httpx.AsyncClient
+) -> None:
+    one = await start_app(hash_seed="1")
+    two = await start_app(hash_seed="2")
+    await http.put(f"{one.url}/users/7", json={"name": "Bo"})
+    from_one = await http.get(f"{one.url}/users/7")
+    from_two = await http.get(f"{two.url}/users/7")
+    assert from_one.status_code == from_two.status_code == 200
+    assert from_one.headers["etag"] == from_two.headers["etag"]
+    conditional = {"If-None-Match": from_one.headers["etag"]}
+    assert (await http.get(f"{two.url}/users/7", headers=conditional)).status_code == 304
+    card_one = await http.get(f"{one.url}/users/7/card")
+    card_two = await http.get(f"{two.url}/users/7/card")
+    assert card_one.headers["etag"] == card_two.headers["etag"]
+
+
+async def test_a_tag_of_another_resource_never_gives_304(
+    start_app: StartApp, http: httpx.AsyncClient, mongo_db: Any
+) -> None:
+    # Two documents at the same version: versions are per partition stream, so
+    # documents in different partitions can share one. Only the identity tells them apart.
+    for doc_id in ("a", "b"):
+        await mongo_db["users"].insert_one({"_id": doc_id, "name": doc_id, "_wb": {"v": [17, 1]}})
+    app = await start_app()
+    tag_a = (await http.get(f"{app.url}/users/a")).headers["etag"]
+    b = await http.get(f"{app.url}/users/b", headers={"If-None-Match": tag_a})
+    assert b.status_code == 200 and b.json() == {"_id": "b", "name": "b"}
+    assert b.headers["etag"] != tag_a
+    card = await http.get(f"{app.url}/users/a/card", headers={"If-None-Match": tag_a})
+    assert card.status_code == 200  # the card of a is another resource than a
+    assert card.json() == {"id": "a", "title": "A", "initials": "A"}
+    card_tag = card.headers["etag"]
+    assert card_tag != tag_a
+    assert (
+        await http.get(f"{app.url}/users/a/card", headers={"If-None-Match": card_tag})
+    ).status_code == 304
+    other_card = await http.get(f"{app.url}/users/b/card", headers={"If-None-Match": card_tag})
+    assert other_card.status_code == 200
+
+
+async def test_missing_users_and_malformed_conditions(
+    start_app: StartApp, http: httpx.AsyncClient
+) -> None:
+    app = await start_app()
+    assert (await http.get(f"{app.url}/users/nobody")).status_code == 404
+    assert (await http.get(f"{app.url}/users/nobody/card")).status_code == 404
+    missing = await http.get(f"{app.url}/users/nobody", headers={"If-None-Match": "*"})
+    assert missing.status_code == 404  # * needs a current representation
+    await http.put(f"{app.url}/users/1", json={"name": "Cy"})
+    etag = (await http.get(f"{app.url}/users/1")).headers["etag"]
+    for header in (etag[1:-1], f"{etag} {etag}", f"w/{etag}", f"*, {etag}"):
+        response = await http.get(f"{app.url}/users/1", headers={"If-None-Match": header})
+        assert response.status_code == 200, header  # malformed: ignored, never a 304
+    star = await http.get(f"{app.url}/users/1", headers={"If-None-Match": "*"})
+    assert star.status_code == 304
+    assert (await http.put(f"{app.url}/users/1", json=[1, 2])).status_code == 422

@@ -1,0 +1,50 @@
+"""The conditional GET decision: 304 or 200, and the headers either carries (no IO)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from writebehind.http.cache_control import CachePolicy
+from writebehind.http.conditions import answer_not_modified
+from writebehind.http.etag import EntityTag
+from writebehind.http.metrics import HTTP_RESPONSES
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """``status`` is 304 (send no body) or 200 (send the representation); ``headers``
+    are ``ETag``, ``Cache-Control`` and ``Vary``, the same for both (RFC 9110 section
+    15.4.5: a 304 carries the fields a 200 would have, among them these three)."""
+
+    status: int
+    headers: dict[str, str]
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+def response_headers(etag: EntityTag | None, policy: CachePolicy) -> dict[str, str]:
+    """``ETag`` (when there is one) and the policy's ``Cache-Control`` and ``Vary``."""
+    headers = {} if etag is None else {"ETag": str(etag)}
+    headers.update(policy.headers())
+    return headers
+
+
+def decide(
+    if_none_match: str | Iterable[str] | None,
+    etag: EntityTag | None,
+    policy: CachePolicy,
+    *,
+    method: str = "GET",
+) -> Decision:
+    """304 when ``If-None-Match`` fails for ``etag`` on a GET or HEAD (RFC 9110 section
+    13.1.2), else 200. ``etag`` ``None``: no validator (never 304 but for ``*``)."""
+    not_modified = answer_not_modified(if_none_match, etag, method=method)
+    return Decision(304 if not_modified else 200, response_headers(etag, policy))
+
+
+def counted(status: int) -> None:
+    """Count a response the helpers served (``writebehind_http_responses_total``)."""
+    HTTP_RESPONSES.labels(str(status)).inc()
