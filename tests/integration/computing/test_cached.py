@@ -1,0 +1,327 @@
+"""Cached computations on real servers: served from Redis, invalidated by key, tag, namespace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+from redis.asyncio import Redis
+
+from tests.support.computing import Gate, computed_count
+from tests.support.waiting import wait_until
+from writebehind import ReadPolicy, WriteBehind
+from writebehind.core.errors import ConfigurationError, InvalidInput
+from writebehind.sdk.computing.keys import entry_key
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_computed_once_then_served_from_redis(wb: WriteBehind) -> None:
+    gate = Gate()
+
+    @wb.cached(ttl=300, key="profile:{user_id}", tags=["user:{user_id}"], namespace="profiles")
+    async def profile(user_id: str) -> Any:
+        return await gate.run(user_id)
+
+    name = profile.name
+    hits = computed_count(name, "hit")
+    assert await profile("42") == {"state": "S1", "args": ["42"]}
+    gate.state = "S2"
+    assert await profile("42") == {"state": "S1", "args": ["42"]}
+    assert await profile(user_id="42") == {"state": "S1", "args": ["42"]}
+    assert gate.runs == 1
+    assert computed_count(name, "hit") - hits == 2
+    assert await wb.redis.exists(entry_key("t", "profiles", "profile:42")) == 1
+    assert await profile("7") == {"state": "S2", "args": ["7"]}
+    assert gate.runs == 2
+
+
+async def test_invalidate_refresh_tags_and_namespace(wb: WriteBehind) -> None:
+    gate = Gate()
+
+    @wb.cached(ttl=300, key="p:{user_id}", tags=["user:{user_id}", "all"], namespace="profiles")
+    async def profile(user_id: str) -> Any:
+        return await gate.run()
+
+    assert await profile("42") == "S1"
+    gate.state = "S2"
+    await profile.invalidate("42")
+    assert await profile("42") == "S2"
+    gate.state = "S3"
+    assert await profile.refresh("42") == "S3"
+    assert await profile("42") == "S3"
+    gate.state = "S4"
+    await wb.invalidate_tags("user:42")
+    assert await profile("42") == "S4"
+    gate.state = "S5"
+    await wb.invalidate_tags("user:other")  # another tag: still served
+    assert await profile("42") == "S4"
+    await wb.bump_namespace("profiles")
+    assert await profile("42") == "S5"
+    assert gate.runs == 5
+    assert computed_count(profile.name, "stale_generation", "profiles") >= 2
+
+
+async def test_tag_invalidated_while_computing_makes_the_next_call_recompute(
+    wb: WriteBehind,
+) -> None:
+    """The loader reads S1, invalidate_tags runs mid-computation, the loader returns S1:
+    the next call recomputes (the stamps were captured before the computation ran)."""
+    gate = Gate()
+
+    @wb.cached(ttl=300, key="p:{user_id}", tags=["user:{user_id}"])
+    async def profile(user_id: str) -> Any:
+        return await gate.run()
+
+    gate.block()
+    async with anyio.create_task_group() as tg:
+        results: list[Any] = []
+
+        async def first() -> None:
+            results.append(await profile("42"))
+
+        tg.start_soon(first)
+        await gate.started.wait()
+        gate.state = "S2"
+        await wb.invalidate_tags("user:42")
+        gate.release.set()
+    assert results == ["S1"]
+    assert computed_count(profile.name, "fill_stale_generation") >= 1
+    gate.hold = False
+    assert await profile("42") == "S2"
+    assert gate.runs == 2
+    assert await profile("42") == "S2"
+    assert gate.runs == 2
+
+
+async def test_invalidate_while_computing_stops_its_fill(wb: WriteBehind) -> None:
+    gate = Gate()
+
+    @wb.cached(ttl=300, key="p:{user_id}", namespace="ns")
+    async def profile(user_id: str) -> Any:
+        return await gate.run()
+
+    gate.block()
+    lost = computed_count(profile.name, "fill_lease_lost")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(profile, "42")
+        await gate.started.wait()
+        gate.state = "S2"
+        await profile.invalidate("42")
+        gate.release.set()
+    assert computed_count(profile.name, "fill_lease_lost") - lost == 1
+    assert await wb.redis.exists(entry_key("t", "ns", "p:42")) == 0
+    gate.hold = False
+    assert await profile("42") == "S2"
+
+
+async def test_a_dependency_written_by_another_client_makes_the_next_call_recompute(
+    wb: WriteBehind, redis_server: Any, mongo_db: Any
+) -> None:
+    gate = Gate()
+
+    @wb.cached(ttl=300, key="p:{user_id}", depends_on=lambda user_id: [("users", user_id)])
+    async def profile(user_id: str) -> Any:
+        return await gate.run()
+
+    other_redis = Redis.from_url(redis_server.url)
+    try:
+        async with WriteBehind(redis=other_redis, mongo=mongo_db, prefix="t", partitions=4) as other:
+            await other.collection("users").set("42", {"n": 1})
+            assert await profile("42") == "S1"
+            assert await profile("42") == "S1"
+            gate.state = "S2"
+            await other.collection("users").set("42", {"n": 2})  # no invalidation call
+            assert await profile("42") == "S2"
+            assert computed_count(profile.name, "stale_dependency") >= 1
+            # An absent document: a negative entry's version is captured; its creation counts.
+            gate.state = "S3"
+            assert await profile("new") == "S3"
+            gate.state = "S4"
+            assert await profile("new") == "S3"
+            await other.collection("users").set("new", {"n": 1})
+            assert await profile("new") == "S4"
+            # Written while the computation runs: the fill is refused.
+            gate.block()
+            gate.state = "S5"
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(profile.invalidate, "42")
+                tg.start_soon(profile, "42")
+                await gate.started.wait()
+                await other.collection("users").set("42", {"n": 3})
+                gate.state = "S6"
+                gate.release.set()
+            assert computed_count(profile.name, "fill_stale_dependency") >= 1
+            gate.hold = False
+            assert await profile("42") == "S6"
+    finally:
+        await other_redis.aclose()
+
+
+async def test_what_is_cached(redis: Redis, mongo_db: Any) -> None:
+    """None only for the negative TTL (capped), exceptions never, cache_if for the rest."""
+    gate = Gate(state=None)
+    async with WriteBehind(
+        redis=redis, mongo=mongo_db, prefix="t", partitions=4,
+        reads=ReadPolicy(negative_ttl=60, max_negative_ttl=5),
+    ) as wb:
+
+        @wb.cached(ttl=300, key="k:{x}", namespace="n", cache_if=lambda v: v != "skip")
+        async def f(x: str) -> Any:
+            if gate.state == "boom":
+                gate.runs += 1
+                raise RuntimeError("boom")
+            return await gate.run()
+
+        assert await f("none") is None
+        assert await f("none") is None
+        assert gate.runs == 1
+        assert 0 < await redis.pttl(entry_key("t", "n", "k:none")) <= 5000
+        gate.state = "boom"
+        for _ in range(2):
+            with pytest.raises(RuntimeError):
+                await f("err")
+        assert gate.runs == 3
+        assert await redis.exists(entry_key("t", "n", "k:err")) == 0
+        gate.state = "skip"
+        assert await f("s") == "skip"
+        assert await f("s") == "skip"
+        assert gate.runs == 5
+        assert await redis.exists(entry_key("t", "n", "k:s")) == 0
+
+    async with WriteBehind(
+        redis=redis, mongo=mongo_db, prefix="t", partitions=4, reads=ReadPolicy(negative_ttl=0)
+    ) as wb:
+        gate.state, gate.runs = None, 0
+
+        @wb.cached(ttl=300, key="k:{x}", namespace="n2")
+        async def g(x: str) -> Any:
+            return await gate.run()
+
+        assert await g("a") is None
+        assert await g("a") is None
+        assert gate.runs == 2
+
+
+async def test_values_are_bson_and_damaged_entries_are_misses(wb: WriteBehind) -> None:
+    gate = Gate()
+
+    @wb.cached(ttl=300, key="k:{x}", namespace="n")
+    async def f(x: str) -> Any:
+        gate.runs += 1
+        return gate.state
+
+    gate.state = {1, 2}  # a set: BSON cannot hold it
+    with pytest.raises(InvalidInput):
+        await f("a")
+    assert await wb.redis.exists(entry_key("t", "n", "k:a")) == 0
+    gate.state = {"x": (1, 2)}
+    assert await f("a") == {"x": (1, 2)}
+    assert await f("a") == {"x": [1, 2]}  # from Redis: a BSON array
+    before = computed_count(f.name, "undecodable")
+    await wb.redis.hset(entry_key("t", "n", "k:a"), "b", b"\x80\x04\x95 not bson")
+    gate.state = "fresh"
+    assert await f("a") == "fresh"
+    assert computed_count(f.name, "undecodable") - before >= 1
+    assert await f("a") == "fresh"
+
+
+async def test_one_computation_per_key_in_process_and_a_cancelled_caller_cancels_itself(
+    wb: WriteBehind,
+) -> None:
+    gate = Gate()
+
+    @wb.cached(ttl=300, key="k:{x}")
+    async def f(x: str) -> Any:
+        return await gate.run()
+
+    gate.block()
+    results: list[Any] = []
+    doomed = anyio.CancelScope()
+    async with anyio.create_task_group() as tg:
+
+        async def call() -> None:
+            results.append(await f("a"))
+
+        async def doomed_call() -> None:
+            with doomed:
+                await f("a")
+
+        tg.start_soon(doomed_call)  # its call starts the computation
+        await gate.started.wait()
+        for _ in range(20):
+            tg.start_soon(call)
+        await anyio.wait_all_tasks_blocked()
+        doomed.cancel()
+        await anyio.wait_all_tasks_blocked()
+        gate.release.set()
+    assert doomed.cancelled_caught
+    assert results == ["S1"] * 20
+    assert gate.runs == 1
+
+
+async def test_one_computation_per_key_across_clients(
+    wb: WriteBehind, redis_server: Any, mongo_db: Any
+) -> None:
+    """A second client (its own connections and flights: another process, as far as Redis
+    can tell) waits for the first one's fill instead of computing."""
+    gate = Gate()
+    other_redis = Redis.from_url(redis_server.url)
+    try:
+        async with WriteBehind(redis=other_redis, mongo=mongo_db, prefix="t", partitions=4) as other:
+
+            def decorate(client: WriteBehind) -> Any:
+                @client.cached(ttl=300, key="k:{x}", namespace="shared")
+                async def f(x: str) -> Any:
+                    return await gate.run()
+
+                return f
+
+            mine, theirs = decorate(wb), decorate(other)
+            gate.block()
+            results: list[Any] = []
+            waits = computed_count(theirs.name, "lease_wait")
+            async with anyio.create_task_group() as tg:
+
+                async def call(fn: Any) -> None:
+                    results.append(await fn("a"))
+
+                tg.start_soon(call, mine)
+                await gate.started.wait()
+                tg.start_soon(call, theirs)
+
+                async def waiting() -> bool:
+                    return computed_count(theirs.name, "lease_wait") > waits
+
+                await wait_until(waiting, message="the other client waits for the lease")
+                gate.release.set()
+            assert results == ["S1", "S1"]
+            assert gate.runs == 1
+    finally:
+        await other_redis.aclose()
+
+
+async def test_refused_options(wb: WriteBehind) -> None:
+    async def f(user_id: str) -> Any:
+        return user_id
+
+    with pytest.raises(ConfigurationError, match="not a parameter"):
+        wb.cached(ttl=1, key="p:{nobody}")(f)
+    with pytest.raises(ConfigurationError, match="not a parameter"):
+        wb.cached(ttl=1, tags=["t:{0}"])(f)
+    with pytest.raises(ConfigurationError, match="ttl"):
+        wb.cached(ttl=0)(f)
+    with pytest.raises(ConfigurationError, match="async"):
+        wb.cached(ttl=1)(lambda: 1)  # type: ignore[arg-type]
+    wb.cluster = True
+    try:
+        with pytest.raises(ConfigurationError, match="Redis Cluster"):
+            wb.cached(ttl=1)
+    finally:
+        wb.cluster = False
+    cached = wb.cached(ttl=1)(f)
+    with pytest.raises(InvalidInput):
+        await cached(object())  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput):
+        await wb.invalidate_tags("")
