@@ -61,9 +61,11 @@ end
 """
 
 # Serve a computed entry if all its stamps are current, in one step with the
-# check; else, by mode, take the fill lease: 'c' check only, 'm' take it if
-# free, 'r' (early refresh) take it if free even if the entry is current, 'f'
-# (refresh) take it whatever (a holder's later fill then loses: 'lease_lost').
+# check; otherwise, by mode, take the fill lease: 'c' check only, 'm' take it
+# if free, 'r' (early refresh) take it if free even if the entry is current,
+# 'f' (refresh) take it whatever (a holder's later fill then loses:
+# 'lease_lost'). No shebang: a read is still served when Redis is at
+# maxmemory (a lease's SET is then refused, before anything was written).
 #
 # KEYS: entry, lease, generation keys..., dependency cache entries...
 # ARGV: mode, owner token, lease ms, number of generation keys, fingerprint
@@ -71,8 +73,7 @@ end
 # {status, now ms, reason}: status 'm' (mode 'c'), 'l' lease taken, 'w' held
 # elsewhere; reason 'miss', 'generation', 'dependency' or 'shape' ('' if current)
 CHECK = (
-    "#!lua\n"
-    + _HELPERS
+    _HELPERS
     + """
 local entry, lease = KEYS[1], KEYS[2]
 local mode, token, lease_ms = ARGV[1], ARGV[2], tonumber(ARGV[3])

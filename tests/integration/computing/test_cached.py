@@ -87,6 +87,7 @@ async def test_tag_invalidated_while_computing_makes_the_next_call_recompute(
     async def profile(user_id: str) -> Any:
         return await gate.run()
 
+    refused = computed_count(profile.name, "fill_stale_generation")
     gate.block()
     async with anyio.create_task_group() as tg:
         results: list[Any] = []
@@ -100,7 +101,7 @@ async def test_tag_invalidated_while_computing_makes_the_next_call_recompute(
         await wb.invalidate_tags("user:42")
         gate.release.set()
     assert results == ["S1"]
-    assert computed_count(profile.name, "fill_stale_generation") >= 1
+    assert computed_count(profile.name, "fill_stale_generation") - refused == 1
     gate.hold = False
     assert await profile("42") == "S2"
     assert gate.runs == 2
@@ -331,3 +332,48 @@ async def test_refused_options(wb: WriteBehind) -> None:
         await cached(object())  # type: ignore[arg-type]
     with pytest.raises(InvalidInput):
         await wb.invalidate_tags("")
+
+
+async def test_refresh_beats_a_computation_in_flight(wb: WriteBehind) -> None:
+    gate = Gate()
+
+    @wb.cached(ttl=300, key="k:{x}", namespace="refresh")
+    async def f(x: str) -> Any:
+        return await gate.run()
+
+    gate.block()
+    lost = computed_count(f.name, "fill_lease_lost")
+    results: list[Any] = []
+    async with anyio.create_task_group() as tg:
+
+        async def call() -> None:
+            results.append(await f("a"))
+
+        tg.start_soon(call)
+        await gate.started.wait()
+        gate.hold = False  # the refresh's own run does not wait
+        gate.state = "S2"
+        assert await f.refresh("a") == "S2"
+        gate.release.set()
+    assert results == ["S1"]  # its caller gets what it computed...
+    assert computed_count(f.name, "fill_lease_lost") - lost == 1  # ...but it is not stored
+    assert await f("a") == "S2"
+    assert gate.runs == 2
+
+
+async def test_early_refresh_recomputes_in_the_background(wb: WriteBehind) -> None:
+    gate = Gate()
+
+    @wb.cached(ttl=5, key="k:{x}", namespace="early", early_refresh=100_000)
+    async def f(x: str) -> Any:
+        return await gate.run()
+
+    assert await f("a") == "S1"
+    gate.state = "S2"
+
+    async def refreshed() -> bool:
+        return bool(await f("a") == "S2")
+
+    await wait_until(refreshed, message="an early refresh stored S2")
+    assert computed_count(f.name, "early_refresh") >= 1
+    assert (await f.validated("a")).source == "redis"
