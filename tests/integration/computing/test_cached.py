@@ -377,3 +377,23 @@ async def test_early_refresh_recomputes_in_the_background(wb: WriteBehind) -> No
     await wait_until(refreshed, message="an early refresh stored S2")
     assert computed_count(f.name, "early_refresh") >= 1
     assert (await f.validated("a")).source == "redis"
+
+
+async def test_an_emptied_script_cache_is_no_failure(wb: WriteBehind) -> None:
+    gate = Gate()
+
+    @wb.cached(ttl=300, key="k:{x}", tags=["t"], namespace="noscript")
+    async def f(x: str) -> Any:
+        return await gate.run()
+
+    assert await f("a") == "S1"
+    await wb.redis.script_flush()  # a restart or failover empties it
+    assert await f("a") == "S1"
+    await wb.redis.script_flush()
+    await wb.invalidate_tags("t")
+    await wb.redis.script_flush()
+    await f.invalidate("b")
+    gate.state = "S2"
+    await wb.redis.script_flush()
+    assert await f("a") == "S2"
+    assert gate.runs == 2
