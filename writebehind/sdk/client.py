@@ -26,9 +26,10 @@ from writebehind.core.redis_client import (
 from writebehind.core.scripts import Scripts
 from writebehind.core.shielded import ShieldedCalls
 from writebehind.sdk.collection import Collection
-from writebehind.sdk.computing.cached import CachedFunction, DependsOn, KeySpec, Options
+from writebehind.sdk.computing.cached import CachedFunction
 from writebehind.sdk.computing.journal import DEFAULT_LIMIT, Invalidation, Journal
 from writebehind.sdk.computing.keys import check_name
+from writebehind.sdk.computing.options import DependsOn, KeySpec, Options
 from writebehind.sdk.computing.store import ComputedStore
 from writebehind.sdk.near.layer import NearLayer
 from writebehind.sdk.reading.breaker import CircuitBreaker

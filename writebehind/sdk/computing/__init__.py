@@ -6,6 +6,7 @@ invalidations made while Redis was away (all without IO); ``store`` makes the
 Redis calls and ``cached`` is the decorated function.
 """
 
-from writebehind.sdk.computing.cached import CachedFunction, Computed
+from writebehind.sdk.computing.cached import CachedFunction
+from writebehind.sdk.computing.options import Computed
 
 __all__ = ["CachedFunction", "Computed"]

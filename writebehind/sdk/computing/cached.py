@@ -15,7 +15,6 @@ import inspect
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 import anyio
@@ -39,6 +38,7 @@ from writebehind.sdk.computing.keys import (
     make_plan,
     render,
 )
+from writebehind.sdk.computing.options import Computed, Options
 from writebehind.sdk.computing.store import ComputedStore
 from writebehind.sdk.metrics import SDK_COMPUTED
 from writebehind.sdk.reading.flights import wait_shielded
@@ -48,60 +48,10 @@ from writebehind.sdk.reading.xfetch import should_refresh
 
 if TYPE_CHECKING:
     from writebehind.sdk.client import WriteBehind
+    from writebehind.sdk.collection import Collection
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-KeySpec = str | Callable[..., str] | None
-DependsOn = Callable[..., Iterable[tuple[str, Any]]]
-
-
-@dataclass(frozen=True, slots=True)
-class Computed(Generic[R]):
-    """A value and what it was computed under (``CachedFunction.validated``).
-
-    ``source``: ``redis`` (a current entry), ``computed`` (computed now and
-    stored, or storable), ``fresh`` (computed without stamps: Redis unavailable,
-    or the journal covers it). ``validator``: a stable hex name of the entry key
-    and the stamps (generations, dependency versions) the value was computed
-    under, the same in every process (an HTTP ``ETag``'s basis); ``None`` for
-    ``fresh`` values, which have none.
-    """
-
-    value: R
-    source: str
-    validator: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    """The decorator's arguments, checked (``WriteBehind.cached`` documents them)."""
-
-    ttl: float
-    key: KeySpec
-    tags: tuple[str, ...]
-    namespace: str | None
-    depends_on: DependsOn | None
-    cache_if: Callable[[Any], bool] | None
-    early_refresh: float | None
-
-    def __post_init__(self) -> None:
-        ttl = self.ttl
-        if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 < ttl < 2**40:
-            raise ConfigurationError(f"ttl must be a number of seconds > 0: {ttl!r}")
-        if self.key is not None and not isinstance(self.key, str) and not callable(self.key):
-            raise ConfigurationError(f"key must be a str template or a callable: {self.key!r}")
-        ns = self.namespace
-        if ns is not None and (not isinstance(ns, str) or not ns):
-            raise ConfigurationError(f"namespace must be a non-empty str: {self.namespace!r}")
-        for what, fn in (("depends_on", self.depends_on), ("cache_if", self.cache_if)):
-            if fn is not None and not callable(fn):
-                raise ConfigurationError(f"{what} must be callable: {fn!r}")
-        beta = self.early_refresh
-        if beta is not None and (
-            isinstance(beta, bool) or not isinstance(beta, int | float) or not beta >= 0
-        ):
-            raise ConfigurationError(f"early_refresh must be a number >= 0: {beta!r}")
 
 
 class CachedFunction(Generic[P, R]):
@@ -129,6 +79,7 @@ class CachedFunction(Generic[P, R]):
         self.__wrapped__ = fn
         self.__doc__ = fn.__doc__
         self._load_seconds = 0.05  # XFetch's delta until a computation has been timed
+        self._collections: dict[str, Collection] = {}  # the dependencies' readers
 
     # -- public -------------------------------------------------------------------
 
@@ -364,10 +315,13 @@ class CachedFunction(Generic[P, R]):
         """Fill the dependencies' cache entries (fenced by version; negative entries for
         absent documents), so that their versions can be captured."""
         by_collection: dict[str, list[Any]] = {}
-        for collection, doc_id in plan.deps:
-            by_collection.setdefault(collection, []).append(doc_id)
-        for collection, ids in by_collection.items():
-            await self._wb.collection(collection).warm(ids)
+        for name, doc_id in plan.deps:
+            by_collection.setdefault(name, []).append(doc_id)
+        for name, ids in by_collection.items():
+            reader = self._collections.get(name)
+            if reader is None:
+                reader = self._collections[name] = self._wb.collection(name)
+            await reader.warm(ids)
 
     # -- early refresh (XFetch) ---------------------------------------------------------
 
