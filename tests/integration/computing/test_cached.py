@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,6 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.support.computing import Gate, computed_count
+from tests.support.processes import REPO_ROOT
 from tests.support.waiting import wait_until
 from writebehind import ReadPolicy, WriteBehind
 from writebehind.core.errors import ConfigurationError, InvalidInput
@@ -396,4 +399,41 @@ async def test_an_emptied_script_cache_is_no_failure(wb: WriteBehind) -> None:
     gate.state = "S2"
     await wb.redis.script_flush()
     assert await f("a") == "S2"
+    assert gate.runs == 2
+
+
+WRITER = """
+import asyncio, sys
+from writebehind import WriteBehind
+
+async def main() -> None:
+    async with WriteBehind(
+        redis_url=sys.argv[1], mongo_url=sys.argv[2], database=sys.argv[3], prefix="t",
+        partitions=4,
+    ) as wb:
+        await wb.collection("users").set("42", {"n": 99})
+
+asyncio.run(main())
+"""
+
+
+async def test_a_dependency_written_by_another_process(
+    wb: WriteBehind, redis_server: Any, mongo_url: str, database_name: str
+) -> None:
+    gate = Gate()
+
+    @wb.cached(ttl=300, key="p:{user_id}", depends_on=lambda user_id: [("users", user_id)])
+    async def profile(user_id: str) -> Any:
+        return await gate.run()
+
+    assert await profile("42") == "S1"  # "42" absent: its negative entry's version captured
+    assert await profile("42") == "S1"
+    gate.state = "S2"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    await anyio.run_process(
+        [sys.executable, "-c", WRITER, redis_server.url, mongo_url, database_name],
+        env=env,
+        check=True,
+    )
+    assert await profile("42") == "S2"
     assert gate.runs == 2
