@@ -183,6 +183,7 @@ class WriteBehind:
         depends_on: DependsOn | None = None,
         cache_if: Callable[[Any], bool] | None = None,
         early_refresh: float | None = None,
+        lock_timeout: float | None = None,
     ) -> Callable[[Callable[P, Awaitable[R]]], CachedFunction[P, R]]:
         """Cache an async function's results in Redis (README, "Caching computations").
 
@@ -202,6 +203,9 @@ class WriteBehind:
             cache_if: a predicate of the result: false, not stored. Exceptions
                 are never stored.
             early_refresh: XFetch's beta; default the ``ReadPolicy``'s.
+            lock_timeout: seconds one process may hold a value's fill lease, and
+                others wait for its fill; default the ``ReadPolicy``'s. A
+                computation that takes longer cannot store its value.
 
         Raises ``ConfigurationError`` for a bad option, a template naming no
         parameter, a sync function, or a Redis Cluster client (one check reads
@@ -215,7 +219,9 @@ class WriteBehind:
             )
         if isinstance(tags, str):
             raise ConfigurationError(f"tags must be a list of templates, not a str: {tags!r}")
-        options = Options(ttl, key, tuple(tags), namespace, depends_on, cache_if, early_refresh)
+        options = Options(
+            ttl, key, tuple(tags), namespace, depends_on, cache_if, early_refresh, lock_timeout
+        )
 
         def decorate(fn: Callable[P, Awaitable[R]]) -> CachedFunction[P, R]:
             return CachedFunction(self, self.computed, fn, options)

@@ -16,7 +16,7 @@ from tests.support.processes import REPO_ROOT
 from tests.support.waiting import wait_until
 from writebehind import ReadPolicy, WriteBehind
 from writebehind.core.errors import ConfigurationError, InvalidInput
-from writebehind.sdk.computing.keys import entry_key
+from writebehind.sdk.computing.keys import entry_key, lease_of
 
 pytestmark = pytest.mark.anyio
 
@@ -437,3 +437,27 @@ async def test_a_dependency_written_by_another_process(
     )
     assert await profile("42") == "S2"
     assert gate.runs == 2
+
+
+async def test_a_computation_longer_than_its_lease_stores_nothing(wb: WriteBehind) -> None:
+    gate = Gate()
+
+    @wb.cached(ttl=300, key="k:{x}", namespace="slow", lock_timeout=0.2)
+    async def f(x: str) -> Any:
+        return await gate.run()
+
+    gate.block()
+    lost = computed_count(f.name, "fill_lease_lost")
+    lease = lease_of(entry_key("t", "slow", "k:a"))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(f, "a")
+        await gate.started.wait()
+        assert await wb.redis.exists(lease) == 1
+
+        async def expired() -> bool:
+            return bool(await wb.redis.exists(lease) == 0)
+
+        await wait_until(expired, message="the lease expired")
+        gate.release.set()
+    assert computed_count(f.name, "fill_lease_lost") - lost == 1
+    assert await wb.redis.exists(entry_key("t", "slow", "k:a")) == 0

@@ -76,6 +76,8 @@ class CachedFunction(Generic[P, R]):
         self.name = f"{fn.__module__}.{fn.__qualname__}"
         self.namespace = options.namespace or self.name
         self.ttl_ms = max(1, int(options.ttl * 1000))
+        lock_timeout = options.lock_timeout or wb.reads.lock_timeout
+        self.lease_ms = max(1, int(lock_timeout * 1000))
         self.__wrapped__ = fn
         self.__doc__ = fn.__doc__
         self._load_seconds = 0.05  # XFetch's delta until a computation has been timed
@@ -99,7 +101,7 @@ class CachedFunction(Generic[P, R]):
             if not await self._journal_allows(plan):
                 return await self._fresh(args, kwargs, "journaled")
             try:
-                reply = await self._store.check(plan, "c")
+                reply = await self._store.check(plan, "c", self.lease_ms)
             except CacheUnavailable:
                 return await self._fresh(args, kwargs, "degraded")
             served = self._serve(plan, reply)
@@ -123,7 +125,7 @@ class CachedFunction(Generic[P, R]):
             if not await self._store.settle():
                 raise CacheUnavailable("Redis is unavailable: the journal could not be applied")
             token = new_token()
-            await self._store.check(plan, "f", token)
+            await self._store.check(plan, "f", self.lease_ms, token)
             computed = await self._compute_and_fill(plan, token, args, kwargs, strict=True)
             return computed.value
 
@@ -207,10 +209,10 @@ class CachedFunction(Generic[P, R]):
         """One flight: take the lease and compute, or wait for the holder's fill."""
         token = new_token()
         try:
-            reply = await self._store.check(plan, "m", token)
+            reply = await self._store.check(plan, "m", self.lease_ms, token)
         except CacheUnavailable:
             return await self._fresh(args, kwargs, "degraded")
-        deadline = anyio.current_time() + self._wb.reads.lock_timeout
+        deadline = anyio.current_time() + self.lease_ms / 1000
         if reply.status == "wait":
             self._count("lease_wait")
             try:
@@ -218,7 +220,7 @@ class CachedFunction(Generic[P, R]):
                     self._wb.redis, plan.channel, self._wb.reads.redis_timeout
                 ) as announced:
                     while reply.status == "wait":
-                        reply = await self._store.check(plan, "m", token)
+                        reply = await self._store.check(plan, "m", self.lease_ms, token)
                         left = deadline - anyio.current_time()
                         if reply.status != "wait" or left <= 0:
                             break
@@ -230,7 +232,7 @@ class CachedFunction(Generic[P, R]):
             if served is not None:
                 return served
             try:  # undecodable: recompute over it
-                await self._store.check(plan, "f", token)
+                await self._store.check(plan, "f", self.lease_ms, token)
             except CacheUnavailable:
                 return await self._fresh(args, kwargs, "degraded")
             return await self._compute_and_fill(plan, token, args, kwargs)
@@ -269,7 +271,7 @@ class CachedFunction(Generic[P, R]):
         try:
             await self._ensure_dependency_entries(plan)
             try:
-                values = await self._store.capture(plan, self.ttl_ms)
+                values = await self._store.capture(plan, self.ttl_ms, self.lease_ms)
             except CacheUnavailable:
                 if strict:
                     raise
@@ -289,7 +291,7 @@ class CachedFunction(Generic[P, R]):
             return Computed(value, "computed", validator(plan.entry, stamps))
         try:
             outcome = await self._store.fill(
-                plan, token, stamps, body, value is None, ttl_ms, load_ms
+                plan, token, stamps, body, value is None, ttl_ms, load_ms, self.lease_ms
             )
         except CacheUnavailable:
             if strict:
@@ -349,7 +351,7 @@ class CachedFunction(Generic[P, R]):
     ) -> None:
         token = new_token()
         try:
-            reply = await self._store.check(plan, "r", token)
+            reply = await self._store.check(plan, "r", self.lease_ms, token)
             if reply.status == "lease":
                 self._count("early_refresh")
                 await self._compute_and_fill(plan, token, args, kwargs, strict=True)

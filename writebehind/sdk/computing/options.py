@@ -42,6 +42,7 @@ class Options:
     depends_on: DependsOn | None
     cache_if: Callable[[Any], bool] | None
     early_refresh: float | None
+    lock_timeout: float | None = None
 
     def __post_init__(self) -> None:
         ttl = self.ttl
@@ -55,6 +56,11 @@ class Options:
         for what, fn in (("depends_on", self.depends_on), ("cache_if", self.cache_if)):
             if fn is not None and not callable(fn):
                 raise ConfigurationError(f"{what} must be callable: {fn!r}")
+        lock = self.lock_timeout
+        if lock is not None and (
+            isinstance(lock, bool) or not isinstance(lock, int | float) or not 0 < lock < 2**31
+        ):
+            raise ConfigurationError(f"lock_timeout must be a number of seconds > 0: {lock!r}")
         beta = self.early_refresh
         if beta is not None and (
             isinstance(beta, bool) or not isinstance(beta, int | float) or not beta >= 0

@@ -37,6 +37,12 @@ GENERATION_MARGIN_MS = 60_000
 """How much longer than the entries that captured it a generation key lives (ms)."""
 
 
+def generation_ttl_ms(ttl_ms: int, lease_ms: int) -> int:
+    """A generation outlives every entry that captured it: the entry's TTL, the
+    longest a fill may come after its capture (the lease), and a margin."""
+    return ttl_ms + lease_ms + GENERATION_MARGIN_MS
+
+
 class ComputedStore:
     """Redis calls and the invalidation journal of one client's cached functions."""
 
@@ -64,26 +70,21 @@ class ComputedStore:
 
     # -- reads and fills ------------------------------------------------------
 
-    async def check(self, plan: Plan, mode: str, token: str = "") -> CheckReply:
-        """The CHECK script (``core/scripts_computed.py``): a hit, or the lease by ``mode``."""
+    async def check(self, plan: Plan, mode: str, lease_ms: int, token: str = "") -> CheckReply:
+        """The CHECK script (``core/scripts_computed.py``): a hit, or a lease of ``lease_ms``
+        by ``mode``."""
         keys = [plan.entry, plan.lease, *plan.stamp_keys]
-        lease_ms = int(self._wb.reads.lock_timeout * 1000)
         args = [mode, token, lease_ms, len(plan.generations), plan.fingerprint]
         reply = await self._call("a computed read", self._script(self.scripts.check, keys, args))
         return parse_check(reply)
 
-    async def capture(self, plan: Plan, ttl_ms: int) -> list[str]:
+    async def capture(self, plan: Plan, ttl_ms: int, lease_ms: int) -> list[str]:
         """The stamps to compute under, in ``plan.stamp_keys`` order."""
-        args = [len(plan.generations), self.generation_ttl_ms(ttl_ms)]
+        args = [len(plan.generations), generation_ttl_ms(ttl_ms, lease_ms)]
         reply = await self._call(
             "a capture", self._script(self.scripts.capture, plan.stamp_keys, args)
         )
         return parse_capture(reply)
-
-    def generation_ttl_ms(self, ttl_ms: int) -> int:
-        """A generation outlives every entry that captured it: the entry's TTL, the
-        longest a fill may come after its capture (the lease), and a margin."""
-        return ttl_ms + int(self._wb.reads.lock_timeout * 1000) + GENERATION_MARGIN_MS
 
     async def fill(
         self,
@@ -94,6 +95,7 @@ class ComputedStore:
         negative: bool,
         ttl_ms: int,
         load_ms: int,
+        lease_ms: int,
     ) -> str:
         """The FILL script's outcome (``filled`` or why not)."""
         keys = [plan.entry, plan.lease, *plan.stamp_keys]
@@ -107,7 +109,7 @@ class ComputedStore:
             ttl_ms,
             load_ms,
             plan.channel,
-            self.generation_ttl_ms(ttl_ms),
+            generation_ttl_ms(ttl_ms, lease_ms),
         ]
         reply = await self._call("a computed fill", self._script(self.scripts.fill, keys, args))
         return reply.decode() if isinstance(reply, bytes) else str(reply)
