@@ -148,3 +148,25 @@ async def test_an_overflowed_journal_makes_everything_fresh_then_stale(
         assert await wb.redis.exists(entry_key("o3", "outage", "p:c")) == 1
         assert await profile("c") == "S3"
         assert (await profile.validated("c")).source == "redis"
+
+
+async def test_at_maxmemory_values_are_served_and_misses_computed(
+    redis_factory: Callable[..., RedisServer], mongo_db: Any
+) -> None:
+    server = redis_factory("--maxmemory-policy", "noeviction")
+    gate = Gate()
+    async with WriteBehind(
+        redis_url=server.url, mongo=mongo_db, prefix="o4", partitions=4, reads=POLICY
+    ) as wb:
+        profile = _profile(wb, gate)
+        assert await profile("a") == "S1"
+        await wb.redis.config_set("maxmemory", "1")  # every write is refused from now on
+        try:
+            gate.state = "S2"
+            assert await profile("a") == "S1"  # served: the check writes nothing
+            assert await profile("b") == "S2"  # the lease is refused: computed, not stored
+            assert await profile("b") == "S2"
+            assert gate.runs == 3
+            assert await wb.redis.exists(entry_key("o4", "outage", "p:b")) == 0
+        finally:
+            await wb.redis.config_set("maxmemory", "0")
