@@ -461,3 +461,32 @@ async def test_a_computation_longer_than_its_lease_stores_nothing(wb: WriteBehin
         gate.release.set()
     assert computed_count(f.name, "fill_lease_lost") - lost == 1
     assert await wb.redis.exists(entry_key("t", "slow", "k:a")) == 0
+
+
+async def test_validators_are_shared_and_change_with_what_the_value_depends_on(
+    wb: WriteBehind, other: WriteBehind
+) -> None:
+    gate = Gate()
+
+    def decorate(client: WriteBehind) -> Any:
+        @client.cached(
+            ttl=300,
+            key="p:{user_id}",
+            namespace="validators",
+            depends_on=lambda user_id: [("users", user_id)],
+        )
+        async def profile(user_id: str) -> Any:
+            return await gate.run()
+
+        return profile
+
+    mine, theirs = decorate(wb), decorate(other)
+    first = await mine.validated("42")
+    assert first.source == "computed" and first.validator is not None
+    seen = await theirs.validated("42")
+    assert (seen.source, seen.validator) == ("redis", first.validator)
+    await other.collection("users").set("42", {"n": 1})
+    again = await mine.validated("42")
+    assert again.source == "computed" and again.validator != first.validator
+    assert (await theirs.validated("42")).validator == again.validator
+    assert (await mine.validated("7")).validator != again.validator  # another entry
