@@ -14,6 +14,7 @@ from writebehind.core.keys import DocId, KeySpace
 from writebehind.core.version import Version
 from writebehind.sdk.client import WriteBehind
 from writebehind.sdk.collection import Collection
+from writebehind.sdk.computing import CachedFunction, Computed
 from writebehind.sdk.near.policy import NearCache
 from writebehind.sdk.reading.entry import Versioned
 from writebehind.sdk.reading.policy import ReadPolicy
@@ -22,7 +23,9 @@ if TYPE_CHECKING:
     from writebehind.worker.runner import Worker
 
 __all__ = [
+    "CachedFunction",
     "Collection",
+    "Computed",
     "DocId",
     "KeySpace",
     "NearCache",

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import anyio
 from bson.codec_options import CodecOptions
@@ -26,6 +26,11 @@ from writebehind.core.redis_client import (
 from writebehind.core.scripts import Scripts
 from writebehind.core.shielded import ShieldedCalls
 from writebehind.sdk.collection import Collection
+from writebehind.sdk.computing.cached import CachedFunction
+from writebehind.sdk.computing.journal import DEFAULT_LIMIT, Invalidation, Journal
+from writebehind.sdk.computing.keys import check_name
+from writebehind.sdk.computing.options import DependsOn, KeySpec, Options
+from writebehind.sdk.computing.store import ComputedStore
 from writebehind.sdk.near.layer import NearLayer
 from writebehind.sdk.reading.breaker import CircuitBreaker
 from writebehind.sdk.reading.flights import Flights
@@ -33,9 +38,21 @@ from writebehind.sdk.reading.guard import RedisGuard
 from writebehind.sdk.reading.policy import ReadPolicy
 
 T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 DEFAULT_GROUP = "writebehind"
 DEFAULT_MAX_BACKLOG = 1_000_000
+
+
+def _journal(journal: bool | int) -> Journal | None:
+    if journal is True:
+        return Journal(DEFAULT_LIMIT)
+    if journal is False:
+        return None
+    if type(journal) is not int:
+        raise ConfigurationError(f"journal must be a bool or an int limit: {journal!r}")
+    return Journal(journal)
 
 
 class WriteBehind:
@@ -67,6 +84,11 @@ class WriteBehind:
             (fills, negative caching, stampede control, early refresh). Its
             ``redis_timeout`` and breaker settings also bound writes: a write
             Redis does not answer in time raises ``CacheUnavailable``.
+        journal: for cached computations (``cached``): ``False`` (default), an
+            invalidation Redis does not take raises ``CacheUnavailable``;
+            ``True`` (or a limit, default 10,000) keeps it in a bounded
+            in-process journal applied before Redis serves a computed value
+            again (README, "Caching computations").
 
     Raises:
         ConfigurationError: an option out of range, both or neither of a URL and
@@ -93,6 +115,7 @@ class WriteBehind:
         wait_timeout: float = 1.0,
         reads: ReadPolicy | None = None,
         redis_cluster: bool = False,
+        journal: bool | int = False,
     ) -> None:
         self.keys = KeySpace(prefix, partitions)
         for name, value in (("backlog_wait", backlog_wait), ("wait_timeout", wait_timeout)):
@@ -148,6 +171,83 @@ class WriteBehind:
             self._calls,
             *pool_limits(self.redis),
         )
+        self.computed = ComputedStore(self, _journal(journal))
+
+    def cached(
+        self,
+        *,
+        ttl: float,
+        key: KeySpec = None,
+        tags: Iterable[str] = (),
+        namespace: str | None = None,
+        depends_on: DependsOn | None = None,
+        cache_if: Callable[[Any], bool] | None = None,
+        early_refresh: float | None = None,
+        lock_timeout: float | None = None,
+    ) -> Callable[[Callable[P, Awaitable[R]]], CachedFunction[P, R]]:
+        """Cache an async function's results in Redis (README, "Caching computations").
+
+        Args:
+            ttl: seconds a stored value lives (a ``None`` result: at most the
+                ``ReadPolicy``'s ``negative_ttl``, capped by ``max_negative_ttl``).
+            key: a ``str.format`` template over the parameters by name
+                (``"profile:{user_id}"``) or a callable of the arguments; default:
+                ``<module>.<qualname>:<sha256 of the arguments' canonical BSON>``.
+            tags: templates like ``key``; ``invalidate_tags`` makes every value
+                carrying one stale.
+            namespace: ``bump_namespace`` makes all its values stale; default the
+                function's ``<module>.<qualname>``.
+            depends_on: a callable of the arguments returning ``(collection, id)``
+                pairs: a write to any of them (through any SDK client) makes the
+                value stale.
+            cache_if: a predicate of the result: false, not stored. Exceptions
+                are never stored.
+            early_refresh: XFetch's beta; default the ``ReadPolicy``'s.
+            lock_timeout: seconds one process may hold a value's fill lease, and
+                others wait for its fill; default the ``ReadPolicy``'s. A
+                computation that takes longer cannot store its value.
+
+        Raises ``ConfigurationError`` for a bad option, a template naming no
+        parameter, a sync function, or a Redis Cluster client (one check reads
+        keys of several hash slots in one Lua call).
+        """
+        if self.cluster:
+            raise ConfigurationError(
+                "cached computations do not work on a Redis Cluster: a value's check reads its "
+                "generations and its dependencies' cache entries, in several hash slots, in "
+                "one Lua call (docs/scaling.md)"
+            )
+        if isinstance(tags, str):
+            raise ConfigurationError(f"tags must be a list of templates, not a str: {tags!r}")
+        options = Options(
+            ttl, key, tuple(tags), namespace, depends_on, cache_if, early_refresh, lock_timeout
+        )
+
+        def decorate(fn: Callable[P, Awaitable[R]]) -> CachedFunction[P, R]:
+            return CachedFunction(self, self.computed, fn, options)
+
+        return decorate
+
+    async def invalidate_tags(self, *tags: str) -> None:
+        """Make every computed value carrying one of ``tags`` stale (their generations move on).
+
+        Raises ``InvalidInput`` for a tag that is not a non-empty ``str``;
+        ``CacheUnavailable`` when Redis is unavailable, unless the client has a
+        journal (then kept and applied before Redis serves a computed value again).
+        """
+        with self.calling():
+            items = [Invalidation("tag", check_name("tag", t)) for t in tags]
+            if items:
+                await self.computed.bump(items)
+
+    async def bump_namespace(self, namespace: str) -> None:
+        """Make every computed value of ``namespace`` stale at once.
+
+        Raises as ``invalidate_tags``.
+        """
+        with self.calling():
+            item = Invalidation("namespace", check_name("namespace", namespace))
+            await self.computed.bump([item])
 
     async def redis_call(self, call: Awaitable[T]) -> T:
         """Run a Redis call to its end even if the caller is cancelled (see core/shielded.py)."""

@@ -57,3 +57,25 @@ SDK_NEAR_FEED_CONNECTED = Gauge(
     "writebehind_sdk_near_feed_connected",
     "1 while this process's near-cache change feed is connected to Redis.",
 )
+
+SDK_COMPUTED = Counter(
+    "writebehind_sdk_computed",
+    "Cached computations by function, namespace and outcome. Reads: hit, negative_hit "
+    "(a cached None), miss, stale_generation (a tag or namespace was invalidated since), "
+    "stale_dependency (a document in depends_on changed, or its cache entry is gone), "
+    "stale_shape (stored under other tags or dependencies), undecodable (an entry that is "
+    "not the BSON the SDK writes: a miss). Work: computed (the function ran), fill_<outcome> "
+    "(filled, lease_lost, stale_generation, stale_dependency, stale_shape), not_stored "
+    "(None without negative caching, cache_if refused, a dependency without cache entry), "
+    "degraded (Redis unavailable: computed, not stored), journaled (computed fresh: the "
+    "journal holds an invalidation for it), lease_wait, lease_timeout, early_refresh. "
+    "Invalidations: invalidation (one entry), tag (function and namespace empty), namespace.",
+    ["function", "namespace", "outcome"],
+)
+
+SDK_COMPUTED_JOURNAL = Gauge(
+    "writebehind_sdk_computed_journal_depth",
+    "Invalidations held in this process's journal because Redis was unavailable "
+    "(WriteBehind(journal=True)); computed values they cover are computed fresh until applied.",
+    ["prefix"],
+)

@@ -1,0 +1,361 @@
+"""``CachedFunction``: an async function whose results live in Redis, kept current.
+
+A call reads the entry and checks its stamps in one Lua call (CHECK). On a
+miss, one computation per key runs in this process (``Flights``: a cancelled
+caller cancels only itself) and one across processes (the fill lease; the
+others wait for the fill's announcement on the entry's channel). The holder
+makes sure its dependencies have cache entries, captures the stamps (CAPTURE),
+runs the function, and stores the value only if it still holds the lease and
+every stamp is still current (FILL). See docs/architecture.md, "Computed values".
+"""
+
+from __future__ import annotations
+
+import inspect
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+import anyio
+
+from writebehind.core.errors import CacheUnavailable, ConfigurationError, InvalidInput
+from writebehind.core.keys import validate_collection_name
+from writebehind.sdk.computing.entry import (
+    CheckReply,
+    complete,
+    decode_value,
+    encode_value,
+    join_stamps,
+    validator,
+)
+from writebehind.sdk.computing.keys import (
+    Plan,
+    bind,
+    call_key,
+    check_template,
+    default_key,
+    make_plan,
+    render,
+)
+from writebehind.sdk.computing.options import Computed, Options
+from writebehind.sdk.computing.store import ComputedStore
+from writebehind.sdk.metrics import SDK_COMPUTED
+from writebehind.sdk.reading.flights import wait_shielded
+from writebehind.sdk.reading.guard import UNREACHABLE
+from writebehind.sdk.reading.lease import Place, new_token, subscribed
+from writebehind.sdk.reading.xfetch import should_refresh
+
+if TYPE_CHECKING:
+    from writebehind.sdk.client import WriteBehind
+    from writebehind.sdk.collection import Collection
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class CachedFunction(Generic[P, R]):
+    """The decorated function: ``await f(...)``, ``f.invalidate(...)``, ``f.refresh(...)``,
+    ``f.validated(...)``. Made by ``WriteBehind.cached``."""
+
+    def __init__(
+        self, wb: WriteBehind, store: ComputedStore, fn: Callable[P, Awaitable[R]], options: Options
+    ) -> None:
+        if not inspect.iscoroutinefunction(fn):
+            raise ConfigurationError(f"a cached function must be async (a coroutine): {fn!r}")
+        self._wb = wb
+        self._store = store
+        self._fn = fn
+        self._options = options
+        self._signature = inspect.signature(fn)
+        parameters = list(self._signature.parameters)
+        if isinstance(options.key, str):
+            check_template(options.key, parameters, "key")
+        for tag in options.tags:
+            check_template(tag, parameters, "tag")
+        self.name = f"{fn.__module__}.{fn.__qualname__}"
+        self.namespace = options.namespace or self.name
+        self.ttl_ms = max(1, int(options.ttl * 1000))
+        lock_timeout = options.lock_timeout or wb.reads.lock_timeout
+        self.lease_ms = max(1, int(lock_timeout * 1000))
+        self.__wrapped__ = fn
+        self.__doc__ = fn.__doc__
+        self._load_seconds = 0.05  # XFetch's delta until a computation has been timed
+        self._collections: dict[str, Collection] = {}  # the dependencies' readers
+
+    # -- public -------------------------------------------------------------------
+
+    async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """The value for these arguments: from Redis if current, else computed (once).
+
+        Raises whatever the function raises (never cached), ``InvalidInput``
+        for arguments that make no key or a value BSON cannot encode,
+        ``ClientClosed`` after ``aclose()``. Redis unavailable: computed, not stored.
+        """
+        return (await self.validated(*args, **kwargs)).value
+
+    async def validated(self, *args: P.args, **kwargs: P.kwargs) -> Computed[R]:
+        """What ``__call__`` returns, with its source and validator (see ``Computed``)."""
+        with self._wb.calling():
+            plan = self._plan(args, kwargs)
+            if not await self._journal_allows(plan):
+                return await self._fresh(args, kwargs, "journaled")
+            try:
+                reply = await self._store.check(plan, "c", self.lease_ms)
+            except CacheUnavailable:
+                return await self._fresh(args, kwargs, "degraded")
+            served = self._serve(plan, reply)
+            if served is not None:
+                self._maybe_refresh(plan, reply, args, kwargs)
+                return served
+            futures = self._wb.read_flights.start(
+                [plan.entry], lambda _: self._flight(plan, args, kwargs)
+            )
+            result: Computed[R] = await wait_shielded(futures[plan.entry])
+            return result
+
+    async def refresh(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Compute now and store the value (a computation in flight elsewhere loses its fill).
+
+        Raises ``CacheUnavailable`` if Redis is unavailable (nothing stored;
+        the value is not returned: ``refresh`` is about the stored value).
+        """
+        with self._wb.calling():
+            plan = self._plan(args, kwargs)
+            if not await self._store.settle():
+                raise CacheUnavailable("Redis is unavailable: the journal could not be applied")
+            token = new_token()
+            await self._store.check(plan, "f", self.lease_ms, token)
+            computed = await self._compute_and_fill(plan, token, args, kwargs, strict=True)
+            return computed.value
+
+    async def invalidate(self, *args: P.args, **kwargs: P.kwargs) -> None:
+        """Drop the entry for these arguments; a computation in flight cannot store afterwards.
+
+        Raises ``CacheUnavailable`` when Redis is unavailable, unless the client
+        has a journal (``WriteBehind(journal=True)``): then it is kept and applied
+        before Redis serves a computed value again.
+        """
+        with self._wb.calling():
+            await self._store.invalidate(self._plan(args, kwargs), self.name)
+
+    # -- the call's keys ----------------------------------------------------------
+
+    def _plan(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Plan:
+        o = self._options
+        arguments = bind(self._signature, args, kwargs)
+        if o.key is None:
+            key = default_key(self.name, arguments)
+        elif isinstance(o.key, str):
+            key = render(o.key, arguments, "key")
+        else:
+            key = call_key(o.key, args, kwargs)
+        tags = [render(t, arguments, "tag") for t in o.tags]
+        deps = self._deps(args, kwargs)
+        prefix = self._wb.keys.prefix
+        entries = [Place.of(self._wb.keys, c, i).entry for c, i in deps]
+        return make_plan(prefix, self.namespace, key, tags, deps, entries)
+
+    def _deps(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[tuple[str, Any]]:
+        if self._options.depends_on is None:
+            return []
+        listed = self._options.depends_on(*args, **kwargs)
+        if isinstance(listed, str | bytes) or not isinstance(listed, Iterable):
+            raise InvalidInput(f"depends_on must return (collection, id) pairs, not {listed!r}")
+        deps: list[tuple[str, Any]] = []
+        for pair in listed:
+            if not isinstance(pair, tuple) or len(pair) != 2:
+                raise InvalidInput(f"depends_on must return (collection, id) pairs: {pair!r}")
+            deps.append((validate_collection_name(pair[0]), pair[1]))
+        return list(dict.fromkeys(deps))
+
+    # -- reads ----------------------------------------------------------------------
+
+    def _count(self, outcome: str) -> None:
+        SDK_COMPUTED.labels(self.name, self.namespace, outcome).inc()
+
+    async def _journal_allows(self, plan: Plan) -> bool:
+        journal = self._store.journal
+        if journal is None or journal.empty:
+            return True
+        if await self._store.settle():
+            return True
+        return not journal.covers(plan.entry, plan.tags, plan.namespace)
+
+    def _serve(self, plan: Plan, reply: CheckReply) -> Computed[R] | None:
+        """The value of a hit, or ``None`` (counted: a miss, stale, or undecodable)."""
+        if reply.status != "hit":
+            self._count(reply.reason if reply.reason == "miss" else f"stale_{reply.reason}")
+            return None
+        if reply.negative:
+            self._count("negative_hit")
+            return Computed(None, "redis", validator(plan.entry, reply.stamps))  # type: ignore[arg-type]
+        try:
+            value = decode_value(reply.body or b"", self._wb.codec_options)
+        except InvalidInput:
+            self._count("undecodable")
+            return None
+        self._count("hit")
+        return Computed(value, "redis", validator(plan.entry, reply.stamps))
+
+    async def _flight(
+        self, plan: Plan, args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        return {plan.entry: await self._load(plan, args, kwargs)}
+
+    async def _load(
+        self, plan: Plan, args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> Computed[R]:
+        """One flight: take the lease and compute, or wait for the holder's fill."""
+        token = new_token()
+        try:
+            reply = await self._store.check(plan, "m", self.lease_ms, token)
+        except CacheUnavailable:
+            return await self._fresh(args, kwargs, "degraded")
+        deadline = anyio.current_time() + self.lease_ms / 1000
+        if reply.status == "wait":
+            self._count("lease_wait")
+            try:
+                async with subscribed(
+                    self._wb.redis, plan.channel, self._wb.reads.redis_timeout
+                ) as announced:
+                    while reply.status == "wait":
+                        reply = await self._store.check(plan, "m", self.lease_ms, token)
+                        left = deadline - anyio.current_time()
+                        if reply.status != "wait" or left <= 0:
+                            break
+                        await announced(left)
+            except (CacheUnavailable, *UNREACHABLE):
+                return await self._fresh(args, kwargs, "degraded")
+        if reply.status == "hit":
+            served = self._serve(plan, reply)
+            if served is not None:
+                return served
+            try:  # undecodable: recompute over it
+                await self._store.check(plan, "f", self.lease_ms, token)
+            except CacheUnavailable:
+                return await self._fresh(args, kwargs, "degraded")
+            return await self._compute_and_fill(plan, token, args, kwargs)
+        if reply.status == "lease":
+            return await self._compute_and_fill(plan, token, args, kwargs)
+        self._count("lease_timeout")  # held elsewhere past lock_timeout: compute, store nothing
+        return await self._fresh(args, kwargs, "not_stored")
+
+    # -- computing --------------------------------------------------------------------
+
+    async def _fresh(self, args: Sequence[Any], kwargs: Mapping[str, Any], why: str) -> Computed[R]:
+        """Compute without Redis: nothing captured, nothing stored."""
+        self._count(why)
+        value = await self._run(args, kwargs)
+        if value is not None:
+            encode_value(value, self._wb.codec_options)  # the same refusal as a stored value
+        return Computed(value, "fresh", None)
+
+    async def _run(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> R:
+        self._count("computed")
+        began = time.monotonic()
+        value = await self._fn(*args, **kwargs)
+        self._load_seconds = 0.8 * self._load_seconds + 0.2 * (time.monotonic() - began)
+        return value
+
+    async def _compute_and_fill(
+        self,
+        plan: Plan,
+        token: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        *,
+        strict: bool = False,
+    ) -> Computed[R]:
+        """Holding the lease: capture, compute, store if still current."""
+        try:
+            await self._ensure_dependency_entries(plan)
+            try:
+                values = await self._store.capture(plan, self.ttl_ms, self.lease_ms)
+            except CacheUnavailable:
+                if strict:
+                    raise
+                return await self._fresh(args, kwargs, "degraded")
+            began = time.monotonic()
+            value = await self._run(args, kwargs)
+            load_ms = max(1, int((time.monotonic() - began) * 1000))
+            body = b"" if value is None else encode_value(value, self._wb.codec_options)
+        except BaseException:
+            await self._store.release(plan, token)
+            raise
+        stamps = join_stamps(values)
+        ttl_ms = self._ttl_for(value, values)
+        if ttl_ms <= 0:
+            self._count("not_stored")
+            await self._store.release(plan, token)
+            return Computed(value, "computed", validator(plan.entry, stamps))
+        try:
+            outcome = await self._store.fill(
+                plan, token, stamps, body, value is None, ttl_ms, load_ms, self.lease_ms
+            )
+        except CacheUnavailable:
+            if strict:
+                raise
+            self._count("degraded")
+            return Computed(value, "fresh", None)
+        self._count(f"fill_{outcome}")
+        return Computed(value, "computed", validator(plan.entry, stamps))
+
+    def _ttl_for(self, value: Any, values: Sequence[str]) -> int:
+        """The entry's TTL in ms; 0: not stored (``None`` without negative caching,
+        ``cache_if`` said no, a dependency had no cache entry to take a version from)."""
+        if not complete(values):
+            return 0
+        if value is None:
+            return min(self.ttl_ms, self._wb.reads.negative_ttl_ms())
+        cache_if = self._options.cache_if
+        if cache_if is not None and not cache_if(value):
+            return 0
+        return self.ttl_ms
+
+    async def _ensure_dependency_entries(self, plan: Plan) -> None:
+        """Fill the dependencies' cache entries (fenced by version; negative entries for
+        absent documents), so that their versions can be captured."""
+        by_collection: dict[str, list[Any]] = {}
+        for name, doc_id in plan.deps:
+            by_collection.setdefault(name, []).append(doc_id)
+        for name, ids in by_collection.items():
+            reader = self._collections.get(name)
+            if reader is None:
+                reader = self._collections[name] = self._wb.collection(name)
+            await reader.warm(ids)
+
+    # -- early refresh (XFetch) ---------------------------------------------------------
+
+    def _maybe_refresh(
+        self, plan: Plan, reply: CheckReply, args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> None:
+        beta = self._options.early_refresh
+        if beta is None:
+            beta = self._wb.reads.early_refresh
+        if beta <= 0 or reply.ttl_ms < 0:
+            return
+        delta = reply.load_ms / 1000 if reply.load_ms else self._load_seconds
+        if not should_refresh(
+            delta=delta, beta=beta, time_left=reply.ttl_ms / 1000, rand=random.random
+        ):
+            return
+        flights = self._wb.read_flights
+        if plan.entry in flights.refreshing:
+            return
+        flights.refreshing.add(plan.entry)
+        flights.spawn(self._refresh_early(plan, args, kwargs))
+
+    async def _refresh_early(
+        self, plan: Plan, args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> None:
+        token = new_token()
+        try:
+            reply = await self._store.check(plan, "r", self.lease_ms, token)
+            if reply.status == "lease":
+                self._count("early_refresh")
+                await self._compute_and_fill(plan, token, args, kwargs, strict=True)
+        except Exception:  # the entry keeps serving until it expires
+            self._count("early_refresh_failed")
+        finally:
+            self._wb.read_flights.refreshing.discard(plan.entry)
