@@ -146,3 +146,21 @@ async def test_missing_users_and_malformed_conditions(
     star = await http.get(f"{app.url}/users/1", headers={"If-None-Match": "*"})
     assert star.status_code == 304
     assert (await http.put(f"{app.url}/users/1", json=[1, 2])).status_code == 422
+
+
+async def test_the_card_is_a_cached_computation_recomputed_after_a_put(
+    start_app: StartApp, http: httpx.AsyncClient, redis: Redis
+) -> None:
+    app = await start_app()
+    await http.put(f"{app.url}/users/5", json={"name": "Di"})
+    first = await http.get(f"{app.url}/users/5/card")
+    assert first.status_code == 200 and first.json()["title"] == "DI"
+    assert [key async for key in redis.scan_iter(match="*:cv:*card:5")]  # stored in Redis
+    conditional = {"If-None-Match": first.headers["etag"]}
+    again = await http.get(f"{app.url}/users/5/card", headers=conditional)
+    assert again.status_code == 304 and again.content == b""
+    # A write to the document it depends on: no invalidation call, a new card and tag.
+    await http.put(f"{app.url}/users/5", json={"name": "Ed"})
+    changed = await http.get(f"{app.url}/users/5/card", headers=conditional)
+    assert changed.status_code == 200 and changed.json()["title"] == "ED"
+    assert changed.headers["etag"] != first.headers["etag"]
