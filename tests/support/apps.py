@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from tests.support.paths import REPO_ROOT
+from tests.support.processes import spawn_logged
 from tests.support.waiting import wait_until
 
 _LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
@@ -54,15 +55,7 @@ class AppProcess:
 
     async def start(self) -> AppProcess:
         assert self.proc is None, "an AppProcess runs once"
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                self.args,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                env=self.env,
-            )
+        self.proc = spawn_logged(self.args, self.log_path, self.env)
 
         async def listening() -> int:
             assert self.proc is not None

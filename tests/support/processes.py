@@ -25,6 +25,20 @@ def _python_path() -> str:
     return os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
 
 
+def spawn_logged(args: list[str], log_path: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """``args`` in its own session (a test can signal its whole group), output appended to
+    ``log_path``, no stdin."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+        )
+
+
 class WorkerProcess:
     """One ``writebehind worker`` subprocess, its log in a file; ``close()`` always kills it.
 
@@ -75,15 +89,8 @@ class WorkerProcess:
 
     def start(self) -> WorkerProcess:
         assert self.proc is None, "a WorkerProcess runs once"
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                self.args,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": _python_path()},
-            )
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": _python_path()}
+        self.proc = spawn_logged(self.args, self.log_path, env)
         return self
 
     @property

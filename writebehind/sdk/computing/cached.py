@@ -44,7 +44,7 @@ from writebehind.sdk.metrics import SDK_COMPUTED
 from writebehind.sdk.reading.flights import wait_shielded
 from writebehind.sdk.reading.guard import UNREACHABLE
 from writebehind.sdk.reading.lease import Place, new_token, subscribed
-from writebehind.sdk.reading.xfetch import should_refresh
+from writebehind.sdk.reading.xfetch import refresh_due
 
 if TYPE_CHECKING:
     from writebehind.sdk.client import WriteBehind
@@ -335,16 +335,16 @@ class CachedFunction(Generic[P, R]):
             beta = self._wb.reads.early_refresh
         if beta <= 0 or reply.ttl_ms < 0:
             return
-        delta = reply.load_ms / 1000 if reply.load_ms else self._load_seconds
-        if not should_refresh(
-            delta=delta, beta=beta, time_left=reply.ttl_ms / 1000, rand=random.random
+        if refresh_due(
+            beta=beta,
+            load_ms=reply.load_ms,
+            fallback_delta=self._load_seconds,
+            ttl_ms=reply.ttl_ms,
+            rand=random.random,
         ):
-            return
-        flights = self._wb.read_flights
-        if plan.entry in flights.refreshing:
-            return
-        flights.refreshing.add(plan.entry)
-        flights.spawn(self._refresh_early(plan, args, kwargs))
+            self._wb.read_flights.refresh_once(
+                plan.entry, lambda: self._refresh_early(plan, args, kwargs)
+            )
 
     async def _refresh_early(
         self, plan: Plan, args: Sequence[Any], kwargs: Mapping[str, Any]
@@ -357,5 +357,3 @@ class CachedFunction(Generic[P, R]):
                 await self._compute_and_fill(plan, token, args, kwargs, strict=True)
         except Exception:  # the entry keeps serving until it expires
             self._count("early_refresh_failed")
-        finally:
-            self._wb.read_flights.refreshing.discard(plan.entry)

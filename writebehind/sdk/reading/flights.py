@@ -43,6 +43,20 @@ class Flights:
             self.spawn(self._run(owned, load))
         return futures
 
+    def refresh_once(self, key: str, refresh: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+        """Run ``refresh()`` in the background unless one for ``key`` is in flight here."""
+        if key in self.refreshing:
+            return
+        self.refreshing.add(key)
+
+        async def run() -> None:
+            try:
+                await refresh()
+            finally:
+                self.refreshing.discard(key)
+
+        self.spawn(run())
+
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run ``coro`` in the background; ``close()`` cancels it."""
         task = asyncio.get_running_loop().create_task(coro)

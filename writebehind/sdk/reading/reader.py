@@ -44,7 +44,7 @@ from writebehind.sdk.reading.guard import UNREACHABLE
 from writebehind.sdk.reading.lease import NextAnnouncement, Place, new_token, subscribed
 from writebehind.sdk.reading.loading import Loaded, load_documents
 from writebehind.sdk.reading.policy import ReadPolicy
-from writebehind.sdk.reading.xfetch import should_refresh
+from writebehind.sdk.reading.xfetch import refresh_due
 
 if TYPE_CHECKING:
     from writebehind.sdk.client import WriteBehind
@@ -389,16 +389,14 @@ class Reader:
         beta = self.policy.early_refresh
         if beta <= 0 or not self.policy.fill or not entry.clean or entry.reads_absent:
             return
-        delta = entry.load_ms / 1000 if entry.load_ms else self._load_seconds
-        if not should_refresh(
-            delta=delta, beta=beta, time_left=entry.ttl_ms / 1000, rand=self._rand
+        if refresh_due(
+            beta=beta,
+            load_ms=entry.load_ms,
+            fallback_delta=self._load_seconds,
+            ttl_ms=entry.ttl_ms,
+            rand=self._rand,
         ):
-            return
-        flights = self._wb.read_flights
-        if place.entry in flights.refreshing:
-            return
-        flights.refreshing.add(place.entry)
-        flights.spawn(self._refresh(place))
+            self._wb.read_flights.refresh_once(place.entry, lambda: self._refresh(place))
 
     async def _refresh(self, place: Place) -> None:
         """Reload and refill one entry in the background; a failure leaves the entry serving."""
@@ -414,8 +412,6 @@ class Reader:
             self._event("early_refresh", "done")
         except Exception:
             self._event("early_refresh", "failed")
-        finally:
-            self._wb.read_flights.refreshing.discard(place.entry)
 
 
 _DONE = ("filled", "renewed")

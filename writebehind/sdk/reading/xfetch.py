@@ -13,6 +13,21 @@ import math
 from collections.abc import Callable
 
 
+def refresh_due(
+    *,
+    beta: float,
+    load_ms: int | None,
+    fallback_delta: float,
+    ttl_ms: int,
+    rand: Callable[[], float],
+) -> bool:
+    """``should_refresh`` for a cache entry: ``delta`` is the entry's own load time
+    (``load_ms``, ms) when it was recorded, else ``fallback_delta`` (seconds);
+    ``ttl_ms`` is its PTTL in ms."""
+    delta = load_ms / 1000 if load_ms else fallback_delta
+    return should_refresh(delta=delta, beta=beta, time_left=ttl_ms / 1000, rand=rand)
+
+
 def should_refresh(
     *, delta: float, beta: float, time_left: float, rand: Callable[[], float]
 ) -> bool:
