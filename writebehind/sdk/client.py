@@ -61,8 +61,9 @@ class WriteBehind:
         wait_timeout: seconds to wait for them; under the client's socket timeout.
         redis_cluster: ``redis_url`` names a node of a Redis Cluster (any node
             will do); a ``redis.asyncio.cluster.RedisCluster`` passed as
-            ``redis`` is recognised without it. On a cluster the near cache and
-            ``wait_replicas`` are refused (README, "Redis Cluster").
+            ``redis`` is recognised without it. On a cluster the near cache is
+            refused (README, "Redis Cluster"); ``wait_replicas`` waits for the
+            replicas of each master a write went to.
         reads: the ``ReadPolicy`` of every collection that gives none of its own
             (fills, negative caching, stampede control, early refresh). Its
             ``redis_timeout`` and breaker settings also bound writes: a write
@@ -169,9 +170,7 @@ class WriteBehind:
         """Refuse what a Redis Cluster cannot serve yet, before anything is opened or sent.
 
         The near cache's change feed reads every partition stream in one
-        ``XREAD``, which a cluster refuses (``CROSSSLOT``); ``WAIT`` covers one
-        connection's writes, and a cluster pipeline spreads a write's calls over
-        nodes. Raises ``ConfigurationError``.
+        ``XREAD``, which a cluster refuses (``CROSSSLOT``). Raises ``ConfigurationError``.
         """
         if not self.cluster:
             return
@@ -180,8 +179,6 @@ class WriteBehind:
                 "the near cache does not work on a Redis Cluster yet (its change feed reads "
                 "every partition in one XREAD); use reads without near="
             )
-        if self.wait_replicas:
-            raise ConfigurationError("wait_replicas does not work on a Redis Cluster yet")
 
     def _redis_client(self, redis: Redis | None, url: str | None, cluster: bool) -> Redis:
         if (redis is None) == (url is None):

@@ -66,16 +66,12 @@ async def test_ids_with_braces_keep_their_partitions_hash_slot(cluster_wb: Write
         )
 
 
-async def test_near_cache_and_replica_waits_are_refused_on_a_cluster(
+async def test_near_cache_is_refused_on_a_cluster(
     redis_cluster: LocalCluster, mongo_url: str, database_name: str, cluster_wb: WriteBehind
 ) -> None:
     near = ReadPolicy(near=NearCache())
     with pytest.raises(ConfigurationError, match="near cache"):
         WriteBehind(redis_cluster.url, mongo_url, database_name, redis_cluster=True, reads=near)
-    with pytest.raises(ConfigurationError, match="wait_replicas"):
-        WriteBehind(
-            redis_cluster.url, mongo_url, database_name, redis_cluster=True, wait_replicas=1
-        )
     with pytest.raises(ConfigurationError, match="near cache"):
         cluster_wb.collection("users", reads=near)
 
