@@ -81,7 +81,7 @@ def verdict(reply: Any) -> str:
 def unknown_outcome(error: Any) -> bool:
     """A dropped connection or a timeout: the node may or may not have run what was sent."""
     return isinstance(error, RedisConnectionError | RedisTimeoutError) and not isinstance(
-        error, MaxConnectionsError | REFUSED
+        error, (MaxConnectionsError, *REFUSED)
     )
 
 
