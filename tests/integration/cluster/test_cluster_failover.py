@@ -109,17 +109,24 @@ TRIALS = 5
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("wait_replicas", [0, 1])
-async def test_failover_losses_measured(mongo_db: Any, wait_replicas: int) -> None:
+@pytest.mark.parametrize(
+    ("wait_replicas", "latency"),
+    [(0, 0.0), (1, 0.0), (0, 0.02), (1, 0.02)],
+    ids=["no-wait", "wait", "no-wait-slow-link", "wait-slow-link"],
+)
+async def test_failover_losses_measured(mongo_db: Any, wait_replicas: int, latency: float) -> None:
     """``TRIALS`` failovers each way, one line each (``-s`` shows them; docs/scaling.md).
 
-    With the WAIT nothing acknowledged is lost; without it, only writes the
-    killed master acknowledged can be.
+    ``latency``: seconds the killed master's replication link delays each chunk
+    (a slow link; the kill drops what is in flight). With the WAIT nothing
+    acknowledged is lost; without it, only writes the killed master acknowledged can be.
     """
     lost = 0
     for _ in range(TRIALS):
-        outcome = await failover_trial(mongo_db, wait_replicas=wait_replicas)
-        print(outcome.summary())
+        outcome = await failover_trial(
+            mongo_db, wait_replicas=wait_replicas, replication_latency=latency
+        )
+        print(f"link +{latency * 1000:g} ms: {outcome.summary()}")
         victims = {
             doc_id
             for doc_id, (_, at, partition) in outcome.acked.items()
@@ -127,6 +134,6 @@ async def test_failover_losses_measured(mongo_db: Any, wait_replicas: int) -> No
         }
         assert set(outcome.lost) <= victims
         lost += len(outcome.lost)
-    print(f"wait_replicas={wait_replicas}: {lost} acknowledged writes lost in {TRIALS} failovers")
+    print(f"wait_replicas={wait_replicas}, link +{latency * 1000:g} ms: {lost} lost in {TRIALS}")
     if wait_replicas:
         assert lost == 0
