@@ -48,7 +48,8 @@ class FailoverOutcome:
 
     wait_replicas: int
     acked: dict[str, tuple[Version, float, int]] = field(default_factory=dict)
-    """doc id -> (version, monotonic time of the ack, partition)."""
+    """doc id -> (version, monotonic time the call was sent, partition). A write the
+    killed master made was sent before the kill (its ack may be read after it)."""
     victim_partitions: set[int] = field(default_factory=set)
     killed_at: float = 0.0
     unknown: int = 0
@@ -58,22 +59,24 @@ class FailoverOutcome:
     lost: list[str] = field(default_factory=list)
 
     @property
-    def acked_by_victim(self) -> int:
-        """Writes the killed master acknowledged (before the kill, to its slots)."""
-        return sum(
-            1
-            for _, at, partition in self.acked.values()
-            if partition in self.victim_partitions and at < self.killed_at
-        )
+    def acked_by_victim(self) -> set[str]:
+        """Writes the killed master may have acknowledged: sent before the kill, to its slots
+        (a few of them retried and made by the promoted replica instead)."""
+        return {
+            doc_id
+            for doc_id, (_, sent, partition) in self.acked.items()
+            if partition in self.victim_partitions and sent < self.killed_at
+        }
 
     @property
     def acked_after_kill(self) -> int:
-        return sum(1 for _, at, _ in self.acked.values() if at > self.killed_at)
+        """Writes sent after the kill and acknowledged (by other masters or the promoted one)."""
+        return sum(1 for _, sent, _ in self.acked.values() if sent > self.killed_at)
 
     def summary(self) -> str:
         return (
             f"wait_replicas={self.wait_replicas}: {len(self.acked)} acknowledged, "
-            f"{self.acked_by_victim} by the killed master, {self.acked_after_kill} after the "
+            f"{len(self.acked_by_victim)} by the killed master, {self.acked_after_kill} after the "
             f"kill, {self.unknown} unknown, {self.not_replicated} NotReplicated, "
             f"lost {len(self.lost)}"
         )
@@ -174,6 +177,7 @@ async def _trial(
             while not stop.is_set():
                 doc_id = f"k{k}-{i}"
                 i += 1
+                sent = time.monotonic()
                 try:
                     version = await users.set(doc_id, {"k": k, "i": i})
                 except NotReplicated:
@@ -184,7 +188,7 @@ async def _trial(
                     await anyio.sleep(0.05)
                     continue
                 partition = keys.partition_of("users", doc_id)
-                outcome.acked[doc_id] = (version, time.monotonic(), partition)
+                outcome.acked[doc_id] = (version, sent, partition)
 
         async with anyio.create_task_group() as tg:
             for k in range(producers):
