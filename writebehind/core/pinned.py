@@ -41,6 +41,7 @@ from redis.exceptions import (
     MaxConnectionsError,
     MovedError,
     NoScriptError,
+    RedisClusterException,
     RedisError,
     SlotNotCoveredError,
     TryAgainError,
@@ -108,10 +109,11 @@ async def run_scripts_pinned(
     when ``raise_on_error`` is false, else the first is raised.
 
     Raises:
-        redis.exceptions.RedisError: a node failed and the cluster client
-            could not find the slot's master again (the probe's error, or,
-            when calls may have run, the connection error that left their
-            outcome unknown); or ``ROUNDS`` rounds did not finish every call.
+        redis.exceptions.RedisError, redis.exceptions.RedisClusterException: a
+            node failed and the cluster client could not find the slot's master
+            again (the probe's error, or, when calls may have run, the
+            connection error that left their outcome unknown); or ``ROUNDS``
+            rounds did not finish every call.
     """
     await cluster.initialize()  # a no-op once the client has its slot map
     replies: list[Any] = [None] * len(calls)
@@ -123,10 +125,15 @@ async def run_scripts_pinned(
         if not todo:
             break
         groups: dict[str, tuple[ClusterNode, list[_Call]]] = {}
-        for call in todo:
-            node = call.ask or cluster.get_node_from_key(calls[call.index].keys[0])
-            assert node is not None
-            groups.setdefault(node.name, (node, []))[1].append(call)
+        try:
+            for call in todo:
+                node = call.ask or cluster.get_node_from_key(calls[call.index].keys[0])
+                assert node is not None
+                groups.setdefault(node.name, (node, []))[1].append(call)
+        except SlotNotCoveredError as exc:  # a refresh left the slot unserved
+            if unknown is not None:
+                raise unknown from exc
+            raise
         sent = await asyncio.gather(
             *(_send(node, group, calls, trailing) for node, group in groups.values()),
             return_exceptions=True,
@@ -216,7 +223,7 @@ async def _probe(cluster: RedisCluster, keys: set[Any], unknown: BaseException |
     for key in keys:
         try:
             await cluster.pttl(key)
-        except RedisError as exc:
+        except (RedisError, RedisClusterException) as exc:
             if unknown is not None:
                 raise unknown from exc
             raise

@@ -35,7 +35,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from writebehind.core.keys import KeySpace
 from writebehind.sdk.near.follower import FEED_CLIENT_NAME, Follower
@@ -44,10 +44,10 @@ from writebehind.sdk.near.staleness import ClockGroup, FeedClock
 
 log = logging.getLogger("writebehind.near")
 
-CLUSTER_LOST = (RedisError, OSError)
+CLUSTER_LOST = (RedisError, RedisClusterException, OSError)
 """On a cluster every Redis error of the feed is a lost position, resumed from with
 the checks: ``CLUSTERDOWN``, an uncovered slot or a refresh that found no node
-all pass while a failover runs."""
+(``RedisClusterException``s, not ``RedisError``s) all pass while a failover runs."""
 
 _FEED_OWN = {"host", "port", "startup_nodes", "max_connections", "retry", "client_name"}
 
