@@ -116,6 +116,7 @@ async def test_a_master_failover_stops_near_reads_then_starts_the_partition_over
                 # from the near cache, for any partition (one clock: the oldest).
                 await anyio.sleep(NEAR.max_stale + 0.2)
                 assert not wb.near.servable(NEAR)
+                assert _sample("writebehind_sdk_near_feed_connected") == 0  # not all partitions
                 hits = _hits()
                 await users.get("elsewhere")
                 assert _hits() == hits
@@ -138,6 +139,7 @@ async def test_a_master_failover_stops_near_reads_then_starts_the_partition_over
 
                 await wait_until(newest, timeout=20, interval=0.05, message="the new write")
                 await _feed_ready(wb)
+                assert _sample("writebehind_sdk_near_feed_connected") == 1
                 # The follower saw another master serve its slot: emptied, positioned anew.
                 assert _sample("writebehind_sdk_near_resyncs_total", mode="empty") > emptied
         finally:

@@ -19,7 +19,9 @@ The guarantees are the single feed's, per partition, combined:
   old master, or issue ids below its position); then the near caches are
   emptied and that partition starts from the new master's heads;
 - replies kept only from reads that began after every partition took its
-  position (``positioned`` once all have).
+  position (``positioned`` once all have);
+- ``writebehind_sdk_near_feed_connected`` is 1 only while every partition's
+  follower is connected.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisClusterException, RedisError
 
 from writebehind.core.keys import KeySpace
+from writebehind.sdk.metrics import SDK_NEAR_FEED_CONNECTED
 from writebehind.sdk.near.follower import FEED_CLIENT_NAME, Follower
 from writebehind.sdk.near.records import Eviction
 from writebehind.sdk.near.staleness import ClockGroup, FeedClock
@@ -97,6 +100,7 @@ class ClusterFeed:
         self._empty = empty
         self._positioned = positioned
         self._placed: set[int] = set()
+        self._up: set[int] = set()
 
     async def run(self) -> None:
         client = feed_cluster_client(self._redis, self._block_ms() / 1000, self._keys.partitions)
@@ -127,6 +131,10 @@ class ClusterFeed:
             node: Any = cast(Any, client).get_node_from_key(stream)
             return str(node.name)
 
+        def connected(up: bool) -> None:
+            (self._up.add if up else self._up.discard)(partition)
+            SDK_NEAR_FEED_CONNECTED.set(int(len(self._up) == self._keys.partitions))
+
         def positioned() -> None:
             self._placed.add(partition)
             if len(self._placed) == self._keys.partitions:
@@ -144,4 +152,5 @@ class ClusterFeed:
             shared=client,
             owner=owner,
             lost=CLUSTER_LOST,
+            connected=connected,
         )

@@ -83,17 +83,20 @@ class Follower:
         shared: Redis | None = None,
         owner: Callable[[], str] | None = None,
         lost: tuple[type[BaseException], ...] = _LOST,
+        connected: Callable[[bool], None] = lambda up: SDK_NEAR_FEED_CONNECTED.set(int(up)),
     ) -> None:
         """``partitions``: the ones to follow (default all); ``shared``: a client to
         read with (not closed here; default a ``feed_client`` per connection);
         ``owner``: which server serves those partitions now (a cluster's slot
         master), checked after every read; ``lost``: errors that mean the
-        connection was lost (resumed from, not raised)."""
+        connection was lost (resumed from, not raised); ``connected``: told when
+        the feed (re)connects (``True``) and loses its connection (``False``)."""
         self._redis = redis
         self._shared = shared
         self._owner = owner
         self._owner_seen: str | None = None
         self._lost = lost
+        self._connected = connected
         self._keys = keys
         self._clock = clock
         self._block_ms = block_ms
@@ -115,7 +118,7 @@ class Follower:
             except Exception as exc:
                 if not (isinstance(exc, self._lost) or is_torn_connection(exc)):
                     raise
-                SDK_NEAR_FEED_CONNECTED.set(0)
+                self._connected(False)
                 log.warning("near-cache feed lost (%s); reconnecting", type(exc).__name__)
             finally:
                 if self._shared is None:
@@ -125,7 +128,7 @@ class Follower:
 
     async def _follow(self, client: Redis) -> None:
         await self._resync(client)
-        SDK_NEAR_FEED_CONNECTED.set(1)
+        self._connected(True)
         while True:
             sent = time.monotonic()
             assert self._last is not None
