@@ -131,6 +131,14 @@ class LocalCluster:
         alive = [n for n in self.nodes if n.proc is not None and n.proc.poll() is None]
         return [n for n in alive if self._info(n, "replication").get("role") == "master"]
 
+    def replica_of(self, master_port: int) -> RedisServer:
+        """The node replicating the master on ``master_port`` (its first replica)."""
+        [master] = [n for n in self.nodes if n.port == master_port]
+        with SyncRedis(port=master.port, socket_timeout=2) as client:
+            replica = client.info("replication")["slave0"]
+        [node] = [n for n in self.nodes if n.port == int(replica["port"])]
+        return node
+
     def flushall(self) -> None:
         """Empty every master (replicas follow), and every node's script cache."""
         for node in self.masters():

@@ -25,6 +25,8 @@ from redis.exceptions import NoScriptError, OutOfMemoryError
 
 from writebehind.core.errors import BacklogRefused as BacklogRefused  # re-exported
 from writebehind.core.errors import RedisOutOfMemory
+from writebehind.core.pinned import run_scripts_pinned
+from writebehind.core.redis_client import is_cluster
 from writebehind.core.replies import as_text, backlog_refusal
 from writebehind.core.version import Version
 
@@ -49,6 +51,9 @@ end
 #
 # The call's nonce is kept in the entry: the same call sent twice (a client
 # retrying after a lost reply) returns the first result instead of writing again.
+# It still writes the nonce again, which replicates like any write: a ``WAIT``
+# on the retry's connection (maybe not the first call's) then waits for a
+# replication offset past the first write, so it covers it (``wait_replicas``).
 #
 # The backlog (our group's pending + lag) is bounded by XLEN first, in O(1):
 # every unpersisted record is still an entry of the stream (TRIM never cuts
@@ -69,6 +74,7 @@ local op, coll, body, expected, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV
 local limit, nonce = tonumber(ARGV[6]), ARGV[7]
 local seen = redis.call('HMGET', entry, 'n', 'v')
 if seen[1] and seen[1] == nonce then
+  redis.call('HSET', entry, 'n', nonce)
   return {1, seen[2]}
 end
 if expected ~= '' then
@@ -581,7 +587,17 @@ async def run_scripts(
     text, which needs no script cache and loads it, then the trailing command
     again. Error replies are in place when ``raise_on_error`` is false, else
     the first is raised.
+
+    On a Redis Cluster with a ``trailing`` command, ``core.pinned.run_scripts_pinned``:
+    the command once per node, on the connection that carried that node's calls.
     """
+    if trailing and is_cluster(redis):
+        return await run_scripts_pinned(
+            redis,  # type: ignore[arg-type]
+            calls,
+            trailing,
+            raise_on_error=raise_on_error,
+        )
     replies: list[Any] = [None] * len(calls)
     tails: list[Any] = []
     todo = list(range(len(calls)))

@@ -78,8 +78,9 @@ class WriteBehind:
         wait_timeout: seconds to wait for them; under the client's socket timeout.
         redis_cluster: ``redis_url`` names a node of a Redis Cluster (any node
             will do); a ``redis.asyncio.cluster.RedisCluster`` passed as
-            ``redis`` is recognised without it. On a cluster the near cache and
-            ``wait_replicas`` are refused (README, "Redis Cluster").
+            ``redis`` is recognised without it. On a cluster ``wait_replicas``
+            waits for the replicas of each master a write went to, and the near
+            cache follows each partition on its own (README, "Redis Cluster").
         reads: the ``ReadPolicy`` of every collection that gives none of its own
             (fills, negative caching, stampede control, early refresh). Its
             ``redis_timeout`` and breaker settings also bound writes: a write
@@ -92,9 +93,8 @@ class WriteBehind:
 
     Raises:
         ConfigurationError: an option out of range, both or neither of a URL and
-            a client, a Redis client with ``decode_responses=True``, a
-            ``wait_timeout`` not under the socket timeout, or a feature a Redis
-            Cluster cannot serve yet. Nothing was opened.
+            a client, a Redis client with ``decode_responses=True``, or a
+            ``wait_timeout`` not under the socket timeout. Nothing was opened.
     """
 
     def __init__(
@@ -156,7 +156,6 @@ class WriteBehind:
         if reads is not None and not isinstance(reads, ReadPolicy):
             raise ConfigurationError(f"reads must be a ReadPolicy: {reads!r}")
         self.reads = reads or ReadPolicy()
-        self.refuse_on_cluster(self.reads)
 
         self.read_flights = Flights()
         self.near = NearLayer(self.redis, self.keys)  # near caches; idle unless a policy asks
@@ -265,24 +264,6 @@ class WriteBehind:
         with typed_pool_errors():
             yield
 
-    def refuse_on_cluster(self, reads: ReadPolicy) -> None:
-        """Refuse what a Redis Cluster cannot serve yet, before anything is opened or sent.
-
-        The near cache's change feed reads every partition stream in one
-        ``XREAD``, which a cluster refuses (``CROSSSLOT``); ``WAIT`` covers one
-        connection's writes, and a cluster pipeline spreads a write's calls over
-        nodes. Raises ``ConfigurationError``.
-        """
-        if not self.cluster:
-            return
-        if reads.near is not None:
-            raise ConfigurationError(
-                "the near cache does not work on a Redis Cluster yet (its change feed reads "
-                "every partition in one XREAD); use reads without near="
-            )
-        if self.wait_replicas:
-            raise ConfigurationError("wait_replicas does not work on a Redis Cluster yet")
-
     def _redis_client(self, redis: Redis | None, url: str | None, cluster: bool) -> Redis:
         if (redis is None) == (url is None):
             raise ConfigurationError("give exactly one of redis_url and redis")
@@ -372,8 +353,6 @@ class WriteBehind:
         name = validate_collection_name(name)
         if reads is not None and not isinstance(reads, ReadPolicy):
             raise ConfigurationError(f"reads must be a ReadPolicy: {reads!r}")
-        if reads is not None:
-            self.refuse_on_cluster(reads)
         if mode == "write_behind":
             return Collection(self, name, reads=reads)
         if mode == "write_through":

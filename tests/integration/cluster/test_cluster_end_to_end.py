@@ -12,9 +12,7 @@ from tests.support.cluster import CLUSTER_PARTITIONS, LocalCluster
 from tests.support.waiting import wait_until
 from writebehind import WriteBehind
 from writebehind.core.redis_checks import inspect_redis
-from writebehind.errors import ConfigurationError, UnsafeEvictionPolicy
-from writebehind.sdk.near.policy import NearCache
-from writebehind.sdk.reading.policy import ReadPolicy
+from writebehind.errors import UnsafeEvictionPolicy
 
 pytestmark = pytest.mark.anyio
 
@@ -64,20 +62,6 @@ async def test_ids_with_braces_keep_their_partitions_hash_slot(cluster_wb: Write
         assert await slot_of(keys.cache(partition, "users", doc_id)) == await slot_of(
             keys.stream(partition)
         )
-
-
-async def test_near_cache_and_replica_waits_are_refused_on_a_cluster(
-    redis_cluster: LocalCluster, mongo_url: str, database_name: str, cluster_wb: WriteBehind
-) -> None:
-    near = ReadPolicy(near=NearCache())
-    with pytest.raises(ConfigurationError, match="near cache"):
-        WriteBehind(redis_cluster.url, mongo_url, database_name, redis_cluster=True, reads=near)
-    with pytest.raises(ConfigurationError, match="wait_replicas"):
-        WriteBehind(
-            redis_cluster.url, mongo_url, database_name, redis_cluster=True, wait_replicas=1
-        )
-    with pytest.raises(ConfigurationError, match="near cache"):
-        cluster_wb.collection("users", reads=near)
 
 
 async def test_every_master_is_checked_for_an_evicting_policy(

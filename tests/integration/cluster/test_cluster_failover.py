@@ -1,8 +1,11 @@
 """Kill a Redis Cluster master under load: its replica takes over, writes and the worker resume.
 
-Without ``wait_replicas`` (not available on a cluster yet), writes the killed
-master acknowledged but had not yet sent to its replica are lost; the test
-counts them and checks that nothing acknowledged after the failover is lost.
+The first test rewrites the same documents, with the worker running through
+the failover: every document ends at its newest acknowledged version. The
+others (tests/support/cluster_failover.py) write each document once, so a
+lost write cannot hide behind a later one: with ``wait_replicas=1`` nothing
+acknowledged is lost; without it, what the killed master acknowledged but had
+not sent to its replica is, and the slow test measures how much (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import pytest
 from redis.exceptions import RedisError
 
 from tests.support.cluster import CLUSTER_PARTITIONS, LocalCluster
+from tests.support.cluster_failover import failover_trial
 from tests.support.config import TEST_PREFIX, fast_settings
 from writebehind import ReadPolicy, WriteBehind
 from writebehind.core.redis_client import connect_cluster
@@ -91,3 +95,40 @@ async def test_master_killed_under_load_replica_takes_over_and_writes_resume(
         await wb.aclose()
         await redis.aclose()
         await worker_redis.aclose()
+
+
+async def test_with_wait_replicas_nothing_acknowledged_is_lost(mongo_db: Any) -> None:
+    outcome = await failover_trial(mongo_db, wait_replicas=1)
+    print(outcome.summary())
+    assert outcome.acked_by_victim, "the killed master acknowledged nothing"
+    assert outcome.acked_after_kill > 0, "no write was acknowledged after the failover"
+    assert outcome.lost == []
+
+
+TRIALS = 5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("wait_replicas", "latency"),
+    [(0, 0.0), (1, 0.0), (0, 0.02), (1, 0.02)],
+    ids=["no-wait", "wait", "no-wait-slow-link", "wait-slow-link"],
+)
+async def test_failover_losses_measured(mongo_db: Any, wait_replicas: int, latency: float) -> None:
+    """``TRIALS`` failovers each way, one line each (``-s`` shows them; docs/scaling.md).
+
+    ``latency``: seconds the killed master's replication link delays each chunk
+    (a slow link; the kill drops what is in flight). With the WAIT nothing
+    acknowledged is lost; without it, only writes the killed master acknowledged can be.
+    """
+    lost = 0
+    for _ in range(TRIALS):
+        outcome = await failover_trial(
+            mongo_db, wait_replicas=wait_replicas, replication_latency=latency
+        )
+        print(f"link +{latency * 1000:g} ms: {outcome.summary()}")
+        assert set(outcome.lost) <= outcome.acked_by_victim
+        lost += len(outcome.lost)
+    print(f"wait_replicas={wait_replicas}, link +{latency * 1000:g} ms: {lost} lost in {TRIALS}")
+    if wait_replicas:
+        assert lost == 0

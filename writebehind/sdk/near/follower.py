@@ -11,6 +11,14 @@ is past our position, the records added after our position
 (``entries-added`` less those we read) must all still be there. Its
 connection is its own and named ``wb-near-feed`` (``CLIENT LIST``), since a
 blocking ``XREAD`` holds a connection.
+
+On a Redis Cluster one ``Follower`` follows one partition (its two streams
+share the partition's hash slot, so one ``XREAD`` may read both), on a
+client shared by the partitions (sdk/near/cluster_feed.py), and it also
+watches which master serves the slot: when that changes (a failover), the
+new master may lack records the old one had sent to this feed, or issue ids
+below its position, so it empties the near caches and starts from the new
+master's heads.
 """
 
 from __future__ import annotations
@@ -70,15 +78,32 @@ class Follower:
         apply: Callable[[Eviction], None],
         empty: Callable[[], None],
         positioned: Callable[[], None],
+        *,
+        partitions: Sequence[int] | None = None,
+        shared: Redis | None = None,
+        owner: Callable[[], str] | None = None,
+        lost: tuple[type[BaseException], ...] = _LOST,
+        connected: Callable[[bool], None] = lambda up: SDK_NEAR_FEED_CONNECTED.set(int(up)),
     ) -> None:
+        """``partitions``: the ones to follow (default all); ``shared``: a client to
+        read with (not closed here; default a ``feed_client`` per connection);
+        ``owner``: which server serves those partitions now (a cluster's slot
+        master), checked after every read; ``lost``: errors that mean the
+        connection was lost (resumed from, not raised); ``connected``: told when
+        the feed (re)connects (``True``) and loses its connection (``False``)."""
         self._redis = redis
+        self._shared = shared
+        self._owner = owner
+        self._owner_seen: str | None = None
+        self._lost = lost
+        self._connected = connected
         self._keys = keys
         self._clock = clock
         self._block_ms = block_ms
         self._apply = apply
         self._empty = empty
         self._positioned = positioned
-        parts = range(keys.partitions)
+        parts = range(keys.partitions) if partitions is None else partitions
         self._changes = [keys.stream(p) for p in parts]
         self._invalidations = {keys.invalidations(p) for p in parts}
         self._last: dict[str, Version] | None = None
@@ -87,22 +112,23 @@ class Follower:
     async def run(self) -> None:
         delay = 0.05
         while True:
-            client = feed_client(self._redis, self._block_ms() / 1000)
+            client = self._shared or feed_client(self._redis, self._block_ms() / 1000)
             try:
                 await self._follow(client)
             except Exception as exc:
-                if not (isinstance(exc, _LOST) or is_torn_connection(exc)):
+                if not (isinstance(exc, self._lost) or is_torn_connection(exc)):
                     raise
-                SDK_NEAR_FEED_CONNECTED.set(0)
+                self._connected(False)
                 log.warning("near-cache feed lost (%s); reconnecting", type(exc).__name__)
             finally:
-                await client.aclose()
+                if self._shared is None:
+                    await client.aclose()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
 
     async def _follow(self, client: Redis) -> None:
         await self._resync(client)
-        SDK_NEAR_FEED_CONNECTED.set(1)
+        self._connected(True)
         while True:
             sent = time.monotonic()
             assert self._last is not None
@@ -112,24 +138,37 @@ class Follower:
                 block=self._block_ms(),
             )
             if self._applied(reply):
-                self._clock.caught_up(sent)
+                if self._moved():
+                    await self._start_over(client, "the partition's master changed")
+                else:
+                    self._clock.caught_up(sent)
             elif await self._trimmed(client):  # behind: make sure nothing was trimmed away
                 await self._start_over(client)
 
     async def _resync(self, client: Redis) -> None:
         if self._last is None:
+            self._owner_seen = self._owner() if self._owner else None
             self._last = await self._heads(client)
             self._positioned()
             SDK_NEAR_RESYNCS.labels("start").inc()
+        elif self._moved():
+            await self._start_over(client, "the partition's master changed")
         elif await self._trimmed(client):
             await self._start_over(client)
         else:
             SDK_NEAR_RESYNCS.labels("resume").inc()
 
-    async def _start_over(self, client: Redis) -> None:
-        log.warning("near-cache feed: its position was trimmed from the streams; emptying")
+    def _moved(self) -> bool:
+        """Whether another server serves the partitions now than when positioned."""
+        return self._owner is not None and self._owner() != self._owner_seen
+
+    async def _start_over(
+        self, client: Redis, why: str = "its position was trimmed from the streams"
+    ) -> None:
+        log.warning("near-cache feed: %s; emptying", why)
         self._clock.lost()
         self._empty()
+        self._owner_seen = self._owner() if self._owner else None
         self._last = await self._heads(client)
         self._positioned()
         SDK_NEAR_RESYNCS.labels("empty").inc()

@@ -10,7 +10,9 @@ from typing import Any
 from redis.asyncio import Redis
 
 from writebehind.core.keys import KeySpace
+from writebehind.core.redis_client import is_cluster
 from writebehind.sdk.metrics import SDK_NEAR_EVICTIONS, SDK_NEAR_FEED_CONNECTED
+from writebehind.sdk.near.cluster_feed import ClusterFeed
 from writebehind.sdk.near.follower import Follower
 from writebehind.sdk.near.policy import NearCache
 from writebehind.sdk.near.records import WHOLE_COLLECTION, Eviction
@@ -53,7 +55,12 @@ class NearLayer:
     def start(self) -> None:
         if self._task is not None and not self._task.done():
             return
-        follower = Follower(
+        if self._task is not None:
+            # The last feed ended on an error: whatever it missed since is not applied.
+            self.clock.lost()
+            self.empty()
+        feed = ClusterFeed if is_cluster(self._redis) else Follower
+        follower = feed(
             self._redis,
             self._keys,
             self.clock,

@@ -10,7 +10,7 @@ to the near cache. So a read at ``now`` may use the near cache only while
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(slots=True)
@@ -36,3 +36,44 @@ class FeedClock:
         """Whether a near-cache read at ``now`` keeps the ``max_stale`` (seconds) promise."""
         behind = self.behind(now)
         return behind is not None and behind <= max_stale
+
+
+@dataclass(slots=True)
+class ClockGroup:
+    """Per-partition clocks behind one ``FeedClock`` (a cluster feed reads each
+    partition on its own): the feed is caught up as of the *oldest* partition's
+    moment, and not at all while any partition's clock is ``None``."""
+
+    overall: FeedClock
+    parts: list[PartClock] = field(default_factory=list)
+
+    def part(self) -> PartClock:
+        """A new partition's clock (never caught up yet: the overall clock is ``None``)."""
+        clock = PartClock(group=self)
+        self.parts.append(clock)
+        self.update()
+        return clock
+
+    def update(self) -> None:
+        moments = [p.caught_up_at for p in self.parts]
+        if not moments or any(m is None for m in moments):
+            self.overall.caught_up_at = None
+        else:
+            self.overall.caught_up_at = min(m for m in moments if m is not None)
+
+
+@dataclass(slots=True)
+class PartClock(FeedClock):
+    """One partition's ``FeedClock`` in a ``ClockGroup``; each change updates the group's."""
+
+    group: ClockGroup | None = None
+
+    def caught_up(self, sent_at: float) -> None:
+        FeedClock.caught_up(self, sent_at)
+        if self.group is not None:
+            self.group.update()
+
+    def lost(self) -> None:
+        FeedClock.lost(self)
+        if self.group is not None:
+            self.group.update()
