@@ -230,3 +230,19 @@ async def test_replay_sends_the_recorded_shard_key(
     assert len(filters) == 10
     for q in filters:
         assert q["tenant"] == f"t{q['_id'] % 3}", q
+
+
+async def test_write_through_filters_carry_the_shard_key(
+    redis: Redis, watched: Any, mongo_db: Any
+) -> None:
+    async with WriteBehind(
+        redis=redis, mongo=watched, prefix=TEST_PREFIX, partitions=TEST_PARTITIONS
+    ) as client:
+        orders = client.collection("orders", mode="write_through", shard_key="tenant")
+        await orders.set(1, {"tenant": "acme", "n": 1})
+        await orders.delete(1)
+        with pytest.raises(MissingShardKey):
+            await orders.set(2, {"n": 1})
+    assert watched.filters.of("orders") == [{"_id": 1, "tenant": "acme"}] * 2
+    stored = await mongo_db.orders.find_one({"_id": 1})
+    assert stored["tenant"] == "acme" and stored["_wb"]["deleted"]
