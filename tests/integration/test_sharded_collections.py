@@ -20,7 +20,7 @@ from tests.support.config import TEST_PARTITIONS, TEST_PREFIX, fast_settings
 from tests.support.servers import RedisServer
 from writebehind import WriteBehind
 from writebehind.core.keys import KeySpace
-from writebehind.errors import InvalidInput, MissingShardKey, ShardKeyChanged
+from writebehind.errors import DeadLettered, InvalidInput, MissingShardKey, ShardKeyChanged
 from writebehind.sink.bulk import MongoSink
 from writebehind.tools.replay import ReplayOptions, ReplayRange, replay
 from writebehind.worker.runner import Worker
@@ -246,3 +246,26 @@ async def test_write_through_filters_carry_the_shard_key(
     assert watched.filters.of("orders") == [{"_id": 1, "tenant": "acme"}] * 2
     stored = await mongo_db.orders.find_one({"_id": 1})
     assert stored["tenant"] == "acme" and stored["_wb"]["deleted"]
+
+
+async def test_a_set_that_changes_the_shard_key_is_dead_lettered_not_retried(
+    sharded: WriteBehind, watched_worker: Any, mongo_db: Any
+) -> None:
+    """``set`` does not read the stored document, so it cannot refuse a new shard key value.
+
+    The worker's upsert then matches nothing and its insert collides on ``_id``:
+    retrying could never cure that, so the record is dead-lettered, the stored
+    document is kept, and the partition goes on.
+    """
+    orders = sharded.collection("orders")
+    await watched_worker()
+    await orders.wait_persisted(await orders.set(1, {"tenant": "a", "n": 1}), timeout=10)
+    moved = await orders.set(1, {"tenant": "b", "n": 2})
+    with pytest.raises(DeadLettered, match="shard key value cannot change"):
+        await orders.wait_persisted(moved, timeout=10)
+    stored = await mongo_db.orders.find_one({"_id": 1})
+    assert (stored["tenant"], stored["n"]) == ("a", 1)
+    same_partition = next(
+        i for i in range(2, 100) if KEYS.partition_of("orders", i) == KEYS.partition_of("orders", 1)
+    )
+    await orders.wait_persisted(await orders.set(same_partition, {"tenant": "a"}), timeout=10)

@@ -227,3 +227,20 @@ def collection_shard_key(
             f"collection {name!r}: shard_key {key.fields} differs from shard_keys' {known.fields}"
         )
     return key
+
+
+def stored_conflict(values: Mapping[str, Any], stored: Mapping[str, Any]) -> str | None:
+    """Why a record with shard key ``values`` can never replace ``stored`` (same ``_id``), or None.
+
+    A guarded upsert whose filter (``_id`` and these values) matches nothing
+    inserts, and the insert collides with ``stored`` on ``_id``: a duplicate key
+    error that retrying cannot cure, unlike two upserts racing to insert.
+    """
+    for name, value in values.items():
+        if name not in stored or not same_id(stored[name], value):
+            return (
+                f"document {stored.get('_id')!r} is stored with shard key value "
+                f"{name}={stored.get(name, '<absent>')!r}, the record has {value!r}: a shard "
+                "key value cannot change (docs/scaling.md, 'Sharded collections')"
+            )
+    return None

@@ -29,6 +29,7 @@ from writebehind.core.shard_key import (
     encode_values,
     parse_shard_keys,
     shard_filter,
+    stored_conflict,
 )
 from writebehind.core.version import Version
 from writebehind.sink.guards import Pending, guarded_write
@@ -251,3 +252,11 @@ def test_a_dead_letter_re_drives_with_its_shard_key() -> None:
     assert letter.pending().record.shard_key == raw
     bad = decode_letter(0, b"2-2", {**as_bytes, b"sk": bson.encode({"$ne": 1})})
     assert bad.problem is not None and "sk" in bad.problem
+
+
+def test_stored_conflict_names_a_changed_shard_key_value() -> None:
+    assert stored_conflict({"tenant": "a"}, {"_id": 1, "tenant": "a", "n": 1}) is None
+    assert stored_conflict({}, {"_id": 1}) is None
+    reason = stored_conflict({"tenant": "b"}, {"_id": 1, "tenant": "a"})
+    assert reason is not None and "tenant='a'" in reason and "'b'" in reason
+    assert stored_conflict({"tenant": "b"}, {"_id": 1}) is not None  # stored without it
