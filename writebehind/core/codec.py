@@ -212,6 +212,8 @@ class ChangeRecord:
 
     ``version`` is the original version: the entry id, unless the record was
     re-added by replay or a dead-letter re-drive, which keep the version it had.
+    ``shard_key`` is the raw ``sk`` field (``core.shard_key``): ``b""`` when the
+    collection is not sharded or the record predates the field.
     """
 
     entry_id: str
@@ -219,6 +221,7 @@ class ChangeRecord:
     op: Op
     collection: str
     body: bytes
+    shard_key: bytes = b""
 
     def document(self, options: CodecOptions[Any] | None = None) -> dict[str, Any]:
         return decode_document(self.body, options)
@@ -234,7 +237,7 @@ def _text(fields: Mapping[bytes, bytes], name: bytes) -> str:
 
 
 def decode_record(entry_id: bytes | str, fields: Mapping[bytes, bytes]) -> ChangeRecord:
-    """Decode the fields XADDed by the write script (``op``, ``c``, ``d``, optional ``ov``).
+    """Decode the fields XADDed by the write script (``op``, ``c``, ``d``, optional ``ov``, ``sk``).
 
     Raises ``MalformedRecord`` for an entry that is not a writebehind record.
     """
@@ -257,4 +260,5 @@ def decode_record(entry_id: bytes | str, fields: Mapping[bytes, bytes]) -> Chang
         validate_collection_name(collection)
     except InvalidCollectionName as exc:
         raise MalformedRecord(str(exc)) from None
-    return ChangeRecord(eid, version, op, collection, body)  # type: ignore[arg-type]
+    shard_key = fields.get(b"sk", b"")
+    return ChangeRecord(eid, version, op, collection, body, shard_key)  # type: ignore[arg-type]

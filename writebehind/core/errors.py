@@ -54,6 +54,7 @@ __all__ = [
     "InvalidLetterId",
     "InvalidVersion",
     "MalformedRecord",
+    "MissingShardKey",
     "NotDecodable",
     "NotEncodable",
     "NotReplicated",
@@ -61,6 +62,7 @@ __all__ = [
     "PersistTimeout",
     "RedisOutOfMemory",
     "RetriesExhausted",
+    "ShardKeyChanged",
     "TooManyConflicts",
     "UnknownLetters",
     "UnsafeEvictionPolicy",
@@ -96,6 +98,22 @@ class InvalidDocument(InvalidInput):
     def __init__(self, message: str, path: str | None = None) -> None:
         super().__init__(message if path is None else f"{message} (at {path!r})")
         self.path = path
+
+
+class MissingShardKey(InvalidDocument):
+    """A write to a sharded collection lacks a shard key field's value (``path`` names it).
+
+    Every guarded upsert must name the full shard key to target one shard
+    (MongoDB manual, "Upsert on a Sharded Collection"); nothing was written.
+    """
+
+
+class ShardKeyChanged(InvalidInput):
+    """A ``patch``/``modify`` would change or drop a shard key field of a stored document.
+
+    A document's shard key values are fixed for the life of its ``_id`` in
+    writebehind (docs/scaling.md, "Sharded collections"); nothing was written.
+    """
 
 
 class InvalidFieldName(InvalidDocument):

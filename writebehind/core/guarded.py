@@ -9,11 +9,13 @@ back. ``sink/guards.py`` builds the worker's models from these.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 from pymongo import UpdateOne
 
 from writebehind.core.codec import META_FIELD
+from writebehind.core.shard_key import shard_filter
 from writebehind.core.version import Version
 
 STORED_VERSION = f"${META_FIELD}.v"
@@ -29,9 +31,17 @@ def newer_than_stored(version: Version) -> dict[str, Any]:
     return {"$lt": [{"$ifNull": [STORED_VERSION, [-1, -1]]}, version.as_pair()]}
 
 
-def tombstone(doc_id: Any, version: Version, purge_at: dt.datetime) -> dict[str, Any]:
+_UNSHARDED: Mapping[str, Any] = {}
+
+
+def tombstone(
+    doc_id: Any, version: Version, purge_at: dt.datetime, shard: Mapping[str, Any] = _UNSHARDED
+) -> dict[str, Any]:
+    """A deleted document's stand-in; it keeps the shard key values (``core.shard_key``),
+    since dropping them would change the document's shard key."""
     return {
         "_id": doc_id,
+        **shard,
         META_FIELD: {"v": version.as_pair(), "deleted": True, "purge_at": purge_at},
     }
 
@@ -40,10 +50,16 @@ def snapshot(document: dict[str, Any], version: Version) -> dict[str, Any]:
     return {**document, META_FIELD: {"v": version.as_pair()}}
 
 
-def guarded_replace(doc_id: Any, version: Version, new: dict[str, Any]) -> UpdateOne:
-    """Upsert ``new`` (a snapshot or tombstone) unless MongoDB holds ``version`` or newer."""
+def guarded_replace(
+    doc_id: Any, version: Version, new: dict[str, Any], shard: Mapping[str, Any] = _UNSHARDED
+) -> UpdateOne:
+    """Upsert ``new`` (a snapshot or tombstone) unless MongoDB holds ``version`` or newer.
+
+    ``shard``: the shard key values of a sharded collection, added to the filter
+    so the upsert targets one shard (``core.shard_key``).
+    """
     # $literal: a user's string "$x" must stay a string, not become a field path.
     pipeline = [
         {"$replaceWith": {"$cond": [newer_than_stored(version), {"$literal": new}, "$$ROOT"]}}
     ]
-    return UpdateOne({"_id": doc_id}, pipeline, upsert=True)
+    return UpdateOne(shard_filter(doc_id, shard), pipeline, upsert=True)

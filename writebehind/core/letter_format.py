@@ -3,7 +3,8 @@
 Written by the worker (``DEAD_LETTER`` script), by replay (``DEAD_LETTER_ONCE``)
 and by a re-drive that fails again; read by ``tools.letters``. In this order:
 
-    op c d ov                the change record: op, collection, BSON body, original version
+    op c d ov [sk]           the change record: op, collection, BSON body, original version,
+                             shard key values (only when the record has them: ``core.shard_key``)
     source_id partition      where it came from: its entry id in the partition stream
     error_kind error_code    why it failed: ``permanent``/``transient``/..., MongoDB's code or ""
     error                    MongoDB's message, cut to ``MAX_ERROR_CHARS``
@@ -51,6 +52,7 @@ def letter_fields(
     source_id: str,
     partition: int,
     failure: Mapping[str, FieldValue],
+    shard_key: bytes = b"",
 ) -> list[FieldValue]:
     """A new dead letter's field/value pairs, flat, as ``XADD`` takes them."""
     record: dict[str, FieldValue] = {
@@ -58,6 +60,7 @@ def letter_fields(
         "c": collection,
         "d": body,
         "ov": version,
+        **({"sk": shard_key} if shard_key else {}),
         "source_id": source_id,
         "partition": partition,
     }

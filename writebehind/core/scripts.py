@@ -64,7 +64,8 @@ end
 # or with its lag unknown after an XDEL, XLEN is the backlog, as before.
 #
 # KEYS: stream, cache entry
-# ARGV: op, collection, body, expected version ("" any, "-" absent), group, max backlog, nonce
+# ARGV: op, collection, body, expected version ("" any, "-" absent), group, max backlog, nonce,
+# shard key values (BSON, "" none: then the record has no 'sk' field, as before it existed)
 WRITE = (
     "#!lua\n"
     + _AS_TABLE
@@ -99,7 +100,13 @@ if limit > 0 then
     end
   end
 end
-local id = redis.call('XADD', stream, '*', 'op', op, 'c', coll, 'd', body, 'k', entry)
+local id
+local shard = ARGV[8]
+if shard and shard ~= '' then
+  id = redis.call('XADD', stream, '*', 'op', op, 'c', coll, 'd', body, 'k', entry, 'sk', shard)
+else
+  id = redis.call('XADD', stream, '*', 'op', op, 'c', coll, 'd', body, 'k', entry)
+end
 redis.call('DEL', entry)
 if op == 'del' then
   redis.call('HSET', entry, 'v', id, 't', '1', 'n', nonce)

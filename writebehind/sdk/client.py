@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
@@ -24,6 +24,7 @@ from writebehind.core.redis_client import (
     typed_pool_errors,
 )
 from writebehind.core.scripts import Scripts
+from writebehind.core.shard_key import collection_shard_key, parse_shard_keys
 from writebehind.core.shielded import ShieldedCalls
 from writebehind.sdk.collection import Collection
 from writebehind.sdk.computing.cached import CachedFunction
@@ -90,6 +91,9 @@ class WriteBehind:
             ``True`` (or a limit, default 10,000) keeps it in a bounded
             in-process journal applied before Redis serves a computed value
             again (README, "Caching computations").
+        shard_keys: ``{collection: shard key}`` of sharded MongoDB collections
+            (a field name, a tuple of them, or the key document of
+            ``sh.shardCollection``); see ``collection(shard_key=...)``.
 
     Raises:
         ConfigurationError: an option out of range, both or neither of a URL and
@@ -116,8 +120,10 @@ class WriteBehind:
         reads: ReadPolicy | None = None,
         redis_cluster: bool = False,
         journal: bool | int = False,
+        shard_keys: Mapping[str, Any] | None = None,
     ) -> None:
         self.keys = KeySpace(prefix, partitions)
+        self.shard_keys = parse_shard_keys(shard_keys)
         for name, value in (("backlog_wait", backlog_wait), ("wait_timeout", wait_timeout)):
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ConfigurationError(f"{name} must be a number of seconds: {value!r}")
@@ -341,8 +347,15 @@ class WriteBehind:
         reads: ReadPolicy | None = None,
         mode: str = "write_behind",
         write_through_timeout: float = 5.0,
+        shard_key: Any = None,
     ) -> Collection:
         """One collection. ``reads`` overrides the client's ``ReadPolicy`` for it.
+
+        ``shard_key``: the collection is sharded on these top-level fields
+        (``"tenant"``, ``("tenant", "region")`` or ``{"tenant": 1}``); every write
+        carries their values so the workers' upserts target one shard
+        (docs/scaling.md, "Sharded collections"). Defaults to the client's
+        ``shard_keys`` entry; giving another one raises ``ConfigurationError``.
 
         ``mode="write_through"``: writes return only once MongoDB holds them
         (journaled), or raise ``PersistTimeout`` after ``write_through_timeout``
@@ -353,12 +366,13 @@ class WriteBehind:
         name = validate_collection_name(name)
         if reads is not None and not isinstance(reads, ReadPolicy):
             raise ConfigurationError(f"reads must be a ReadPolicy: {reads!r}")
+        sharded = collection_shard_key(self.shard_keys, name, shard_key)
         if mode == "write_behind":
-            return Collection(self, name, reads=reads)
+            return Collection(self, name, reads=reads, shard_key=sharded)
         if mode == "write_through":
             from writebehind.sdk.reading.write_through import WriteThroughCollection
 
-            return WriteThroughCollection(self, name, reads, write_through_timeout)
+            return WriteThroughCollection(self, name, reads, write_through_timeout, sharded)
         raise ConfigurationError(f"mode must be 'write_behind' or 'write_through': {mode!r}")
 
     def mongo_collection(self, name: str) -> Any:

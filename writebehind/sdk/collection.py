@@ -45,6 +45,7 @@ from writebehind.core.scripts import (
     parse_write_reply,
     run_scripts,
 )
+from writebehind.core.shard_key import ShardKey, ShardValues, encode_values
 from writebehind.core.version import Version
 from writebehind.sdk.near.reader import NearReader
 from writebehind.sdk.reading.entry import Versioned
@@ -69,6 +70,10 @@ class _Prepared:
     entry: str
     op: str
     body: bytes
+    shard: ShardValues | None = None
+    """Shard key values (``core.shard_key``); ``None`` for an unsharded collection."""
+    shard_raw: bytes = b""
+    """``shard`` as the record's ``sk`` field; ``b""`` for none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,20 +94,37 @@ class Collection:
     read MongoDB ``pymongo.errors.PyMongoError``.
     """
 
-    def __init__(self, wb: WriteBehind, name: str, *, reads: ReadPolicy | None = None) -> None:
+    def __init__(
+        self,
+        wb: WriteBehind,
+        name: str,
+        *,
+        reads: ReadPolicy | None = None,
+        shard_key: ShardKey | None = None,
+    ) -> None:
         self._wb = wb
         self.name = name
+        self.shard_key = shard_key
+        """The collection's shard key, or ``None`` (docs/scaling.md, "Sharded collections")."""
         self.reads = reads or wb.reads
         self._reader = (NearReader if self.reads.near else Reader)(wb, name, self.reads)
 
     # -- writing ------------------------------------------------------------
 
-    def _prepare(self, doc_id: Any, doc: Mapping[str, Any] | None) -> _Prepared:
+    def _prepare(
+        self, doc_id: Any, doc: Mapping[str, Any] | None, shard: ShardValues | None = None
+    ) -> _Prepared:
+        """``shard``: a sharded collection's values for a delete (a set takes its document's)."""
         keys = self._wb.keys
         if doc is None:
             op, body = "del", encode_id_document(doc_id, self._wb.codec_options)
         else:
             op, body = "set", encode_document(doc_id, doc, self._wb.codec_options)
+        shard_raw = b""
+        if self.shard_key is not None:
+            if shard is None:
+                shard = self.shard_key.values(doc or {})
+            shard_raw = encode_values(shard, self._wb.codec_options)
         partition = keys.partition_of(self.name, doc_id)
         return _Prepared(
             doc_id,
@@ -111,6 +133,8 @@ class Collection:
             keys.cache(partition, self.name, doc_id),
             op,
             body,
+            shard,
+            shard_raw,
         )
 
     def _entry_key(self, doc_id: Any) -> str:
@@ -119,7 +143,16 @@ class Collection:
 
     def _args(self, p: _Prepared, expected: str) -> list[Any]:
         nonce = secrets.token_hex(8)  # one per call: a re-sent call is recognised, not re-applied
-        return [p.op, self.name, p.body, expected, self._wb.group, self._wb.max_backlog, nonce]
+        return [
+            p.op,
+            self.name,
+            p.body,
+            expected,
+            self._wb.group,
+            self._wb.max_backlog,
+            nonce,
+            p.shard_raw,
+        ]
 
     async def _write(self, p: _Prepared, expected: str = "") -> Version | None:
         """Run the write script; ``None`` means the expected version did not match."""
@@ -188,7 +221,8 @@ class Collection:
 
         Raises:
             InvalidInput: a bad id or document (``InvalidDocument`` and its kinds,
-                ``IdMismatch``, ``UnsupportedIdType``); nothing was written.
+                ``IdMismatch``, ``UnsupportedIdType``; ``MissingShardKey`` when the
+                collection is sharded and ``doc`` lacks a shard key field); nothing was written.
             ClientClosed: after ``aclose()``.
             BacklogFull, RedisOutOfMemory: Redis refused the write; nothing was written.
             CacheUnavailable: Redis did not answer within ``redis_timeout``
@@ -202,15 +236,34 @@ class Collection:
         assert version is not None
         return version
 
-    async def delete(self, doc_id: Any) -> Version:
+    async def delete(self, doc_id: Any, *, shard_key: Mapping[str, Any] | None = None) -> Version:
         """Delete the document (a tombstone until MongoDB has it).
 
-        Raises: as ``set`` (``UnsupportedIdType`` for a bad id).
+        On a sharded collection the delete needs the document's shard key values:
+        ``shard_key={field: value}``, or, without it, those of the document as
+        stored (the cache entry, else one MongoDB ``find_one`` by ``_id``).
+
+        Raises: as ``set`` (``UnsupportedIdType`` for a bad id); ``MissingShardKey``
+        when the collection is sharded, ``shard_key`` is not given and the document
+        is not stored; ``InvalidInput`` for ``shard_key`` on an unsharded collection.
         """
         with self._wb.calling():
-            version = await self._write(self._prepare(doc_id, None))
+            encode_id(doc_id)
+            shard = await self._delete_shard(doc_id, shard_key)
+            version = await self._write(self._prepare(doc_id, None, shard))
         assert version is not None
         return version
+
+    async def _delete_shard(
+        self, doc_id: Any, given: Mapping[str, Any] | None
+    ) -> ShardValues | None:
+        if self.shard_key is None:
+            if given is not None:
+                raise InvalidInput(f"collection {self.name!r} has no shard key: {given!r}")
+            return None
+        if given is not None:
+            return self.shard_key.given(given)
+        return self.shard_key.for_write((await self._read_current(doc_id)).doc, None)
 
     async def patch(self, doc_id: Any, fields: Mapping[str, Any]) -> Version:
         """Merge ``fields`` into the top level of the document, atomically.
@@ -246,7 +299,10 @@ class Collection:
 
         Raises:
             InvalidInput: a bad id, or ``fn`` returned something not storable
-                (``InvalidDocument``) or with another ``_id`` (``IdMismatch``).
+                (``InvalidDocument``) or with another ``_id`` (``IdMismatch``); on a
+                sharded collection, a result without the shard key (``MissingShardKey``,
+                also for deleting an absent document) or changing a stored document's
+                shard key value (``ShardKeyChanged``). Nothing was written.
             TooManyConflicts: other writers won ``max_conflict_retries`` times in a row.
             BacklogFull, RedisOutOfMemory, NotReplicated, PartitionCountMismatch: as ``set``.
             pymongo.errors.PyMongoError: reading a document absent from Redis failed.
@@ -272,7 +328,10 @@ class Collection:
                 )
             if result is not None and "_id" in result and not same_id(result["_id"], doc_id):
                 raise IdMismatch(f"modified _id {result['_id']!r} differs from {doc_id!r}")
-            version = await self._write(self._prepare(doc_id, result), current.expected)
+            shard = None
+            if self.shard_key is not None:
+                shard = self.shard_key.for_write(current.doc, result)
+            version = await self._write(self._prepare(doc_id, result, shard), current.expected)
             if version is not None:
                 return version
             # Lost the race: back off a little, with jitter, so that many

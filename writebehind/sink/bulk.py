@@ -14,7 +14,15 @@ from pymongo.errors import BulkWriteError
 from pymongo.write_concern import WriteConcern
 
 from writebehind.core.codec import DEFAULT_CODEC_OPTIONS
-from writebehind.sink.classify import ErrorInfo, Failure, classify_exception, classify_write_error
+from writebehind.core.keys import encode_id
+from writebehind.core.shard_key import stored_conflict
+from writebehind.sink.classify import (
+    DUPLICATE_KEY,
+    ErrorInfo,
+    Failure,
+    classify_exception,
+    classify_write_error,
+)
 from writebehind.sink.guards import PURGE_FIELD, Pending, guarded_write
 
 log = structlog.get_logger("writebehind.sink")
@@ -120,7 +128,8 @@ class MongoSink:
                 if self.on_bulk_write is not None:
                     self.on_bulk_write(time.perf_counter() - started)
         except BulkWriteError as exc:
-            return self._per_operation(dict(exc.details), len(pendings))
+            results = self._per_operation(dict(exc.details), len(pendings))
+            return await self._shard_conflicts(name, pendings, results)
         except Exception as exc:
             info = classify_exception(exc)
             if info.kind is not Failure.SPLIT:
@@ -134,6 +143,41 @@ class MongoSink:
                 name, pendings[middle:]
             )
         return [None] * len(pendings)
+
+    async def _shard_conflicts(
+        self, name: str, pendings: Sequence[Pending], results: list[ErrorInfo | None]
+    ) -> list[ErrorInfo | None]:
+        """Duplicate ``_id`` errors of records with shard key values that retrying cannot cure.
+
+        Such an error is usually two upserts racing (transient), but when the
+        stored document has other shard key values, the record tries to change
+        its shard key: permanent, so it is dead-lettered instead of holding its
+        partition for ever. One ``find`` by ``_id``; if it fails they stay transient.
+        """
+        suspects = [
+            i
+            for i, (p, r) in enumerate(zip(pendings, results, strict=True))
+            if p.shard and r is not None and r.kind is Failure.TRANSIENT and r.code == DUPLICATE_KEY
+        ]
+        if not suspects:
+            return results
+        try:
+            cursor = self.collection(name).find(
+                {"_id": {"$in": [pendings[i].doc_id for i in suspects]}}
+            )
+            stored: dict[str, list[dict[str, Any]]] = {}
+            async for doc in cursor:
+                stored.setdefault(encode_id(doc["_id"]), []).append(doc)
+        except Exception as exc:
+            log.warning("shard_conflict_check_failed", collection=name, error=str(exc))
+            return results
+        for i in suspects:
+            for doc in stored.get(encode_id(pendings[i].doc_id), []):
+                reason = stored_conflict(pendings[i].shard, doc)
+                if reason is not None:
+                    results[i] = ErrorInfo(Failure.PERMANENT, DUPLICATE_KEY, reason)
+                    break
+        return results
 
     @staticmethod
     def _per_operation(details: dict[str, Any], count: int) -> list[ErrorInfo | None]:

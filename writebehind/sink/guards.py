@@ -9,7 +9,7 @@ back, and applying the same record twice changes nothing.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo import DeleteOne, UpdateOne
@@ -23,6 +23,7 @@ from writebehind.core.guarded import (
     snapshot,
     tombstone,
 )
+from writebehind.core.shard_key import ShardValues, shard_filter
 from writebehind.core.version import Version
 
 __all__ = [
@@ -42,6 +43,8 @@ class Pending:
 
     record: ChangeRecord
     document: dict[str, Any]
+    shard: ShardValues = field(default_factory=dict)
+    """The record's shard key values (``core.shard_key``); empty when it has none."""
 
     @property
     def doc_id(self) -> Any:
@@ -67,9 +70,11 @@ def guarded_write(
     if pending.record.op == "del" and hard_deletes:
         # No tombstone: an older record replayed later would recreate the
         # document. The trade-off is documented in docs/architecture.md.
-        return DeleteOne({"_id": pending.doc_id, "$expr": newer_than_stored(version)})
+        return DeleteOne(
+            {**shard_filter(pending.doc_id, pending.shard), "$expr": newer_than_stored(version)}
+        )
     if pending.record.op == "del":
-        new = tombstone(pending.doc_id, version, now + tombstone_grace)
+        new = tombstone(pending.doc_id, version, now + tombstone_grace, pending.shard)
     else:
         new = snapshot(pending.document, version)
-    return guarded_replace(pending.doc_id, version, new)
+    return guarded_replace(pending.doc_id, version, new, pending.shard)

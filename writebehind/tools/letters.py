@@ -26,6 +26,7 @@ from writebehind.core.errors import InvalidLetterId as InvalidLetterId  # re-exp
 from writebehind.core.keys import encode_id, validate_collection_name
 from writebehind.core.letter_format import failure_fields, updated_fields
 from writebehind.core.replies import as_text
+from writebehind.core.shard_key import decode_values
 from writebehind.core.version import Version
 from writebehind.sink.classify import ErrorInfo
 from writebehind.sink.guards import Pending
@@ -99,6 +100,8 @@ class DeadLetter:
     fields: Mapping[bytes, bytes] = field(default_factory=dict, repr=False, compare=False)
     codec: CodecOptions[Any] = field(default=DEFAULT_CODEC_OPTIONS, repr=False, compare=False)
     """The deployment's codec options (``core.deployment.reader_codec``)."""
+    shard_key: bytes = field(default=b"", repr=False)
+    """The record's ``sk`` field: shard key values (``core.shard_key``), ``b""`` if none."""
 
     @property
     def failed_at(self) -> dt.datetime | None:
@@ -122,8 +125,15 @@ class DeadLetter:
             raise InvalidInput(f"dead letter {self.id} cannot be re-driven: {self.problem}")
         document = self.document()
         assert document is not None
-        record = ChangeRecord(self.source_id, self.version, self.op, self.collection, self.body)  # type: ignore[arg-type]
-        return Pending(record, document)
+        record = ChangeRecord(
+            self.source_id,
+            self.version,
+            self.op,  # type: ignore[arg-type]
+            self.collection,
+            self.body,
+            self.shard_key,
+        )
+        return Pending(record, document, decode_values(self.shard_key, self.codec))
 
     def as_dict(self, *, with_document: bool = False) -> dict[str, Any]:
         """JSON-ready: ids and documents in relaxed Extended JSON."""
@@ -192,6 +202,11 @@ def decode_letter(
         problems.append(f"the document is not decodable: {type(exc).__name__}: {exc}")
     if op not in ("set", "del"):
         problems.append(f"unknown op {op!r}")
+    shard_key = fields.get(b"sk", b"")
+    try:
+        decode_values(shard_key, codec)
+    except ValueError as exc:
+        problems.append(str(exc))
     try:
         validate_collection_name(collection)
     except ValueError as exc:
@@ -213,6 +228,7 @@ def decode_letter(
         problem="; ".join(problems) or None,
         fields=dict(fields),
         codec=codec,
+        shard_key=shard_key,
     )
 
 

@@ -11,6 +11,7 @@ from bson.codec_options import CodecOptions
 from writebehind.core.codec import ChangeRecord, decode_record
 from writebehind.core.errors import MalformedRecord
 from writebehind.core.keys import encode_id
+from writebehind.core.shard_key import decode_values
 from writebehind.sink.guards import Pending
 
 
@@ -59,10 +60,11 @@ def decode_entries(
             if "_id" not in document:
                 raise MalformedRecord("record body has no _id")
             encode_id(document["_id"])
+            shard = decode_values(record.shard_key, options)
         except Exception as exc:
             malformed.append(Malformed(eid, fields, f"{type(exc).__name__}: {exc}"))
             continue
-        pendings.append(Pending(record, document))
+        pendings.append(Pending(record, document, shard))
     return pendings, malformed
 
 

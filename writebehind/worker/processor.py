@@ -231,6 +231,7 @@ class BatchProcessor:
             error=error,
             deliveries=deliveries.get(pending.entry_id.encode(), 1),
             cache_key=self.keys.cache(partition, collection, pending.doc_id),
+            shard_key=pending.record.shard_key,
         )
 
     def _malformed_letter(
@@ -250,4 +251,5 @@ class BatchProcessor:
             error=ErrorInfo(Failure.PERMANENT, None, f"malformed record: {item.reason}"),
             deliveries=deliveries.get(item.entry_id.encode(), 1),
             cache_key=cache_key,
+            shard_key=fields.get(b"sk", b""),
         )

@@ -47,6 +47,8 @@ class LetterToMove:
     error: ErrorInfo
     deliveries: int
     cache_key: str | None
+    shard_key: bytes = b""
+    """The record's ``sk`` field, kept so a re-drive targets the same shard."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,4 +291,5 @@ def dead_letter_fields(letter: LetterToMove, partition: int, consumer: str) -> l
         source_id=letter.entry_id,
         partition=partition,
         failure=failure,
+        shard_key=letter.shard_key,
     )

@@ -26,6 +26,7 @@ from writebehind.core.errors import (
     WriteManyError,
 )
 from writebehind.core.guarded import DEFAULT_TOMBSTONE_GRACE, guarded_replace, snapshot, tombstone
+from writebehind.core.shard_key import ShardKey
 from writebehind.core.version import Version
 from writebehind.sdk.collection import Collection, _Prepared
 from writebehind.sdk.reading.policy import ReadPolicy
@@ -46,11 +47,16 @@ class WriteThroughCollection(Collection):
     """
 
     def __init__(
-        self, wb: WriteBehind, name: str, reads: ReadPolicy | None, timeout: float
+        self,
+        wb: WriteBehind,
+        name: str,
+        reads: ReadPolicy | None,
+        timeout: float,
+        shard_key: ShardKey | None = None,
     ) -> None:
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
             raise ConfigurationError(f"write_through_timeout must be > 0 seconds: {timeout!r}")
-        super().__init__(wb, name, reads=reads)
+        super().__init__(wb, name, reads=reads, shard_key=shard_key)
         self.write_through_timeout = float(timeout)
 
     async def _write(self, p: _Prepared, expected: str = "") -> Version | None:
@@ -84,11 +90,12 @@ class WriteThroughCollection(Collection):
         now = dt.datetime.now(dt.UTC)
         models = []
         for p, version in writes:
+            shard = p.shard or {}
             if p.op == "del":
-                new = tombstone(p.doc_id, version, now + DEFAULT_TOMBSTONE_GRACE)
+                new = tombstone(p.doc_id, version, now + DEFAULT_TOMBSTONE_GRACE, shard)
             else:
                 new = snapshot(decode_document(p.body, self._wb.codec_options), version)
-            models.append(guarded_replace(p.doc_id, version, new))
+            models.append(guarded_replace(p.doc_id, version, new, shard))
         coll = self._mongo().with_options(write_concern=self._journaled())
         try:
             with anyio.fail_after(self.write_through_timeout):

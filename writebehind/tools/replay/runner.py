@@ -352,6 +352,7 @@ class Replayer:
                 error=error,
                 deliveries=1,
                 cache_key=None,
+                shard_key=p.record.shard_key,
             )
             calls.append(
                 ScriptCall(
