@@ -15,8 +15,8 @@ from tests.support.config import TEST_PARTITIONS, TEST_PREFIX
 from tests.support.servers import RedisServer, SecantusServer, replica_online
 from tests.support.streams import running_worker
 from tests.support.waiting import wait_until
-from writebehind import WriteBehind
-from writebehind.core.errors import DatabaseUnavailable
+from writebehind import ReadPolicy, WriteBehind
+from writebehind.core.errors import DatabaseUnavailable, WriteManyError
 from writebehind.core.floor import FLOOR_COLLECTION, MARGIN_MS, floor_id
 from writebehind.core.version import Version
 from writebehind.sdk.seeding import PartitionSeeder
@@ -227,3 +227,43 @@ async def test_write_through_raises_the_floor_before_its_own_write(
         version = await users.set("w", {"n": 1})
     assert await _floor(mongo_db) == version.ms + MARGIN_MS
     assert (await _stored(mongo_db, "w"))[1] == version
+
+
+async def test_set_many_seeds_the_refused_partitions_and_resends_only_their_items(
+    redis: Redis, mongo_factory: Callable[[], SecantusServer]
+) -> None:
+    server = mongo_factory()
+    client: AsyncMongoClient[Any] = AsyncMongoClient(server.url, serverSelectionTimeoutMS=2000)
+    try:
+        async with WriteBehind(
+            redis=redis,
+            mongo=client["db"],
+            prefix=TEST_PREFIX,
+            partitions=TEST_PARTITIONS,
+            reads=ReadPolicy(mongo_timeout=0.5),
+        ) as wb:
+            users = wb.collection("users")
+            by_partition: dict[int, str] = {}
+            for n in range(100):
+                by_partition.setdefault(wb.keys.partition_of("users", f"u{n}"), f"u{n}")
+            seeded_id, *unseeded_ids = (by_partition[p] for p in sorted(by_partition))
+            await wb.seeder.seed([wb.keys.partition_of("users", seeded_id)], 5.0)
+
+            server.pause()
+            try:
+                with pytest.raises(WriteManyError) as info:
+                    await users.set_many([(i, {"n": 1}) for i in (seeded_id, *unseeded_ids)])
+            finally:
+                server.resume()
+            made, *refused = info.value.results
+            assert isinstance(made, Version)  # its partition was seeded: written
+            assert all(isinstance(r, DatabaseUnavailable) for r in refused)
+
+            versions = await users.set_many([(i, {"n": 2}) for i in (seeded_id, *unseeded_ids)])
+            assert len(versions) == 1 + len(unseeded_ids)
+            for doc_id in (seeded_id, *unseeded_ids):
+                stream = wb.keys.stream(wb.keys.partition_of("users", doc_id))
+                expected = 2 if doc_id == seeded_id else 1  # each write made once, no more
+                assert await redis.xlen(stream) == expected
+    finally:
+        await client.close()

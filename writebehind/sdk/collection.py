@@ -32,6 +32,7 @@ from writebehind.core.errors import (
     NotReplicated,
     PersistTimeout,
     TooManyConflicts,
+    WriteBehindError,
     WriteManyError,
 )
 from writebehind.core.groups import consumer_group
@@ -337,7 +338,8 @@ class Collection:
         Raises:
             InvalidInput: any bad item, id or document; nothing was sent.
             WriteManyError: Redis refused some writes (``.results``: per item, the
-                ``Version`` made or the ``BacklogFull``/``RedisOutOfMemory`` refusal).
+                ``Version`` made or the ``BacklogFull``/``RedisOutOfMemory`` refusal, or
+                the ``DatabaseUnavailable`` that kept a new primary's partition unseeded).
             ClientClosed, CacheUnavailable, ConnectionPoolExhausted, NotReplicated,
             PartitionCountMismatch, CodecMismatch, DatabaseUnavailable: as ``set``.
         """
@@ -359,7 +361,14 @@ class Collection:
             if seeds:
                 # A new primary refused some: seed their partitions, re-send only those.
                 refused = {prepared[i].partition for i in todo}
-                await self._wb.seeder.seed(refused, self.reads.mongo_timeout)
+                try:
+                    await self._wb.seeder.seed(refused, self.reads.mongo_timeout)
+                except WriteBehindError as exc:  # DatabaseUnavailable, CacheUnavailable
+                    if len(todo) == len(calls):
+                        raise  # nothing was written
+                    for i in todo:
+                        replies[i] = exc  # per item: the others were written
+                    break
             got, tails = await self._send_many([calls[i] for i in todo])
             waits += tails
             for i, reply in zip(todo, got, strict=True):
