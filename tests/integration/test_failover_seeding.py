@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient, monitoring
+from pymongo.errors import PyMongoError
 from redis.asyncio import Redis
 
 from tests.support.config import TEST_PARTITIONS, TEST_PREFIX
@@ -197,23 +198,33 @@ async def test_mongodb_not_answering_while_seeding_raises_database_unavailable(
     redis: Redis, mongo_factory: Callable[[], SecantusServer]
 ) -> None:
     server = mongo_factory()
-    client: AsyncMongoClient[Any] = AsyncMongoClient(server.url, serverSelectionTimeoutMS=2000)
+    client: AsyncMongoClient[Any] = AsyncMongoClient(server.url)
     try:
         async with WriteBehind(
             redis=redis, mongo=client["db"], prefix=TEST_PREFIX, partitions=TEST_PARTITIONS
         ) as wb:
             await client["db"].command("ping")
+            impatient = wb.collection("users", reads=ReadPolicy(mongo_timeout=1.0))
             server.pause()
             try:
                 with pytest.raises(DatabaseUnavailable, match="seeded above the versions"):
-                    await wb.collection("users").set("m", {"n": 1})
+                    await impatient.set("m", {"n": 1})
                 stream = wb.keys.stream(wb.keys.partition_of("users", "m"))
                 assert await redis.exists(stream) == 0  # nothing was written
             finally:
                 server.resume()
+            await wait_until(lambda: _answers(client), message="MongoDB to answer again")
             await wb.collection("users").set("m", {"n": 2})  # MongoDB back: seeded, written
     finally:
         await client.close()
+
+
+async def _answers(client: Any) -> bool:
+    try:
+        await client["db"].command("ping")
+    except PyMongoError:
+        return False
+    return True
 
 
 async def test_write_through_raises_the_floor_before_its_own_write(
@@ -233,16 +244,13 @@ async def test_set_many_seeds_the_refused_partitions_and_resends_only_their_item
     redis: Redis, mongo_factory: Callable[[], SecantusServer]
 ) -> None:
     server = mongo_factory()
-    client: AsyncMongoClient[Any] = AsyncMongoClient(server.url, serverSelectionTimeoutMS=2000)
+    client: AsyncMongoClient[Any] = AsyncMongoClient(server.url)
     try:
         async with WriteBehind(
-            redis=redis,
-            mongo=client["db"],
-            prefix=TEST_PREFIX,
-            partitions=TEST_PARTITIONS,
-            reads=ReadPolicy(mongo_timeout=0.5),
+            redis=redis, mongo=client["db"], prefix=TEST_PREFIX, partitions=TEST_PARTITIONS
         ) as wb:
             users = wb.collection("users")
+            impatient = wb.collection("users", reads=ReadPolicy(mongo_timeout=1.0))
             by_partition: dict[int, str] = {}
             for n in range(100):
                 by_partition.setdefault(wb.keys.partition_of("users", f"u{n}"), f"u{n}")
@@ -252,9 +260,10 @@ async def test_set_many_seeds_the_refused_partitions_and_resends_only_their_item
             server.pause()
             try:
                 with pytest.raises(WriteManyError) as info:
-                    await users.set_many([(i, {"n": 1}) for i in (seeded_id, *unseeded_ids)])
+                    await impatient.set_many([(i, {"n": 1}) for i in (seeded_id, *unseeded_ids)])
             finally:
                 server.resume()
+            await wait_until(lambda: _answers(client), message="MongoDB to answer again")
             made, *refused = info.value.results
             assert isinstance(made, Version)  # its partition was seeded: written
             assert all(isinstance(r, DatabaseUnavailable) for r in refused)
