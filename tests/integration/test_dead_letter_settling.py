@@ -98,7 +98,10 @@ async def test_replay_dead_letters_settle_the_cache(
     people = wb.collection("people")
     bad = await people.set("p2", {"nickname": "no name"})  # no worker: replay applies it
     result = await replay(
-        redis, MongoSink(mongo_db), KEYS, ReplayOptions(ReplayRange.parse("0", None))
+        redis,
+        MongoSink(mongo_db, prefix=KEYS.prefix),
+        KEYS,
+        ReplayOptions(ReplayRange.parse("0", None)),
     )
     assert result.dead_lettered == 1
     assert await redis.exists(cache_key(KEYS, "people", "p2")) == 0

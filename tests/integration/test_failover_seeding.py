@@ -21,6 +21,9 @@ from writebehind.core.errors import DatabaseUnavailable, WriteManyError
 from writebehind.core.floor import FLOOR_COLLECTION, MARGIN_MS, floor_id
 from writebehind.core.version import Version
 from writebehind.sdk.seeding import PartitionSeeder
+from writebehind.sink.bulk import MongoSink
+from writebehind.sink.reapply import Outcome
+from writebehind.tools.replay import ReplayOptions, ReplayRange, replay
 
 pytestmark = pytest.mark.anyio
 
@@ -276,3 +279,14 @@ async def test_set_many_seeds_the_refused_partitions_and_resends_only_their_item
                 assert await redis.xlen(stream) == expected
     finally:
         await client.close()
+
+
+async def test_replay_raises_the_floor_before_it_writes(
+    wb: WriteBehind, redis: Redis, mongo_db: Any
+) -> None:
+    version = await wb.collection("users").set("p", {"n": 1})  # no worker: replay applies it
+    sink = MongoSink(mongo_db, prefix=wb.keys.prefix)
+    result = await replay(redis, sink, wb.keys, ReplayOptions(ReplayRange.parse("0", None)))
+    assert result.report.total(Outcome.INSERTED) == 1
+    assert sink.floor.raises == 1
+    assert await _floor(mongo_db) == version.ms + MARGIN_MS

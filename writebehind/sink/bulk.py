@@ -56,10 +56,10 @@ class MongoSink:
         self,
         database: Any,
         *,
+        prefix: str,
         write_concern: WriteConcern | None = None,
         tombstone_grace: dt.timedelta = dt.timedelta(days=7),
         hard_deletes: bool = False,
-        prefix: str = "wb",
     ) -> None:
         self.database = database
         self.write_concern = write_concern or WriteConcern(w="majority", j=True)
