@@ -4,6 +4,7 @@ MongoDB holds, with no operator command: the version floor and the write script'
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -56,8 +57,9 @@ async def _stored(mongo_db: Any, doc_id: str) -> tuple[Any, Version]:
 
 
 async def test_after_a_failover_to_a_replica_behind_the_next_write_wins(
-    redis_factory: Callable[..., RedisServer], mongo_db: Any
+    redis_factory: Callable[..., RedisServer], mongo_db: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="writebehind.sdk")
     primary = redis_factory()
     replica = redis_factory("--replicaof", "127.0.0.1", str(primary.port))
     primary_client, replica_client = Redis.from_url(primary.url), Redis.from_url(replica.url)
@@ -84,6 +86,7 @@ async def test_after_a_failover_to_a_replica_behind_the_next_write_wins(
             newest = await new.collection("users").set("a", {"n": "after the failover"})
             assert newest > lost
             assert newest > Version(floor, 2**63 - 1)  # seeded above the floor
+            assert f"versions from {floor + 1}-0, above the version floor" in caplog.text
             assert await replica_client.get(new.keys.seeded(0)) is None  # only where written
             async with running_worker(replica.url, mongo_db):
                 await new.collection("users").wait_persisted(newest, timeout=20)

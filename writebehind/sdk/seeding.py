@@ -10,6 +10,7 @@ extra round trips, once per partition per primary.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,8 @@ from writebehind.sdk.reading.loading import within
 
 if TYPE_CHECKING:
     from writebehind.sdk.client import WriteBehind
+
+log = logging.getLogger("writebehind.sdk")
 
 SEED_ROUNDS = 3
 """How many times one write seeds and re-sends before giving up (the primary changed again
@@ -81,8 +84,15 @@ class PartitionSeeder:
             ) from exc
         target = "" if floor is None else seed_id(floor)
         keys = [wb.keys.stream(partition), wb.keys.seeded(partition)]
-        await wb.redis_guard.call(
+        outcome = await wb.redis_guard.call(
             lambda: call_script(wb.redis, wb.scripts.seed, keys, [target]),
             wb.write_timeout,
             "the seeding of a partition",
         )
+        if outcome == b"raised":
+            log.info(
+                "partition %d seeded on a new Redis primary: its stream now issues "
+                "versions from %s, above the version floor",
+                partition,
+                target,
+            )
