@@ -63,3 +63,13 @@ def machine() -> dict[str, Any]:
         "pymongo": pymongo.version,
         "load_at_start": load(),
     }
+
+
+async def mark_seeded(wb: Any) -> None:
+    """Mark every partition seeded on this Redis without reading MongoDB (the benchmarks
+    pass no MongoDB: ``mongo=object()``); the first write of a partition would otherwise
+    read the version floor from MongoDB (sdk/seeding.py)."""
+    from writebehind.core.scripts import call_script
+
+    for p in range(wb.keys.partitions):
+        await call_script(wb.redis, wb.scripts.seed, [wb.keys.stream(p), wb.keys.seeded(p)], [""])

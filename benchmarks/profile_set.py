@@ -15,7 +15,7 @@ from typing import Any
 from pyinstrument import Profiler
 from redis.asyncio import Redis
 
-from benchmarks.common import document
+from benchmarks.common import document, mark_seeded
 from writebehind import WriteBehind
 from writebehind.embedded.servers import RedisServer
 
@@ -23,8 +23,9 @@ from writebehind.embedded.servers import RedisServer
 async def main(calls: int, get: bool) -> None:
     with RedisServer() as server:
         redis = Redis.from_url(server.url)
-        mongo: Any = object()  # never used by a write
+        mongo: Any = object()  # never used by a write of a seeded partition
         async with WriteBehind(redis=redis, mongo=mongo, prefix="prof", partitions=16) as wb:
+            await mark_seeded(wb)
             users = wb.collection("users")
             for i in range(300):
                 await users.set(i, document(i))

@@ -27,6 +27,7 @@ import anyio.lowlevel
 from redis.asyncio import Redis
 
 from writebehind import ReadPolicy, WriteBehind
+from writebehind.core.scripts import call_script
 from writebehind.embedded.servers import RedisServer
 from writebehind.sdk.near import NearCache
 
@@ -59,6 +60,9 @@ async def run(calls: int, rounds: int) -> None:
         mongo: Any = object()  # never used: every read is a hit
         near = NearCache(max_entries=10_000, ttl=3600.0, max_stale=1.0)
         async with WriteBehind(redis=redis, mongo=mongo, prefix="bench", partitions=16) as wb:
+            for p in range(16):  # seeded with no floor: the writes below never read MongoDB
+                keys = [wb.keys.stream(p), wb.keys.seeded(p)]
+                await call_script(redis, wb.scripts.seed, keys, [""])
             plain = wb.collection("users")
             fast = wb.collection("users_near", reads=ReadPolicy(near=near))
             for i in range(DOCS):

@@ -42,6 +42,7 @@ import bson
 from redis.asyncio import Redis
 
 from writebehind import WriteBehind
+from writebehind.core.scripts import call_script
 from writebehind.embedded.servers import RedisServer
 
 PARTITIONS = 16
@@ -99,7 +100,8 @@ async def wait_replica_online(primary: Redis) -> None:
 
 async def one_round(primary_url: str, calls: int, rng: random.Random) -> dict[str, list[float]]:
     redis = Redis.from_url(primary_url)
-    # The SDK needs a MongoDB handle but never touches it on a write.
+    # The SDK needs a MongoDB handle but never touches it on a write of a seeded partition
+    # (every partition is marked seeded below, with no floor: nothing in MongoDB to stay above).
     mongo: Any = object()
     plain = WriteBehind(redis=redis, mongo=mongo, prefix="bench", partitions=PARTITIONS)
     waiting = WriteBehind(
@@ -110,18 +112,21 @@ async def one_round(primary_url: str, calls: int, rng: random.Random) -> dict[st
     keys = plain.keys
     minimal = redis.register_script(MINIMAL)
     long_stream = await acked_history(redis, "long", LONG_HISTORY)
+    for p in range(PARTITIONS):
+        await call_script(redis, plain.scripts.seed, [keys.stream(p), keys.seeded(p)], [""])
+    await call_script(redis, plain.scripts.seed, [long_stream, "{long}:seeded"], [""])
 
     def script(i: int) -> Any:
         # The server's share: the same script and arguments, nothing checked or encoded here.
         p = keys.partition_of("bare", i)
         return plain.scripts.write(
-            keys=[keys.stream(p), keys.cache(p, "bare", i)],
+            keys=[keys.stream(p), keys.cache(p, "bare", i), keys.seeded(p)],
             args=["set", "bare", encoded[i], "", plain.group, plain.max_backlog, f"n{i}"],
         )
 
     def exact(i: int) -> Any:
         return plain.scripts.write(
-            keys=[long_stream, f"{{long}}:c:{i}"],
+            keys=[long_stream, f"{{long}}:c:{i}", "{long}:seeded"],
             args=["set", "bare", encoded[i], "", plain.group, LONG_HISTORY // 2, f"n{i}"],
         )
 

@@ -97,7 +97,10 @@ async def test_replay_and_dlq_read_with_the_recorded_options(
         await wb.collection("users").set(doc_id, {"n": 1})
     # Replay through a sink built on a default-options handle.
     result = await replay(
-        redis, MongoSink(mongo_db), KEYS, ReplayOptions(ReplayRange.parse("0", None))
+        redis,
+        MongoSink(mongo_db, prefix=KEYS.prefix),
+        KEYS,
+        ReplayOptions(ReplayRange.parse("0", None)),
     )
     assert result.malformed == 0 and result.dead_lettered == 0
     assert await legacy_db["users"].find_one({"_id": doc_id}, {"_wb": 0}) == {"_id": doc_id, "n": 1}

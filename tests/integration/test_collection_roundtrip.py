@@ -254,9 +254,9 @@ async def test_a_write_sent_twice_is_made_once(wb: WriteBehind, redis: Redis) ->
     await users.set("n", {"count": 1})
     prepared = users._prepare("n", {"count": 2})
     args = users._args(prepared, "")
-    first = await wb.scripts.write(keys=[prepared.stream, prepared.entry], args=args)
-    again = await wb.scripts.write(keys=[prepared.stream, prepared.entry], args=args)
+    first = await wb.scripts.write(keys=prepared.script_keys, args=args)
+    again = await wb.scripts.write(keys=prepared.script_keys, args=args)
     assert first == again
     assert await redis.xlen(prepared.stream) == 2  # the first set, then this one once
     other = users._args(prepared, "")
-    assert await wb.scripts.write(keys=[prepared.stream, prepared.entry], args=other) != first
+    assert await wb.scripts.write(keys=prepared.script_keys, args=other) != first

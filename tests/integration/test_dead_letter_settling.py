@@ -61,8 +61,9 @@ async def test_a_malformed_record_settles_its_cache_entry(
     doc_id = "broken"
     partition = KEYS.partition_of("users", doc_id)
     entry = cache_key(KEYS, "users", doc_id)
+    await wb.seeder.seed([partition], wb.reads.mongo_timeout)
     reply = await wb.scripts.write(
-        keys=[KEYS.stream(partition), entry],
+        keys=[KEYS.stream(partition), entry, KEYS.seeded(partition)],
         args=["set", "users", b"not bson", "", wb.group, 0, secrets.token_hex(8)],
     )
     version = parse_write_reply(reply).version
@@ -97,7 +98,10 @@ async def test_replay_dead_letters_settle_the_cache(
     people = wb.collection("people")
     bad = await people.set("p2", {"nickname": "no name"})  # no worker: replay applies it
     result = await replay(
-        redis, MongoSink(mongo_db), KEYS, ReplayOptions(ReplayRange.parse("0", None))
+        redis,
+        MongoSink(mongo_db, prefix=KEYS.prefix),
+        KEYS,
+        ReplayOptions(ReplayRange.parse("0", None)),
     )
     assert result.dead_lettered == 1
     assert await redis.exists(cache_key(KEYS, "people", "p2")) == 0

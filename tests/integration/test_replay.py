@@ -81,7 +81,10 @@ async def run_replay(
     redis: Redis, db: Any, since: str = "0", until: str | None = None, **options: Any
 ) -> ReplayResult:
     return await replay(
-        redis, MongoSink(db), KEYS, ReplayOptions(ReplayRange.parse(since, until), **options)
+        redis,
+        MongoSink(db, prefix=KEYS.prefix),
+        KEYS,
+        ReplayOptions(ReplayRange.parse(since, until), **options),
     )
 
 

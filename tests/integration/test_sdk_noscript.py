@@ -17,6 +17,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.support.proxy import Proxy
+from tests.support.seeding import seed_all
 from tests.support.servers import RedisServer
 from tests.support.waiting import wait_until
 from writebehind import WriteBehind
@@ -53,6 +54,7 @@ async def test_a_resent_pipeline_survives_an_emptied_script_cache(
         url = f"redis://{proxy.host}:{proxy.port}/0?socket_timeout=2"
         async with WriteBehind(url, mongo_url, database_name, **options) as wb:
             await wb.redis.script_load(wb.scripts.write.script)  # loaded, as in a running app
+            await seed_all(wb)  # so the first EVALSHA is the write, not a refusal
             before = await records(redis, wb)
 
             def lose_reply(request: bytes) -> None:

@@ -62,6 +62,8 @@ async def test_seeded_streams_issue_versions_above_those_persisted(
         report = seeded.json()
         assert report["floor"] == f"{now_ms + AHEAD_MS + 1}-0"
         assert report["raised"] == list(range(TEST_PARTITIONS))  # empty streams too
+        floor = await mongo_db["_writebehind"].find_one({"_id": f"{TEST_PREFIX}:floor"})
+        assert floor["ms"] == now_ms + AHEAD_MS  # the floor covers what the scan found
         again = await cli("partitions", "seed", "--json")
         assert again.json()["raised"] == []
 

@@ -22,7 +22,10 @@ def test_the_default_write_concern_is_majority_with_the_journal() -> None:
 
 
 def test_a_sink_without_a_concern_waits_for_a_journaled_majority() -> None:
-    assert MongoSink(database=None).write_concern.document == {"w": "majority", "j": True}
+    assert MongoSink(database=None, prefix="wb").write_concern.document == {
+        "w": "majority",
+        "j": True,
+    }
 
 
 def test_an_unknown_read_preference_is_refused() -> None:

@@ -310,7 +310,7 @@ async def _redrive(
     async with open_clients(conn) as (redis, db):
         keys = await verified_keys(redis, conn)
         in_range(ids, keys)
-        sink = MongoSink(db, **sink_kwargs)
+        sink = MongoSink(db, prefix=conn.prefix, **sink_kwargs)
         more: dict[str, Any] = {
             "dry_run": dry_run, "sink": sink, "retry_for": timeout, "on_retry": RetryNotice(conn)
         }  # fmt: skip

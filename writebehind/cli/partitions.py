@@ -108,10 +108,12 @@ async def _resize(
 def seed(**options: Any) -> None:
     """Move every partition stream's last id above the highest version in MongoDB.
 
-    Run after promoting a Redis replica or restoring Redis from a backup, before
-    producers write again (README, "After a Redis failover"): new versions then
-    sort above every version already persisted. Safe to run any time, any
-    number of times. Scans each collection once without an index on ``_wb.v``.
+    A new Redis primary seeds itself above the version floor before its first
+    write (README, "After a Redis failover"); this scan is for versions the
+    floor does not cover: documents persisted before the floor existed (run it
+    once after upgrading), copied in from elsewhere, or a deleted floor. It
+    also raises the floor. Safe to run any time, any number of times. Scans
+    each collection once without an index on ``_wb.v``.
     """
     as_json = options.pop("as_json")
     conn = Connection.pop_from(options)

@@ -175,7 +175,7 @@ async def _run(
     timeout: float,  # noqa: ASYNC109 - a retry budget handed down, not a cancel scope
 ) -> ReplayResult:
     async with open_clients(conn) as (redis, db):
-        sink = MongoSink(db, **sink_options)
+        sink = MongoSink(db, prefix=conn.prefix, **sink_options)
         try:
             keys = await verified_keys(redis, conn)
             if options.partition is not None:

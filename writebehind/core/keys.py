@@ -6,6 +6,8 @@ legal on Redis Cluster, and a document's records stay in one ordered stream.
 
     {wb}:meta                            hash: partitions = P
     {wb:p3}:stream                       change records of partition 3
+    {wb:p3}:seeded                       replication id of the primary the stream was
+                                         seeded on (the write script refuses until it is)
     {wb:p3}:dlq                          dead letters of partition 3
     {wb:p3}:doc:<len>:<collection>:<id>  cache entry (hash: v, d, t)
     {wb:p3}:lease:<len>:<collection>:<id> fill lease (string: owner token, short TTL)
@@ -106,6 +108,11 @@ class KeySpace:
 
     def stream(self, partition: int) -> str:
         return f"{self._tag(partition)}:stream"
+
+    def seeded(self, partition: int) -> str:
+        """The ``master_replid`` of the primary this partition's stream was seeded on
+        (``core.floor``): the write script refuses to write under any other."""
+        return f"{self._tag(partition)}:seeded"
 
     def dead_letters(self, partition: int) -> str:
         return f"{self._tag(partition)}:dlq"

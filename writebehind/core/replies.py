@@ -29,6 +29,10 @@ REDIS_TRANSIENT = (
 BACKLOG_CODE = "WBBACKLOG"
 """The error code the write script replies with when a partition's backlog is full."""
 
+UNSEEDED_CODE = "WBUNSEEDED"
+"""The error code the write script replies with when its partition is not seeded on this
+primary (the primary changed: a promotion, a restart); the caller seeds it and re-sends."""
+
 
 def as_text(value: Any) -> str:
     """A reply value (``bytes`` or not) as ``str``; bytes are UTF-8 (ids and names are ASCII)."""
@@ -94,6 +98,12 @@ def is_busy_group(exc: BaseException) -> bool:
 def is_no_such_key(exc: BaseException) -> bool:
     """``ERR no such key``: an ``XINFO`` of a stream that does not exist (not ``NOGROUP``)."""
     return _has_code(exc, "") and "no such key" in str(exc).lower() and not is_no_group(exc)
+
+
+def is_unseeded(exc: BaseException) -> bool:
+    """The write script refused because its partition is not seeded on this primary
+    (``WBUNSEEDED <stream>``); nothing was written."""
+    return isinstance(exc, ResponseError) and str(exc).startswith(UNSEEDED_CODE)
 
 
 def backlog_refusal(exc: BaseException) -> int | None:

@@ -40,6 +40,14 @@ local function as_table(flat)
 end
 """
 
+# This server's replication id (``master_replid``): new on every promotion of a
+# replica and every restart (https://redis.io/docs/latest/operate/oss_and_stack/management/replication/).
+_REPLID = """
+local function replid()
+  return string.match(redis.call('INFO', 'replication'), 'master_replid:(%x+)')
+end
+"""
+
 # The write path. The ``#!lua`` shebang makes Redis refuse the whole script up
 # front when it is over ``maxmemory``, so a write is never half-done. XADD comes
 # first: a script that failed after it would still leave no cache change without
@@ -63,12 +71,21 @@ end
 # script's server time on every write (docs/benchmarks.md). Without our group,
 # or with its lag unknown after an XDEL, XLEN is the backlog, as before.
 #
-# KEYS: stream, cache entry
+# A write is refused (``WBUNSEEDED``) until its partition was seeded on this
+# primary (SEED below): the seeded key must hold this server's replication id,
+# which changes on every promotion and every restart (INFO replication's
+# ``master_replid``), so a primary that took over issues no version below one
+# MongoDB holds. Checked after the nonce: a call re-sent after it was made
+# still gets its first result. INFO is allowed in scripts, and since Redis 7
+# scripts replicate as their effects only, so reading it before writing is safe.
+#
+# KEYS: stream, cache entry, the partition's seeded key
 # ARGV: op, collection, body, expected version ("" any, "-" absent), group, max backlog, nonce,
 # shard key values (BSON, "" none: then the record has no 'sk' field, as before it existed)
 WRITE = (
     "#!lua\n"
     + _AS_TABLE
+    + _REPLID
     + """
 local stream, entry = KEYS[1], KEYS[2]
 local op, coll, body, expected, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -77,6 +94,9 @@ local seen = redis.call('HMGET', entry, 'n', 'v')
 if seen[1] and seen[1] == nonce then
   redis.call('HSET', entry, 'n', nonce)
   return {1, seen[2]}
+end
+if redis.call('GET', KEYS[3]) ~= replid() then
+  return redis.error_reply('WBUNSEEDED ' .. stream)
 end
 if expected ~= '' then
   local current = redis.call('HGET', entry, 'v')
@@ -114,6 +134,50 @@ else
   redis.call('HSET', entry, 'v', id, 'd', body, 'n', nonce)
 end
 return {1, id}
+"""
+)
+
+# Seed a partition on this primary: raise its stream's last id to the seed id
+# (``core.floor.seed_id``: above every version MongoDB holds) if it is below,
+# and record this server's replication id in the seeded key, so the write
+# script lets writes through. A missing stream is created empty at the seed id
+# (XADD with MAXLEN 0 adds and trims in one command); an existing one is moved
+# up with XSETID (https://redis.io/docs/latest/commands/xsetid/), which cannot
+# fail here: its top entry is at most its last id, which is below the seed id.
+# Nothing is done when the partition is seeded already (another process got
+# there first); ARGV[1] '' (no floor document) only marks it seeded.
+#
+# KEYS: stream, seeded key; ARGV: seed id ('' none)
+# Returns 'seeded' (already), 'raised' (the stream's last id moved up) or 'marked'
+SEED = (
+    "#!lua\n"
+    + _AS_TABLE
+    + _REPLID
+    + """
+local function older(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am < bm or (am == bm and as < bs)
+end
+local stream, seeded, target = KEYS[1], KEYS[2], ARGV[1]
+local id = replid()
+if redis.call('GET', seeded) == id then return 'seeded' end
+local outcome = 'marked'
+if target ~= '' then
+  if redis.call('EXISTS', stream) == 0 then
+    redis.call('XADD', stream, 'MAXLEN', '0', target, 'seed', '1')
+    outcome = 'raised'
+  else
+    local last = as_table(redis.call('XINFO', 'STREAM', stream))['last-generated-id']
+    if older(last, target) then
+      redis.call('XSETID', stream, target)
+      outcome = 'raised'
+    end
+  end
+end
+redis.call('SET', seeded, id)
+return outcome
 """
 )
 
@@ -559,6 +623,7 @@ class Scripts:
 
     def __init__(self, redis: Redis) -> None:
         self.write: AsyncScript = redis.register_script(WRITE)
+        self.seed: AsyncScript = redis.register_script(SEED)
         self.ack_and_clean: AsyncScript = redis.register_script(ACK_AND_CLEAN)
         self.dead_letter: AsyncScript = redis.register_script(DEAD_LETTER)
         self.dead_letter_once: AsyncScript = redis.register_script(DEAD_LETTER_ONCE)

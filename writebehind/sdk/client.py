@@ -37,6 +37,7 @@ from writebehind.sdk.reading.breaker import CircuitBreaker
 from writebehind.sdk.reading.flights import Flights
 from writebehind.sdk.reading.guard import RedisGuard
 from writebehind.sdk.reading.policy import ReadPolicy
+from writebehind.sdk.seeding import PartitionSeeder
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -166,6 +167,7 @@ class WriteBehind:
         self.read_flights = Flights()
         self.near = NearLayer(self.redis, self.keys)  # near caches; idle unless a policy asks
         self.scripts = Scripts(self.redis)
+        self.seeder = PartitionSeeder(self)  # seeds partitions on a new primary (sdk/seeding.py)
         self._checked = False
         self._closed = False
         self._check_lock = anyio.Lock()

@@ -32,11 +32,12 @@ from writebehind.core.errors import (
     NotReplicated,
     PersistTimeout,
     TooManyConflicts,
+    WriteBehindError,
     WriteManyError,
 )
 from writebehind.core.groups import consumer_group
 from writebehind.core.keys import encode_id
-from writebehind.core.replies import as_text
+from writebehind.core.replies import as_text, is_unseeded
 from writebehind.core.scripts import (
     ABSENT,
     ScriptCall,
@@ -52,6 +53,7 @@ from writebehind.sdk.reading.entry import Versioned
 from writebehind.sdk.reading.loading import within
 from writebehind.sdk.reading.policy import ReadPolicy
 from writebehind.sdk.reading.reader import Reader
+from writebehind.sdk.seeding import SEED_ROUNDS
 
 if TYPE_CHECKING:
     from writebehind.sdk.client import WriteBehind
@@ -70,10 +72,16 @@ class _Prepared:
     entry: str
     op: str
     body: bytes
+    seeded: str
     shard: ShardValues | None = None
     """Shard key values (``core.shard_key``); ``None`` for an unsharded collection."""
     shard_raw: bytes = b""
     """``shard`` as the record's ``sk`` field; ``b""`` for none."""
+
+    @property
+    def script_keys(self) -> list[str]:
+        """The write script's KEYS: stream, cache entry, the partition's seeded key."""
+        return [self.stream, self.entry, self.seeded]
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +141,7 @@ class Collection:
             keys.cache(partition, self.name, doc_id),
             op,
             body,
+            keys.seeded(partition),
             shard,
             shard_raw,
         )
@@ -161,12 +170,18 @@ class Collection:
         # Jittered: producers blocked on one full partition must not retry in lockstep.
         backoff = Backoff(base=0.005, cap=0.5)
         args = self._args(p, expected)
+        seeds = 0
         while True:
             try:
                 reply, replicas = await self._wb.redis_guard.call(
                     lambda: self._send(p, args), self._wb.write_timeout, "a write"
                 )
             except Exception as exc:
+                if is_unseeded(exc) and seeds < SEED_ROUNDS:
+                    # A new primary: seed the partition, then the same call (it changed nothing).
+                    seeds += 1
+                    await self._wb.seeder.seed([p.partition], self.reads.mongo_timeout)
+                    continue
                 mapped = map_script_error(exc)
                 if not isinstance(mapped, BacklogRefused):
                     if mapped is exc:
@@ -190,14 +205,12 @@ class Collection:
         """The write script's reply, and how many replicas confirmed it (``None``: not asked)."""
         wanted = self._wb.wait_replicas
         if not wanted:
-            reply = await call_script(
-                self._wb.redis, self._wb.scripts.write, [p.stream, p.entry], args
-            )
+            reply = await call_script(self._wb.redis, self._wb.scripts.write, p.script_keys, args)
             return reply, None
         # WAIT covers the writes made on its own connection: one pipeline, one connection.
         replies, waits = await run_scripts(
             self._wb.redis,
-            [ScriptCall(self._wb.scripts.write, [p.stream, p.entry], args)],
+            [ScriptCall(self._wb.scripts.write, p.script_keys, args)],
             trailing=self._wait_command(),
         )
         return replies[0], _fewest(waits)
@@ -230,6 +243,10 @@ class Collection:
             ConnectionPoolExhausted: no Redis connection became free in time.
             NotReplicated: written, but fewer than ``wait_replicas`` replicas confirmed it.
             PartitionCountMismatch, CodecMismatch: Redis records other settings (first use).
+            DatabaseUnavailable: the partition had to be seeded on a new Redis primary
+                (after a failover or a restart, or the first write of a deployment) and
+                MongoDB did not answer the read of the version floor within the read
+                policy's ``mongo_timeout`` seconds; nothing was written.
         """
         with self._wb.calling():
             version = await self._write(self._prepare(doc_id, _document(doc)))
@@ -381,9 +398,10 @@ class Collection:
         Raises:
             InvalidInput: any bad item, id or document; nothing was sent.
             WriteManyError: Redis refused some writes (``.results``: per item, the
-                ``Version`` made or the ``BacklogFull``/``RedisOutOfMemory`` refusal).
+                ``Version`` made or the ``BacklogFull``/``RedisOutOfMemory`` refusal, or
+                the ``DatabaseUnavailable`` that kept a new primary's partition unseeded).
             ClientClosed, CacheUnavailable, ConnectionPoolExhausted, NotReplicated,
-            PartitionCountMismatch, CodecMismatch: as ``set``.
+            PartitionCountMismatch, CodecMismatch, DatabaseUnavailable: as ``set``.
         """
         with self._wb.calling():
             return await self._set_many(items)
@@ -394,20 +412,30 @@ class Collection:
             return []
         await self._wb.ensure_ready()
         calls = [
-            ScriptCall(self._wb.scripts.write, [p.stream, p.entry], self._args(p, ""))
-            for p in prepared
+            ScriptCall(self._wb.scripts.write, p.script_keys, self._args(p, "")) for p in prepared
         ]
-        replies, waits = await self._wb.redis_guard.call(
-            lambda: run_scripts(
-                self._wb.redis,
-                calls,
-                trailing=self._wait_command() if self._wb.wait_replicas else (),
-                raise_on_error=False,
-            ),
-            self._wb.write_timeout,
-            "a write",
-            len(calls),
-        )
+        replies: list[Any] = [None] * len(calls)
+        waits: list[Any] = []
+        todo = list(range(len(calls)))
+        for seeds in range(SEED_ROUNDS + 1):
+            if seeds:
+                # A new primary refused some: seed their partitions, re-send only those.
+                refused = {prepared[i].partition for i in todo}
+                try:
+                    await self._wb.seeder.seed(refused, self.reads.mongo_timeout)
+                except WriteBehindError as exc:  # DatabaseUnavailable, CacheUnavailable
+                    if len(todo) == len(calls):
+                        raise  # nothing was written
+                    for i in todo:
+                        replies[i] = exc  # per item: the others were written
+                    break
+            got, tails = await self._send_many([calls[i] for i in todo])
+            waits += tails
+            for i, reply in zip(todo, got, strict=True):
+                replies[i] = reply
+            todo = [i for i in todo if is_unseeded(replies[i])]
+            if not todo:
+                break
         replicas = _fewest(waits) if self._wb.wait_replicas else None
         results: list[Any] = []
         for p, reply in zip(prepared, replies, strict=True):
@@ -425,6 +453,20 @@ class Collection:
             raise WriteManyError(results)
         self._check_replicated(results, replicas)
         return results
+
+    async def _send_many(self, calls: list[ScriptCall]) -> tuple[list[Any], list[Any]]:
+        """``run_scripts`` for ``set_many``: replies in place (errors too), ``WAIT`` replies."""
+        return await self._wb.redis_guard.call(
+            lambda: run_scripts(
+                self._wb.redis,
+                calls,
+                trailing=self._wait_command() if self._wb.wait_replicas else (),
+                raise_on_error=False,
+            ),
+            self._wb.write_timeout,
+            "a write",
+            len(calls),
+        )
 
     # -- reading ------------------------------------------------------------
 

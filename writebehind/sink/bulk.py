@@ -14,6 +14,7 @@ from pymongo.errors import BulkWriteError
 from pymongo.write_concern import WriteConcern
 
 from writebehind.core.codec import DEFAULT_CODEC_OPTIONS
+from writebehind.core.floor_store import FloorKeeper
 from writebehind.core.keys import encode_id
 from writebehind.core.shard_key import stored_conflict
 from writebehind.sink.classify import (
@@ -53,18 +54,24 @@ class MongoSink:
 
     Each result is ``None`` (applied, or already newer in MongoDB: either way
     done) or an ``ErrorInfo`` saying whether to retry or dead-letter.
+
+    Before a batch, the version floor of deployment ``prefix`` is raised above
+    it (``core.floor``), with the data's write concern, so that a new Redis
+    primary can be seeded above every version MongoDB holds.
     """
 
     def __init__(
         self,
         database: Any,
         *,
+        prefix: str,
         write_concern: WriteConcern | None = None,
         tombstone_grace: dt.timedelta = dt.timedelta(days=7),
         hard_deletes: bool = False,
     ) -> None:
         self.database = database
         self.write_concern = write_concern or WriteConcern(w="majority", j=True)
+        self.floor = FloorKeeper(database, prefix, self.write_concern)
         self.tombstone_grace = tombstone_grace
         self.hard_deletes = hard_deletes
         self.on_bulk_write: Callable[[float], None] | None = None
@@ -113,6 +120,14 @@ class MongoSink:
             if info.kind is not Failure.TRANSIENT:
                 raise
             return [info] * len(pendings)
+        try:
+            await _cancel_once(self.floor.cover(max(p.version.ms for p in pendings)))
+        except Exception as exc:
+            # Never write versions the floor does not cover: retried, whatever the error
+            # (a refusal to write the floor is a misconfiguration to fix, not a bad record).
+            info = classify_exception(exc)
+            message = f"raising the version floor failed: {info.message}"
+            return [ErrorInfo(Failure.TRANSIENT, info.code, message)] * len(pendings)
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         models = [
             guarded_write(

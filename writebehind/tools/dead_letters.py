@@ -306,7 +306,7 @@ class Redriver:
         self.keys = keys
         self.dry_run = dry_run
         self.reapplier = Reapplier(
-            sink or MongoSink(database), dry_run=dry_run, retry_for=retry_for
+            sink or MongoSink(database, prefix=keys.prefix), dry_run=dry_run, retry_for=retry_for
         )
         self.reapplier.on_retry = on_retry
         self.consumer = consumer or redrive_consumer_name()

@@ -12,6 +12,11 @@ The highest version is found per collection with a descending sort on
 ``_wb.v``; MongoDB sorts an array field descending by its largest element,
 which for ``[ms, seq]`` is ``ms``. Seeding to ``ms + 1`` covers any ``seq``.
 Without an index on ``_wb.v`` each collection is scanned once.
+
+Since the version floor (``core.floor``) a new primary seeds itself before its
+first write; this scan is for versions the floor does not cover (documents
+persisted before floors were kept, copied in from elsewhere, or a floor
+document deleted), so it also raises the floor to the highest version found.
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pymongo.write_concern import WriteConcern
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from writebehind.core.floor import FLOOR_COLLECTION, floor_id, floor_update
 from writebehind.core.keys import KeySpace
 from writebehind.core.replies import as_text
 from writebehind.core.version import Version
@@ -45,7 +52,7 @@ async def highest_persisted_ms(database: Any) -> int | None:
     """The largest ``ms`` of any ``_wb.v`` in the database's collections (None if none)."""
     best: int | None = None
     for name in await database.list_collection_names():
-        if name.startswith("system."):
+        if name.startswith("system.") or name == FLOOR_COLLECTION:
             continue
         doc = await database[name].find_one(
             {"_wb.v": {"$type": "array"}}, {"_wb.v": 1}, sort=[("_wb.v", -1)]
@@ -81,7 +88,8 @@ async def raise_stream(redis: Redis, stream: str, floor: Version) -> bool:
 
 
 async def seed_streams(redis: Redis, keys: KeySpace, database: Any) -> SeedReport:
-    """Raise every partition stream's last id above the highest version in MongoDB.
+    """Raise every partition stream's last id above the highest version in MongoDB,
+    and the version floor to it.
 
     Raises ``redis.exceptions.RedisError`` and ``pymongo.errors.PyMongoError``
     when a server fails; what was raised before stays raised (running it again
@@ -90,6 +98,10 @@ async def seed_streams(redis: Redis, keys: KeySpace, database: Any) -> SeedRepor
     ms = await highest_persisted_ms(database)
     if ms is None:
         return SeedReport(None, ())
+    floors = database.get_collection(
+        FLOOR_COLLECTION, write_concern=WriteConcern(w="majority", j=True)
+    )
+    await floors.update_one({"_id": floor_id(keys.prefix)}, floor_update(ms), upsert=True)
     floor = Version(ms + 1, 0)
     raised = [p for p in range(keys.partitions) if await raise_stream(redis, keys.stream(p), floor)]
     return SeedReport(floor, tuple(raised))

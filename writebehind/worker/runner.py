@@ -59,6 +59,7 @@ class Worker:
             ),
             tombstone_grace=dt.timedelta(seconds=self.settings.tombstone_grace),
             hard_deletes=self.settings.hard_deletes,
+            prefix=self.keys.prefix,
         )
         self.metrics = WorkerMetrics(self.stats)
         self.sink.on_bulk_write = self.metrics.bulk_write_seconds.observe

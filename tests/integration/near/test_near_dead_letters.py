@@ -62,7 +62,7 @@ async def _by_replay(
     wb: WriteBehind, redis: Redis, mongo_db: Any, start_worker: Any, refused: Version
 ) -> None:
     options = ReplayOptions(ReplayRange.parse("0", None))
-    result = await replay(redis, MongoSink(mongo_db), KEYS, options)
+    result = await replay(redis, MongoSink(mongo_db, prefix=KEYS.prefix), KEYS, options)
     assert result.dead_lettered == 1
 
 

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from tests.support.config import TEST_PARTITIONS, TEST_PREFIX
 from tests.support.http import http_get, sample
 from tests.support.processes import WorkerProcess
+from tests.support.seeding import seed_all
 from tests.support.servers import RedisServer, SecantusServer
 from tests.support.waiting import wait_until
 from writebehind import WriteBehind
@@ -52,6 +53,7 @@ async def test_a_mongodb_outage_is_logged_at_once_summarised_counted_and_ended(
             docs = wb.collection("docs")
             await wait_until(lambda: _is(events(worker, "worker_started")), timeout=60)
             await docs.wait_persisted(await docs.set("before", {"n": 0}), timeout=30)
+            await seed_all(wb)  # a partition's first write on a primary reads MongoDB
             port = int(str(events(worker, "metrics_listening")[0]["address"]).rsplit(":", 1)[1])
 
             mongo_server.stop()

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from tests.support.config import TEST_PARTITIONS, TEST_PREFIX
 from tests.support.processes import WorkerProcess
+from tests.support.seeding import seed_all
 from tests.support.servers import RedisServer, SecantusServer
 from tests.support.waiting import wait_until
 from writebehind import WriteBehind
@@ -49,6 +50,7 @@ async def test_sigterm_with_mongodb_unavailable_exits_within_the_drain_timeout(
         )
         docs = wb.collection("docs")
         await docs.wait_persisted(await docs.set("first", {"n": 0}), timeout=60)
+        await seed_all(wb)  # a partition's first write on a primary reads MongoDB
         if outage == "stopped":
             await anyio.to_thread.run_sync(mongo_server.stop)
         else:

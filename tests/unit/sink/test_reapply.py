@@ -35,6 +35,6 @@ def test_predict(stored: Version | None, exists: bool, op: Op, expected: Outcome
 @pytest.mark.anyio
 async def test_a_bug_is_raised_at_once_not_retried_for_minutes() -> None:
     # A database object without get_collection: a programming error, not an outage.
-    reapplier = Reapplier(MongoSink(object()), retry_for=300.0)
+    reapplier = Reapplier(MongoSink(object(), prefix="wb"), retry_for=300.0)
     with anyio.fail_after(5), pytest.raises(AttributeError):
         await reapplier.apply([pending("5-1")])

@@ -25,6 +25,7 @@ from writebehind.core.errors import (
     PersistTimeout,
     WriteManyError,
 )
+from writebehind.core.floor_store import FloorKeeper
 from writebehind.core.guarded import DEFAULT_TOMBSTONE_GRACE, guarded_replace, snapshot, tombstone
 from writebehind.core.shard_key import ShardKey
 from writebehind.core.version import Version
@@ -43,7 +44,8 @@ class WriteThroughCollection(Collection):
     seconds; the write was made in Redis all the same, stays queued, and the
     workers still apply it (or dead-letter it, if MongoDB refuses it for good).
     Deletes are written as tombstones purged after 7 days (the worker's default
-    ``--tombstone-grace``), whatever the workers' ``--hard-deletes``.
+    ``--tombstone-grace``), whatever the workers' ``--hard-deletes``. Like the
+    workers, it raises the version floor (``core.floor``) before writing.
     """
 
     def __init__(
@@ -58,6 +60,8 @@ class WriteThroughCollection(Collection):
             raise ConfigurationError(f"write_through_timeout must be > 0 seconds: {timeout!r}")
         super().__init__(wb, name, reads=reads, shard_key=shard_key)
         self.write_through_timeout = float(timeout)
+        # Raised before each write, as the workers do (core/floor.py).
+        self._floor = FloorKeeper(wb.mongo, wb.keys.prefix, self._journaled())
 
     async def _write(self, p: _Prepared, expected: str = "") -> Version | None:
         try:
@@ -99,6 +103,7 @@ class WriteThroughCollection(Collection):
         coll = self._mongo().with_options(write_concern=self._journaled())
         try:
             with anyio.fail_after(self.write_through_timeout):
+                await self._floor.cover(max(version.ms for _, version in writes))
                 await coll.bulk_write(models, ordered=False)
         except (TimeoutError, PyMongoError) as exc:
             first = writes[0][1]

@@ -30,6 +30,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from writebehind.core.errors import UnsupportedIdType
+from writebehind.core.floor import FLOOR_COLLECTION
 from writebehind.core.keys import KeySpace, encode_id
 from writebehind.core.scripts import EVICT, FLUSH_CLEAN, INVALIDATIONS_MAX_LEN, call_script
 from writebehind.sdk.reading.entry import ENTRY_FIELDS, parse_entry
@@ -153,6 +154,8 @@ class Invalidator:
     async def _handle(self, change: Mapping[str, Any]) -> None:
         op = change.get("operationType")
         coll = change.get("ns", {}).get("coll")
+        if coll == FLOOR_COLLECTION:
+            return  # writebehind's own version floor (core/floor.py): never cached
         if op in COLLECTION_GONE and coll:
             await self._empty_collection(str(coll))
         if op not in DOCUMENT_CHANGES or not coll:
@@ -208,7 +211,9 @@ class Invalidator:
 
     async def _empty(self) -> int:
         names = self._collections or [
-            n for n in await self._db.list_collection_names() if not n.startswith("system.")
+            n
+            for n in await self._db.list_collection_names()
+            if not n.startswith("system.") and n != FLOOR_COLLECTION
         ]
         return sum([await self._empty_collection(name) for name in names])
 
