@@ -1,0 +1,280 @@
+"""Comparison 9: YCSB core workloads A, B, C, D and F on four systems.
+
+Each system gets its own MongoDB collection holding the same ``records``
+records (10 fields x 100 bytes), loaded with ``insert_many`` (then copied with
+``$out``) before any run. Then every cache is warmed with the ``warm`` most
+requested records (the SDK's ``warm``, or one ``find`` and pipelined ``SET``s
+for cache-aside, 500 records at a time: 10,000 of 100,000 records draw 81% of
+Zipfian requests), so the short windows measure a warm cache rather than
+only its misses; warming all of them would take SecantusDB minutes. The near
+cache fills itself from Redis as it is read. For every workload, in YCSB's
+order (D last: its inserts grow the collections), every system runs in turn,
+the order rotated per workload: ``concurrency`` tasks in this process issue
+operations back to back for ``warm_up`` seconds (not counted), then for
+``seconds``; an operation counts when it starts and ends inside the timed
+window. Reported per (workload, system): operations per second, and p50/p99
+per operation in µs.
+
+The write-behind and write-through systems each have a worker process of
+their own (``writebehind worker``, default settings), running only during
+their system's windows (``SIGSTOP``/``SIGCONT`` otherwise), so one system's
+backlog never takes MongoDB's time from another's run. What a window's
+writes left unpersisted at its end is reported as its backlog.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+from redis.asyncio import Redis
+
+from benchmarks.common import median, percentile
+from benchmarks.distributions import (
+    WORKLOADS,
+    InsertCounter,
+    Latest,
+    Records,
+    ScrambledZipf,
+    Workload,
+)
+from benchmarks.flow import PARTITIONS, pending_records
+from benchmarks.ycsb_systems import CacheAside, MongoOnly, Sdk, System
+from writebehind import NearCache, ReadPolicy, WriteBehind
+from writebehind.core.keys import KeySpace
+
+SYSTEMS = ("writebehind + near cache", "write-through", "cache-aside", "mongodb alone")
+PREFIXES = {"writebehind + near cache": "y9a", "write-through": "y9b"}
+ZIPF = 0.99
+RUN_ORDER = "ABCFD"  # YCSB's: D last, its inserts grow the collections
+WARM_BATCH = 500
+QUANTILES = 200  # points kept of each read latency distribution, for the CDF plot
+
+
+async def load(db: Any, records: int, rng: random.Random) -> float:
+    """The same records into every system's collection; seconds taken."""
+    started = time.perf_counter()
+    make = Records(rng)
+    first = db[_collection(SYSTEMS[0])]
+    for start in range(0, records, 1000):
+        await first.insert_many(
+            [{"_id": i, **make()} for i in range(start, min(records, start + 1000))]
+        )
+    for system in SYSTEMS[1:]:
+        await first.aggregate([{"$match": {}}, {"$out": _collection(system)}])
+    return time.perf_counter() - started
+
+
+@asynccontextmanager
+async def workers(redis_url: str, mongo_url: str, database: str) -> AsyncIterator[dict[str, int]]:
+    """A ``writebehind worker`` process per SDK system, started, then stopped: ``{system: pid}``.
+
+    Each logs to a file of its own, read for its ``worker_started`` line.
+    """
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    with tempfile.TemporaryDirectory(prefix="wb-ycsb-") as logs:
+        try:
+            for system, prefix in PREFIXES.items():
+                command = [
+                    sys.executable, "-c", "from writebehind.cli import main; main()", "worker",
+                    "--redis-url", redis_url, "--mongo-url", mongo_url, "--database", database,
+                    "--prefix", prefix, "--partitions", str(PARTITIONS),
+                    "--metrics-address", "off", "--log-level", "info", "--log-format", "json",
+                ]  # fmt: skip
+                procs[system] = _spawn(command, Path(logs) / prefix)
+            for system, prefix in PREFIXES.items():
+                await _started(Path(logs) / prefix, procs[system])
+                os.kill(procs[system].pid, signal.SIGSTOP)
+            yield {system: proc.pid for system, proc in procs.items()}
+        finally:
+            for proc in procs.values():
+                os.kill(proc.pid, signal.SIGCONT)
+                proc.terminate()
+            for proc in procs.values():
+                proc.wait(40)
+
+
+async def _started(log: Path, proc: subprocess.Popen[bytes]) -> None:
+    """Wait (up to 60 s) for the worker's ``worker_started`` log line."""
+    with anyio.fail_after(60):
+        while proc.poll() is None:
+            if "worker_started" in _read(log):
+                return
+            await anyio.sleep(0.1)
+    raise RuntimeError(f"a worker exited with status {proc.returncode}: {_read(log)}")
+
+
+def _spawn(command: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+
+
+def _read(log: Path) -> str:
+    return log.read_text(errors="replace")
+
+
+def _collection(system: str) -> str:
+    return "ycsb_" + system.split()[0].replace("-", "_")
+
+
+async def run_window(
+    system: System,
+    workload: Workload,
+    keys: Callable[[], int],
+    counter: InsertCounter,
+    make: Records,
+    rng: random.Random,
+    concurrency: int,
+    warm_up: float,
+    seconds: float,
+) -> dict[str, Any]:
+    """One (workload, system) window: operations/s, latencies per operation, errors."""
+    choose = workload.chooser(rng)
+    calls: dict[str, Callable[[int], Awaitable[Any]]] = {
+        "read": system.read,
+        "update": lambda k: system.update(k, make()),
+        "insert": lambda k: system.insert(k, make()),
+        "rmw": lambda k: system.rmw(k, make()),
+    }
+    times: dict[str, list[float]] = {op: [] for op in workload.mix if workload.mix[op] > 0}
+    errors: dict[str, int] = {}
+    begin = time.perf_counter() + warm_up
+    end = begin + seconds
+
+    async def client() -> None:
+        while (started := time.perf_counter()) < end:
+            op = choose()
+            key = counter.next_key() if op == "insert" else keys()
+            try:
+                await calls[op](key)
+            except Exception as exc:  # counted and shown: a benchmark keeps going
+                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                continue
+            if op == "insert":
+                counter.acknowledge(key)
+            done = time.perf_counter()
+            if started >= begin and done <= end:
+                times[op].append(done - started)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(concurrency):
+            tg.start_soon(client)
+    count = sum(len(t) for t in times.values())
+    return {
+        "ops/s": count / seconds,
+        "operations": {
+            op: {
+                "count": len(t),
+                "p50 us": median(t) * 1e6 if t else None,
+                "p99 us": percentile(t, 0.99) * 1e6 if t else None,
+            }
+            for op, t in times.items()
+        },
+        "errors": errors,
+        "read quantiles us": _quantiles(times.get("read", [])),
+    }
+
+
+def _quantiles(samples: list[float]) -> list[float]:
+    if not samples:
+        return []
+    ordered = sorted(samples)
+    last = len(ordered) - 1
+    return [round(ordered[round(q * last / QUANTILES)] * 1e6, 1) for q in range(QUANTILES + 1)]
+
+
+async def ycsb(
+    redis: Redis,
+    db: Any,
+    redis_url: str,
+    mongo_url: str,
+    records: int,
+    seconds: float,
+    warm_up: float,
+    warm: int,
+    concurrency: int = 16,
+    seed: int = 9,
+) -> dict[str, Any]:
+    """Comparison 9; see the module's docstring. Ratios: writebehind's ops/s over each other's."""
+    rng = random.Random(seed)
+    loaded = await load(db, records, rng)
+    make = Records(rng)
+    zipf = ScrambledZipf(records, ZIPF, rng)
+    counters = {system: InsertCounter(records) for system in SYSTEMS}
+    results: dict[str, dict[str, Any]] = {}
+    near = ReadPolicy(near=NearCache())
+    async with (
+        WriteBehind(redis=redis, mongo=db, prefix=PREFIXES[SYSTEMS[0]]) as behind,
+        WriteBehind(redis=redis, mongo=db, prefix=PREFIXES[SYSTEMS[1]]) as through,
+    ):
+        systems: dict[str, System] = {
+            SYSTEMS[0]: Sdk(behind.collection(_collection(SYSTEMS[0]), reads=near)),
+            SYSTEMS[1]: Sdk(through.collection(_collection(SYSTEMS[1]), mode="write_through")),
+            SYSTEMS[2]: CacheAside(redis, db, _collection(SYSTEMS[2])),
+            SYSTEMS[3]: MongoOnly(db, _collection(SYSTEMS[3])),
+        }
+        warmed = {}
+        hot = zipf.keys[:warm]  # the most requested keys, by rank
+        for system, target in systems.items():
+            started = time.perf_counter()
+            for start in range(0, len(hot), WARM_BATCH):
+                await target.warm(sorted(hot[start : start + WARM_BATCH]))
+            warmed[system] = time.perf_counter() - started
+        async with workers(redis_url, mongo_url, db.name) as pids:
+            for w, name in enumerate(RUN_ORDER):
+                workload = WORKLOADS[name]
+                results[name] = {}
+                order = list(SYSTEMS[w % len(SYSTEMS) :] + SYSTEMS[: w % len(SYSTEMS)])
+                for system in order:
+                    counter = counters[system]
+                    keys = (
+                        Latest(counter, records, ZIPF, rng)
+                        if workload.distribution == "latest"
+                        else zipf
+                    )
+                    pid = pids.get(system)
+                    if pid is not None:
+                        os.kill(pid, signal.SIGCONT)
+                    try:
+                        window = await run_window(
+                            systems[system], workload, keys, counter, make, rng,
+                            concurrency, warm_up, seconds,
+                        )  # fmt: skip
+                    finally:
+                        if pid is not None:
+                            os.kill(pid, signal.SIGSTOP)
+                    if system in PREFIXES:
+                        streams = KeySpace(PREFIXES[system], PARTITIONS).streams()
+                        window["backlog after window"] = await pending_records(redis, streams)
+                    results[name][system] = window
+    ratios = {
+        name: {
+            f"x {other}": by[SYSTEMS[0]]["ops/s"] / by[other]["ops/s"]
+            for other in SYSTEMS[1:]
+            if by[other]["ops/s"] > 0
+        }
+        for name, by in results.items()
+    }
+    return {
+        "records": records,
+        "seconds per window": seconds,
+        "warm-up seconds": warm_up,
+        "concurrency": concurrency,
+        "load seconds": loaded,
+        "records warmed (most requested)": len(hot),
+        "share of requests to them": sum(1 / (k + 1) ** ZIPF for k in range(len(hot)))
+        / sum(1 / (k + 1) ** ZIPF for k in range(records)),
+        "cache warming seconds": warmed,
+        "workloads": results,
+        "writebehind throughput ratios": ratios,
+    }
