@@ -188,9 +188,10 @@ async def run(plan: dict[str, Any], out: Path, only: str = COMPARISONS) -> dict[
 
 def chosen(text: str) -> str:
     """``--only``'s comparisons, as a string of digits: "7,8,9" -> "789"."""
-    digits = "".join(sorted(set(text.replace(",", "").replace(" ", ""))))
-    if not digits or any(d not in COMPARISONS for d in digits):
+    parts = [part.strip() for part in text.split(",")]
+    if not all(len(part) == 1 and part in COMPARISONS for part in parts):
         raise argparse.ArgumentTypeError(f"comparisons are numbers 1 to 9, e.g. 7,8,9: {text!r}")
+    digits = "".join(sorted(set(parts)))
     if "6" in digits and "3" not in digits:
         raise argparse.ArgumentTypeError("comparison 6 needs 3 (it paces at half 3's drain rate)")
     return digits

@@ -10,6 +10,7 @@ READS = "8 reads"
 YCSB = "9 ycsb"
 WRITEBEHIND = "writebehind + near cache"
 GROWTH = "growth (peak / start - 1)"
+BACKLOGS = ("without MongoDB", "into SecantusDB")
 
 TARGETS = {
     "7": ("worker RSS growth draining the large backlog, MongoDB out of the path", 0.1, "at most"),
@@ -50,7 +51,7 @@ def sections(c: dict[str, Any]) -> list[str]:
             "| drained rec/s |",
             "|---|---|---|---|---|---|---|---|",
         ]
-        for m in c[MEMORY].values():
+        for m in (c[MEMORY][k] for k in BACKLOGS):
             lines.append(
                 f"| {m['records']:,} | {m['sink']} | {m['rss start MB']:.1f} | "
                 f"{m['rss peak MB']:.1f} | {m['rss end MB']:.1f} | {m[GROWTH]:.1%} | "
@@ -119,7 +120,7 @@ def plots(c: dict[str, Any], out: Path) -> None:
 
     if MEMORY in c:
         fig, ax = plt.subplots(figsize=(7, 3.5))
-        for m in c[MEMORY].values():
+        for m in (c[MEMORY][k] for k in BACKLOGS):
             points = m["rss over time [s, MB]"]
             label = f"{m['records']:,} records, sink: {m['sink']}"
             ax.plot([p[0] for p in points], [p[1] for p in points], label=label)
