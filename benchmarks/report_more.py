@@ -90,7 +90,7 @@ def _ycsb(y: dict[str, Any]) -> list[str]:
         f"{y['share of requests to them']:.0%} of requests)",
         "",
         "| workload | system | ops/s | writebehind x this | p50 / p99 µs per operation "
-        "| backlog after | errors |",
+        "| backlog after (s to persist it) | errors |",
         "|---|---|---|---|---|---|---|",
     ]
     for w, by in y["workloads"].items():
@@ -105,11 +105,17 @@ def _ycsb(y: dict[str, Any]) -> list[str]:
             lines.append(
                 f"| {w} | {system} | {window['ops/s']:,.0f} | "
                 f"{'' if ratio is None else f'{ratio:.2f}'} | {ops} | "
-                f"{window.get('backlog after window', '')} | "
+                f"{_backlog(window)} | "
                 f"{', '.join(f'{k} {v}' for k, v in window['errors'].items())} |"
             )
     lines.append("")
     return lines
+
+
+def _backlog(window: dict[str, Any]) -> str:
+    if "backlog after window" not in window:
+        return ""
+    return f"{window['backlog after window']:,} ({window['seconds to drain it']:.1f} s)"
 
 
 def plots(c: dict[str, Any], out: Path) -> None:

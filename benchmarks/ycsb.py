@@ -1,25 +1,31 @@
 """Comparison 9: YCSB core workloads A, B, C, D and F on four systems.
 
-Each system gets its own MongoDB collection holding the same ``records``
-records (10 fields x 100 bytes), loaded with ``insert_many`` (then copied with
-``$out``) before any run. Then every cache is warmed with the ``warm`` most
-requested records (the SDK's ``warm``, or one ``find`` and pipelined ``SET``s
-for cache-aside, 500 records at a time: 10,000 of 100,000 records draw 81% of
-Zipfian requests), so the short windows measure a warm cache rather than
-only its misses; warming all of them would take SecantusDB minutes. The near
-cache fills itself from Redis as it is read. For every workload, in YCSB's
-order (D last: its inserts grow the collections), every system runs in turn,
-the order rotated per workload: ``concurrency`` tasks in this process issue
-operations back to back for ``warm_up`` seconds (not counted), then for
-``seconds``; an operation counts when it starts and ends inside the timed
-window. Reported per (workload, system): operations per second, and p50/p99
-per operation in µs.
+The systems share one MongoDB collection of ``records`` records (10 fields x
+100 bytes, loaded with ``insert_many``) and have caches of their own (two SDK
+prefixes, cache-aside's keys); workload D's inserts of every system take keys
+from one sequence. Before the runs every cache is warmed with the ``warm``
+most requested records (the SDK's ``warm``, or one ``find`` and pipelined
+``SET``s for cache-aside, 500 records at a time: 10,000 of 100,000 records draw
+80% of Zipfian requests), so the short windows measure a warm cache rather
+than only its misses; warming every record would take SecantusDB minutes. The
+near cache fills itself from Redis as it is read.
+
+For every workload, in YCSB's order (D last: its inserts grow the
+collection), every system runs in turn, the order rotated per workload:
+``concurrency`` tasks in this process issue operations back to back for
+``warm_up`` seconds (not counted), then for ``seconds``; an operation counts
+when it starts and ends inside the timed window (one that raised is counted
+apart, by exception). Reported per (workload, system): operations per second,
+and p50/p99 per operation in µs.
 
 The write-behind and write-through systems each have a worker process of
 their own (``writebehind worker``, default settings), running only during
-their system's windows (``SIGSTOP``/``SIGCONT`` otherwise), so one system's
-backlog never takes MongoDB's time from another's run. What a window's
-writes left unpersisted at its end is reported as its backlog.
+their system's windows (``SIGSTOP`` otherwise). After such a window, before
+the worker is stopped, the worker persists what the window left (untimed,
+reported as the backlog and the seconds it took): each window starts with
+nothing queued, and no system's backlog takes MongoDB's time from another's
+run. For those two, the SDK's read counters of the window are reported too
+(where reads were answered: near, redis, mongodb, degraded; lease waits).
 """
 
 from __future__ import annotations
@@ -52,26 +58,25 @@ from benchmarks.flow import PARTITIONS, pending_records
 from benchmarks.ycsb_systems import CacheAside, MongoOnly, Sdk, System
 from writebehind import NearCache, ReadPolicy, WriteBehind
 from writebehind.core.keys import KeySpace
+from writebehind.sdk.metrics import SDK_READS
 
 SYSTEMS = ("writebehind + near cache", "write-through", "cache-aside", "mongodb alone")
 PREFIXES = {"writebehind + near cache": "y9a", "write-through": "y9b"}
 ZIPF = 0.99
 RUN_ORDER = "ABCFD"  # YCSB's: D last, its inserts grow the collections
 WARM_BATCH = 500
+COLLECTION = "ycsb"
 QUANTILES = 200  # points kept of each read latency distribution, for the CDF plot
 
 
 async def load(db: Any, records: int, rng: random.Random) -> float:
-    """The same records into every system's collection; seconds taken."""
+    """The records into the collection; seconds taken."""
     started = time.perf_counter()
     make = Records(rng)
-    first = db[_collection(SYSTEMS[0])]
     for start in range(0, records, 1000):
-        await first.insert_many(
+        await db[COLLECTION].insert_many(
             [{"_id": i, **make()} for i in range(start, min(records, start + 1000))]
         )
-    for system in SYSTEMS[1:]:
-        await first.aggregate([{"$match": {}}, {"$out": _collection(system)}])
     return time.perf_counter() - started
 
 
@@ -121,10 +126,6 @@ def _spawn(command: list[str], log: Path) -> subprocess.Popen[bytes]:
 
 def _read(log: Path) -> str:
     return log.read_text(errors="replace")
-
-
-def _collection(system: str) -> str:
-    return "ycsb_" + system.split()[0].replace("-", "_")
 
 
 async def run_window(
@@ -210,7 +211,7 @@ async def ycsb(
     loaded = await load(db, records, rng)
     make = Records(rng)
     zipf = ScrambledZipf(records, ZIPF, rng)
-    counters = {system: InsertCounter(records) for system in SYSTEMS}
+    counter = InsertCounter(records)  # one key sequence: every system inserts new keys
     results: dict[str, dict[str, Any]] = {}
     near = ReadPolicy(near=NearCache())
     async with (
@@ -218,10 +219,10 @@ async def ycsb(
         WriteBehind(redis=redis, mongo=db, prefix=PREFIXES[SYSTEMS[1]]) as through,
     ):
         systems: dict[str, System] = {
-            SYSTEMS[0]: Sdk(behind.collection(_collection(SYSTEMS[0]), reads=near)),
-            SYSTEMS[1]: Sdk(through.collection(_collection(SYSTEMS[1]), mode="write_through")),
-            SYSTEMS[2]: CacheAside(redis, db, _collection(SYSTEMS[2])),
-            SYSTEMS[3]: MongoOnly(db, _collection(SYSTEMS[3])),
+            SYSTEMS[0]: Sdk(behind.collection(COLLECTION, reads=near)),
+            SYSTEMS[1]: Sdk(through.collection(COLLECTION, mode="write_through")),
+            SYSTEMS[2]: CacheAside(redis, db, COLLECTION),
+            SYSTEMS[3]: MongoOnly(db, COLLECTION),
         }
         warmed = {}
         hot = zipf.keys[:warm]  # the most requested keys, by rank
@@ -236,7 +237,6 @@ async def ycsb(
                 results[name] = {}
                 order = list(SYSTEMS[w % len(SYSTEMS) :] + SYSTEMS[: w % len(SYSTEMS)])
                 for system in order:
-                    counter = counters[system]
                     keys = (
                         Latest(counter, records, ZIPF, rng)
                         if workload.distribution == "latest"
@@ -246,16 +246,17 @@ async def ycsb(
                     if pid is not None:
                         os.kill(pid, signal.SIGCONT)
                     try:
+                        before = _read_outcomes()
                         window = await run_window(
                             systems[system], workload, keys, counter, make, rng,
                             concurrency, warm_up, seconds,
                         )  # fmt: skip
+                        if system in PREFIXES:
+                            window["read outcomes"] = _read_outcomes(before)
+                            window |= await _drained(redis, PREFIXES[system])
                     finally:
                         if pid is not None:
                             os.kill(pid, signal.SIGSTOP)
-                    if system in PREFIXES:
-                        streams = KeySpace(PREFIXES[system], PARTITIONS).streams()
-                        window["backlog after window"] = await pending_records(redis, streams)
                     results[name][system] = window
     ratios = {
         name: {
@@ -278,3 +279,27 @@ async def ycsb(
         "workloads": results,
         "writebehind throughput ratios": ratios,
     }
+
+
+async def _drained(redis: Redis, prefix: str) -> dict[str, Any]:
+    """Wait (untimed, up to 10 minutes) until the worker has persisted the window's writes."""
+    streams = KeySpace(prefix, PARTITIONS).streams()
+    backlog = await pending_records(redis, streams)
+    started = time.perf_counter()
+    with anyio.move_on_after(600):
+        while await pending_records(redis, streams) > 0:  # noqa: ASYNC110 - a counter in Redis
+            await anyio.sleep(0.05)
+    return {"backlog after window": backlog, "seconds to drain it": time.perf_counter() - started}
+
+
+def _read_outcomes(since: dict[str, float] | None = None) -> dict[str, float]:
+    """The SDK's read counters of the collection, ``level/outcome``; minus ``since`` if given."""
+    now: dict[str, float] = {}
+    for metric in SDK_READS.collect():
+        for sample in metric.samples:
+            labels = sample.labels
+            if sample.name.endswith("_total") and labels["collection"] == COLLECTION:
+                now[f"{labels['level']}/{labels['outcome']}"] = sample.value
+    if since is None:
+        return now
+    return {k: v - since.get(k, 0.0) for k, v in now.items() if v - since.get(k, 0.0)}
