@@ -31,19 +31,20 @@ from writebehind.observability.logs import configure_logging
 FULL = {
     "set steps": 3000,
     "set_many steps": 200,
-    "drain records": 20_000,
+    "drain records": 15_000,
     "batch sizes": [250, 500, 1000, 2000],
     "concurrencies": [1, 2, 4, 8],
     "drain rounds": 3,
     "zipf writes": 50_000,
     "lag seconds": 20.0,
     "memory records": 1_000_000,
-    "memory records into MongoDB": 20_000,
+    "memory records into MongoDB": 10_000,
     "read steps": 3000,
     "ycsb records": 100_000,
     "ycsb warmed records": 10_000,
-    "ycsb seconds": 3.0,
-    "ycsb warm-up seconds": 1.0,
+    "ycsb seconds": 1.0,
+    "ycsb warm-up seconds": 0.5,
+    "ycsb rounds": 3,
 }
 QUICK = {
     "set steps": 1000,
@@ -59,8 +60,9 @@ QUICK = {
     "read steps": 1000,
     "ycsb records": 10_000,
     "ycsb warmed records": 10_000,
-    "ycsb seconds": 1.0,
-    "ycsb warm-up seconds": 0.5,
+    "ycsb seconds": 0.75,
+    "ycsb warm-up seconds": 0.25,
+    "ycsb rounds": 2,
 }
 COMPARISONS = "123456789"
 LATENCY = 0.005  # seconds each way: issue 16's distant MongoDB
@@ -177,6 +179,7 @@ async def run(plan: dict[str, Any], out: Path, only: str = COMPARISONS) -> dict[
                         plan["ycsb seconds"],
                         plan["ycsb warm-up seconds"],
                         plan["ycsb warmed records"],
+                        plan["ycsb rounds"],
                     ),
                 )
         finally:

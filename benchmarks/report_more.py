@@ -84,13 +84,14 @@ def sections(c: dict[str, Any]) -> list[str]:
 def _ycsb(y: dict[str, Any]) -> list[str]:
     lines = [
         f"## 9. YCSB ({y['records']:,} records of 10 fields x 100 bytes, Zipfian 0.99; "
-        f"{y['concurrency']} tasks; {y['seconds per window']:g} s timed after "
-        f"{y['warm-up seconds']:g} s of warm-up per workload and system; caches warmed with the "
+        f"{y['concurrency']} tasks; {y['rounds']} rounds of {y['seconds per window']:g} s timed "
+        f"after {y['warm-up seconds']:g} s of warm-up per workload and system, ops/s the median "
+        "round, ratios the median of per-round ratios; caches warmed with the "
         f"{y['records warmed (most requested)']:,} most requested records, "
         f"{y['share of requests to them']:.0%} of requests)",
         "",
         "| workload | system | ops/s | writebehind x this | p50 / p99 µs per operation "
-        "| backlog after (s to persist it) | errors |",
+        "| backlog after each round (s to persist them) | errors |",
         "|---|---|---|---|---|---|---|",
     ]
     for w, by in y["workloads"].items():
@@ -115,7 +116,8 @@ def _ycsb(y: dict[str, Any]) -> list[str]:
 def _backlog(window: dict[str, Any]) -> str:
     if "backlog after window" not in window:
         return ""
-    return f"{window['backlog after window']:,} ({window['seconds to drain it']:.1f} s)"
+    backlogs = " / ".join(f"{n:,}" for n in window["backlog after window"])
+    return f"{backlogs} ({window['seconds to drain it']:.1f} s)"
 
 
 def plots(c: dict[str, Any], out: Path) -> None:

@@ -11,12 +11,14 @@ than only its misses; warming every record would take SecantusDB minutes. The
 near cache fills itself from Redis as it is read.
 
 For every workload, in YCSB's order (D last: its inserts grow the
-collection), every system runs in turn, the order rotated per workload:
+collection), ``rounds`` rounds run every system in turn, the order rotated
+from round to round (the machine's load moves; a stall hits one round):
 ``concurrency`` tasks in this process issue operations back to back for
 ``warm_up`` seconds (not counted), then for ``seconds``; an operation counts
 when it starts and ends inside the timed window (one that raised is counted
-apart, by exception). Reported per (workload, system): operations per second,
-and p50/p99 per operation in µs.
+apart, by exception). Reported per (workload, system): the median of the
+rounds' operations per second, p50/p99 per operation in µs over every round;
+writebehind's ratio to each other system is the median of per-round ratios.
 
 The write-behind and write-through systems each have a worker process of
 their own (``writebehind worker``, default settings), running only during
@@ -170,9 +172,33 @@ async def run_window(
     async with anyio.create_task_group() as tg:
         for _ in range(concurrency):
             tg.start_soon(client)
-    count = sum(len(t) for t in times.values())
     return {
-        "ops/s": count / seconds,
+        "ops/s": sum(len(t) for t in times.values()) / seconds,
+        "times": times,
+        "errors": errors,
+    }
+
+
+def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One system's rounds of a workload: the median rate, latencies of every round pooled.
+
+    Each round is ``run_window``'s answer, with whatever the caller added
+    (``backlog after window``, ``seconds to drain it``, ``read outcomes``):
+    backlogs are listed by round, drain seconds and read outcomes summed.
+    """
+    times: dict[str, list[float]] = {}
+    errors: dict[str, int] = {}
+    outcomes: dict[str, float] = {}
+    for r in rounds:
+        for op, t in r["times"].items():
+            times.setdefault(op, []).extend(t)
+        for name, n in r["errors"].items():
+            errors[name] = errors.get(name, 0) + n
+        for name, n in r.get("read outcomes", {}).items():
+            outcomes[name] = outcomes.get(name, 0) + n
+    out: dict[str, Any] = {
+        "ops/s": median([r["ops/s"] for r in rounds]),
+        "ops/s by round": [r["ops/s"] for r in rounds],
         "operations": {
             op: {
                 "count": len(t),
@@ -184,6 +210,23 @@ async def run_window(
         "errors": errors,
         "read quantiles us": _quantiles(times.get("read", [])),
     }
+    if "backlog after window" in rounds[0]:
+        out["backlog after window"] = [r["backlog after window"] for r in rounds]
+        out["seconds to drain it"] = sum(r["seconds to drain it"] for r in rounds)
+        out["read outcomes"] = outcomes
+    return out
+
+
+def ratios(rounds: dict[str, list[dict[str, Any]]]) -> dict[str, float]:
+    """Writebehind's ops/s over each other system's: the median of per-round ratios
+    (a system with a round of no operation at all gets none)."""
+    ours = [r["ops/s"] for r in rounds[SYSTEMS[0]]]
+    out = {}
+    for other in SYSTEMS[1:]:
+        theirs = [r["ops/s"] for r in rounds[other]]
+        if all(theirs):
+            out[f"x {other}"] = median([a / b for a, b in zip(ours, theirs, strict=True)])
+    return out
 
 
 def _quantiles(samples: list[float]) -> list[float]:
@@ -203,6 +246,7 @@ async def ycsb(
     seconds: float,
     warm_up: float,
     warm: int,
+    rounds: int,
     concurrency: int = 16,
     seed: int = 9,
 ) -> dict[str, Any]:
@@ -213,6 +257,7 @@ async def ycsb(
     zipf = ScrambledZipf(records, ZIPF, rng)
     counter = InsertCounter(records)  # one key sequence: every system inserts new keys
     results: dict[str, dict[str, Any]] = {}
+    by_round: dict[str, dict[str, float]] = {}
     near = ReadPolicy(near=NearCache())
     async with (
         WriteBehind(redis=redis, mongo=db, prefix=PREFIXES[SYSTEMS[0]]) as behind,
@@ -234,41 +279,26 @@ async def ycsb(
         async with workers(redis_url, mongo_url, db.name) as pids:
             for w, name in enumerate(RUN_ORDER):
                 workload = WORKLOADS[name]
-                results[name] = {}
-                order = list(SYSTEMS[w % len(SYSTEMS) :] + SYSTEMS[: w % len(SYSTEMS)])
-                for system in order:
-                    keys = (
-                        Latest(counter, records, ZIPF, rng)
-                        if workload.distribution == "latest"
-                        else zipf
-                    )
-                    pid = pids.get(system)
-                    if pid is not None:
-                        os.kill(pid, signal.SIGCONT)
-                    try:
-                        before = _read_outcomes()
-                        window = await run_window(
-                            systems[system], workload, keys, counter, make, rng,
-                            concurrency, warm_up, seconds,
+                found: dict[str, list[dict[str, Any]]] = {system: [] for system in SYSTEMS}
+                for r in range(rounds):
+                    shift = (w * rounds + r) % len(SYSTEMS)
+                    for system in SYSTEMS[shift:] + SYSTEMS[:shift]:
+                        keys = (
+                            Latest(counter, records, ZIPF, rng)
+                            if workload.distribution == "latest"
+                            else zipf
+                        )
+                        window = await _window(
+                            redis, systems[system], system, pids.get(system),
+                            workload, keys, counter, make, rng, concurrency, warm_up, seconds,
                         )  # fmt: skip
-                        if system in PREFIXES:
-                            window["read outcomes"] = _read_outcomes(before)
-                            window |= await _drained(redis, PREFIXES[system])
-                    finally:
-                        if pid is not None:
-                            os.kill(pid, signal.SIGSTOP)
-                    results[name][system] = window
-    ratios = {
-        name: {
-            f"x {other}": by[SYSTEMS[0]]["ops/s"] / by[other]["ops/s"]
-            for other in SYSTEMS[1:]
-            if by[other]["ops/s"] > 0
-        }
-        for name, by in results.items()
-    }
+                        found[system].append(window)
+                results[name] = {system: summary(found[system]) for system in SYSTEMS}
+                by_round[name] = ratios(found)
     return {
         "records": records,
         "seconds per window": seconds,
+        "rounds": rounds,
         "warm-up seconds": warm_up,
         "concurrency": concurrency,
         "load seconds": loaded,
@@ -277,8 +307,31 @@ async def ycsb(
         / sum(1 / (k + 1) ** ZIPF for k in range(records)),
         "cache warming seconds": warmed,
         "workloads": results,
-        "writebehind throughput ratios": ratios,
+        "writebehind throughput ratios": by_round,
     }
+
+
+async def _window(
+    redis: Redis,
+    target: System,
+    system: str,
+    pid: int | None,
+    *args: Any,
+) -> dict[str, Any]:
+    """``run_window`` with the system's worker running (if it has one), then its backlog
+    persisted before the worker is stopped again."""
+    if pid is not None:
+        os.kill(pid, signal.SIGCONT)
+    try:
+        before = _read_outcomes()
+        window = await run_window(target, *args)
+        if system in PREFIXES:
+            window["read outcomes"] = _read_outcomes(before)
+            window |= await _drained(redis, PREFIXES[system])
+    finally:
+        if pid is not None:
+            os.kill(pid, signal.SIGSTOP)
+    return window
 
 
 async def _drained(redis: Redis, prefix: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import report, report_more
+from benchmarks import report, report_more, ycsb
 from benchmarks.__main__ import chosen
 
 SYSTEMS = ("writebehind + near cache", "write-through", "cache-aside", "mongodb alone")
@@ -31,6 +31,8 @@ def memory(records: int, start: float, peak: float) -> dict[str, Any]:
 def window(ops: float) -> dict[str, Any]:
     return {
         "ops/s": ops,
+        "backlog after window": [1, 2],
+        "seconds to drain it": 0.25,
         "operations": {"read": {"count": 10, "p50 us": 100.0, "p99 us": 900.0}},
         "errors": {},
         "read quantiles us": [10.0, 100.0, 1000.0],
@@ -85,6 +87,7 @@ def results() -> dict[str, Any]:
                 "records": 100_000,
                 "concurrency": 16,
                 "seconds per window": 3.0,
+                "rounds": 3,
                 "warm-up seconds": 1.0,
                 "records warmed (most requested)": 10_000,
                 "share of requests to them": 0.81,
@@ -120,6 +123,7 @@ def test_targets_of_7_8_and_9_are_measured_and_judged() -> None:
     assert "not run" in row(report.TARGETS["1a"][0])
     assert "## 9. YCSB" in text
     assert "| A | mongodb alone | 1,000 | 3.50 |" in text
+    assert "| 1 / 2 (0.2 s) |" in text
 
 
 def test_plots_of_7_8_and_9_are_written(tmp_path: Path) -> None:
@@ -135,3 +139,37 @@ def test_only_takes_comparison_numbers() -> None:
     for bad in ("0", "10", "", "a", "7;8", "6"):
         with pytest.raises(argparse.ArgumentTypeError, match="comparison"):
             chosen(bad)
+
+
+def test_rounds_are_summarised_by_their_median_and_pooled_latencies() -> None:
+    rounds = [
+        {"ops/s": ops, "times": {"read": [t] * 3}, "errors": errors}
+        for ops, t, errors in ((100.0, 0.001, {}), (300.0, 0.002, {"X": 1}), (200.0, 0.003, {}))
+    ]
+    for r, backlog in zip(rounds, (5, 0, 7), strict=True):
+        r |= {"backlog after window": backlog, "seconds to drain it": 0.5}
+        r["read outcomes"] = {"near/hit": 2.0}
+    out = ycsb.summary(rounds)
+    assert out["ops/s"] == 200.0
+    assert out["ops/s by round"] == [100.0, 300.0, 200.0]
+    assert out["operations"]["read"]["count"] == 9
+    assert out["operations"]["read"]["p50 us"] == pytest.approx(2000.0)
+    assert out["errors"] == {"X": 1}
+    assert out["backlog after window"] == [5, 0, 7]
+    assert out["seconds to drain it"] == 1.5
+    assert out["read outcomes"] == {"near/hit": 6.0}
+    assert out["read quantiles us"][0] == 1000.0
+    assert out["read quantiles us"][-1] == 3000.0
+
+
+def test_ratios_are_medians_of_per_round_ratios() -> None:
+    def rounds(*ops: float) -> list[dict[str, Any]]:
+        return [{"ops/s": o} for o in ops]
+
+    found = {
+        SYSTEMS[0]: rounds(300, 100, 200),
+        SYSTEMS[1]: rounds(100, 100, 100),  # 3, 1, 2: median 2
+        SYSTEMS[2]: rounds(300, 10, 100),  # 1, 10, 2: median 2 (not 600 / 410)
+        SYSTEMS[3]: rounds(100, 0, 100),  # a round of nothing: no ratio
+    }
+    assert ycsb.ratios(found) == {"x write-through": 2.0, "x cache-aside": 2.0}
