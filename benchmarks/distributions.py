@@ -55,7 +55,8 @@ class ScrambledZipf:
 
 
 class InsertCounter:
-    """Keys of inserts (workload D): handed out in order, acknowledged in any order.
+    """Keys of inserts (workload D): handed out in order from ``start``, acknowledged in any
+    order.
 
     ``acknowledged`` is the highest key below which every insert has returned,
     so a read of a key up to it never asks for a record still being inserted
@@ -63,6 +64,7 @@ class InsertCounter:
     """
 
     def __init__(self, start: int) -> None:
+        self.start = start
         self._next = start
         self.acknowledged = start - 1
         self._done: set[int] = set()
@@ -80,14 +82,23 @@ class InsertCounter:
 
 
 class Latest:
-    """Keys skewed towards the newest acknowledged insert: ``newest - zipf rank``, at least 0."""
+    """Keys skewed towards the newest acknowledged insert: the newest minus a Zipfian rank.
 
-    def __init__(self, counter: InsertCounter, n: int, s: float, rng: random.Random) -> None:
+    The sequence is the ``records`` loaded (keys 0..records-1), then this
+    counter's inserts (keys from ``counter.start``, which may leave a gap so
+    that several systems insert keys of their own); a rank past the start of
+    the sequence gives key 0.
+    """
+
+    def __init__(self, counter: InsertCounter, records: int, s: float, rng: random.Random) -> None:
         self.counter = counter
-        self.zipf = Zipf(n, s, rng)
+        self.records = records
+        self.zipf = Zipf(records, s, rng)
 
     def __call__(self) -> int:
-        return max(0, self.counter.acknowledged - self.zipf())
+        inserted = self.counter.acknowledged - self.counter.start + 1
+        at = max(0, self.records + inserted - 1 - self.zipf())
+        return at if at < self.records else self.counter.start + at - self.records
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,19 @@ def test_latest_favours_the_newest_acknowledged_key() -> None:
     assert Counter(latest() for _ in range(20_000)).most_common(1)[0][0] == 1000
 
 
+def test_latest_reads_its_own_inserts_then_the_loaded_records() -> None:
+    """A system inserting from key 5000 (others insert elsewhere) reads its newest insert
+    most, then the loaded records 0..999: never a key of the gap or another system's."""
+    counter = InsertCounter(5000)
+    for _ in range(3):
+        counter.acknowledge(counter.next_key())
+    latest = Latest(counter, 1000, 0.99, random.Random(4))
+    draws = Counter(latest() for _ in range(20_000))
+    assert set(draws) <= set(range(1000)) | {5000, 5001, 5002}
+    assert draws.most_common(1)[0][0] == 5002
+    assert draws[5002] > draws[5001] > draws[5000] > draws[999] > draws[998]
+
+
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
