@@ -200,14 +200,19 @@ def chosen(text: str) -> str:
     return digits
 
 
-def main() -> None:
+def arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; ``--only`` defaults to every comparison."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs (a few minutes)")
     parser.add_argument("--out", default="docs/bench", help="where results and plots go")
     parser.add_argument(
-        "--only", type=chosen, default=COMPARISONS, help="comparisons to run, e.g. 7,8,9"
+        "--only", type=chosen, default=",".join(COMPARISONS), help="comparisons, e.g. 7,8,9"
     )
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = arguments()
     configure_logging("error")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

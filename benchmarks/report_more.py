@@ -109,6 +109,15 @@ def _ycsb(y: dict[str, Any]) -> list[str]:
                 f"{_backlog(window)} | "
                 f"{', '.join(f'{k} {v}' for k, v in window['errors'].items())} |"
             )
+    lines += [
+        "",
+        "Where writebehind's reads were answered (SDK read counters, warm-up included):",
+        "",
+    ]
+    for w, by in y["workloads"].items():
+        outcomes = by[WRITEBEHIND].get("read outcomes", {})
+        shown = ", ".join(f"{k} {v:,.0f}" for k, v in sorted(outcomes.items()))
+        lines.append(f"- {w}: {shown}")
     lines.append("")
     return lines
 

@@ -62,7 +62,7 @@ from benchmarks.flow import PARTITIONS, pending_records
 from benchmarks.ycsb_systems import CacheAside, MongoOnly, Sdk, System
 from writebehind import NearCache, ReadPolicy, WriteBehind
 from writebehind.core.keys import KeySpace
-from writebehind.sdk.metrics import SDK_READS
+from writebehind.sdk.metrics import SDK_NEAR_READS, SDK_READS
 
 SYSTEMS = ("writebehind + near cache", "write-through", "cache-aside", "mongodb alone")
 PREFIXES = {"writebehind + near cache": "y9a", "write-through": "y9b"}
@@ -354,11 +354,13 @@ async def _drained(redis: Redis, prefix: str) -> dict[str, Any]:
 def _read_outcomes(since: dict[str, float] | None = None) -> dict[str, float]:
     """The SDK's read counters of the collection, ``level/outcome``; minus ``since`` if given."""
     now: dict[str, float] = {}
-    for metric in SDK_READS.collect():
-        for sample in metric.samples:
-            labels = sample.labels
-            if sample.name.endswith("_total") and labels["collection"] == COLLECTION:
-                now[f"{labels['level']}/{labels['outcome']}"] = sample.value
+    for counter in (SDK_READS, SDK_NEAR_READS):
+        for metric in counter.collect():
+            for sample in metric.samples:
+                labels = sample.labels
+                if sample.name.endswith("_total") and labels["collection"] == COLLECTION:
+                    level = labels.get("level", "near cache lookup")
+                    now[f"{level}/{labels['outcome']}"] = sample.value
     if since is None:
         return now
     return {k: v - since.get(k, 0.0) for k, v in now.items() if v - since.get(k, 0.0)}

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from benchmarks import report, report_more, ycsb
-from benchmarks.__main__ import chosen
+from benchmarks.__main__ import arguments, chosen
 
 SYSTEMS = ("writebehind + near cache", "write-through", "cache-aside", "mongodb alone")
 
@@ -130,6 +130,11 @@ def test_plots_of_7_8_and_9_are_written(tmp_path: Path) -> None:
     report.plots(results(), tmp_path)
     written = {p.name for p in tmp_path.iterdir()}
     assert written == {"memory.png", "reads.png", "ycsb_throughput.png", "ycsb_read_cdf.png"}
+
+
+def test_every_comparison_runs_unless_only_names_some() -> None:
+    assert arguments([]).only == "123456789"
+    assert arguments(["--only", "9,7"]).only == "79"
 
 
 def test_only_takes_comparison_numbers() -> None:
