@@ -107,11 +107,21 @@ async def workers(redis_url: str, mongo_url: str, database: str) -> AsyncIterato
                 os.kill(procs[system].pid, signal.SIGSTOP)
             yield {system: proc.pid for system, proc in procs.items()}
         finally:
-            for proc in procs.values():
-                os.kill(proc.pid, signal.SIGCONT)
-                proc.terminate()
-            for proc in procs.values():
-                proc.wait(40)
+            _stop(list(procs.values()))
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Resume, then ``SIGTERM`` each worker (it drains and exits); ``SIGKILL`` after 40 s."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(40)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 async def _started(log: Path, proc: subprocess.Popen[bytes]) -> None:
