@@ -1,9 +1,11 @@
 """One worker process for comparison 4: MongoDB taken out of the path.
 
-    python -m benchmarks.ceiling_worker REDIS_URL MONGO_URL PREFIX
+    python -m benchmarks.ceiling_worker REDIS_URL MONGO_URL PREFIX [mongodb]
 
 Runs its start-up checks, prints ``ready``, waits for a line on stdin, drains
-(the sink answers "persisted" at once), and stops at the next line.
+(the sink answers "persisted" at once), and stops at the next line. With
+``mongodb`` the sink is left as it is: the records go to MongoDB (comparison 7
+measures this process's memory both ways).
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ async def no_mongodb(name: str, pendings: Any) -> list[Any]:
     return [None] * len(pendings)
 
 
-async def main(redis_url: str, mongo_url: str, prefix: str) -> None:
+async def main(redis_url: str, mongo_url: str, prefix: str, sink: str) -> None:
     configure_logging("error")
     redis = Redis.from_url(redis_url)
     client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url)
     worker = Worker(redis, client["ceiling"], Settings(prefix=prefix, metrics_address=None))
-    worker.sink.write = no_mongodb  # type: ignore[method-assign]
+    if sink != "mongodb":
+        worker.sink.write = no_mongodb  # type: ignore[method-assign]
     await worker.startup_checks()
     stdin = anyio.wrap_file(sys.stdin)
     print("ready", flush=True)
@@ -43,4 +46,5 @@ async def main(redis_url: str, mongo_url: str, prefix: str) -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main, sys.argv[1], sys.argv[2], sys.argv[3])
+    sink = sys.argv[4] if len(sys.argv) > 4 else "none"
+    anyio.run(main, sys.argv[1], sys.argv[2], sys.argv[3], sink)

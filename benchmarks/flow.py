@@ -13,8 +13,6 @@
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import json
 import random
 import sys
@@ -25,22 +23,12 @@ import anyio
 from redis.asyncio import Redis
 
 from benchmarks.common import median, percentile, small_document
+from benchmarks.distributions import Zipf
 from writebehind import WriteBehind
 from writebehind.settings import Settings
 from writebehind.worker.runner import Worker
 
 PARTITIONS = 16
-
-
-class Zipf:
-    """Ranks 0..n-1, drawn with probability proportional to 1 / (rank + 1) ** s (YCSB: s = 0.99)."""
-
-    def __init__(self, n: int, s: float, rng: random.Random) -> None:
-        self.cdf = list(itertools.accumulate(1 / (k + 1) ** s for k in range(n)))
-        self.rng = rng
-
-    def __call__(self) -> int:
-        return bisect.bisect_left(self.cdf, self.rng.random() * self.cdf[-1])
 
 
 def _worker(redis: Redis, db: Any, prefix: str) -> Worker:
@@ -152,7 +140,7 @@ async def ceiling_processes(
         for proc in procs:
             assert proc.stdin is not None
             await proc.stdin.send(b"go\n")
-        while await _backlog(redis, [keys.stream(p) for p in range(PARTITIONS)]) > 0:  # noqa: ASYNC110
+        while await pending_records(redis, [keys.stream(p) for p in range(PARTITIONS)]) > 0:  # noqa: ASYNC110
             await anyio.sleep(0.02)
         elapsed = time.perf_counter() - started
         for proc in procs:
@@ -168,7 +156,7 @@ async def ceiling_processes(
     return records / elapsed
 
 
-async def _backlog(redis: Redis, streams: list[str]) -> int:
+async def pending_records(redis: Redis, streams: list[str]) -> int:
     """Records pending or undelivered in the worker's group, over every stream."""
     total = 0
     for stream in streams:

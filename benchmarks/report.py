@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from benchmarks import report_more
+
 DRAIN_RATIO = "x default worker's direct drain"
 TARGETS = {
     "1a": ("`set` p50 x minimal XADD+SET script (paired median)", 1.15, "at most"),
@@ -14,6 +16,7 @@ TARGETS = {
     "3ad": ("drain, direct: default worker x best fixed concurrency", 0.9, "at least"),
     "3af": ("drain, 5 ms each way: default worker x best fixed concurrency", 0.9, "at least"),
     "5": ("coalescing: MongoDB operations per acknowledged write", 0.2, "at most"),
+    **report_more.TARGETS,
 }
 
 
@@ -30,6 +33,7 @@ def measured(results: dict[str, Any]) -> dict[str, float]:
             out["3a" + key] = c[name]["default x best fixed"]
     if "5 coalescing" in c:
         out["5"] = c["5 coalescing"]["operations per write"]
+    out.update(report_more.measured(c))
     return out
 
 
@@ -49,7 +53,7 @@ def markdown(results: dict[str, Any]) -> str:
     loads = {
         "1a": "1 set latency", "2": "2 set_many throughput", "3d": "3 drain, direct",
         "3ad": "3 drain, direct", "3f": "3 drain, 5 ms each way",
-        "3af": "3 drain, 5 ms each way", "5": "5 coalescing",
+        "3af": "3 drain, 5 ms each way", "5": "5 coalescing", **report_more.COMPARISON_OF,
     }  # fmt: skip
     for key, (what, target, sense) in TARGETS.items():
         if key not in found:
@@ -109,11 +113,12 @@ def markdown(results: dict[str, Any]) -> str:
         w = c["4 worker ceiling"]
         by = w["records/s without MongoDB, by processes"]
         shown = ", ".join(f"{n} process(es): {r:,.0f}/s" for n, r in by.items())
-        lines += [
-            f"## 4. The worker's ceiling, MongoDB taken out of the path: {shown} "
-            f"(one process: {w[DRAIN_RATIO]:.1f}x its drain into SecantusDB)",
-            "",
-        ]
+        versus = (
+            f" (one process: {w[DRAIN_RATIO]:.1f}x its drain into SecantusDB)"
+            if DRAIN_RATIO in w
+            else ""
+        )
+        lines += [f"## 4. The worker's ceiling, MongoDB taken out of the path: {shown}{versus}", ""]
     if "5 coalescing" in c:
         z = c["5 coalescing"]
         lines += [
@@ -133,7 +138,12 @@ def markdown(results: dict[str, Any]) -> str:
             f"p50 **{g['lag p50 ms']:.1f} ms**, p99 **{g['lag p99 ms']:.1f} ms**",
             "",
         ]
-    lines += ["Plots: `set_latency.png`, `drain.png`, `adaptive_limit.png`, `lag.png`.", ""]
+    lines += report_more.sections(c)
+    lines += [
+        "Plots: `set_latency.png`, `drain.png`, `adaptive_limit.png`, `lag.png`, `memory.png`, "
+        "`reads.png`, `ycsb_throughput.png`, `ycsb_read_cdf.png` (those of the comparisons run).",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -202,3 +212,4 @@ def plots(results: dict[str, Any], out: Path) -> None:
         fig.tight_layout()
         fig.savefig(out / "lag.png", dpi=100)
         plt.close(fig)
+    report_more.plots(c, out)
