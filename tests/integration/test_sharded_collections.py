@@ -219,7 +219,10 @@ async def test_replay_sends_the_recorded_shard_key(
     watched.filters.sent.clear()
 
     result = await replay(
-        redis, MongoSink(watched, prefix=KEYS.prefix), KEYS, ReplayOptions(ReplayRange.parse("0", None))
+        redis,
+        MongoSink(watched, prefix=KEYS.prefix),
+        KEYS,
+        ReplayOptions(ReplayRange.parse("0", None)),
     )
     assert result.malformed == 0
     after = {d["_id"]: d async for d in mongo_db.orders.find({})}
