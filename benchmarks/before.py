@@ -22,7 +22,7 @@ NAME = "writebehind_before"
 
 
 def load(rev: str) -> ModuleType:
-    """The package at git revision ``rev`` (of the repository we run in), as ``writebehind_before``."""
+    """The package at git revision ``rev`` (of the repository we run in): ``writebehind_before``."""
     archive = subprocess.run(
         ["git", "archive", rev, "writebehind"], capture_output=True, check=True
     ).stdout

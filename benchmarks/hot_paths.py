@@ -52,6 +52,18 @@ def _summary(samples: dict[str, list[float]], baseline: str) -> dict[str, Any]:
     }
 
 
+def _setter(coll: Any) -> Callable[[int], Awaitable[Any]]:
+    return lambda i: coll.set(i, document(i))
+
+
+def _many_setter(coll: Any) -> Callable[[int], Awaitable[Any]]:
+    return lambda i: coll.set_many([(10**6 + i * SIZE + j, document(j)) for j in range(SIZE)])
+
+
+def _getter(coll: Any, ids: int) -> Callable[[int], Awaitable[Any]]:
+    return lambda i: coll.get(i % ids)
+
+
 async def run(steps: int, rev: str | None, seed: int) -> dict[str, Any]:
     sdks: dict[str, Any] = {"sdk": WriteBehind}
     if rev is not None:
@@ -79,7 +91,7 @@ async def run(steps: int, rev: str | None, seed: int) -> dict[str, Any]:
 
             set_calls: dict[str, Callable[[int], Awaitable[Any]]] = {"minimal script": bare_set}
             for name, coll in users.items():
-                set_calls[f"{name} set"] = lambda i, c=coll: c.set(i, document(i))
+                set_calls[f"{name} set"] = _setter(coll)
             results: dict[str, Any] = {"steps": steps, "before": rev}
             rng = random.Random(seed)
             sets = await interleaved(set_calls, steps, rng)
@@ -96,9 +108,7 @@ async def run(steps: int, rev: str | None, seed: int) -> dict[str, Any]:
 
             many_calls: dict[str, Callable[[int], Awaitable[Any]]] = {"bare pipelined": bare_many}
             for name, coll in users.items():
-                many_calls[f"{name} set_many"] = lambda i, c=coll: c.set_many(
-                    [(10**6 + i * SIZE + j, document(j)) for j in range(SIZE)]
-                )
+                many_calls[f"{name} set_many"] = _many_setter(coll)
             many = await interleaved(many_calls, max(20, steps // 20), rng)
             base = many["bare pipelined"]
             results["set_many"] = {
@@ -120,7 +130,7 @@ async def run(steps: int, rev: str | None, seed: int) -> dict[str, Any]:
 
             get_calls: dict[str, Callable[[int], Awaitable[Any]]] = {"bare HGET": bare_get}
             for name, coll in users.items():
-                get_calls[f"{name} get"] = lambda i, c=coll: c.get(i % steps)
+                get_calls[f"{name} get"] = _getter(coll, steps)
             gets = await interleaved(get_calls, steps, rng)
             results["get"] = _summary(gets, "bare HGET")
         await redis.aclose()
