@@ -31,7 +31,16 @@ class Version:
     deleted: bool = field(default=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        for name, value in (("ms", self.ms), ("seq", self.seq)):
+        ms, seq = self.ms, self.seq
+        # One test on the common path: every write and every read builds versions.
+        if (
+            type(ms) is int
+            and type(seq) is int
+            and 0 <= ms <= _INT64_MAX
+            and 0 <= seq <= _INT64_MAX
+        ):
+            return
+        for name, value in (("ms", ms), ("seq", seq)):
             if type(value) is not int or not 0 <= value <= _INT64_MAX:
                 raise InvalidVersion(f"Version.{name} must be an int in [0, 2**63), got {value!r}")
 

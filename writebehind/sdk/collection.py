@@ -122,9 +122,10 @@ class Collection:
     async def _write(self, p: _Prepared, expected: str = "") -> Version | None:
         """Run the write script; ``None`` means the expected version did not match."""
         await self._wb.ensure_ready()
-        deadline = anyio.current_time() + self._wb.backlog_wait
-        # Jittered: producers blocked on one full partition must not retry in lockstep.
-        backoff = Backoff(base=0.005, cap=0.5)
+        # Made at the first refusal (each costs more than a write's checks): the
+        # wait for room starts there.
+        backoff: Backoff | None = None
+        deadline = 0.0
         args = self._args(p, expected)
         while True:
             try:
@@ -137,6 +138,10 @@ class Collection:
                     if mapped is exc:
                         raise
                     raise mapped from exc
+                if backoff is None:
+                    # Jittered: producers blocked on one full partition must not retry in lockstep.
+                    backoff = Backoff(base=0.005, cap=0.5)
+                    deadline = anyio.current_time() + self._wb.backlog_wait
                 delay = backoff.next_delay()
                 if anyio.current_time() + delay > deadline:
                     raise BacklogFull(p.partition, mapped.backlog, self._wb.max_backlog) from None
