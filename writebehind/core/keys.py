@@ -97,9 +97,31 @@ class KeySpace:
 
     def partition_of(self, collection: str, doc_id: Any) -> int:
         """Stable across processes and Python versions (no ``hash()``)."""
-        raw = f"{collection}\x00{encode_id(doc_id)}".encode()
+        return self._partition(collection, encode_id(doc_id))
+
+    def _partition(self, collection: str, encoded: str) -> int:
+        raw = f"{collection}\x00{encoded}".encode()
         digest = hashlib.blake2b(raw, digest_size=8).digest()
         return int.from_bytes(digest, "big") % self.partitions
+
+    def document_keys(self, collection: str, doc_id: Any) -> tuple[int, str, str, str, str]:
+        """``(partition, cache entry, lease, fill channel, eviction marker)`` of one document.
+
+        What ``partition_of``, ``cache``, ``lease``, ``fill_channel`` and
+        ``eviction_marker`` return, with the id encoded and hashed once (every
+        ``get`` locates its document). Raises ``UnsupportedIdType``.
+        """
+        encoded = encode_id(doc_id)
+        partition = self._partition(collection, encoded)
+        tag = self._tag(partition)
+        name = f"{len(collection)}:{collection}:{encoded}"
+        return (
+            partition,
+            f"{tag}:doc:{name}",
+            f"{tag}:lease:{name}",
+            f"{tag}:fill:{name}",
+            f"{tag}:evicted:{name}",
+        )
 
     def _tag(self, partition: int) -> str:
         return f"{{{self.prefix}:p{partition}}}"

@@ -35,14 +35,8 @@ class Place:
 
     @classmethod
     def of(cls, keys: KeySpace, collection: str, doc_id: Any) -> Place:
-        partition = keys.partition_of(collection, doc_id)
-        return cls(
-            doc_id,
-            keys.cache(partition, collection, doc_id),
-            keys.lease(partition, collection, doc_id),
-            keys.fill_channel(partition, collection, doc_id),
-            keys.eviction_marker(partition, collection, doc_id),
-        )
+        _, entry, lease, channel, marker = keys.document_keys(collection, doc_id)
+        return cls(doc_id, entry, lease, channel, marker)
 
 
 def new_token() -> str:
