@@ -217,16 +217,19 @@ def encode_document(doc_id: Any, doc: Any, options: CodecOptions[Any] | None = N
         raise InvalidFieldName(f"{META_FIELD!r} is reserved for writebehind's metadata")
     if not _fields_ok(doc, 0):
         _check_fields(doc, "", 0)
-    full: dict[str, Any] = {"_id": doc_id}
-    full.update((k, v) for k, v in doc.items() if k != "_id")
+    # ``_id`` first, with the id argument's value (an equal ``bson.Int64`` in the
+    # document would encode as another BSON type).
+    full: dict[str, Any] = {"_id": doc_id, **doc}
+    full["_id"] = doc_id
+    codec = encoding_options(options)
     try:
-        raw = bson.encode(full, codec_options=encoding_options(options))
+        raw = bson.encode(full, codec_options=codec)
     except (BsonInvalidDocument, TypeError, OverflowError, ValueError) as exc:
         raise NotEncodable(f"document is not BSON-encodable: {exc}") from exc
     try:
         # The worker decodes it under the same options: what it cannot read would be
         # acknowledged here and dead-lettered there.
-        bson.decode(raw, codec_options=encoding_options(options))
+        bson.decode(raw, codec_options=codec)
     except Exception as exc:
         raise NotDecodable(
             f"document encodes, but cannot be read back under the deployment's codec options "
