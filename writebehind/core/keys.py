@@ -113,15 +113,25 @@ class KeySpace:
         """
         encoded = encode_id(doc_id)
         partition = self._partition(collection, encoded)
-        tag = self._tag(partition)
-        name = f"{len(collection)}:{collection}:{encoded}"
         return (
             partition,
-            f"{tag}:doc:{name}",
-            f"{tag}:lease:{name}",
-            f"{tag}:fill:{name}",
-            f"{tag}:evicted:{name}",
+            self._doc_key("doc", partition, collection, encoded),
+            self._doc_key("lease", partition, collection, encoded),
+            self._doc_key("fill", partition, collection, encoded),
+            self._doc_key("evicted", partition, collection, encoded),
         )
+
+    def entry_of(self, collection: str, doc_id: Any) -> tuple[int, str]:
+        """``(partition_of(...), cache(...))`` with the id encoded once (every write locates
+        its entry). Raises ``UnsupportedIdType``."""
+        encoded = encode_id(doc_id)
+        partition = self._partition(collection, encoded)
+        return partition, self._doc_key("doc", partition, collection, encoded)
+
+    def _doc_key(self, kind: str, partition: int, collection: str, encoded: str) -> str:
+        # The collection is length-prefixed so that no (collection, id) pair can
+        # spell another pair's key.
+        return f"{self._tag(partition)}:{kind}:{len(collection)}:{collection}:{encoded}"
 
     def _tag(self, partition: int) -> str:
         return f"{{{self.prefix}:p{partition}}}"
@@ -137,17 +147,15 @@ class KeySpace:
         return f"{self._tag(partition)}:dlq:src"
 
     def cache(self, partition: int, collection: str, doc_id: Any) -> str:
-        # The collection is length-prefixed so that no (collection, id) pair can
-        # spell another pair's key.
-        return f"{self._tag(partition)}:doc:{len(collection)}:{collection}:{encode_id(doc_id)}"
+        return self._doc_key("doc", partition, collection, encode_id(doc_id))
 
     def lease(self, partition: int, collection: str, doc_id: Any) -> str:
         """The fill lease of a cache entry: in the entry's hash slot, never a cache key."""
-        return f"{self._tag(partition)}:lease:{len(collection)}:{collection}:{encode_id(doc_id)}"
+        return self._doc_key("lease", partition, collection, encode_id(doc_id))
 
     def fill_channel(self, partition: int, collection: str, doc_id: Any) -> str:
         """The pub/sub channel on which a fill (or a released lease) of the entry is announced."""
-        return f"{self._tag(partition)}:fill:{len(collection)}:{collection}:{encode_id(doc_id)}"
+        return self._doc_key("fill", partition, collection, encode_id(doc_id))
 
     def is_cache_key(self, partition: int, key: str) -> bool:
         """Whether ``key`` is a cache entry key of ``partition`` (for keys read from records)."""
@@ -174,4 +182,4 @@ class KeySpace:
 
     def eviction_marker(self, partition: int, collection: str, doc_id: Any) -> str:
         """Redis time (ms) of the entry's last invalidation: a fill that began before it loses."""
-        return f"{self._tag(partition)}:evicted:{len(collection)}:{collection}:{encode_id(doc_id)}"
+        return self._doc_key("evicted", partition, collection, encode_id(doc_id))

@@ -101,22 +101,15 @@ class Collection:
             op, body = "del", encode_id_document(doc_id, self._wb.codec_options)
         else:
             op, body = "set", encode_document(doc_id, doc, self._wb.codec_options)
-        partition = keys.partition_of(self.name, doc_id)
-        return _Prepared(
-            doc_id,
-            partition,
-            keys.stream(partition),
-            keys.cache(partition, self.name, doc_id),
-            op,
-            body,
-        )
+        partition, entry = keys.entry_of(self.name, doc_id)
+        return _Prepared(doc_id, partition, keys.stream(partition), entry, op, body)
 
     def _entry_key(self, doc_id: Any) -> str:
-        keys = self._wb.keys
-        return keys.cache(keys.partition_of(self.name, doc_id), self.name, doc_id)
+        return self._wb.keys.entry_of(self.name, doc_id)[1]
 
-    def _args(self, p: _Prepared, expected: str) -> list[Any]:
-        nonce = secrets.token_hex(8)  # one per call: a re-sent call is recognised, not re-applied
+    def _args(self, p: _Prepared, expected: str, nonce: str = "") -> list[Any]:
+        # One per call (and item): a re-sent call is recognised, not re-applied.
+        nonce = nonce or secrets.token_hex(8)
         return [p.op, self.name, p.body, expected, self._wb.group, self._wb.max_backlog, nonce]
 
     async def _write(self, p: _Prepared, expected: str = "") -> Version | None:
@@ -335,9 +328,12 @@ class Collection:
         if not prepared:
             return []
         await self._wb.ensure_ready()
+        batch = secrets.token_hex(8)  # the items' nonces: this call's, numbered
         calls = [
-            ScriptCall(self._wb.scripts.write, [p.stream, p.entry], self._args(p, ""))
-            for p in prepared
+            ScriptCall(
+                self._wb.scripts.write, [p.stream, p.entry], self._args(p, "", f"{batch}.{i}")
+            )
+            for i, p in enumerate(prepared)
         ]
         replies, waits = await self._wb.redis_guard.call(
             lambda: run_scripts(

@@ -411,3 +411,10 @@ def test_document_keys_are_the_keys_each_method_names(collection: str, doc_id: A
 def test_document_keys_refuse_an_unsupported_id() -> None:
     with pytest.raises(UnsupportedIdType):
         KeySpace().document_keys("users", 1.5)
+
+
+@pytest.mark.parametrize("doc_id", ["a", 7, ObjectId(), uuid.uuid4()])
+def test_entry_of_is_partition_and_cache_key(doc_id: Any) -> None:
+    keys = KeySpace("wb", 64)
+    p = keys.partition_of("users", doc_id)
+    assert keys.entry_of("users", doc_id) == (p, keys.cache(p, "users", doc_id))
