@@ -75,6 +75,7 @@ class Reader:
         self.policy = policy
         self._rand = rand
         self._load_seconds = 0.05  # XFetch's delta where an entry does not record its own
+        self._counters: dict[tuple[str, str], Any] = {}
 
     # -- public ---------------------------------------------------------------
 
@@ -138,11 +139,20 @@ class Reader:
 
     def _count(self, answers: Mapping[Any, Answer]) -> dict[Any, Answer]:
         for answer in answers.values():
-            SDK_READS.labels(self.name, answer.level, answer.outcome).inc()
+            self._counter(answer.level, answer.outcome).inc()
         return dict(answers)
 
     def _event(self, level: str, outcome: str, n: int = 1) -> None:
-        SDK_READS.labels(self.name, level, outcome).inc(n)
+        self._counter(level, outcome).inc(n)
+
+    def _counter(self, level: str, outcome: str) -> Any:
+        """This collection's ``SDK_READS`` child for ``level``/``outcome``, looked up once
+        (``labels()`` cost more than the increment; a few dozen pairs at most)."""
+        try:
+            return self._counters[level, outcome]
+        except KeyError:
+            child = self._counters[level, outcome] = SDK_READS.labels(self.name, level, outcome)
+            return child
 
     # -- misses ---------------------------------------------------------------
 
