@@ -529,6 +529,14 @@ def parse_write_reply(reply: Any) -> WriteOutcome:
     return WriteOutcome(False, None, None if text == ABSENT else text)
 
 
+def written_version(reply: Any, collection: str, doc_id: Any, deleted: bool = False) -> Version:
+    """The version a write with no expected version made (``parse_write_reply``'s
+    ``version``, for ``doc_id``); such a write is always made, or refused with an error."""
+    status, value = reply
+    assert int(status) == 1, reply
+    return Version.parse(value, collection, doc_id, deleted)
+
+
 @dataclass(frozen=True, slots=True)
 class LetterOutcome:
     """What the replay dead-letter script did: added a letter, or found one for the entry."""

@@ -6,7 +6,7 @@ import inspect
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import anyio
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -44,6 +44,7 @@ from writebehind.core.scripts import (
     map_script_error,
     parse_write_reply,
     run_scripts,
+    written_version,
 )
 from writebehind.core.version import Version
 from writebehind.sdk.near.reader import NearReader
@@ -57,9 +58,8 @@ Document = dict[str, Any]
 Modifier = Callable[[Document | None], Document | Awaitable[Document | None] | None]
 
 
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    """A checked, encoded write, ready for the write script."""
+class _Prepared(NamedTuple):
+    """A checked, encoded write, ready for the write script (a tuple: one per item)."""
 
     doc_id: Any
     partition: int
@@ -140,11 +140,14 @@ class Collection:
                     raise BacklogFull(p.partition, mapped.backlog, self._wb.max_backlog) from None
                 await anyio.sleep(delay)
                 continue
-            outcome = parse_write_reply(reply)
-            if not outcome.written:
-                return None
-            assert outcome.version is not None
-            version = outcome.version.for_document(self.name, p.doc_id, p.op == "del")
+            if expected:
+                outcome = parse_write_reply(reply)
+                if not outcome.written:
+                    return None
+                assert outcome.version is not None
+                version = outcome.version.for_document(self.name, p.doc_id, p.op == "del")
+            else:
+                version = written_version(reply, self.name, p.doc_id, p.op == "del")
             self._reader.wrote(p.doc_id, version)  # before any NotReplicated: it was written
             self._check_replicated([version], replicas)
             return version
@@ -355,10 +358,9 @@ class Collection:
                     mapped = BacklogFull(p.partition, mapped.backlog, self._wb.max_backlog)
                 results.append(mapped)
                 continue
-            outcome = parse_write_reply(reply)
-            assert outcome.version is not None
-            results.append(outcome.version.for_document(self.name, p.doc_id))
-            self._reader.wrote(p.doc_id, outcome.version)
+            version = written_version(reply, self.name, p.doc_id)
+            results.append(version)
+            self._reader.wrote(p.doc_id, version)
         if any(isinstance(r, BaseException) for r in results):
             raise WriteManyError(results)
         self._check_replicated(results, replicas)
