@@ -9,6 +9,11 @@
 - ``get`` of a cached document against a bare ``HGET`` of its body
   (comparison 8's baseline).
 
+Beside them, the SDK's own scripts sent bare (``write script alone``,
+``write script pipelined``, ``READ script alone``): what the server's work and
+the wire cost without the SDK's Python, so that a gap can be split between the
+two.
+
 With ``--before REV`` the same calls of the package at git revision ``REV``
 (``benchmarks/before.py``) run in the same steps, so a change is measured
 against what it replaced under the same load. Calls are interleaved step by
@@ -23,6 +28,7 @@ import argparse
 import asyncio
 import json
 import random
+import secrets
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
@@ -34,6 +40,7 @@ from benchmarks import before
 from benchmarks.common import document, load, median, percentile
 from benchmarks.writes import MINIMAL, PARTITIONS, interleaved, paired
 from writebehind import WriteBehind
+from writebehind.core.scripts import call_script
 from writebehind.embedded.servers import RedisServer
 from writebehind.observability.logs import configure_logging
 
@@ -89,7 +96,21 @@ async def run(steps: int, rev: str | None, seed: int) -> dict[str, Any]:
                     keys=[f"{{m{p}}}:s", f"{{m{p}}}:c:{i}"], args=["set", "u", encoded[i]]
                 )
 
-            set_calls: dict[str, Callable[[int], Awaitable[Any]]] = {"minimal script": bare_set}
+            sdk = users["sdk"]._wb  # this tree's client: its scripts, group and limit
+            await redis.script_load(sdk.scripts.write.script)
+
+            def write_args(body: bytes) -> list[Any]:
+                return ["set", "users", body, "", sdk.group, sdk.max_backlog, secrets.token_hex(8)]
+
+            def script_set(i: int) -> Awaitable[Any]:
+                p, entry = keys.entry_of("users", 5 * 10**6 + i)
+                args = write_args(encoded[i])
+                return call_script(redis, sdk.scripts.write, [keys.stream(p), entry], args)
+
+            set_calls: dict[str, Callable[[int], Awaitable[Any]]] = {
+                "minimal script": bare_set,
+                "write script alone": script_set,
+            }
             for name, coll in users.items():
                 set_calls[f"{name} set"] = _setter(coll)
             results: dict[str, Any] = {"steps": steps, "before": rev}
@@ -106,7 +127,21 @@ async def run(steps: int, rev: str | None, seed: int) -> dict[str, Any]:
                     pipe.evalsha(sha, 2, f"{{n{p}}}:s", f"{{n{p}}}:c:{doc_id}", "set", "u", body)
                 await pipe.execute()
 
-            many_calls: dict[str, Callable[[int], Awaitable[Any]]] = {"bare pipelined": bare_many}
+            async def script_many(i: int) -> None:
+                pipe = redis.pipeline(transaction=False)
+                for j in range(SIZE):
+                    p, entry = keys.entry_of("users", 6 * 10**6 + i * SIZE + j)
+                    body = bson.encode({"_id": i * SIZE + j, **document(j)})
+                    args = write_args(body)
+                    pipe.execute_command(
+                        "EVALSHA", sdk.scripts.write.sha, 2, keys.stream(p), entry, *args
+                    )
+                await pipe.execute()
+
+            many_calls: dict[str, Callable[[int], Awaitable[Any]]] = {
+                "bare pipelined": bare_many,
+                "write script pipelined": script_many,
+            }
             for name, coll in users.items():
                 many_calls[f"{name} set_many"] = _many_setter(coll)
             many = await interleaved(many_calls, max(20, steps // 20), rng)
@@ -128,7 +163,14 @@ async def run(steps: int, rev: str | None, seed: int) -> dict[str, Any]:
                 doc_id = i % steps
                 return redis.hget(ks.cache(ks.partition_of("users", doc_id), "users", doc_id), "d")
 
-            get_calls: dict[str, Callable[[int], Awaitable[Any]]] = {"bare HGET": bare_get}
+            def read_script(i: int) -> Awaitable[Any]:
+                entry = keys.entry_of("users", i % steps)[1]
+                return call_script(redis, sdk.scripts.read, [entry], [])
+
+            get_calls: dict[str, Callable[[int], Awaitable[Any]]] = {
+                "bare HGET": bare_get,
+                "READ script alone": read_script,
+            }
             for name, coll in users.items():
                 get_calls[f"{name} get"] = _getter(coll, steps)
             gets = await interleaved(get_calls, steps, rng)
