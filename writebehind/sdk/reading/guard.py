@@ -81,7 +81,10 @@ class RedisGuard:
                 written=False,
             )
         if self._slots is not None:
-            await self._take_slot()
+            try:
+                self._slots.acquire_nowait()  # the common case, without a coroutine
+            except anyio.WouldBlock:
+                await self._wait_for_slot()
         try:
             call = make() if self._slots is None else self._holding_slot(make)
             result = await self._calls.run(call, within=limit)
@@ -103,13 +106,8 @@ class RedisGuard:
         """Whether the circuit is open (calls refused without being sent)."""
         return self._open
 
-    async def _take_slot(self) -> None:
+    async def _wait_for_slot(self) -> None:
         assert self._slots is not None
-        try:
-            self._slots.acquire_nowait()
-            return
-        except anyio.WouldBlock:
-            pass
         with anyio.move_on_after(self._slot_wait):
             await self._slots.acquire()
             return
