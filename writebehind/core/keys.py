@@ -104,23 +104,6 @@ class KeySpace:
         digest = hashlib.blake2b(raw, digest_size=8).digest()
         return int.from_bytes(digest, "big") % self.partitions
 
-    def document_keys(self, collection: str, doc_id: Any) -> tuple[int, str, str, str, str]:
-        """``(partition, cache entry, lease, fill channel, eviction marker)`` of one document.
-
-        What ``partition_of``, ``cache``, ``lease``, ``fill_channel`` and
-        ``eviction_marker`` return, with the id encoded and hashed once (every
-        ``get`` locates its document). Raises ``UnsupportedIdType``.
-        """
-        encoded = encode_id(doc_id)
-        partition = self._partition(collection, encoded)
-        return (
-            partition,
-            self._doc_key("doc", partition, collection, encoded),
-            self._doc_key("lease", partition, collection, encoded),
-            self._doc_key("fill", partition, collection, encoded),
-            self._doc_key("evicted", partition, collection, encoded),
-        )
-
     def entry_of(self, collection: str, doc_id: Any) -> tuple[int, str]:
         """``(partition_of(...), cache(...))`` with the id encoded once (every write locates
         its entry). Raises ``UnsupportedIdType``."""

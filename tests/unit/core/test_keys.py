@@ -392,27 +392,6 @@ def test_cache_names_refuses_other_keys(key: str) -> None:
     assert KeySpace().cache_names(0, key) is None
 
 
-@pytest.mark.parametrize(
-    "doc_id", ["a", "", "x:y", 0, -(2**63), 2**63 - 1, ObjectId(), uuid.uuid4()]
-)
-@pytest.mark.parametrize("collection", ["users", "a:b", "ü"])
-def test_document_keys_are_the_keys_each_method_names(collection: str, doc_id: Any) -> None:
-    keys = KeySpace("wb", 64)
-    p = keys.partition_of(collection, doc_id)
-    assert keys.document_keys(collection, doc_id) == (
-        p,
-        keys.cache(p, collection, doc_id),
-        keys.lease(p, collection, doc_id),
-        keys.fill_channel(p, collection, doc_id),
-        keys.eviction_marker(p, collection, doc_id),
-    )
-
-
-def test_document_keys_refuse_an_unsupported_id() -> None:
-    with pytest.raises(UnsupportedIdType):
-        KeySpace().document_keys("users", 1.5)
-
-
 @pytest.mark.parametrize("doc_id", ["a", 7, ObjectId(), uuid.uuid4()])
 def test_entry_of_is_partition_and_cache_key(doc_id: Any) -> None:
     keys = KeySpace("wb", 64)
