@@ -1,6 +1,8 @@
-"""Profile of the SDK's ``set`` or ``get`` (pyinstrument): where a call's client-side time goes.
+"""Profile of the SDK's ``set``, ``get`` or ``set_many`` (pyinstrument): where client time goes.
 
-    python -m benchmarks.profile_set [--calls 5000] [--get]
+    python -m benchmarks.profile_set [--calls 5000] [--get | --many]
+
+``--many``: ``calls / 100`` calls of ``set_many`` with 100 documents each.
 
 Starts a private ``redis-server``; MongoDB is not touched: a write never asks
 it, and every ``get`` is a Redis hit (the documents were just written).
@@ -20,7 +22,7 @@ from writebehind import WriteBehind
 from writebehind.embedded.servers import RedisServer
 
 
-async def main(calls: int, get: bool) -> None:
+async def main(calls: int, get: bool, many: bool = False) -> None:
     with RedisServer() as server:
         redis = Redis.from_url(server.url)
         mongo: Any = object()  # never used by a write of a seeded partition
@@ -33,8 +35,10 @@ async def main(calls: int, get: bool) -> None:
                 await users.set(i, document(i))
             profiler = Profiler(interval=0.0002, async_mode="disabled")
             profiler.start()
-            for i in range(calls):
-                if get:
+            for i in range(calls // 100 if many else calls):
+                if many:
+                    await users.set_many([(j, document(j)) for j in range(i * 100, i * 100 + 100)])
+                elif get:
                     await users.get(i)
                 else:
                     await users.set(i, document(i))
@@ -46,6 +50,8 @@ async def main(calls: int, get: bool) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=5000)
-    parser.add_argument("--get", action="store_true", help="profile get (a Redis hit) instead")
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("--get", action="store_true", help="profile get (a Redis hit) instead")
+    kind.add_argument("--many", action="store_true", help="profile set_many of 100 instead")
     args = parser.parse_args()
-    asyncio.run(main(args.calls, args.get))
+    asyncio.run(main(args.calls, args.get, args.many))

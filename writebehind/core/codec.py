@@ -145,6 +145,60 @@ def _check_fields(doc: Mapping[Any, Any], path: str, depth: int) -> None:
         _check_value(value, where, depth)
 
 
+# Values that need no check of their own (the exact types: a subclass takes the full check).
+_PLAIN = frozenset({str, float, bytes, bool, type(None)})
+
+
+def _fields_ok(doc: Mapping[Any, Any], depth: int) -> bool:
+    """A quick pass of ``_check_fields``: ``True`` only if it would pass.
+
+    No paths are built (they are only for errors): a ``False`` sends the
+    document through ``_check_fields``, which names the first bad field. It may
+    say ``False`` where ``_check_fields`` passes (a ``str`` subclass as a key).
+    """
+    if depth > _MAX_DEPTH:
+        return False
+    for key, value in doc.items():
+        if type(key) is not str or "." in key or "\x00" in key or key[:1] == "$":
+            return False
+        kind = type(value)
+        if kind in _PLAIN:
+            continue
+        if kind is int:
+            if not _INT64_MIN <= value <= _INT64_MAX:
+                return False
+        elif kind is dict:
+            if not _fields_ok(value, depth + 1):
+                return False
+        elif kind is list:
+            if not _items_ok(value, depth + 1):
+                return False
+        elif isinstance(value, Mapping | list | tuple | int):
+            return False  # subclasses and tuples: the full check decides
+    return True
+
+
+def _items_ok(items: list[Any], depth: int) -> bool:
+    if depth > _MAX_DEPTH:
+        return False
+    for value in items:
+        kind = type(value)
+        if kind in _PLAIN:
+            continue
+        if kind is int:
+            if not _INT64_MIN <= value <= _INT64_MAX:
+                return False
+        elif kind is dict:
+            if not _fields_ok(value, depth + 1):
+                return False
+        elif kind is list:
+            if not _items_ok(value, depth + 1):
+                return False
+        elif isinstance(value, Mapping | list | tuple | int):
+            return False
+    return True
+
+
 def encode_document(doc_id: Any, doc: Any, options: CodecOptions[Any] | None = None) -> bytes:
     """Check ``doc`` and return its BSON with ``_id`` first.
 
@@ -161,17 +215,21 @@ def encode_document(doc_id: Any, doc: Any, options: CodecOptions[Any] | None = N
         raise IdMismatch(f"document _id {doc['_id']!r} differs from the id argument {doc_id!r}")
     if META_FIELD in doc:
         raise InvalidFieldName(f"{META_FIELD!r} is reserved for writebehind's metadata")
-    _check_fields(doc, "", 0)
-    full: dict[str, Any] = {"_id": doc_id}
-    full.update((k, v) for k, v in doc.items() if k != "_id")
+    if not _fields_ok(doc, 0):
+        _check_fields(doc, "", 0)
+    # ``_id`` first, with the id argument's value (an equal ``bson.Int64`` in the
+    # document would encode as another BSON type).
+    full: dict[str, Any] = {"_id": doc_id, **doc}
+    full["_id"] = doc_id
+    codec = encoding_options(options)
     try:
-        raw = bson.encode(full, codec_options=encoding_options(options))
+        raw = bson.encode(full, codec_options=codec)
     except (BsonInvalidDocument, TypeError, OverflowError, ValueError) as exc:
         raise NotEncodable(f"document is not BSON-encodable: {exc}") from exc
     try:
         # The worker decodes it under the same options: what it cannot read would be
         # acknowledged here and dead-lettered there.
-        bson.decode(raw, codec_options=encoding_options(options))
+        bson.decode(raw, codec_options=codec)
     except Exception as exc:
         raise NotDecodable(
             f"document encodes, but cannot be read back under the deployment's codec options "

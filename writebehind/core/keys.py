@@ -99,9 +99,24 @@ class KeySpace:
 
     def partition_of(self, collection: str, doc_id: Any) -> int:
         """Stable across processes and Python versions (no ``hash()``)."""
-        raw = f"{collection}\x00{encode_id(doc_id)}".encode()
+        return self._partition(collection, encode_id(doc_id))
+
+    def _partition(self, collection: str, encoded: str) -> int:
+        raw = f"{collection}\x00{encoded}".encode()
         digest = hashlib.blake2b(raw, digest_size=8).digest()
         return int.from_bytes(digest, "big") % self.partitions
+
+    def entry_of(self, collection: str, doc_id: Any) -> tuple[int, str]:
+        """``(partition_of(...), cache(...))`` with the id encoded once (every write locates
+        its entry). Raises ``UnsupportedIdType``."""
+        encoded = encode_id(doc_id)
+        partition = self._partition(collection, encoded)
+        return partition, self._doc_key("doc", partition, collection, encoded)
+
+    def _doc_key(self, kind: str, partition: int, collection: str, encoded: str) -> str:
+        # The collection is length-prefixed so that no (collection, id) pair can
+        # spell another pair's key.
+        return f"{self._tag(partition)}:{kind}:{len(collection)}:{collection}:{encoded}"
 
     def _tag(self, partition: int) -> str:
         return f"{{{self.prefix}:p{partition}}}"
@@ -122,17 +137,15 @@ class KeySpace:
         return f"{self._tag(partition)}:dlq:src"
 
     def cache(self, partition: int, collection: str, doc_id: Any) -> str:
-        # The collection is length-prefixed so that no (collection, id) pair can
-        # spell another pair's key.
-        return f"{self._tag(partition)}:doc:{len(collection)}:{collection}:{encode_id(doc_id)}"
+        return self._doc_key("doc", partition, collection, encode_id(doc_id))
 
     def lease(self, partition: int, collection: str, doc_id: Any) -> str:
         """The fill lease of a cache entry: in the entry's hash slot, never a cache key."""
-        return f"{self._tag(partition)}:lease:{len(collection)}:{collection}:{encode_id(doc_id)}"
+        return self._doc_key("lease", partition, collection, encode_id(doc_id))
 
     def fill_channel(self, partition: int, collection: str, doc_id: Any) -> str:
         """The pub/sub channel on which a fill (or a released lease) of the entry is announced."""
-        return f"{self._tag(partition)}:fill:{len(collection)}:{collection}:{encode_id(doc_id)}"
+        return self._doc_key("fill", partition, collection, encode_id(doc_id))
 
     def is_cache_key(self, partition: int, key: str) -> bool:
         """Whether ``key`` is a cache entry key of ``partition`` (for keys read from records)."""
@@ -159,4 +172,4 @@ class KeySpace:
 
     def eviction_marker(self, partition: int, collection: str, doc_id: Any) -> str:
         """Redis time (ms) of the entry's last invalidation: a fill that began before it loses."""
-        return f"{self._tag(partition)}:evicted:{len(collection)}:{collection}:{encode_id(doc_id)}"
+        return self._doc_key("evicted", partition, collection, encode_id(doc_id))

@@ -23,8 +23,8 @@ result instead of writing twice; the network fault trial measures this.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar, cast
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -159,15 +159,30 @@ def exhausted() -> ConnectionPoolExhausted:
     )
 
 
-@contextmanager
-def typed_pool_errors() -> Iterator[None]:
-    """Turn redis-py's pool-exhaustion errors into ``ConnectionPoolExhausted``."""
-    try:
-        yield
-    except RedisConnectionError as exc:
-        if pool_exhausted(exc):
+class _TypedPoolErrors:
+    """Turns redis-py's pool-exhaustion errors into ``ConnectionPoolExhausted``.
+
+    A class, not a ``@contextmanager`` generator: it is entered around every
+    SDK call, and a generator context manager cost ~5 µs of a ~100 µs call.
+    Holds no state, so one instance serves every call (nested, concurrent).
+    """
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        if exc is not None and isinstance(exc, RedisConnectionError) and pool_exhausted(exc):
             raise exhausted() from exc
-        raise
+
+
+_TYPED_POOL_ERRORS = _TypedPoolErrors()
+
+
+def typed_pool_errors() -> AbstractContextManager[None]:
+    """Turn redis-py's pool-exhaustion errors into ``ConnectionPoolExhausted``."""
+    return _TYPED_POOL_ERRORS
 
 
 def pool_limits(redis: Redis) -> tuple[int, float]:

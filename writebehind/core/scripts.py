@@ -398,6 +398,20 @@ local function entry_reply(head, entry)
 end
 """
 
+# Read one cache entry: its fields (sdk/reading/entry.py's ENTRY_FIELDS) and its
+# PTTL, in one command and one step (a write between a separate HMGET and PTTL
+# would pair one entry's fields with another's TTL). A single read sent as one
+# EVALSHA costs about 30 µs less client time than a two-command redis-py
+# pipeline (docs/benchmarks.md, "Round 2"). ``no-writes``: it runs at
+# maxmemory and on a replica, as HMGET would.
+#
+# KEYS: cache entry
+# Returns {v, d, t, a, x, PTTL ms} (nil for a missing field; PTTL -2: no entry)
+READ = """#!lua flags=no-writes
+local f = redis.call('HMGET', KEYS[1], 'v', 'd', 't', 'a', 'x')
+return {f[1], f[2], f[3], f[4], f[5], redis.call('PTTL', KEYS[1])}
+"""
+
 # Take the fill lease of a missing cache entry, so that one process loads it
 # from MongoDB while the others wait for the fill's announcement. In one step
 # with the check that the entry is missing: a fill that landed in between is
@@ -592,6 +606,14 @@ def parse_write_reply(reply: Any) -> WriteOutcome:
     return WriteOutcome(False, None, None if text == ABSENT else text)
 
 
+def written_version(reply: Any, collection: str, doc_id: Any, deleted: bool = False) -> Version:
+    """The version a write with no expected version made (``parse_write_reply``'s
+    ``version``, for ``doc_id``); such a write is always made, or refused with an error."""
+    status, value = reply
+    assert int(status) == 1, reply
+    return Version.parse(value, collection, doc_id, deleted)
+
+
 @dataclass(frozen=True, slots=True)
 class LetterOutcome:
     """What the replay dead-letter script did: added a letter, or found one for the entry."""
@@ -632,6 +654,7 @@ class Scripts:
         self.lease: AsyncScript = redis.register_script(LEASE)
         self.fill: AsyncScript = redis.register_script(FILL)
         self.release: AsyncScript = redis.register_script(RELEASE)
+        self.read: AsyncScript = redis.register_script(READ)
 
 
 @dataclass(frozen=True, slots=True)

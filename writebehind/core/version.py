@@ -31,19 +31,37 @@ class Version:
     deleted: bool = field(default=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        for name, value in (("ms", self.ms), ("seq", self.seq)):
+        ms, seq = self.ms, self.seq
+        # One test on the common path: every write and every read builds versions.
+        if (
+            type(ms) is int
+            and type(seq) is int
+            and 0 <= ms <= _INT64_MAX
+            and 0 <= seq <= _INT64_MAX
+        ):
+            return
+        for name, value in (("ms", ms), ("seq", seq)):
             if type(value) is not int or not 0 <= value <= _INT64_MAX:
                 raise InvalidVersion(f"Version.{name} must be an int in [0, 2**63), got {value!r}")
 
     @classmethod
-    def parse(cls, text: str | bytes) -> Version:
-        """Parse a stream entry id such as ``"1718000000000-3"``; raises ``InvalidVersion``."""
+    def parse(
+        cls,
+        text: str | bytes,
+        collection: str | None = None,
+        doc_id: Any = None,
+        deleted: bool = False,
+    ) -> Version:
+        """Parse a stream entry id such as ``"1718000000000-3"``; raises ``InvalidVersion``.
+
+        ``collection``, ``doc_id``, ``deleted``: as ``for_document`` (one object, not two).
+        """
         if isinstance(text, bytes):
             text = text.decode("ascii", errors="replace")
         ms, sep, seq = text.partition("-")
         if not sep or not _is_ascii_digits(ms) or not _is_ascii_digits(seq):
             raise InvalidVersion(f"not a stream entry id: {text!r}")
-        return cls(int(ms), int(seq))
+        return cls(int(ms), int(seq), collection, doc_id, deleted)
 
     @classmethod
     def from_pair(cls, pair: Any) -> Version:

@@ -6,7 +6,7 @@ import inspect
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import anyio
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -45,6 +45,7 @@ from writebehind.core.scripts import (
     map_script_error,
     parse_write_reply,
     run_scripts,
+    written_version,
 )
 from writebehind.core.shard_key import ShardKey, ShardValues, encode_values
 from writebehind.core.version import Version
@@ -62,9 +63,8 @@ Document = dict[str, Any]
 Modifier = Callable[[Document | None], Document | Awaitable[Document | None] | None]
 
 
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    """A checked, encoded write, ready for the write script."""
+class _Prepared(NamedTuple):
+    """A checked, encoded write, ready for the write script (a tuple: one per item)."""
 
     doc_id: Any
     partition: int
@@ -133,12 +133,12 @@ class Collection:
             if shard is None:
                 shard = self.shard_key.values(doc or {})
             shard_raw = encode_values(shard, self._wb.codec_options)
-        partition = keys.partition_of(self.name, doc_id)
+        partition, entry = keys.entry_of(self.name, doc_id)
         return _Prepared(
             doc_id,
             partition,
             keys.stream(partition),
-            keys.cache(partition, self.name, doc_id),
+            entry,
             op,
             body,
             keys.seeded(partition),
@@ -147,11 +147,11 @@ class Collection:
         )
 
     def _entry_key(self, doc_id: Any) -> str:
-        keys = self._wb.keys
-        return keys.cache(keys.partition_of(self.name, doc_id), self.name, doc_id)
+        return self._wb.keys.entry_of(self.name, doc_id)[1]
 
-    def _args(self, p: _Prepared, expected: str) -> list[Any]:
-        nonce = secrets.token_hex(8)  # one per call: a re-sent call is recognised, not re-applied
+    def _args(self, p: _Prepared, expected: str, nonce: str = "") -> list[Any]:
+        # One per call (and item): a re-sent call is recognised, not re-applied.
+        nonce = nonce or secrets.token_hex(8)
         return [
             p.op,
             self.name,
@@ -166,9 +166,10 @@ class Collection:
     async def _write(self, p: _Prepared, expected: str = "") -> Version | None:
         """Run the write script; ``None`` means the expected version did not match."""
         await self._wb.ensure_ready()
-        deadline = anyio.current_time() + self._wb.backlog_wait
-        # Jittered: producers blocked on one full partition must not retry in lockstep.
-        backoff = Backoff(base=0.005, cap=0.5)
+        # Made at the first refusal (each costs more than a write's checks): the
+        # wait for room starts there.
+        backoff: Backoff | None = None
+        deadline = 0.0
         args = self._args(p, expected)
         seeds = 0
         while True:
@@ -187,16 +188,23 @@ class Collection:
                     if mapped is exc:
                         raise
                     raise mapped from exc
+                if backoff is None:
+                    # Jittered: producers blocked on one full partition must not retry in lockstep.
+                    backoff = Backoff(base=0.005, cap=0.5)
+                    deadline = anyio.current_time() + self._wb.backlog_wait
                 delay = backoff.next_delay()
                 if anyio.current_time() + delay > deadline:
                     raise BacklogFull(p.partition, mapped.backlog, self._wb.max_backlog) from None
                 await anyio.sleep(delay)
                 continue
-            outcome = parse_write_reply(reply)
-            if not outcome.written:
-                return None
-            assert outcome.version is not None
-            version = outcome.version.for_document(self.name, p.doc_id, p.op == "del")
+            if expected:
+                outcome = parse_write_reply(reply)
+                if not outcome.written:
+                    return None
+                assert outcome.version is not None
+                version = outcome.version.for_document(self.name, p.doc_id, p.op == "del")
+            else:
+                version = written_version(reply, self.name, p.doc_id, p.op == "del")
             self._reader.wrote(p.doc_id, version)  # before any NotReplicated: it was written
             self._check_replicated([version], replicas)
             return version
@@ -411,8 +419,10 @@ class Collection:
         if not prepared:
             return []
         await self._wb.ensure_ready()
+        batch = secrets.token_hex(8)  # the items' nonces: this call's, numbered
         calls = [
-            ScriptCall(self._wb.scripts.write, p.script_keys, self._args(p, "")) for p in prepared
+            ScriptCall(self._wb.scripts.write, p.script_keys, self._args(p, "", f"{batch}.{i}"))
+            for i, p in enumerate(prepared)
         ]
         replies: list[Any] = [None] * len(calls)
         waits: list[Any] = []
@@ -445,10 +455,9 @@ class Collection:
                     mapped = BacklogFull(p.partition, mapped.backlog, self._wb.max_backlog)
                 results.append(mapped)
                 continue
-            outcome = parse_write_reply(reply)
-            assert outcome.version is not None
-            results.append(outcome.version.for_document(self.name, p.doc_id))
-            self._reader.wrote(p.doc_id, outcome.version)
+            version = written_version(reply, self.name, p.doc_id)
+            results.append(version)
+            self._reader.wrote(p.doc_id, version)
         if any(isinstance(r, BaseException) for r in results):
             raise WriteManyError(results)
         self._check_replicated(results, replicas)

@@ -390,3 +390,10 @@ def test_cache_names_inverts_cache(collection: str) -> None:
 )
 def test_cache_names_refuses_other_keys(key: str) -> None:
     assert KeySpace().cache_names(0, key) is None
+
+
+@pytest.mark.parametrize("doc_id", ["a", 7, ObjectId(), uuid.uuid4()])
+def test_entry_of_is_partition_and_cache_key(doc_id: Any) -> None:
+    keys = KeySpace("wb", 64)
+    p = keys.partition_of("users", doc_id)
+    assert keys.entry_of("users", doc_id) == (p, keys.cache(p, "users", doc_id))

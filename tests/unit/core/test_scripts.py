@@ -14,7 +14,7 @@ from redis.exceptions import (
     ResponseError,
 )
 
-from writebehind.core.errors import RedisOutOfMemory, WriteBehindError
+from writebehind.core.errors import InvalidVersion, RedisOutOfMemory, WriteBehindError
 from writebehind.core.scripts import (
     ABSENT,
     BacklogRefused,
@@ -23,6 +23,7 @@ from writebehind.core.scripts import (
     map_script_error,
     parse_letter_reply,
     parse_write_reply,
+    written_version,
 )
 from writebehind.core.version import Version
 
@@ -107,3 +108,15 @@ def test_other_errors_pass_through(exc: BaseException) -> None:
 )
 def test_parse_letter_reply(reply: Any, outcome: LetterOutcome) -> None:
     assert parse_letter_reply(reply) == outcome
+
+
+@pytest.mark.parametrize("value", [b"1718000000000-3", "5-0"])
+def test_written_version_is_the_parsed_version_for_the_document(value: Any) -> None:
+    version = written_version([1, value], "users", 42, True)
+    assert version == parse_write_reply([1, value]).version
+    assert (version.collection, version.doc_id, version.deleted) == ("users", 42, True)
+
+
+def test_written_version_refuses_a_bad_id() -> None:
+    with pytest.raises(InvalidVersion):
+        written_version([1, b"nope"], "users", 1)

@@ -80,10 +80,14 @@ class RedisGuard:
                 f"Redis is unavailable (circuit open after repeated failures); {what} was not sent",
                 written=False,
             )
-        await self._take_slot()
+        if self._slots is not None:
+            try:
+                self._slots.acquire_nowait()  # the common case, without a coroutine
+            except anyio.WouldBlock:
+                await self._wait_for_slot()
         try:
-            with anyio.fail_after(limit):
-                result = await self._calls.run(self._holding_slot(make))
+            call = make() if self._slots is None else self._holding_slot(make)
+            result = await self._calls.run(call, within=limit)
         except UNREACHABLE as exc:
             if isinstance(exc, REFUSED):
                 raise  # an answer (a wrong password, a missing right): Redis is there
@@ -102,14 +106,8 @@ class RedisGuard:
         """Whether the circuit is open (calls refused without being sent)."""
         return self._open
 
-    async def _take_slot(self) -> None:
-        if self._slots is None:
-            return
-        try:
-            self._slots.acquire_nowait()
-            return
-        except anyio.WouldBlock:
-            pass
+    async def _wait_for_slot(self) -> None:
+        assert self._slots is not None
         with anyio.move_on_after(self._slot_wait):
             await self._slots.acquire()
             return
@@ -117,11 +115,11 @@ class RedisGuard:
 
     async def _holding_slot(self, make: Callable[[], Awaitable[T]]) -> T:
         """``make()``, giving the slot back when the call itself ends (not its caller)."""
+        assert self._slots is not None
         try:
             return await make()
         finally:
-            if self._slots is not None:
-                self._slots.release()
+            self._slots.release()
 
     def _record(self, state: State) -> None:
         now_open = state == "open"

@@ -25,24 +25,36 @@ from writebehind.core.keys import KeySpace
 
 @dataclass(frozen=True, slots=True)
 class Place:
-    """Where one document's read-side state lives in Redis (all in one hash slot)."""
+    """Where one document's read-side state lives in Redis (all in one hash slot).
+
+    The entry's key is named at once; the lease, channel and marker only when
+    asked for (a miss): a hit, most reads, needs none of them.
+    """
 
     doc_id: Any
     entry: str
-    lease: str
-    channel: str
-    marker: str  # the eviction marker: a fill that began before an invalidation loses
+    partition: int
+    collection: str
+    keys: KeySpace
 
     @classmethod
     def of(cls, keys: KeySpace, collection: str, doc_id: Any) -> Place:
-        partition = keys.partition_of(collection, doc_id)
-        return cls(
-            doc_id,
-            keys.cache(partition, collection, doc_id),
-            keys.lease(partition, collection, doc_id),
-            keys.fill_channel(partition, collection, doc_id),
-            keys.eviction_marker(partition, collection, doc_id),
-        )
+        """Raises ``UnsupportedIdType`` for an id documents cannot have."""
+        partition, entry = keys.entry_of(collection, doc_id)
+        return cls(doc_id, entry, partition, collection, keys)
+
+    @property
+    def lease(self) -> str:
+        return self.keys.lease(self.partition, self.collection, self.doc_id)
+
+    @property
+    def channel(self) -> str:
+        return self.keys.fill_channel(self.partition, self.collection, self.doc_id)
+
+    @property
+    def marker(self) -> str:
+        """The eviction marker: a fill that began before an invalidation loses."""
+        return self.keys.eviction_marker(self.partition, self.collection, self.doc_id)
 
 
 def new_token() -> str:
