@@ -1,0 +1,150 @@
+"""Races inside one process: a call made after an invalidation, a write or a refused fill.
+
+A call that starts after an invalidation (or a write of a dependency) returned
+must not be answered with a value computed before it, even when a computation
+of the same key is still in flight in this process and the call would join it.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import pytest
+
+from tests.support.computing import Gate, computed_count
+from tests.support.waiting import wait_until
+from writebehind import CachedFunction, WriteBehind
+from writebehind.sdk.computing.keys import lease_key
+
+pytestmark = pytest.mark.anyio
+
+Change = Callable[[WriteBehind, CachedFunction[Any, Any]], Awaitable[Any]]
+
+
+async def _tag(wb: WriteBehind, f: CachedFunction[Any, Any]) -> None:
+    await wb.invalidate_tags("user:42")
+
+
+async def _namespace(wb: WriteBehind, f: CachedFunction[Any, Any]) -> None:
+    await wb.bump_namespace("ns")
+
+
+async def _key(wb: WriteBehind, f: CachedFunction[Any, Any]) -> None:
+    await f.invalidate("42")
+
+
+async def _dependency(wb: WriteBehind, f: CachedFunction[Any, Any]) -> None:
+    await wb.collection("users").set("42", {"n": 2})
+
+
+@pytest.mark.parametrize(
+    "change", [_tag, _namespace, _key, _dependency], ids=["tag", "namespace", "key", "dependency"]
+)
+async def test_a_call_after_a_change_does_not_join_an_older_computation(
+    wb: WriteBehind, change: Change
+) -> None:
+    """The loader reads S1; the change happens and returns; a new call is made while the
+    loader still runs: it gets S2 (before: it joined the flight and got S1)."""
+    gate = Gate()
+    await wb.collection("users").set("42", {"n": 1})
+
+    @wb.cached(
+        ttl=300,
+        key="p:{user_id}",
+        tags=["user:{user_id}"],
+        namespace="ns",
+        depends_on=lambda user_id: [("users", user_id)],
+    )
+    async def profile(user_id: str) -> Any:
+        return await gate.run()
+
+    gate.block()
+    first: list[Any] = []
+    later: list[Any] = []
+    async with anyio.create_task_group() as tg:
+
+        async def call(into: list[Any]) -> None:
+            into.append(await profile("42"))
+
+        tg.start_soon(call, first)
+        await gate.started.wait()
+        gate.state = "S2"
+        await change(wb, profile)
+        misses = computed_count(profile.name, "miss")
+        tg.start_soon(call, later)
+
+        async def checked() -> bool:  # the later call read Redis, and went to the flights
+            return computed_count(profile.name, "miss") > misses
+
+        await wait_until(checked, message="the later call's check")
+        gate.hold = False
+        gate.release.set()
+    assert first == ["S1"]  # overlapped the change: either value is right
+    assert later == ["S2"]
+    assert await profile("42") == "S2"
+
+
+async def test_callers_joining_a_stored_computation_share_it(wb: WriteBehind) -> None:
+    """Without a change, the calls joining a flight are answered by it: one computation."""
+    gate = Gate()
+
+    @wb.cached(ttl=300, key="k:{x}")
+    async def f(x: str) -> Any:
+        return await gate.run()
+
+    gate.block()
+    results: list[Any] = []
+    async with anyio.create_task_group() as tg:
+
+        async def call() -> None:
+            results.append(await f("a"))
+
+        tg.start_soon(call)
+        await gate.started.wait()
+        misses = computed_count(f.name, "miss")
+        for _ in range(5):
+            tg.start_soon(call)
+
+        async def checked() -> bool:
+            return computed_count(f.name, "miss") - misses >= 5
+
+        await wait_until(checked, message="the joiners' checks")
+        gate.release.set()
+    assert results == ["S1"] * 6
+    assert gate.runs == 1
+
+
+async def test_a_failing_cache_if_gives_the_lease_back(wb: WriteBehind) -> None:
+    """``cache_if`` raising reaches the caller, and the fill lease is released at once
+    (before: held until ``lock_timeout``, so every other process waited that long)."""
+
+    def broken(value: Any) -> bool:
+        raise ZeroDivisionError("predicate failed")
+
+    @wb.cached(ttl=300, key="k:{x}", namespace="n", cache_if=broken, lock_timeout=30)
+    async def f(x: str) -> Any:
+        return x
+
+    with pytest.raises(ZeroDivisionError):
+        await f("a")
+    assert await wb.redis.exists(lease_key("t", "n", "k:a")) == 0
+
+
+async def test_the_computing_call_gets_the_value_a_hit_would(wb: WriteBehind) -> None:
+    """The first call returns what later calls read back from BSON: lists for tuples,
+    datetimes at ms precision under the client's codec options (before: the first call
+    had an aware µs datetime and a tuple, every later one a naive ms datetime and a list)."""
+    at = datetime.datetime(2024, 1, 1, 12, 0, 0, 123456, tzinfo=datetime.UTC)
+
+    @wb.cached(ttl=300, key="k:{x}")
+    async def f(x: str) -> Any:
+        return {"at": at, "pair": (1, 2)}
+
+    computed = await f.validated("a")
+    served = await f.validated("a")
+    assert (computed.source, served.source) == ("computed", "redis")
+    assert computed.value == served.value
+    assert served.value == {"at": at.replace(microsecond=123000, tzinfo=None), "pair": [1, 2]}
