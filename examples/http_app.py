@@ -54,7 +54,7 @@ def users(request: Request) -> Any:
     return request.app.state.wb.collection("users")
 
 
-@app.get("/users/{user_id}")
+@app.api_route("/users/{user_id}", methods=["GET", "HEAD"])  # FastAPI: HEAD is not implied
 async def get_user(user_id: str, request: Request) -> Response:
     return await document_response(request, users(request), user_id)
 
@@ -94,7 +94,7 @@ def make_card(wb: WriteBehind) -> CachedFunction[[str], dict[str, Any] | None]:
     return card
 
 
-@app.get("/users/{user_id}/card")
+@app.api_route("/users/{user_id}/card", methods=["GET", "HEAD"])
 async def get_card(user_id: str, request: Request) -> Response:
     computed = await request.app.state.card.validated(user_id)
     if computed.value is None:

@@ -164,3 +164,22 @@ async def test_the_card_is_a_cached_computation_recomputed_after_a_put(
     changed = await http.get(f"{app.url}/users/5/card", headers=conditional)
     assert changed.status_code == 200 and changed.json()["title"] == "ED"
     assert changed.headers["etag"] != first.headers["etag"]
+
+
+async def test_head_is_answered_as_get_without_a_body(
+    start_app: StartApp, http: httpx.AsyncClient
+) -> None:
+    """RFC 9110 section 9.3.2: HEAD is GET without the content (before: 405 from the
+    example's routes, though the helpers answer HEAD with a 304 too)."""
+    app = await start_app()
+    await http.put(f"{app.url}/users/1", json={"name": "Di"})
+    for path in ("/users/1", "/users/1/card"):
+        got = await http.get(f"{app.url}{path}")
+        head = await http.head(f"{app.url}{path}")
+        assert head.status_code == 200, path
+        assert head.content == b""
+        assert head.headers["etag"] == got.headers["etag"]
+        assert head.headers["cache-control"] == got.headers["cache-control"]
+        again = await http.head(f"{app.url}{path}", headers={"If-None-Match": got.headers["etag"]})
+        assert again.status_code == 304, path
+    assert (await http.head(f"{app.url}/users/nobody")).status_code == 404
