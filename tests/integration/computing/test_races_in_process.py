@@ -148,3 +148,33 @@ async def test_the_computing_call_gets_the_value_a_hit_would(wb: WriteBehind) ->
     assert (computed.source, served.source) == ("computed", "redis")
     assert computed.value == served.value
     assert served.value == {"at": at.replace(microsecond=123000, tzinfo=None), "pair": [1, 2]}
+
+
+async def test_a_value_recomputed_under_the_same_stamps_gets_a_new_validator(
+    wb: WriteBehind,
+) -> None:
+    """``invalidate`` and ``refresh`` move no generation: the recomputed value has the
+    same stamps. Its validator (an ETag's basis) must still differ when the value does
+    (RFC 9110 section 8.8.3: a strong validator changes with the representation); before,
+    a client holding the old ETag got 304 for the new value. Equal values: equal validators."""
+    gate = Gate()
+
+    @wb.cached(ttl=300, key="k:{x}", namespace="n")
+    async def f(x: str) -> Any:
+        return await gate.run()
+
+    first = await f.validated("a")
+    gate.state = "S2"
+    await f.invalidate("a")
+    second = await f.validated("a")
+    assert (second.value, second.source) == ("S2", "computed")
+    assert second.validator != first.validator
+    assert (await f.validated("a")).validator == second.validator  # the hit: the same
+    gate.state = "S3"
+    await f.refresh("a")
+    third = await f.validated("a")
+    assert (third.value, third.source) == ("S3", "redis")
+    assert third.validator not in (first.validator, second.validator)
+    gate.state = "S3"
+    await f.invalidate("a")
+    assert (await f.validated("a")).validator == third.validator  # the same value again

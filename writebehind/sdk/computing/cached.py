@@ -212,14 +212,14 @@ class CachedFunction(Generic[P, R]):
             return None
         if reply.negative:
             self._count("negative_hit")
-            return Computed(None, "redis", validator(plan.entry, reply.stamps))  # type: ignore[arg-type]
+            return Computed(None, "redis", validator(plan.entry, reply.stamps, b""))  # type: ignore[arg-type]
         try:
             value = decode_value(reply.body or b"", self._wb.codec_options)
         except InvalidInput:
             self._count("undecodable")
             return None
         self._count("hit")
-        return Computed(value, "redis", validator(plan.entry, reply.stamps))
+        return Computed(value, "redis", validator(plan.entry, reply.stamps, reply.body or b""))
 
     async def _flight(
         self, plan: Plan, args: Sequence[Any], kwargs: Mapping[str, Any]
@@ -330,7 +330,7 @@ class CachedFunction(Generic[P, R]):
         if ttl_ms <= 0:
             self._count("not_stored")
             await self._store.release(plan, token)
-            return Computed(value, "computed", validator(plan.entry, stamps)), captured
+            return Computed(value, "computed", validator(plan.entry, stamps, body)), captured
         filling = _mark()
         try:
             outcome = await self._store.fill(
@@ -343,7 +343,7 @@ class CachedFunction(Generic[P, R]):
             return Computed(value, "fresh", None), captured
         self._count(f"fill_{outcome}")
         as_of = filling if outcome == "filled" else captured
-        return Computed(value, "computed", validator(plan.entry, stamps)), as_of
+        return Computed(value, "computed", validator(plan.entry, stamps, body)), as_of
 
     def _ttl_for(self, value: Any, values: Sequence[str]) -> int:
         """The entry's TTL in ms; 0: not stored (``None`` without negative caching,

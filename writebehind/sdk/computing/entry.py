@@ -59,14 +59,19 @@ def complete(values: Sequence[str]) -> bool:
     return all(v != NO_STAMP for v in values)
 
 
-def validator(entry: str, stamps: str) -> str:
-    """A stable name of what a value was computed from: its entry key and its stamps.
+def validator(entry: str, stamps: str, body: bytes) -> str:
+    """A stable name of a stored value: its entry key, its stamps and its BSON body
+    (``b""`` for ``None``).
 
     The same in every process and after restarts; different for another entry
-    (another function, key or namespace) or after any tag, namespace or
-    dependency changed. Hex, 32 characters.
+    (another function, key or namespace), after any tag, namespace or
+    dependency changed, and whenever the value differs, even under the same
+    stamps (``invalidate``, ``refresh`` or an expiry move no generation): so it
+    can be a strong ETag's basis (RFC 9110 section 8.8.3). Hex, 32 characters.
     """
-    return hashlib.sha256(f"{entry}\n{stamps}".encode()).hexdigest()[:32]
+    digest = hashlib.sha256(f"{entry}\n{stamps}\n".encode())
+    digest.update(hashlib.sha256(body).digest())
+    return digest.hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)
