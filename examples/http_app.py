@@ -32,7 +32,7 @@ from fastapi.responses import JSONResponse
 
 from writebehind import CachedFunction, WriteBehind
 from writebehind.http import CachePolicy, document_etag, response_headers, validators_etag
-from writebehind.http.starlette import conditional_response, document_response
+from writebehind.http.starlette import conditional_response, document_response, not_found
 
 
 @asynccontextmanager
@@ -97,13 +97,13 @@ def make_card(wb: WriteBehind) -> CachedFunction[[str], dict[str, Any] | None]:
 @app.api_route("/users/{user_id}/card", methods=["GET", "HEAD"])
 async def get_card(user_id: str, request: Request) -> Response:
     computed = await request.app.state.card.validated(user_id)
+    policy = CachePolicy.from_reads(users(request).reads)
     if computed.value is None:
-        raise HTTPException(404, "Not Found")
+        return not_found(policy)  # with Cache-Control: a 404 is heuristically cacheable
     # No validator when Redis was unavailable and the card was computed fresh: no ETag.
     etag = (
         validators_etag([computed.validator], resource=f"card:{user_id}")
         if computed.validator
         else None
     )
-    policy = CachePolicy.from_reads(users(request).reads)
     return await conditional_response(request, etag, lambda: computed.value, policy)

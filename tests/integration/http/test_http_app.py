@@ -183,3 +183,13 @@ async def test_head_is_answered_as_get_without_a_body(
         again = await http.head(f"{app.url}{path}", headers={"If-None-Match": got.headers["etag"]})
         assert again.status_code == 304, path
     assert (await http.head(f"{app.url}/users/nobody")).status_code == 404
+
+
+async def test_404s_carry_cache_control(start_app: StartApp, http: httpx.AsyncClient) -> None:
+    """A 404 is heuristically cacheable (RFC 9111 section 4.2.2): it says how it may be
+    kept, or a shared cache could answer 404 after the PUT that creates the user."""
+    app = await start_app()
+    for path in ("/users/nobody", "/users/nobody/card"):
+        missing = await http.get(f"{app.url}{path}")
+        assert missing.status_code == 404, path
+        assert missing.headers["cache-control"].startswith("private, max-age=0"), path
