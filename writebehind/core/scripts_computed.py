@@ -6,7 +6,9 @@ capture creates an absent one at now (``SET NX``), so nothing ever captures
 "absent". A computed entry stores the values its computation captured before
 it ran (its stamps); it is served only while every stamp is still the current
 value: each generation's, and each dependency document's cache entry ``v``
-(the version every SDK write sets in the write script). An absent generation
+(the version every SDK write sets in the write script) with a SHA-1 of its
+body ``d`` (a direct MongoDB write keeps the version; the entry filled again
+afterwards holds the new body under it). An absent generation
 key or dependency entry is stale: nothing can tell whether it changed.
 
 These scripts touch keys in several hash slots (the dependency entries live in
@@ -33,8 +35,17 @@ local function stamps_of(text)
   for value in string.gmatch(text, '[^,]+') do out[#out + 1] = value end
   return out
 end
+-- A dependency's stamp: its cache entry's version and a digest of its body
+-- ('/'-joined), false without an entry. The body, because a direct MongoDB
+-- write keeps the version: the entry filled again after it holds a new body
+-- under the old version.
+local function dependency_stamp(key)
+  local f = redis.call('HMGET', key, 'v', 'd')
+  if not f[1] then return false end
+  return f[1] .. '/' .. redis.sha1hex(f[2] or '')
+end
 -- Whether stored stamps (text) are the current values of KEYS[first..]: the first
--- ngen are generation keys (GET), the rest dependency cache entries (HGET v).
+-- ngen are generation keys (GET), the rest dependency cache entries (their stamps).
 local function verdict(text, first, ngen)
   local values = stamps_of(text)
   if #values ~= #KEYS - first + 1 then return 'shape' end
@@ -44,7 +55,7 @@ local function verdict(text, first, ngen)
     if i <= ngen then
       current = redis.call('GET', key)
     else
-      current = redis.call('HGET', key, 'v')
+      current = dependency_stamp(key)
     end
     if current ~= values[i] then
       if i <= ngen then return 'generation' end
@@ -105,7 +116,8 @@ return {'w', now, reason}
 
 # Capture the stamps a computation is about to run under: each generation
 # (created at Redis µs now if absent, and given at least ``ttl`` ms to live),
-# each dependency cache entry's version ('' if it has no entry).
+# each dependency cache entry's stamp (version/sha1 of the body; '' if it has
+# no entry).
 #
 # KEYS: generation keys..., dependency cache entries...
 # ARGV: number of generation keys, generation ttl ms
@@ -122,7 +134,7 @@ for i = 1, #KEYS do
     outlive(KEYS[i], ttl)
     out[i] = redis.call('GET', KEYS[i])
   else
-    out[i] = redis.call('HGET', KEYS[i], 'v') or ''
+    out[i] = dependency_stamp(KEYS[i]) or ''
   end
 end
 return out

@@ -4,7 +4,8 @@ A value is stored as the BSON document ``{"v": value}`` (never pickled: an
 entry tampered with in Redis can at worst fail to decode, which is a miss).
 Its stamps are the generation values and dependency versions captured before
 the computation ran, joined by ``,`` in the order of ``Plan.stamp_keys``
-(generations are decimal µs, versions ``<ms>-<seq>`` stream ids: no commas).
+(generations are decimal µs; a dependency's is its version, a ``<ms>-<seq>``
+stream id, ``/`` the SHA-1 hex of its cache entry's body: no commas).
 """
 
 from __future__ import annotations
