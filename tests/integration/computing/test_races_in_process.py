@@ -17,6 +17,7 @@ import pytest
 from tests.support.computing import Gate, computed_count
 from tests.support.waiting import wait_until
 from writebehind import CachedFunction, WriteBehind
+from writebehind.core.errors import ConfigurationError, InvalidInput
 from writebehind.sdk.computing.keys import lease_key
 
 pytestmark = pytest.mark.anyio
@@ -178,3 +179,19 @@ async def test_a_value_recomputed_under_the_same_stamps_gets_a_new_validator(
     gate.state = "S3"
     await f.invalidate("a")
     assert (await f.validated("a")).validator == third.validator  # the same value again
+
+
+async def test_common_mistakes_get_errors_that_say_what_to_write(wb: WriteBehind) -> None:
+    """Before: ``@wb.cached`` gave "takes 1 positional argument but 2 were given", and a
+    ``depends_on`` returning one pair complained about ``'users'``."""
+
+    async def f(user_id: str) -> Any:
+        return user_id
+
+    with pytest.raises(ConfigurationError, match=r"@wb.cached\(ttl=300"):
+        wb.cached(f)  # what @wb.cached without parentheses does
+    with pytest.raises(ConfigurationError, match="needs ttl="):
+        wb.cached()
+    one_pair = wb.cached(ttl=5, depends_on=lambda user_id: ("users", user_id))(f)
+    with pytest.raises(InvalidInput, match=r"return a list of \(collection, id\) pairs"):
+        await one_pair("1")

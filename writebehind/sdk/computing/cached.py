@@ -185,6 +185,11 @@ class CachedFunction(Generic[P, R]):
         listed = self._options.depends_on(*args, **kwargs)
         if isinstance(listed, str | bytes) or not isinstance(listed, Iterable):
             raise InvalidInput(f"depends_on must return (collection, id) pairs, not {listed!r}")
+        if isinstance(listed, tuple) and len(listed) == 2 and isinstance(listed[0], str):
+            raise InvalidInput(
+                f"depends_on returned one pair {listed!r:.80}: return a list of "
+                "(collection, id) pairs, such as [(collection, id)]"
+            )
         deps: list[tuple[str, Any]] = []
         for pair in listed:
             if not isinstance(pair, tuple) or len(pair) != 2:
