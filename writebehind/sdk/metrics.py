@@ -36,7 +36,8 @@ SDK_NEAR_EVICTIONS = Counter(
     "Documents dropped from near caches, by collection and cause: ttl, size, write "
     "(another process's write, from the change feed), own_write, invalidation (a direct "
     "MongoDB write, from the invalidator), flush (the invalidator emptied the collection), "
-    "resync (the feed's position was trimmed away).",
+    "resync (the feed's position was trimmed away), captured (older than the version a "
+    "cached computation captured before running).",
     ["collection", "cause"],
 )
 

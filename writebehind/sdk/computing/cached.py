@@ -20,8 +20,14 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 import anyio
 
-from writebehind.core.errors import CacheUnavailable, ConfigurationError, InvalidInput
-from writebehind.core.keys import validate_collection_name
+from writebehind.core.errors import (
+    CacheUnavailable,
+    ConfigurationError,
+    InvalidInput,
+    InvalidVersion,
+)
+from writebehind.core.keys import encode_id, validate_collection_name
+from writebehind.core.version import Version
 from writebehind.sdk.computing.entry import (
     CheckReply,
     complete,
@@ -321,6 +327,7 @@ class CachedFunction(Generic[P, R]):
                 if strict:
                     raise
                 return await self._fresh_marked(args, kwargs, "degraded")
+            self._forget_older_near_copies(plan, values)
             began = time.monotonic()
             value = await self._run(args, kwargs)
             load_ms = max(1, int((time.monotonic() - began) * 1000))
@@ -349,6 +356,19 @@ class CachedFunction(Generic[P, R]):
         self._count(f"fill_{outcome}")
         as_of = filling if outcome == "filled" else captured
         return Computed(value, "computed", validator(plan.entry, stamps, body)), as_of
+
+    def _forget_older_near_copies(self, plan: Plan, values: Sequence[str]) -> None:
+        """The function may read its dependencies through a near cache, whose feed may
+        not have applied the versions just captured yet (it may lag ``max_stale``): a
+        value made from an older copy would be stored under the newer stamp, and served
+        until its TTL. So older copies go first."""
+        stamps = values[len(plan.generations) :]
+        for (collection, doc_id), stamp in zip(plan.deps, stamps, strict=True):
+            try:
+                version = Version.parse(stamp.split("/", 1)[0])
+            except InvalidVersion:  # no entry (''), or not written by the SDK: nothing to say
+                continue
+            self._wb.near.newer_seen(collection, encode_id(doc_id), version)
 
     def _ttl_for(self, value: Any, values: Sequence[str]) -> int:
         """The entry's TTL in ms; 0: not stored (``None`` without negative caching,
