@@ -82,16 +82,19 @@ end
 # ARGV: mode, owner token, lease ms, number of generation keys, fingerprint
 # Returns {'h', now ms, '', body, negative, load ms, pttl, stamps} for a hit, else
 # {status, now ms, reason}: status 'm' (mode 'c'), 'l' lease taken, 'w' held
-# elsewhere; reason 'miss', 'generation', 'dependency' or 'shape' ('' if current)
+# elsewhere; reason 'miss', 'generation', 'dependency', 'shape' or 'damaged' (the
+# key holds another Redis type), '' if current
 CHECK = (
     _HELPERS
     + """
 local entry, lease = KEYS[1], KEYS[2]
 local mode, token, lease_ms = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local now = now_ms()
-local f = redis.call('HMGET', entry, 'b', 's', 'k', 'a', 'x')
+local f = redis.pcall('HMGET', entry, 'b', 's', 'k', 'a', 'x')
 local reason = 'miss'
-if f[2] then
+if f.err then
+  reason = 'damaged'  -- not a hash (WRONGTYPE): a fill replaces it
+elseif f[2] then
   if f[3] ~= ARGV[5] then
     reason = 'shape'
   else

@@ -18,7 +18,7 @@ from tests.support.computing import Gate, computed_count
 from tests.support.waiting import wait_until
 from writebehind import CachedFunction, WriteBehind
 from writebehind.core.errors import ConfigurationError, InvalidInput
-from writebehind.sdk.computing.keys import lease_key
+from writebehind.sdk.computing.keys import entry_key, lease_key
 
 pytestmark = pytest.mark.anyio
 
@@ -195,3 +195,24 @@ async def test_common_mistakes_get_errors_that_say_what_to_write(wb: WriteBehind
     one_pair = wb.cached(ttl=5, depends_on=lambda user_id: ("users", user_id))(f)
     with pytest.raises(InvalidInput, match=r"return a list of \(collection, id\) pairs"):
         await one_pair("1")
+
+
+async def test_an_entry_of_another_redis_type_is_a_miss_and_is_replaced(wb: WriteBehind) -> None:
+    """An entry key holding a string (tampered, or left by something else) is a damaged
+    entry: a miss counted ``undecodable``, replaced by the next fill (before: WRONGTYPE
+    read as Redis unavailable, so the key was computed on every call, never stored)."""
+    gate = Gate()
+
+    @wb.cached(ttl=300, key="k:{x}", namespace="n")
+    async def f(x: str) -> Any:
+        return await gate.run()
+
+    entry = entry_key("t", "n", "k:a")
+    await wb.redis.set(entry, "not a hash")
+    damaged = computed_count(f.name, "undecodable")
+    first = await f.validated("a")
+    assert (first.value, first.source) == ("S1", "computed")
+    assert computed_count(f.name, "undecodable") > damaged
+    assert await wb.redis.type(entry) == b"hash"
+    assert (await f.validated("a")).source == "redis"
+    assert gate.runs == 1

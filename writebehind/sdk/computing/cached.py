@@ -60,6 +60,9 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 
+_MISS_OUTCOMES = {"miss": "miss", "damaged": "undecodable"}
+"""The counted outcome of CHECK's reasons that are no ``stale_<reason>``."""
+
 _marks = itertools.count(1)
 
 
@@ -219,7 +222,7 @@ class CachedFunction(Generic[P, R]):
     def _serve(self, plan: Plan, reply: CheckReply) -> Computed[R] | None:
         """The value of a hit, or ``None`` (counted: a miss, stale, or undecodable)."""
         if reply.status != "hit":
-            self._count(reply.reason if reply.reason == "miss" else f"stale_{reply.reason}")
+            self._count(_MISS_OUTCOMES.get(reply.reason) or f"stale_{reply.reason}")
             return None
         if reply.negative:
             self._count("negative_hit")

@@ -84,7 +84,8 @@ class CheckReply:
     ``wait`` (another caller holds it). ``reason`` why no entry was served:
     ``miss`` (none), ``generation`` (a tag or namespace was invalidated since),
     ``dependency`` (a document in ``depends_on`` changed, or its cache entry is
-    gone), ``shape`` (stored under other tags or dependencies), ``''`` on a hit.
+    gone), ``shape`` (stored under other tags or dependencies), ``damaged`` (the
+    key holds another Redis type), ``''`` on a hit.
     ``ttl_ms`` the entry's PTTL, ``load_ms`` how long its computation took.
     """
 
