@@ -15,19 +15,13 @@ import inspect
 import itertools
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 import anyio
 
-from writebehind.core.errors import (
-    CacheUnavailable,
-    ConfigurationError,
-    InvalidInput,
-    InvalidVersion,
-)
-from writebehind.core.keys import encode_id, validate_collection_name
-from writebehind.core.version import Version
+from writebehind.core.errors import CacheUnavailable, ConfigurationError, InvalidInput
+from writebehind.sdk.computing import dependencies
 from writebehind.sdk.computing.entry import (
     CheckReply,
     complete,
@@ -183,28 +177,10 @@ class CachedFunction(Generic[P, R]):
         else:
             key = call_key(o.key, args, kwargs)
         tags = [render(t, arguments, "tag") for t in o.tags]
-        deps = self._deps(args, kwargs)
+        deps = dependencies.listed(self._options.depends_on, args, kwargs)
         prefix = self._wb.keys.prefix
         entries = [Place.of(self._wb.keys, c, i).entry for c, i in deps]
         return make_plan(prefix, self.namespace, key, tags, deps, entries)
-
-    def _deps(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[tuple[str, Any]]:
-        if self._options.depends_on is None:
-            return []
-        listed = self._options.depends_on(*args, **kwargs)
-        if isinstance(listed, str | bytes) or not isinstance(listed, Iterable):
-            raise InvalidInput(f"depends_on must return (collection, id) pairs, not {listed!r}")
-        if isinstance(listed, tuple) and len(listed) == 2 and isinstance(listed[0], str):
-            raise InvalidInput(
-                f"depends_on returned one pair {listed!r:.80}: return a list of "
-                "(collection, id) pairs, such as [(collection, id)]"
-            )
-        deps: list[tuple[str, Any]] = []
-        for pair in listed:
-            if not isinstance(pair, tuple) or len(pair) != 2:
-                raise InvalidInput(f"depends_on must return (collection, id) pairs: {pair!r}")
-            deps.append((validate_collection_name(pair[0]), pair[1]))
-        return list(dict.fromkeys(deps))
 
     # -- reads ----------------------------------------------------------------------
 
@@ -322,7 +298,7 @@ class CachedFunction(Generic[P, R]):
         """Holding the lease: capture, compute, store if still current. Answers the value
         and the mark of the last moment it was known current (``_load``)."""
         try:
-            await self._ensure_dependency_entries(plan)
+            await dependencies.fill_entries(self._wb, self._collections, plan)
             captured = _mark()
             try:
                 values = await self._store.capture(plan, self.ttl_ms, self.lease_ms)
@@ -330,7 +306,7 @@ class CachedFunction(Generic[P, R]):
                 if strict:
                     raise
                 return await self._fresh_marked(args, kwargs, "degraded")
-            self._forget_older_near_copies(plan, values)
+            dependencies.forget_older_near_copies(self._wb, plan, values)
             began = time.monotonic()
             value = await self._run(args, kwargs)
             load_ms = max(1, int((time.monotonic() - began) * 1000))
@@ -360,19 +336,6 @@ class CachedFunction(Generic[P, R]):
         as_of = filling if outcome == "filled" else captured
         return Computed(value, "computed", validator(plan.entry, stamps, body)), as_of
 
-    def _forget_older_near_copies(self, plan: Plan, values: Sequence[str]) -> None:
-        """The function may read its dependencies through a near cache, whose feed may
-        not have applied the versions just captured yet (it may lag ``max_stale``): a
-        value made from an older copy would be stored under the newer stamp, and served
-        until its TTL. So older copies go first."""
-        stamps = values[len(plan.generations) :]
-        for (collection, doc_id), stamp in zip(plan.deps, stamps, strict=True):
-            try:
-                version = Version.parse(stamp.split("/", 1)[0])
-            except InvalidVersion:  # no entry (''), or not written by the SDK: nothing to say
-                continue
-            self._wb.near.newer_seen(collection, encode_id(doc_id), version)
-
     def _ttl_for(self, value: Any, values: Sequence[str]) -> int:
         """The entry's TTL in ms; 0: not stored (``None`` without negative caching,
         ``cache_if`` said no, a dependency had no cache entry to take a version from)."""
@@ -384,18 +347,6 @@ class CachedFunction(Generic[P, R]):
         if cache_if is not None and not cache_if(value):
             return 0
         return self.ttl_ms
-
-    async def _ensure_dependency_entries(self, plan: Plan) -> None:
-        """Fill the dependencies' cache entries (fenced by version; negative entries for
-        absent documents), so that their versions can be captured."""
-        by_collection: dict[str, list[Any]] = {}
-        for name, doc_id in plan.deps:
-            by_collection.setdefault(name, []).append(doc_id)
-        for name, ids in by_collection.items():
-            reader = self._collections.get(name)
-            if reader is None:
-                reader = self._collections[name] = self._wb.collection(name)
-            await reader.warm(ids)
 
     # -- early refresh (XFetch) ---------------------------------------------------------
 
