@@ -182,6 +182,28 @@ return outcome
 """
 )
 
+# Give the lease back after a computation whose value is not stored (``cache_if``
+# said no, ``None`` without negative caching), and say whether the value is still
+# current: the lease still this caller's (``invalidate`` deletes it) and every
+# stamp unchanged. The calls that joined the computation in this process share
+# the value only then. Wakes the waiters either way.
+#
+# KEYS: lease, generation keys..., dependency cache entries...
+# ARGV: token, number of generation keys, stamps, channel
+# Returns 'current', 'lease_lost', 'stale_generation', 'stale_dependency' or 'stale_shape'
+RELEASE_CURRENT = (
+    _HELPERS
+    + """
+local held = redis.call('GET', KEYS[1]) == ARGV[1]
+if held then redis.call('DEL', KEYS[1]) end
+redis.call('PUBLISH', ARGV[4], 'released')
+if not held then return 'lease_lost' end
+local v = verdict(ARGV[3], 2, tonumber(ARGV[2]))
+if v ~= 'ok' then return 'stale_' .. v end
+return 'current'
+"""
+)
+
 # Drop one computed entry and its lease (a computation in flight then cannot
 # store its value), and wake whoever waits for it.
 #
@@ -226,5 +248,6 @@ class ComputedScripts:
         self.check: AsyncScript = redis.register_script(CHECK)
         self.capture: AsyncScript = redis.register_script(CAPTURE)
         self.fill: AsyncScript = redis.register_script(FILL)
+        self.release_current: AsyncScript = redis.register_script(RELEASE_CURRENT)
         self.invalidate: AsyncScript = redis.register_script(INVALIDATE)
         self.bump: AsyncScript = redis.register_script(BUMP)

@@ -70,8 +70,8 @@ SDK_COMPUTED = Counter(
     "(None without negative caching, cache_if refused, a dependency without cache entry), "
     "degraded (Redis unavailable: computed, not stored), journaled (computed fresh: the "
     "journal holds an invalidation for it), lease_wait, lease_timeout, flight_outdated (a "
-    "call joined a computation begun before it, whose value was not stored: computed "
-    "again), early_refresh, early_refresh_failed. "
+    "call joined a computation begun before it, whose value Redis did not confirm "
+    "current afterwards: computed again), early_refresh, early_refresh_failed. "
     "Invalidations: invalidation (one entry), tag (function and namespace empty), namespace.",
     ["function", "namespace", "outcome"],
 )

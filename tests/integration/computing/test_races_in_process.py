@@ -216,3 +216,46 @@ async def test_an_entry_of_another_redis_type_is_a_miss_and_is_replaced(wb: Writ
     assert await wb.redis.type(entry) == b"hash"
     assert (await f.validated("a")).source == "redis"
     assert gate.runs == 1
+
+
+async def test_callers_joining_a_value_not_stored_share_it_unless_it_changed(
+    wb: WriteBehind,
+) -> None:
+    """A value ``cache_if`` refuses is not stored; the calls that joined its computation
+    still share it when nothing it depends on changed meanwhile (one computation), and
+    compute again when something did (the key was invalidated)."""
+    gate = Gate()
+
+    @wb.cached(ttl=300, key="k:{x}", cache_if=lambda value: False)
+    async def f(x: str) -> Any:
+        return await gate.run()
+
+    async def round_of(change: bool) -> list[Any]:
+        results: list[Any] = []
+        gate.block()
+        async with anyio.create_task_group() as tg:
+
+            async def call() -> None:
+                results.append(await f("a"))
+
+            tg.start_soon(call)
+            await gate.started.wait()
+            if change:
+                gate.state = "S2"
+                await f.invalidate("a")
+            misses = computed_count(f.name, "miss")
+            for _ in range(3):
+                tg.start_soon(call)
+
+            async def checked() -> bool:
+                return computed_count(f.name, "miss") - misses >= 3
+
+            await wait_until(checked, message="the joiners' checks")
+            gate.hold = False
+            gate.release.set()
+        return sorted(results)
+
+    assert await round_of(change=False) == ["S1"] * 4
+    assert gate.runs == 1
+    assert await round_of(change=True) == ["S1", "S2", "S2", "S2"]
+    assert gate.runs == 3

@@ -320,8 +320,10 @@ class CachedFunction(Generic[P, R]):
             raise
         if ttl_ms <= 0:
             self._count("not_stored")
-            await self._store.release(plan, token)
-            return Computed(value, "computed", validator(plan.entry, stamps, body)), captured
+            checked = _mark()
+            current = await self._store.release_current(plan, token, stamps)
+            as_of = checked if current else captured
+            return Computed(value, "computed", validator(plan.entry, stamps, body)), as_of
         filling = _mark()
         try:
             outcome = await self._store.fill(
