@@ -10,8 +10,10 @@ and writes work without one.
 
 - ``GET /users/{id}``: the document, ``ETag`` from its version; ``If-None-Match``
   with that tag gets a 304 answered from the version alone.
-- ``PUT /users/{id}``: stores the JSON body as the document; the reply carries
-  the new version's ``ETag``.
+- ``PUT /users/{id}``: stores the JSON body as the document; the reply's JSON
+  names the new version and the ``ETag`` a GET of it carries (no ``ETag``
+  header: RFC 9110 section 9.3.4, the stored representation is not the PUT's
+  content unchanged).
 - ``GET /users/{id}/card``: a response computed from the document by a cached
   computation (``wb.cached``, README "Caching computations"): computed once,
   then served from Redis until the user document changes (``depends_on``), its
@@ -31,8 +33,8 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 
 from writebehind import CachedFunction, WriteBehind
-from writebehind.http import CachePolicy, document_etag, response_headers, validators_etag
-from writebehind.http.starlette import conditional_response, document_response
+from writebehind.http import CachePolicy, document_etag, validators_etag
+from writebehind.http.starlette import conditional_response, document_response, not_found
 
 
 @asynccontextmanager
@@ -54,7 +56,7 @@ def users(request: Request) -> Any:
     return request.app.state.wb.collection("users")
 
 
-@app.get("/users/{user_id}")
+@app.api_route("/users/{user_id}", methods=["GET", "HEAD"])  # FastAPI: HEAD is not implied
 async def get_user(user_id: str, request: Request) -> Response:
     return await document_response(request, users(request), user_id)
 
@@ -66,9 +68,11 @@ async def put_user(user_id: str, request: Request) -> Response:
         raise HTTPException(422, "the body must be a JSON object")
     collection = users(request)
     version = await collection.set(user_id, doc)
-    policy = CachePolicy.from_reads(collection.reads)
-    headers = response_headers(document_etag(collection.name, user_id, version), policy)
-    return JSONResponse({"version": str(version)}, headers=headers)
+    # No ETag header: RFC 9110 section 9.3.4 forbids a validator in a PUT's reply unless
+    # the stored representation is the request's content unchanged, and a GET renders
+    # it otherwise (with its _id, as Extended JSON). The tag a GET will carry is data here.
+    tag = document_etag(collection.name, user_id, version)
+    return JSONResponse({"version": str(version), "etag": str(tag)})
 
 
 # -- a computed response: a cached computation ------------------------------
@@ -94,16 +98,16 @@ def make_card(wb: WriteBehind) -> CachedFunction[[str], dict[str, Any] | None]:
     return card
 
 
-@app.get("/users/{user_id}/card")
+@app.api_route("/users/{user_id}/card", methods=["GET", "HEAD"])
 async def get_card(user_id: str, request: Request) -> Response:
     computed = await request.app.state.card.validated(user_id)
+    policy = CachePolicy.from_reads(users(request).reads)
     if computed.value is None:
-        raise HTTPException(404, "Not Found")
+        return not_found(policy)  # with Cache-Control: a 404 is heuristically cacheable
     # No validator when Redis was unavailable and the card was computed fresh: no ETag.
     etag = (
         validators_etag([computed.validator], resource=f"card:{user_id}")
         if computed.validator
         else None
     )
-    policy = CachePolicy.from_reads(users(request).reads)
     return await conditional_response(request, etag, lambda: computed.value, policy)

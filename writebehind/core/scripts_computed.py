@@ -6,7 +6,9 @@ capture creates an absent one at now (``SET NX``), so nothing ever captures
 "absent". A computed entry stores the values its computation captured before
 it ran (its stamps); it is served only while every stamp is still the current
 value: each generation's, and each dependency document's cache entry ``v``
-(the version every SDK write sets in the write script). An absent generation
+(the version every SDK write sets in the write script) with a SHA-1 of its
+body ``d`` (a direct MongoDB write keeps the version; the entry filled again
+afterwards holds the new body under it). An absent generation
 key or dependency entry is stale: nothing can tell whether it changed.
 
 These scripts touch keys in several hash slots (the dependency entries live in
@@ -33,8 +35,17 @@ local function stamps_of(text)
   for value in string.gmatch(text, '[^,]+') do out[#out + 1] = value end
   return out
 end
+-- A dependency's stamp: its cache entry's version and a digest of its body
+-- ('/'-joined), false without an entry. The body, because a direct MongoDB
+-- write keeps the version: the entry filled again after it holds a new body
+-- under the old version.
+local function dependency_stamp(key)
+  local f = redis.call('HMGET', key, 'v', 'd')
+  if not f[1] then return false end
+  return f[1] .. '/' .. redis.sha1hex(f[2] or '')
+end
 -- Whether stored stamps (text) are the current values of KEYS[first..]: the first
--- ngen are generation keys (GET), the rest dependency cache entries (HGET v).
+-- ngen are generation keys (GET), the rest dependency cache entries (their stamps).
 local function verdict(text, first, ngen)
   local values = stamps_of(text)
   if #values ~= #KEYS - first + 1 then return 'shape' end
@@ -44,7 +55,7 @@ local function verdict(text, first, ngen)
     if i <= ngen then
       current = redis.call('GET', key)
     else
-      current = redis.call('HGET', key, 'v')
+      current = dependency_stamp(key)
     end
     if current ~= values[i] then
       if i <= ngen then return 'generation' end
@@ -71,16 +82,19 @@ end
 # ARGV: mode, owner token, lease ms, number of generation keys, fingerprint
 # Returns {'h', now ms, '', body, negative, load ms, pttl, stamps} for a hit, else
 # {status, now ms, reason}: status 'm' (mode 'c'), 'l' lease taken, 'w' held
-# elsewhere; reason 'miss', 'generation', 'dependency' or 'shape' ('' if current)
+# elsewhere; reason 'miss', 'generation', 'dependency', 'shape' or 'damaged' (the
+# key holds another Redis type), '' if current
 CHECK = (
     _HELPERS
     + """
 local entry, lease = KEYS[1], KEYS[2]
 local mode, token, lease_ms = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local now = now_ms()
-local f = redis.call('HMGET', entry, 'b', 's', 'k', 'a', 'x')
+local f = redis.pcall('HMGET', entry, 'b', 's', 'k', 'a', 'x')
 local reason = 'miss'
-if f[2] then
+if f.err then
+  reason = 'damaged'  -- not a hash (WRONGTYPE): a fill replaces it
+elseif f[2] then
   if f[3] ~= ARGV[5] then
     reason = 'shape'
   else
@@ -105,7 +119,8 @@ return {'w', now, reason}
 
 # Capture the stamps a computation is about to run under: each generation
 # (created at Redis µs now if absent, and given at least ``ttl`` ms to live),
-# each dependency cache entry's version ('' if it has no entry).
+# each dependency cache entry's stamp (version/sha1 of the body; '' if it has
+# no entry).
 #
 # KEYS: generation keys..., dependency cache entries...
 # ARGV: number of generation keys, generation ttl ms
@@ -122,7 +137,7 @@ for i = 1, #KEYS do
     outlive(KEYS[i], ttl)
     out[i] = redis.call('GET', KEYS[i])
   else
-    out[i] = redis.call('HGET', KEYS[i], 'v') or ''
+    out[i] = dependency_stamp(KEYS[i]) or ''
   end
 end
 return out
@@ -164,6 +179,28 @@ if outcome == nil then
 end
 redis.call('PUBLISH', ARGV[9], outcome)
 return outcome
+"""
+)
+
+# Give the lease back after a computation whose value is not stored (``cache_if``
+# said no, ``None`` without negative caching), and say whether the value is still
+# current: the lease still this caller's (``invalidate`` deletes it) and every
+# stamp unchanged. The calls that joined the computation in this process share
+# the value only then. Wakes the waiters either way.
+#
+# KEYS: lease, generation keys..., dependency cache entries...
+# ARGV: token, number of generation keys, stamps, channel
+# Returns 'current', 'lease_lost', 'stale_generation', 'stale_dependency' or 'stale_shape'
+RELEASE_CURRENT = (
+    _HELPERS
+    + """
+local held = redis.call('GET', KEYS[1]) == ARGV[1]
+if held then redis.call('DEL', KEYS[1]) end
+redis.call('PUBLISH', ARGV[4], 'released')
+if not held then return 'lease_lost' end
+local v = verdict(ARGV[3], 2, tonumber(ARGV[2]))
+if v ~= 'ok' then return 'stale_' .. v end
+return 'current'
 """
 )
 
@@ -211,5 +248,6 @@ class ComputedScripts:
         self.check: AsyncScript = redis.register_script(CHECK)
         self.capture: AsyncScript = redis.register_script(CAPTURE)
         self.fill: AsyncScript = redis.register_script(FILL)
+        self.release_current: AsyncScript = redis.register_script(RELEASE_CURRENT)
         self.invalidate: AsyncScript = redis.register_script(INVALIDATE)
         self.bump: AsyncScript = redis.register_script(BUMP)

@@ -40,7 +40,10 @@ def decide(
     method: str = "GET",
 ) -> Decision:
     """304 when ``If-None-Match`` fails for ``etag`` on a GET or HEAD (RFC 9110 section
-    13.1.2), else 200. ``etag`` ``None``: no validator (never 304 but for ``*``)."""
+    13.1.2), else 200. ``etag`` ``None``: no validator, never 304, not even for ``*``
+    (which RFC 9110 would answer with 304 when a representation exists without a
+    tag: a 200 is the safe answer, and only a document written to MongoDB directly,
+    version ``0-0``, has one)."""
     not_modified = answer_not_modified(if_none_match, etag, method=method)
     return Decision(304 if not_modified else 200, response_headers(etag, policy))
 

@@ -23,7 +23,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
         "writebehind.http.starlette needs Starlette: pip install 'writebehind[http]'"
     ) from exc
 
-__all__ = ["Tagged", "conditional_response", "document_response", "render_document"]
+__all__ = ["Tagged", "conditional_response", "document_response", "not_found", "render_document"]
 
 JSON = "application/json"
 
@@ -102,13 +102,13 @@ async def document_response(
     version = await collection.version(doc_id)
     if version is None:
         counted(404)
-        return JSONResponse({"detail": "Not Found"}, status_code=404)
+        return not_found(policy)
     current = document_etag(collection.name, doc_id, version) if has_validator(version) else None
 
     async def body() -> Any:
         read = await collection.get_versioned(doc_id)
         if read.document is None:  # deleted since the version was read
-            return JSONResponse({"detail": "Not Found"}, status_code=404)
+            return not_found(policy)
         etag = None
         if has_validator(read.version):
             assert read.version is not None
@@ -116,6 +116,13 @@ async def document_response(
         return Tagged((render or render_document)(read.document), etag)
 
     return await conditional_response(request, current, body, policy)
+
+
+def not_found(policy: CachePolicy) -> Response:
+    """A JSON 404 with the policy's ``Cache-Control`` and ``Vary``: a 404 is heuristically
+    cacheable (RFC 9111 section 4.2.2), so without them a shared cache may keep
+    answering 404 after the resource is created."""
+    return JSONResponse({"detail": "Not Found"}, status_code=404, headers=policy.headers())
 
 
 def render_document(doc: dict[str, Any]) -> bytes:

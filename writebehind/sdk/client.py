@@ -182,8 +182,10 @@ class WriteBehind:
 
     def cached(
         self,
+        function: Any = None,
+        /,
         *,
-        ttl: float,
+        ttl: float | None = None,
         key: KeySpec = None,
         tags: Iterable[str] = (),
         namespace: str | None = None,
@@ -214,10 +216,20 @@ class WriteBehind:
                 others wait for its fill; default the ``ReadPolicy``'s. A
                 computation that takes longer cannot store its value.
 
-        Raises ``ConfigurationError`` for a bad option, a template naming no
-        parameter, a sync function, or a Redis Cluster client (one check reads
-        keys of several hash slots in one Lua call).
+        Raises ``ConfigurationError`` for a bad or missing option (``ttl`` is
+        required; ``@wb.cached`` without parentheses is refused), a template
+        naming no parameter, a sync function, or a Redis Cluster client (one
+        check reads keys of several hash slots in one Lua call).
         """
+        if function is not None:
+            raise ConfigurationError(
+                "cached takes its options in parentheses: write @wb.cached(ttl=300, ...), "
+                f"not @wb.cached (given {function!r:.80})"
+            )
+        if ttl is None:
+            raise ConfigurationError(
+                "cached needs ttl=, the seconds a value lives: @wb.cached(ttl=300, ...)"
+            )
         if self.cluster:
             raise ConfigurationError(
                 "cached computations do not work on a Redis Cluster: a value's check reads its "

@@ -36,7 +36,8 @@ SDK_NEAR_EVICTIONS = Counter(
     "Documents dropped from near caches, by collection and cause: ttl, size, write "
     "(another process's write, from the change feed), own_write, invalidation (a direct "
     "MongoDB write, from the invalidator), flush (the invalidator emptied the collection), "
-    "resync (the feed's position was trimmed away).",
+    "resync (the feed's position was trimmed away), captured (older than the version a "
+    "cached computation captured before running).",
     ["collection", "cause"],
 )
 
@@ -68,7 +69,9 @@ SDK_COMPUTED = Counter(
     "(filled, lease_lost, stale_generation, stale_dependency, stale_shape), not_stored "
     "(None without negative caching, cache_if refused, a dependency without cache entry), "
     "degraded (Redis unavailable: computed, not stored), journaled (computed fresh: the "
-    "journal holds an invalidation for it), lease_wait, lease_timeout, early_refresh. "
+    "journal holds an invalidation for it), lease_wait, lease_timeout, flight_outdated (a "
+    "call joined a computation begun before it, whose value Redis did not confirm "
+    "current afterwards: computed again), early_refresh, early_refresh_failed. "
     "Invalidations: invalidation (one entry), tag (function and namespace empty), namespace.",
     ["function", "namespace", "outcome"],
 )

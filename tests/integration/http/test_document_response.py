@@ -98,3 +98,15 @@ async def test_the_200_carries_the_tag_of_the_body_it_sends(
     newest = await users.version("u2")
     assert newest is not None
     assert response.headers["etag"] == str(document_etag("users", "u2", newest))
+
+
+async def test_a_404_says_how_it_may_be_cached(wb: WriteBehind, client: httpx.AsyncClient) -> None:
+    """A 404 is heuristically cacheable (RFC 9111 section 4.2.2): without Cache-Control a
+    shared cache may keep answering 404 after the document is created. It carries the
+    policy's Cache-Control and Vary, as a 200 would (before: no Cache-Control at all)."""
+    users = wb.collection("users")
+    HOLDER.collection = users
+    missing = await client.get("/users/nobody")
+    assert missing.status_code == 404
+    assert missing.headers["cache-control"] == "private, max-age=0"  # the route's policy
+    assert "etag" not in missing.headers

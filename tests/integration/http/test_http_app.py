@@ -69,7 +69,10 @@ async def test_etag_304_and_a_new_etag_after_a_put(
     assert first.json() == {"_id": "42", "name": "Ada"}
     etag = first.headers["etag"]
     assert etag.startswith('"') and etag.endswith('"') and not etag.startswith("W/")
-    assert put.headers["etag"] == etag  # the PUT's reply names the version it made
+    # The PUT's reply names the tag as data; as a header it would claim the PUT's content
+    # is the representation (RFC 9110 section 9.3.4), and a GET renders it with its _id.
+    assert "etag" not in put.headers
+    assert put.json()["etag"] == etag
     assert first.headers["cache-control"] == "private, max-age=0, stale-if-error=3600"
 
     again = await http.get(url, headers={"If-None-Match": etag})
@@ -164,3 +167,32 @@ async def test_the_card_is_a_cached_computation_recomputed_after_a_put(
     changed = await http.get(f"{app.url}/users/5/card", headers=conditional)
     assert changed.status_code == 200 and changed.json()["title"] == "ED"
     assert changed.headers["etag"] != first.headers["etag"]
+
+
+async def test_head_is_answered_as_get_without_a_body(
+    start_app: StartApp, http: httpx.AsyncClient
+) -> None:
+    """RFC 9110 section 9.3.2: HEAD is GET without the content (before: 405 from the
+    example's routes, though the helpers answer HEAD with a 304 too)."""
+    app = await start_app()
+    await http.put(f"{app.url}/users/1", json={"name": "Di"})
+    for path in ("/users/1", "/users/1/card"):
+        got = await http.get(f"{app.url}{path}")
+        head = await http.head(f"{app.url}{path}")
+        assert head.status_code == 200, path
+        assert head.content == b""
+        assert head.headers["etag"] == got.headers["etag"]
+        assert head.headers["cache-control"] == got.headers["cache-control"]
+        again = await http.head(f"{app.url}{path}", headers={"If-None-Match": got.headers["etag"]})
+        assert again.status_code == 304, path
+    assert (await http.head(f"{app.url}/users/nobody")).status_code == 404
+
+
+async def test_404s_carry_cache_control(start_app: StartApp, http: httpx.AsyncClient) -> None:
+    """A 404 is heuristically cacheable (RFC 9111 section 4.2.2): it says how it may be
+    kept, or a shared cache could answer 404 after the PUT that creates the user."""
+    app = await start_app()
+    for path in ("/users/nobody", "/users/nobody/card"):
+        missing = await http.get(f"{app.url}{path}")
+        assert missing.status_code == 404, path
+        assert missing.headers["cache-control"].startswith("private, max-age=0"), path

@@ -3,7 +3,8 @@
 ``keys`` names the Redis keys and renders key and tag templates, ``entry``
 encodes values and parses the scripts' replies, ``journal`` holds
 invalidations made while Redis was away (all without IO); ``store`` makes the
-Redis calls and ``cached`` is the decorated function.
+Redis calls, ``dependencies`` handles ``depends_on`` documents, and ``cached``
+is the decorated function.
 """
 
 from writebehind.sdk.computing.cached import CachedFunction

@@ -12,15 +12,16 @@ every stamp is still current (FILL). See docs/architecture.md, "Computed values"
 from __future__ import annotations
 
 import inspect
+import itertools
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 import anyio
 
 from writebehind.core.errors import CacheUnavailable, ConfigurationError, InvalidInput
-from writebehind.core.keys import validate_collection_name
+from writebehind.sdk.computing import dependencies
 from writebehind.sdk.computing.entry import (
     CheckReply,
     complete,
@@ -52,6 +53,20 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+_MISS_OUTCOMES = {"miss": "miss", "damaged": "undecodable"}
+"""The counted outcome of CHECK's reasons that are no ``stale_<reason>``."""
+
+_marks = itertools.count(1)
+
+
+def _mark() -> int:
+    """A point in this process's order of events: later marks are larger.
+
+    A flight answers with the mark of the last moment its value was known to be
+    current; a call made after that (a larger mark at its start) must not take it.
+    """
+    return next(_marks)
 
 
 class CachedFunction(Generic[P, R]):
@@ -97,6 +112,7 @@ class CachedFunction(Generic[P, R]):
     async def validated(self, *args: P.args, **kwargs: P.kwargs) -> Computed[R]:
         """What ``__call__`` returns, with its source and validator (see ``Computed``)."""
         with self._wb.calling():
+            called = _mark()
             plan = self._plan(args, kwargs)
             if not await self._journal_allows(plan):
                 return await self._fresh(args, kwargs, "journaled")
@@ -108,10 +124,20 @@ class CachedFunction(Generic[P, R]):
             if served is not None:
                 self._maybe_refresh(plan, reply, args, kwargs)
                 return served
-            futures = self._wb.read_flights.start(
-                [plan.entry], lambda _: self._flight(plan, args, kwargs)
-            )
-            result: Computed[R] = await wait_shielded(futures[plan.entry])
+            # A flight already in flight may have begun before this call, and before
+            # an invalidation or a write this call must see (made by this process just
+            # before it). Its answer is taken only if known current after this call
+            # began (stored by a fill, or read from Redis); else one more flight, which
+            # begins after this call did.
+            for _ in range(2):
+                futures = self._wb.read_flights.start(
+                    [plan.entry], lambda _: self._flight(plan, args, kwargs)
+                )
+                answer: tuple[Computed[R], int] = await wait_shielded(futures[plan.entry])
+                result, as_of = answer
+                if as_of > called:
+                    break
+                self._count("flight_outdated")
             return result
 
     async def refresh(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -126,7 +152,7 @@ class CachedFunction(Generic[P, R]):
                 raise CacheUnavailable("Redis is unavailable: the journal could not be applied")
             token = new_token()
             await self._store.check(plan, "f", self.lease_ms, token)
-            computed = await self._compute_and_fill(plan, token, args, kwargs, strict=True)
+            computed, _ = await self._compute_and_fill(plan, token, args, kwargs, strict=True)
             return computed.value
 
     async def invalidate(self, *args: P.args, **kwargs: P.kwargs) -> None:
@@ -151,23 +177,10 @@ class CachedFunction(Generic[P, R]):
         else:
             key = call_key(o.key, args, kwargs)
         tags = [render(t, arguments, "tag") for t in o.tags]
-        deps = self._deps(args, kwargs)
+        deps = dependencies.listed(self._options.depends_on, args, kwargs)
         prefix = self._wb.keys.prefix
         entries = [Place.of(self._wb.keys, c, i).entry for c, i in deps]
         return make_plan(prefix, self.namespace, key, tags, deps, entries)
-
-    def _deps(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[tuple[str, Any]]:
-        if self._options.depends_on is None:
-            return []
-        listed = self._options.depends_on(*args, **kwargs)
-        if isinstance(listed, str | bytes) or not isinstance(listed, Iterable):
-            raise InvalidInput(f"depends_on must return (collection, id) pairs, not {listed!r}")
-        deps: list[tuple[str, Any]] = []
-        for pair in listed:
-            if not isinstance(pair, tuple) or len(pair) != 2:
-                raise InvalidInput(f"depends_on must return (collection, id) pairs: {pair!r}")
-            deps.append((validate_collection_name(pair[0]), pair[1]))
-        return list(dict.fromkeys(deps))
 
     # -- reads ----------------------------------------------------------------------
 
@@ -185,18 +198,18 @@ class CachedFunction(Generic[P, R]):
     def _serve(self, plan: Plan, reply: CheckReply) -> Computed[R] | None:
         """The value of a hit, or ``None`` (counted: a miss, stale, or undecodable)."""
         if reply.status != "hit":
-            self._count(reply.reason if reply.reason == "miss" else f"stale_{reply.reason}")
+            self._count(_MISS_OUTCOMES.get(reply.reason) or f"stale_{reply.reason}")
             return None
         if reply.negative:
             self._count("negative_hit")
-            return Computed(None, "redis", validator(plan.entry, reply.stamps))  # type: ignore[arg-type]
+            return Computed(None, "redis", validator(plan.entry, reply.stamps, b""))  # type: ignore[arg-type]
         try:
             value = decode_value(reply.body or b"", self._wb.codec_options)
         except InvalidInput:
             self._count("undecodable")
             return None
         self._count("hit")
-        return Computed(value, "redis", validator(plan.entry, reply.stamps))
+        return Computed(value, "redis", validator(plan.entry, reply.stamps, reply.body or b""))
 
     async def _flight(
         self, plan: Plan, args: Sequence[Any], kwargs: Mapping[str, Any]
@@ -205,13 +218,15 @@ class CachedFunction(Generic[P, R]):
 
     async def _load(
         self, plan: Plan, args: Sequence[Any], kwargs: Mapping[str, Any]
-    ) -> Computed[R]:
-        """One flight: take the lease and compute, or wait for the holder's fill."""
+    ) -> tuple[Computed[R], int]:
+        """One flight: take the lease and compute, or wait for the holder's fill. Answers
+        the value and the mark (``_mark``) of the last moment it was known current."""
         token = new_token()
+        checked = _mark()
         try:
             reply = await self._store.check(plan, "m", self.lease_ms, token)
         except CacheUnavailable:
-            return await self._fresh(args, kwargs, "degraded")
+            return await self._fresh_marked(args, kwargs, "degraded")
         deadline = anyio.current_time() + self.lease_ms / 1000
         if reply.status == "wait":
             self._count("lease_wait")
@@ -220,26 +235,27 @@ class CachedFunction(Generic[P, R]):
                     self._wb.redis, plan.channel, self._wb.reads.redis_timeout
                 ) as announced:
                     while reply.status == "wait":
+                        checked = _mark()
                         reply = await self._store.check(plan, "m", self.lease_ms, token)
                         left = deadline - anyio.current_time()
                         if reply.status != "wait" or left <= 0:
                             break
                         await announced(left)
             except (CacheUnavailable, *UNREACHABLE):
-                return await self._fresh(args, kwargs, "degraded")
+                return await self._fresh_marked(args, kwargs, "degraded")
         if reply.status == "hit":
             served = self._serve(plan, reply)
             if served is not None:
-                return served
+                return served, checked
             try:  # undecodable: recompute over it
                 await self._store.check(plan, "f", self.lease_ms, token)
             except CacheUnavailable:
-                return await self._fresh(args, kwargs, "degraded")
+                return await self._fresh_marked(args, kwargs, "degraded")
             return await self._compute_and_fill(plan, token, args, kwargs)
         if reply.status == "lease":
             return await self._compute_and_fill(plan, token, args, kwargs)
         self._count("lease_timeout")  # held elsewhere past lock_timeout: compute, store nothing
-        return await self._fresh(args, kwargs, "not_stored")
+        return await self._fresh_marked(args, kwargs, "not_stored")
 
     # -- computing --------------------------------------------------------------------
 
@@ -247,9 +263,21 @@ class CachedFunction(Generic[P, R]):
         """Compute without Redis: nothing captured, nothing stored."""
         self._count(why)
         value = await self._run(args, kwargs)
-        if value is not None:
-            encode_value(value, self._wb.codec_options)  # the same refusal as a stored value
+        if value is not None:  # the same refusal, and the same value, as a stored one
+            value = self._as_stored(encode_value(value, self._wb.codec_options))
         return Computed(value, "fresh", None)
+
+    async def _fresh_marked(
+        self, args: Sequence[Any], kwargs: Mapping[str, Any], why: str
+    ) -> tuple[Computed[R], int]:
+        began = _mark()
+        return await self._fresh(args, kwargs, why), began
+
+    def _as_stored(self, body: bytes) -> R:
+        """The value as a hit returns it (BSON's round trip: lists for tuples, datetimes
+        in ms under the client's codec options), so every call gets the same value."""
+        value: R = decode_value(body, self._wb.codec_options)
+        return value
 
     async def _run(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> R:
         self._count("computed")
@@ -266,29 +294,37 @@ class CachedFunction(Generic[P, R]):
         kwargs: Mapping[str, Any],
         *,
         strict: bool = False,
-    ) -> Computed[R]:
-        """Holding the lease: capture, compute, store if still current."""
+    ) -> tuple[Computed[R], int]:
+        """Holding the lease: capture, compute, store if still current. Answers the value
+        and the mark of the last moment it was known current (``_load``)."""
         try:
-            await self._ensure_dependency_entries(plan)
+            await dependencies.fill_entries(self._wb, self._collections, plan)
+            captured = _mark()
             try:
                 values = await self._store.capture(plan, self.ttl_ms, self.lease_ms)
             except CacheUnavailable:
                 if strict:
                     raise
-                return await self._fresh(args, kwargs, "degraded")
+                return await self._fresh_marked(args, kwargs, "degraded")
+            dependencies.forget_older_near_copies(self._wb, plan, values)
             began = time.monotonic()
             value = await self._run(args, kwargs)
             load_ms = max(1, int((time.monotonic() - began) * 1000))
             body = b"" if value is None else encode_value(value, self._wb.codec_options)
+            if value is not None:
+                value = self._as_stored(body)
+            stamps = join_stamps(values)
+            ttl_ms = self._ttl_for(value, values)  # runs cache_if, which may raise
         except BaseException:
             await self._store.release(plan, token)
             raise
-        stamps = join_stamps(values)
-        ttl_ms = self._ttl_for(value, values)
         if ttl_ms <= 0:
             self._count("not_stored")
-            await self._store.release(plan, token)
-            return Computed(value, "computed", validator(plan.entry, stamps))
+            checked = _mark()
+            current = await self._store.release_current(plan, token, stamps)
+            as_of = checked if current else captured
+            return Computed(value, "computed", validator(plan.entry, stamps, body)), as_of
+        filling = _mark()
         try:
             outcome = await self._store.fill(
                 plan, token, stamps, body, value is None, ttl_ms, load_ms, self.lease_ms
@@ -297,9 +333,10 @@ class CachedFunction(Generic[P, R]):
             if strict:
                 raise
             self._count("degraded")
-            return Computed(value, "fresh", None)
+            return Computed(value, "fresh", None), captured
         self._count(f"fill_{outcome}")
-        return Computed(value, "computed", validator(plan.entry, stamps))
+        as_of = filling if outcome == "filled" else captured
+        return Computed(value, "computed", validator(plan.entry, stamps, body)), as_of
 
     def _ttl_for(self, value: Any, values: Sequence[str]) -> int:
         """The entry's TTL in ms; 0: not stored (``None`` without negative caching,
@@ -312,18 +349,6 @@ class CachedFunction(Generic[P, R]):
         if cache_if is not None and not cache_if(value):
             return 0
         return self.ttl_ms
-
-    async def _ensure_dependency_entries(self, plan: Plan) -> None:
-        """Fill the dependencies' cache entries (fenced by version; negative entries for
-        absent documents), so that their versions can be captured."""
-        by_collection: dict[str, list[Any]] = {}
-        for name, doc_id in plan.deps:
-            by_collection.setdefault(name, []).append(doc_id)
-        for name, ids in by_collection.items():
-            reader = self._collections.get(name)
-            if reader is None:
-                reader = self._collections[name] = self._wb.collection(name)
-            await reader.warm(ids)
 
     # -- early refresh (XFetch) ---------------------------------------------------------
 

@@ -4,7 +4,8 @@ A value is stored as the BSON document ``{"v": value}`` (never pickled: an
 entry tampered with in Redis can at worst fail to decode, which is a miss).
 Its stamps are the generation values and dependency versions captured before
 the computation ran, joined by ``,`` in the order of ``Plan.stamp_keys``
-(generations are decimal µs, versions ``<ms>-<seq>`` stream ids: no commas).
+(generations are decimal µs; a dependency's is its version, a ``<ms>-<seq>``
+stream id, ``/`` the SHA-1 hex of its cache entry's body: no commas).
 """
 
 from __future__ import annotations
@@ -59,14 +60,19 @@ def complete(values: Sequence[str]) -> bool:
     return all(v != NO_STAMP for v in values)
 
 
-def validator(entry: str, stamps: str) -> str:
-    """A stable name of what a value was computed from: its entry key and its stamps.
+def validator(entry: str, stamps: str, body: bytes) -> str:
+    """A stable name of a stored value: its entry key, its stamps and its BSON body
+    (``b""`` for ``None``).
 
     The same in every process and after restarts; different for another entry
-    (another function, key or namespace) or after any tag, namespace or
-    dependency changed. Hex, 32 characters.
+    (another function, key or namespace), after any tag, namespace or
+    dependency changed, and whenever the value differs, even under the same
+    stamps (``invalidate``, ``refresh`` or an expiry move no generation): so it
+    can be a strong ETag's basis (RFC 9110 section 8.8.3). Hex, 32 characters.
     """
-    return hashlib.sha256(f"{entry}\n{stamps}".encode()).hexdigest()[:32]
+    digest = hashlib.sha256(f"{entry}\n{stamps}\n".encode())
+    digest.update(hashlib.sha256(body).digest())
+    return digest.hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +84,8 @@ class CheckReply:
     ``wait`` (another caller holds it). ``reason`` why no entry was served:
     ``miss`` (none), ``generation`` (a tag or namespace was invalidated since),
     ``dependency`` (a document in ``depends_on`` changed, or its cache entry is
-    gone), ``shape`` (stored under other tags or dependencies), ``''`` on a hit.
+    gone), ``shape`` (stored under other tags or dependencies), ``damaged`` (the
+    key holds another Redis type), ``''`` on a hit.
     ``ttl_ms`` the entry's PTTL, ``load_ms`` how long its computation took.
     """
 

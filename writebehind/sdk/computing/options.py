@@ -20,10 +20,11 @@ class Computed(Generic[R]):
 
     ``source``: ``redis`` (a current entry), ``computed`` (computed now and
     stored, or storable), ``fresh`` (computed without stamps: Redis unavailable,
-    or the journal covers it). ``validator``: a stable hex name of the entry key
-    and the stamps (generations, dependency versions) the value was computed
-    under, the same in every process (an HTTP ``ETag``'s basis); ``None`` for
-    ``fresh`` values, which have none.
+    or the journal covers it). ``validator``: a stable hex name of the entry key,
+    the stamps (generations, dependency versions) the value was computed under
+    and the value's BSON, the same in every process and different whenever the
+    value is (an HTTP ``ETag``'s basis); ``None`` for ``fresh`` values, which
+    have none.
     """
 
     value: R

@@ -125,6 +125,20 @@ class ComputedStore:
         except CacheUnavailable:
             pass
 
+    async def release_current(self, plan: Plan, token: str, stamps: str) -> bool:
+        """Give the lease back without a fill; whether the value computed under ``stamps``
+        is still current (``RELEASE_CURRENT``). Best effort: ``False`` if Redis is away."""
+        keys = [plan.lease, *plan.stamp_keys]
+        args = [token, len(plan.generations), stamps, plan.channel]
+        try:
+            with anyio.CancelScope(shield=True):
+                reply = await self._call(
+                    "a lease release", self._script(self.scripts.release_current, keys, args)
+                )
+        except CacheUnavailable:
+            return False
+        return (reply.decode() if isinstance(reply, bytes) else str(reply)) == "current"
+
     # -- invalidation -----------------------------------------------------------
 
     async def invalidate(self, plan: Plan, function: str) -> None:

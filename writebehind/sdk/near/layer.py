@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from writebehind.core.keys import KeySpace
 from writebehind.core.redis_client import is_cluster
+from writebehind.core.version import Version
 from writebehind.sdk.metrics import SDK_NEAR_EVICTIONS, SDK_NEAR_FEED_CONNECTED
 from writebehind.sdk.near.cluster_feed import ClusterFeed
 from writebehind.sdk.near.follower import Follower
@@ -88,6 +89,15 @@ class NearLayer:
             store.invalidated(eviction.key)
         else:
             store.written(eviction.key, eviction.version)
+
+    def newer_seen(self, collection: str, key: str, version: Version) -> None:
+        """``key`` (an encoded id) is at ``version`` or newer in Redis, whatever the feed
+        has applied: evict an older copy (cause ``captured``), and keep no reply older
+        than it that is in flight. A cached computation calls this with the versions it
+        captured, so that its function cannot read an older copy here."""
+        store = self._stores.get(collection)
+        if store is not None:
+            store.written(key, version, "captured")
 
     def empty(self) -> None:
         self._positioned = False

@@ -47,10 +47,12 @@ def test_damaged_bodies_do_not_decode() -> None:
 def test_stamps_and_validators() -> None:
     assert join_stamps(["1", "2-0"]) == "1,2-0"
     assert complete(["1", "2-0"]) and not complete(["1", NO_STAMP])
-    v = validator("{wb}:cv:1:n:k", "1,2-0")
-    assert v == validator("{wb}:cv:1:n:k", "1,2-0") and len(v) == 32
-    assert v != validator("{wb}:cv:1:n:k", "1,2-1")
-    assert v != validator("{wb}:cv:1:n:j", "1,2-0")
+    v = validator("{wb}:cv:1:n:k", "1,2-0", b"body")
+    assert v == validator("{wb}:cv:1:n:k", "1,2-0", b"body") and len(v) == 32
+    assert v != validator("{wb}:cv:1:n:k", "1,2-1", b"body")
+    assert v != validator("{wb}:cv:1:n:j", "1,2-0", b"body")
+    assert v != validator("{wb}:cv:1:n:k", "1,2-0", b"other")  # same stamps, another value
+    assert validator("{wb}:cv:1:n:k", "1,2-0", b"") != validator("{wb}:cv:1:n:k", "1,2-0\n", b"")
 
 
 def test_parse_replies() -> None:
