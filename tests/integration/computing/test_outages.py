@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
+from redis.asyncio import Redis
 
 from tests.support.computing import Gate, computed_count
 from tests.support.servers import RedisServer
@@ -14,7 +15,7 @@ from tests.support.waiting import wait_until
 from writebehind import ReadPolicy, WriteBehind
 from writebehind.core.errors import CacheUnavailable
 from writebehind.sdk.computing.cached import CachedFunction
-from writebehind.sdk.computing.keys import entry_key
+from writebehind.sdk.computing.keys import channel_of, entry_key
 
 pytestmark = pytest.mark.anyio
 
@@ -170,3 +171,59 @@ async def test_at_maxmemory_values_are_served_and_misses_computed(
             assert await wb.redis.exists(entry_key("o4", "outage", "p:b")) == 0
         finally:
             await wb.redis.config_set("maxmemory", "0")
+
+
+async def test_an_applied_journal_announces_each_dropped_entry(
+    redis_factory: Callable[..., RedisServer], mongo_db: Any
+) -> None:
+    """A journaled ``invalidate`` wakes other processes' waiters when it is applied, as the
+    same call made with Redis there does (they would otherwise wait ``lock_timeout``)."""
+    server = redis_factory()
+    gate = Gate()
+    async with WriteBehind(
+        redis_url=server.url, mongo=mongo_db, prefix="o4", partitions=4, reads=POLICY, journal=True
+    ) as wb:
+        profile = _profile(wb, gate)
+        assert await profile("a") == "S1"
+        watcher = Redis.from_url(server.url)
+        pubsub = watcher.pubsub()
+        await pubsub.subscribe(channel_of(entry_key("o4", "outage", "p:a")))
+        try:
+            server.pause()
+            try:
+                while not wb.redis_guard.breaker_open:  # so the invalidation is journaled
+                    await profile("x")
+                await profile.invalidate("a")
+            finally:
+                server.resume()
+            await wait_until(wb.computed.settle, message="the journal applied")
+
+            async def announced() -> bool:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+                return message is not None and message["data"] == b"invalidated"
+
+            await wait_until(announced, message="the entry's invalidation announced")
+            assert await watcher.exists(entry_key("o4", "outage", "p:a")) == 0
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
+            await watcher.aclose()
+
+
+def _bumps(namespace: str) -> float:
+    labels = {"function": "", "namespace": namespace, "outcome": "namespace"}
+    return REGISTRY.get_sample_value("writebehind_sdk_computed_total", labels) or 0.0
+
+
+async def test_bumped_namespaces_no_function_declares_share_one_metric_label(
+    redis_factory: Callable[..., RedisServer], mongo_db: Any
+) -> None:
+    server = redis_factory()
+    async with WriteBehind(redis_url=server.url, mongo=mongo_db, prefix="o5", partitions=4) as wb:
+        _profile(wb, Gate())  # declares namespace "outage"
+        declared, other = _bumps("outage"), _bumps("other")
+        await wb.bump_namespace("outage")
+        for n in range(3):
+            await wb.bump_namespace(f"tenant-{n}")  # made per call: must not add series
+        assert _bumps("outage") - declared == 1
+        assert _bumps("other") - other == 3
+        assert all(_bumps(f"tenant-{n}") == 0 for n in range(3))

@@ -90,6 +90,7 @@ class CachedFunction(Generic[P, R]):
             check_template(tag, parameters, "tag")
         self.name = f"{fn.__module__}.{fn.__qualname__}"
         self.namespace = options.namespace or self.name
+        store.namespaces.add(self.namespace)
         self.ttl_ms = max(1, int(options.ttl * 1000))
         lock_timeout = options.lock_timeout or wb.reads.lock_timeout
         self.lease_ms = max(1, int(lock_timeout * 1000))

@@ -46,6 +46,11 @@ def lease_of(entry: str) -> str:
     return entry.replace(":cv:", ":cvlease:", 1)
 
 
+def channel_of(entry: str) -> str:
+    """The fill channel of an entry key (as ``lease_of``)."""
+    return entry.replace(":cv:", ":cvfill:", 1)
+
+
 def fill_channel(prefix: str, namespace: str, key: str) -> str:
     return f"{{{prefix}}}:cvfill:{len(namespace)}:{namespace}:{key}"
 

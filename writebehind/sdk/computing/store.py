@@ -21,6 +21,7 @@ from writebehind.sdk.computing.entry import CheckReply, parse_capture, parse_che
 from writebehind.sdk.computing.journal import Invalidation, Journal
 from writebehind.sdk.computing.keys import (
     Plan,
+    channel_of,
     global_generation,
     lease_of,
     namespace_generation,
@@ -53,6 +54,8 @@ class ComputedStore:
         self._applying = anyio.Lock()
         self._depth = SDK_COMPUTED_JOURNAL.labels(wb.keys.prefix)
         self._depth.set(0)
+        self.namespaces: set[str] = set()
+        """The namespaces this client's cached functions declare (bounded metric labels)."""
 
     @property
     def prefix(self) -> str:
@@ -156,11 +159,18 @@ class ComputedStore:
         """Invalidate tags and namespaces (their generations), or journal them."""
         keys = [self._generation_key(item) for item in items]
         for item in items:
-            SDK_COMPUTED.labels("", item.name if item.kind == "namespace" else "", item.kind).inc()
+            SDK_COMPUTED.labels("", self._namespace_label(item), item.kind).inc()
         await self._apply_or_journal(items, lambda: self._bump(keys))
 
     async def _bump(self, keys: Sequence[str]) -> None:
         await call_script(self._wb.redis, self.scripts.bump, keys, [])
+
+    def _namespace_label(self, item: Invalidation) -> str:
+        """A bumped namespace's metric label: its name if a cached function of this client
+        declares it, else ``other`` (names made per call would grow the series without bound)."""
+        if item.kind != "namespace":
+            return ""
+        return item.name if item.name in self.namespaces else "other"
 
     def _generation_key(self, item: Invalidation) -> str:
         if item.kind == "tag":
@@ -209,6 +219,7 @@ class ComputedStore:
             generations.append(global_generation(self.prefix))
         if generations:
             await call_script(redis, self.scripts.bump, generations, [])
-        entries = [i.name for i in items if i.kind == "key"]
-        if entries:
-            await redis.delete(*entries, *(lease_of(entry) for entry in entries))
+        # Each through the INVALIDATE script, as when Redis was there: it drops the
+        # entry and its lease and announces it, so other processes' waiters wake at once.
+        for entry in dict.fromkeys(i.name for i in items if i.kind == "key"):
+            await self._invalidate_entry(entry, lease_of(entry), channel_of(entry))
