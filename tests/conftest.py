@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -22,6 +23,16 @@ from tests.support.servers import (
 )
 from writebehind import WriteBehind
 from writebehind.worker.runner import Worker
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A SIGTERM (CI's timeout, ``kill``) stops the run like Ctrl-C, so fixtures still stop
+    the servers they started: killed outright, pytest left them running for ever."""
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
 
 
 @pytest.fixture
