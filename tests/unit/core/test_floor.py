@@ -56,7 +56,8 @@ def test_one_update_per_margin_while_versions_advance_with_the_clock() -> None:
         if target is not None:
             tracker.wrote(target)
             updates += 1
-    assert updates == 60_000 // MARGIN_MS
+    # At most one per MARGIN_MS; the next one comes with the first batch past the floor.
+    assert 60_000 // (MARGIN_MS + 100) <= updates <= 60_000 // MARGIN_MS
 
 
 def test_the_update_only_raises() -> None:
