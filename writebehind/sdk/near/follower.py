@@ -130,18 +130,19 @@ class Follower:
         await self._resync(client)
         self._connected(True)
         while True:
+            block_ms = self._block_ms()
             sent = time.monotonic()
             assert self._last is not None
             reply = await client.xread(
                 {name: str(v) for name, v in self._last.items()},
                 count=BATCH,
-                block=self._block_ms(),
+                block=block_ms,
             )
             if self._applied(reply):
                 if self._moved():
                     await self._start_over(client, "the partition's master changed")
                 else:
-                    self._clock.caught_up(sent)
+                    self._clock.caught_up(known_at(sent, time.monotonic(), reply, block_ms))
             elif await self._trimmed(client):  # behind: make sure nothing was trimmed away
                 await self._start_over(client)
 
@@ -230,6 +231,24 @@ class Follower:
         if newest_ms:
             SDK_NEAR_FEED_LAG.set(max(0.0, time.time() - newest_ms / 1000))
         return caught_up
+
+
+def known_at(sent: float, received: float, reply: Any, block_ms: int) -> float:
+    """The moment (monotonic seconds) an applied ``XREAD`` reply proves the feed caught up.
+
+    Any reply holds every record added before the command was ``sent``. An
+    empty reply that took the whole ``BLOCK`` proves more: the server waited
+    ``block_ms`` after receiving the command (it cannot have received it before
+    it was sent) and no record came, so nothing was added until
+    ``sent + block``. Counting only ``sent`` made an idle feed look up to two
+    ``BLOCK``s behind just before each reply was handled, which is ``max_stale``
+    itself when ``block`` is half of it. (A reply quicker than ``BLOCK`` was not
+    a timeout, for instance ``CLIENT UNBLOCK``: only ``sent`` is known then.)
+    """
+    block_s = block_ms / 1000
+    if _streams(reply) or received - sent < block_s:
+        return sent
+    return sent + block_s
 
 
 def _streams(reply: Any) -> Sequence[tuple[Any, Sequence[tuple[Any, Any]]]]:

@@ -2,9 +2,11 @@
 
 The feed records the moment it last *knew* it was caught up: the time an
 ``XREAD`` was sent whose reply held every record added before it (no stream
-came back full). Every write acknowledged before that moment has been applied
-to the near cache. So a read at ``now`` may use the near cache only while
-``now - caught_up_at <= max_stale``: whatever it returns is at most
+came back full), or, for an empty reply that took the whole ``BLOCK``, that
+time plus the ``BLOCK`` (the server waited that long and nothing came: an idle
+feed is not behind; ``follower.known_at``). Every write acknowledged before
+that moment has been applied to the near cache. So a read at ``now`` may use
+the near cache only while ``now - caught_up_at <= max_stale``: whatever it returns is at most
 ``max_stale`` seconds older than the newest write.
 """
 

@@ -1,7 +1,8 @@
-"""The cluster feed's per-partition clocks: caught up as of the oldest partition (no IO)."""
+"""The staleness rule: per-partition clocks, and what a feed reply proves (no IO)."""
 
 from __future__ import annotations
 
+from writebehind.sdk.near.follower import known_at
 from writebehind.sdk.near.staleness import ClockGroup, FeedClock
 
 
@@ -29,3 +30,15 @@ def test_a_partition_added_later_holds_the_group_back_until_caught_up() -> None:
     assert overall.caught_up_at == 5.0
     group.part()
     assert overall.caught_up_at is None
+
+
+def test_an_empty_reply_after_the_whole_block_proves_the_block_too() -> None:
+    # The server waited 200 ms after the command arrived and no record came.
+    assert known_at(10.0, 10.25, None, 200) == 10.2
+    assert known_at(10.0, 10.25, [], 200) == 10.2
+
+
+def test_a_reply_with_records_or_quicker_than_the_block_proves_only_the_send() -> None:
+    entries = [(b"{t:p0}:stream", [(b"1-0", {b"c": b"users"})])]
+    assert known_at(10.0, 10.25, entries, 200) == 10.0  # woken by a record: when, unknown
+    assert known_at(10.0, 10.05, None, 200) == 10.0  # not a timeout (CLIENT UNBLOCK)
