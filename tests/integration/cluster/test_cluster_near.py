@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import anyio
@@ -79,8 +80,9 @@ async def test_another_clients_writes_reach_the_near_cache_on_every_master(
 
 
 async def test_a_master_failover_stops_near_reads_then_starts_the_partition_over(
-    mongo_db: Any,
+    mongo_db: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="writebehind.near")
     with LocalCluster() as cluster:
         victim = cluster.masters()[0]
         alive = next(n for n in cluster.nodes if n is not victim)
@@ -142,6 +144,12 @@ async def test_a_master_failover_stops_near_reads_then_starts_the_partition_over
                 assert _sample("writebehind_sdk_near_feed_connected") == 1
                 # The follower saw another master serve its slot: emptied, positioned anew.
                 assert _sample("writebehind_sdk_near_resyncs_total", mode="empty") > emptied
+                # The outage in the log: a line when it began and one when it ended, not a
+                # line per partition of the victim per retry (one a second each).
+                lost = caplog.text.count("near-cache feed lost")
+                back = caplog.text.count("near-cache feed reconnected after")
+                print(f"feed log: {lost} lost, {back} reconnected")
+                assert 1 <= lost <= 2 and back == lost, caplog.text
         finally:
             await redis.aclose()
             await other_redis.aclose()

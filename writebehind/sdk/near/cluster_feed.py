@@ -21,7 +21,10 @@ The guarantees are the single feed's, per partition, combined:
 - replies kept only from reads that began after every partition took its
   position (``positioned`` once all have);
 - ``writebehind_sdk_near_feed_connected`` is 1 only while every partition's
-  follower is connected.
+  follower is connected;
+- an outage is logged once, when the first follower loses its connection, and
+  summed up once every follower is back (``outage.OutageLog``), not once per
+  partition per retry.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from redis.exceptions import RedisClusterException, RedisError
 from writebehind.core.keys import KeySpace
 from writebehind.sdk.metrics import SDK_NEAR_FEED_CONNECTED
 from writebehind.sdk.near.follower import FEED_CLIENT_NAME, Follower
+from writebehind.sdk.near.outage import OutageLog
 from writebehind.sdk.near.records import Eviction
 from writebehind.sdk.near.staleness import ClockGroup, FeedClock
 
@@ -99,6 +103,7 @@ class ClusterFeed:
         self._apply = apply
         self._empty = empty
         self._positioned = positioned
+        self._outage = OutageLog(log)
         self._placed: set[int] = set()
         self._up: set[int] = set()
 
@@ -118,9 +123,10 @@ class ClusterFeed:
         while True:
             try:
                 await cast(Any, client).initialize()
+                self._outage.connected("slots")
                 return
             except CLUSTER_LOST as exc:
-                log.warning("near-cache feed: no cluster node answered (%s)", type(exc).__name__)
+                self._outage.failed("slots", f"no cluster node answered: {type(exc).__name__}")
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
 
@@ -153,4 +159,5 @@ class ClusterFeed:
             owner=owner,
             lost=CLUSTER_LOST,
             connected=connected,
+            outage=self._outage,
         )

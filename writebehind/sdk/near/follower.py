@@ -40,6 +40,7 @@ from writebehind.core.keys import KeySpace
 from writebehind.core.replies import is_torn_connection
 from writebehind.core.version import ZERO, Version
 from writebehind.sdk.metrics import SDK_NEAR_FEED_CONNECTED, SDK_NEAR_FEED_LAG, SDK_NEAR_RESYNCS
+from writebehind.sdk.near.outage import OutageLog
 from writebehind.sdk.near.records import Eviction, from_change, from_invalidation
 from writebehind.sdk.near.staleness import FeedClock
 
@@ -84,19 +85,23 @@ class Follower:
         owner: Callable[[], str] | None = None,
         lost: tuple[type[BaseException], ...] = _LOST,
         connected: Callable[[bool], None] = lambda up: SDK_NEAR_FEED_CONNECTED.set(int(up)),
+        outage: OutageLog | None = None,
     ) -> None:
         """``partitions``: the ones to follow (default all); ``shared``: a client to
         read with (not closed here; default a ``feed_client`` per connection);
         ``owner``: which server serves those partitions now (a cluster's slot
         master), checked after every read; ``lost``: errors that mean the
         connection was lost (resumed from, not raised); ``connected``: told when
-        the feed (re)connects (``True``) and loses its connection (``False``)."""
+        the feed (re)connects (``True``) and loses its connection (``False``);
+        ``outage``: where lost connections are logged (shared by a cluster's
+        followers, so that an outage is one line and a summary)."""
         self._redis = redis
         self._shared = shared
         self._owner = owner
         self._owner_seen: str | None = None
         self._lost = lost
         self._connected = connected
+        self._outage = outage or OutageLog(log)
         self._keys = keys
         self._clock = clock
         self._block_ms = block_ms
@@ -104,6 +109,7 @@ class Follower:
         self._empty = empty
         self._positioned = positioned
         parts = range(keys.partitions) if partitions is None else partitions
+        self._member = tuple(parts)
         self._changes = [keys.stream(p) for p in parts]
         self._invalidations = {keys.invalidations(p) for p in parts}
         self._last: dict[str, Version] | None = None
@@ -119,7 +125,7 @@ class Follower:
                 if not (isinstance(exc, self._lost) or is_torn_connection(exc)):
                     raise
                 self._connected(False)
-                log.warning("near-cache feed lost (%s); reconnecting", type(exc).__name__)
+                self._outage.failed(self._member, type(exc).__name__)
             finally:
                 if self._shared is None:
                     await client.aclose()
@@ -129,6 +135,7 @@ class Follower:
     async def _follow(self, client: Redis) -> None:
         await self._resync(client)
         self._connected(True)
+        self._outage.connected(self._member)
         while True:
             block_ms = self._block_ms()
             sent = time.monotonic()
