@@ -126,6 +126,21 @@ async def test_warm_fills_both_levels(wb: WriteBehind, redis: Redis, mongo_db: A
     assert len(keys) == 5
 
 
+async def test_warm_as_the_first_call_fills_the_near_cache_too(redis: Redis, mongo_db: Any) -> None:
+    # Warming at start-up is what warm is for: before any read has started the feed.
+    await mongo_db.users.insert_many([{"_id": f"s{i}", "n": i} for i in range(5)])
+    async with WriteBehind(redis=redis, mongo=mongo_db, prefix="t", partitions=4) as wb:
+        users = wb.collection("users", reads=POLICY)
+        assert await users.warm([f"s{i}" for i in range(5)]) == 5
+        assert len(wb.near.store("users", NEAR)) == 5
+        await _feed_ready(wb)
+        before = await _command_calls(redis)
+        for i in range(5):
+            assert await users.get(f"s{i}") == {"_id": f"s{i}", "n": i}
+        after = await _command_calls(redis)
+        assert after.get("cmdstat_hmget", 0) == before.get("cmdstat_hmget", 0)
+
+
 async def _feed_ready_after_start(wb: WriteBehind, users: Any) -> None:
     await users.get("nothing")  # the first near read starts the feed
     await _feed_ready(wb)

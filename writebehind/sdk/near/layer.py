@@ -36,6 +36,7 @@ class NearLayer:
         self._policies: dict[str, NearCache] = {}
         self._task: asyncio.Task[None] | None = None
         self._positioned = False
+        self._placed: asyncio.Event | None = None
 
     def store(self, collection: str, policy: NearCache) -> NearStore:
         """The collection's store (one per collection; the first policy given sets its bounds)."""
@@ -71,6 +72,21 @@ class NearLayer:
             self.positioned,
         )
         self._task = asyncio.get_running_loop().create_task(follower.run())
+
+    async def wait_positioned(self, within: float) -> bool:
+        """Start the feed and wait at most ``within`` seconds for it to take its position
+        in the streams (before that no reply is kept). Returns whether it has."""
+        self.start()
+        if self._positioned:
+            return True
+        if self._placed is None:
+            self._placed = asyncio.Event()
+        try:
+            async with asyncio.timeout(within):
+                await self._placed.wait()
+        except TimeoutError:
+            return False
+        return self._positioned
 
     def servable(self, policy: NearCache) -> bool:
         running = self._task is not None and not self._task.done()
@@ -109,6 +125,9 @@ class NearLayer:
         self._positioned = True
         for store in self._stores.values():
             store.positioned()
+        if self._placed is not None:
+            self._placed.set()
+            self._placed = None
 
     async def close(self) -> None:
         task, self._task = self._task, None

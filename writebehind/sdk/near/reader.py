@@ -49,6 +49,13 @@ class NearReader(Reader):
         """Read your own writes: this process's write evicts its near-cache copy at once."""
         self._store.written(encode_id(doc_id), version, "own_write")
 
+    async def warm(self, ids: Iterable[Any]) -> int:
+        """``Reader.warm``, filling the near cache too: a reply is kept only once the feed
+        has its position, so warming (a start-up call, made before any read started the
+        feed) first waits for that, for at most the policy's ``redis_timeout`` seconds."""
+        await self._layer.wait_positioned(self.policy.redis_timeout)
+        return await super().warm(ids)
+
     async def version(self, doc_id: Any) -> Version | None:
         """The near cache's version when it holds the document and may be served, else
         ``Reader.version`` (whose answer is not kept: it has no body to keep)."""
