@@ -303,3 +303,38 @@ async def test_catching_up_on_the_workers_old_writes_it_evicts_no_newer_entry(
         await wait_until(caught_up, timeout=10, message="the old changes handled")
         assert changes(invalidator, "users", "evicted") == 0
         assert await redis.exists(cache_key(wb.keys, "users", "lag")) == 1
+
+
+async def test_a_direct_update_refilled_before_it_is_handled_still_reaches_near_caches(
+    wb: WriteBehind, redis: Redis, mongo_db: Any
+) -> None:
+    # A near copy outlives its Redis entry (kept ttl seconds from the read, whatever the
+    # entry's TTL left). A direct $set lands while the entry is gone, and another process
+    # fills the new body before the invalidator handles the change: Redis then holds what
+    # MongoDB holds, but this process's near copy is the old body under the same _wb.
+    await mongo_db.users.insert_one({"_id": "g", "n": 1, "_wb": {"v": [1, 0]}})
+    users = wb.collection("users", reads=POLICY)
+    await _held(wb, users, "g")
+    async with running_invalidator(redis, mongo_db, "users") as first:
+
+        async def token_saved() -> bool:
+            return bool(await redis.exists(first.token_key))
+
+        await wait_until(token_saved, timeout=10, message="a resume token in Redis")
+    entry = cache_key(wb.keys, "users", "g")
+    await redis.pexpire(entry, 1)
+
+    async def expired() -> bool:
+        return not await redis.exists(entry)
+
+    await wait_until(expired, timeout=5, message="the Redis entry expired")
+    await mongo_db.users.update_one({"_id": "g"}, {"$set": {"n": 2}})
+    async with WriteBehind(redis=redis, mongo=mongo_db, prefix="t", partitions=4) as other:
+        assert await other.collection("users").get("g") == {"_id": "g", "n": 2}  # refilled
+    async with running_invalidator(redis, mongo_db, "users") as invalidator:
+
+        async def handled() -> bool:
+            return sum(changes(invalidator, "users", o) for o in ("same", "evicted")) >= 1
+
+        await wait_until(handled, timeout=10, message="the direct update handled")
+        await _seen(users, "g", {"_id": "g", "n": 2})

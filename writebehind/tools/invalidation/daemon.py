@@ -34,7 +34,7 @@ from writebehind.core.floor import FLOOR_COLLECTION
 from writebehind.core.keys import KeySpace, encode_id
 from writebehind.core.scripts import EVICT, FLUSH_CLEAN, INVALIDATIONS_MAX_LEN, call_script
 from writebehind.sdk.reading.entry import ENTRY_FIELDS, parse_entry
-from writebehind.tools.invalidation.decide import decide, stored_version
+from writebehind.tools.invalidation.decide import decide, foreign, stored_version
 
 log = structlog.get_logger("writebehind.invalidator")
 
@@ -173,9 +173,11 @@ class Invalidator:
         pipe.pttl(entry_key)
         fields, pttl = await pipe.execute()
         entry = parse_entry(fields, pttl)
-        decision = decide(raw, entry, self._db.codec_options)
+        direct = foreign(change)
+        decision = decide(raw, entry, self._db.codec_options, direct=direct)
         seen = stored_version(raw)
-        if decision == "evict" and entry.clean and entry.version and seen and seen < entry.version:
+        behind = bool(entry.clean and entry.version and seen and seen < entry.version)
+        if decision == "evict" and behind and not direct:
             # An older state than the entry's (the invalidator is behind the worker): judge
             # by what MongoDB holds now, so that a lagging invalidator evicts no newer entry.
             raw = await self._db[str(coll)].find_one({"_id": doc_id})

@@ -9,7 +9,13 @@ cache already holds exactly what MongoDB now holds:
   and will win, whoever made the change;
 - a clean entry at the same ``_wb`` version with the same body stays: that is
   writebehind's own write (the worker wrote that version from that entry) or
-  a change that changed nothing;
+  a change that changed nothing; but not for a change that provably wrote no
+  new ``_wb`` version (``foreign``: an update whose diff leaves ``_wb`` alone;
+  every worker write writes a new version). Such a change is a direct write
+  whatever Redis holds now: another process may have filled the new body
+  before the change was handled, while near caches still hold the old body
+  under the same version, and only the eviction's invalidation record
+  reaches them;
 - anything else is evicted: a different body under the same version (a
   direct write), an older or newer version, a document deleted or created
   behind the cache's back, or no entry at all (a near cache may still hold
@@ -46,13 +52,32 @@ def stored_version(raw: Mapping[str, Any] | None) -> Version | None:
         return None
 
 
+def foreign(change: Mapping[str, Any]) -> bool:
+    """Whether a change event provably wrote no new ``_wb`` version, so is not
+    writebehind's: an ``update`` whose diff (``updateDescription``) names no
+    ``_wb`` field. Replace, insert and delete events carry no diff: unknown."""
+    if change.get("operationType") != "update":
+        return False
+    diff = change.get("updateDescription")
+    if not isinstance(diff, Mapping):
+        return False
+    fields = [*(diff.get("updatedFields") or {}), *(diff.get("removedFields") or [])]
+    prefix = META_FIELD + "."
+    return not any(f == META_FIELD or str(f).startswith(prefix) for f in fields)
+
+
 def decide(
-    raw: Mapping[str, Any] | None, entry: CachedEntry, options: CodecOptions[Any]
+    raw: Mapping[str, Any] | None,
+    entry: CachedEntry,
+    options: CodecOptions[Any],
+    *,
+    direct: bool = False,
 ) -> Decision:
-    """``raw`` is the document MongoDB holds after the change (``None``: deleted)."""
+    """``raw`` is the document MongoDB holds after the change (``None``: deleted);
+    ``direct``: the change is known not to be writebehind's (``foreign``)."""
     if entry.present and not entry.clean:
         return "dirty"
-    if not entry.present:
+    if direct or not entry.present:
         return "evict"
     doc = user_view(raw)
     if doc is None:

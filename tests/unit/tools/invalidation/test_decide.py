@@ -9,7 +9,7 @@ from bson.codec_options import CodecOptions
 
 from writebehind.core.version import Version
 from writebehind.sdk.reading.entry import MISSING, CachedEntry
-from writebehind.tools.invalidation.decide import decide, stored_version
+from writebehind.tools.invalidation.decide import decide, foreign, stored_version
 
 OPTIONS: CodecOptions[Any] = CodecOptions()
 V1 = Version(1, 0)
@@ -77,3 +77,29 @@ def test_a_malformed_version_is_no_version() -> None:
     assert stored_version({"_wb": "x"}) is None
     assert stored_version(None) is None
     assert stored_version({"_wb": {"v": [3, 4]}}) == Version(3, 4)
+
+
+def _update(updated: dict[str, Any], removed: list[str] | None = None) -> dict[str, Any]:
+    diff = {"updatedFields": updated, "removedFields": removed or [], "truncatedArrays": []}
+    return {"operationType": "update", "updateDescription": diff}
+
+
+def test_an_update_that_leaves_the_version_alone_is_never_writebehinds() -> None:
+    assert foreign(_update({"n": 2}))
+    assert foreign(_update({}, ["n"]))
+    assert not foreign(_update({"n": 2, "_wb": {"v": [2, 0]}}))  # a worker's, as a diff
+    assert not foreign(_update({"_wb.v": [2, 0]}))
+    assert not foreign(_update({}, ["_wb"]))
+    assert not foreign({"operationType": "replace"})  # no diff: unknown
+    assert not foreign({"operationType": "update"})
+
+
+def test_a_foreign_change_evicts_a_clean_entry_that_already_holds_its_body() -> None:
+    # Refilled by another process before the change was handled: Redis is right, but
+    # near caches may hold the old body under the same version; only an eviction tells them.
+    entry = _entry({"_id": "a", "n": 2})
+    assert decide(_doc(2, [1, 0]), entry, OPTIONS) == "same"
+    assert decide(_doc(2, [1, 0]), entry, OPTIONS, direct=True) == "evict"
+    assert decide(_doc(2), _entry({"_id": "a", "n": 9}, ttl_ms=-1), OPTIONS, direct=True) == (
+        "dirty"
+    )
