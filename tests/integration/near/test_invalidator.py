@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 import bson
 import pytest
+import structlog
 from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient, monitoring
 from redis.asyncio import Redis
@@ -263,22 +264,25 @@ async def test_an_unusable_resume_token_empties_the_caches_and_says_so(
     token_key = f"{{t}}:invalidator:{mongo_db.name}:token"
     # A token from an oplog position the server no longer has (here: one it cannot parse).
     await redis.set(token_key, bson.encode({"_data": "8200000001000000012B0229296E04"}))
-    async with running_invalidator(redis, mongo_db, "users") as invalidator:
-        assert invalidator.metrics.resyncs.labels("empty")._value.get() == 1
-        assert await redis.exists(cache_key(wb.keys, "users", "c1")) == 0
-        assert await redis.exists(cache_key(wb.keys, "users", "c2")) == 0
-        assert await redis.exists(cache_key(wb.keys, "users", "dirty")) == 1
+    with structlog.testing.capture_logs() as logs:
+        async with running_invalidator(redis, mongo_db, "users") as invalidator:
+            assert invalidator.metrics.resyncs.labels("empty")._value.get() == 1
+            assert await redis.exists(cache_key(wb.keys, "users", "c1")) == 0
+            assert await redis.exists(cache_key(wb.keys, "users", "c2")) == 0
+            assert await redis.exists(cache_key(wb.keys, "users", "dirty")) == 1
 
-        async def near_emptied() -> bool:
-            return (
-                _near_sample(
-                    "writebehind_sdk_near_evictions_total", collection="users", cause="flush"
+            async def near_emptied() -> bool:
+                return (
+                    _near_sample(
+                        "writebehind_sdk_near_evictions_total", collection="users", cause="flush"
+                    )
+                    > flushes
                 )
-                > flushes
-            )
 
-        await wait_until(near_emptied, timeout=5, message="the near cache emptied")
-        assert await users.get("dirty") == {"_id": "dirty", "n": 1}
+            await wait_until(near_emptied, timeout=5, message="the near cache emptied")
+            assert await users.get("dirty") == {"_id": "dirty", "n": 1}
+    lost = [e for e in logs if e["event"] == "invalidator_resume_token_lost"]
+    assert len(lost) == 1 and lost[0]["emptied_entries"] == 2, logs
 
 
 async def test_catching_up_on_the_workers_old_writes_it_evicts_no_newer_entry(
