@@ -51,7 +51,8 @@ SDK_NEAR_RESYNCS = Counter(
 SDK_NEAR_FEED_LAG = Gauge(
     "writebehind_sdk_near_feed_lag_seconds",
     "Seconds between the last change-feed record's time (its stream id) and its "
-    "application to the near caches of this process.",
+    "application to the near caches of this process; 0 once a read of the feed finds "
+    "nothing new (an idle feed is not late).",
 )
 
 SDK_NEAR_FEED_CONNECTED = Gauge(

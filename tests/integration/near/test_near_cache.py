@@ -186,6 +186,36 @@ async def test_a_trimmed_feed_position_empties_the_near_cache(
             assert len(held) == 1
 
 
+async def test_the_feed_lag_falls_back_to_zero_once_the_feed_is_idle(
+    redis_server: RedisServer, redis: Redis, mongo_db: Any
+) -> None:
+    # A backlog read after an outage is late; an idle feed afterwards is not: the gauge
+    # must not keep the backlog's lag until the next write, whenever that comes.
+    async with Proxy("127.0.0.1", redis_server.port) as proxy:
+        url = f"redis://127.0.0.1:{proxy.port}"
+        async with WriteBehind(
+            redis_url=url, mongo=mongo_db, prefix="t", partitions=4, reads=POLICY
+        ) as wb:
+            users = wb.collection("users")
+            await users.get("a")
+            await _feed_ready(wb)
+            proxy.set_mode("drop")
+            async with WriteBehind(redis=redis, mongo=mongo_db, prefix="t", partitions=4) as other:
+                await other.collection("users").set("a", {"n": 1})
+            await anyio.sleep(1.0)
+            proxy.set_mode("pass")
+
+            async def caught_up_late() -> bool:
+                return _sample("writebehind_sdk_near_feed_lag_seconds") >= 0.9
+
+            await wait_until(caught_up_late, timeout=10, message="the backlog applied, late")
+
+            async def idle() -> bool:
+                return _sample("writebehind_sdk_near_feed_lag_seconds") == 0.0
+
+            await wait_until(idle, timeout=5, message="no lag reported by an idle feed")
+
+
 async def test_with_redis_unreachable_nothing_older_than_max_stale_is_served(
     redis_factory: Callable[..., RedisServer], mongo_db: Any
 ) -> None:

@@ -237,6 +237,8 @@ class Follower:
                 caught_up = False
         if newest_ms:
             SDK_NEAR_FEED_LAG.set(max(0.0, time.time() - newest_ms / 1000))
+        elif caught_up:
+            SDK_NEAR_FEED_LAG.set(0.0)  # nothing left to apply: an idle feed is not late
         return caught_up
 
 
