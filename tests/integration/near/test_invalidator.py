@@ -342,3 +342,32 @@ async def test_a_direct_update_refilled_before_it_is_handled_still_reaches_near_
 
         await wait_until(handled, timeout=10, message="the direct update handled")
         await _seen(users, "g", {"_id": "g", "n": 2})
+
+
+async def test_its_lag_falls_back_to_zero_once_it_has_caught_up(
+    redis: Redis, mongo_db: Any
+) -> None:
+    await mongo_db.users.insert_one({"_id": "l", "n": 1})
+    async with running_invalidator(redis, mongo_db, "users") as first:
+
+        async def token_saved() -> bool:
+            return bool(await redis.exists(first.token_key))
+
+        await wait_until(token_saved, timeout=10, message="a resume token in Redis")
+    await mongo_db.users.update_one({"_id": "l"}, {"$set": {"n": 2}})
+    await anyio.sleep(1.0)  # handled a second late, after a restart
+    async with running_invalidator(redis, mongo_db, "users") as invalidator:
+
+        def lag() -> float:
+            return float(invalidator.metrics.lag._value.get())
+
+        async def late() -> bool:
+            return changes(invalidator, "users", "absent") == 1
+
+        await wait_until(late, timeout=10, message="the change handled")
+        assert lag() >= 0.9
+
+        async def idle() -> bool:
+            return lag() == 0.0
+
+        await wait_until(idle, timeout=5, message="no lag reported once caught up")

@@ -62,7 +62,7 @@ class InvalidatorMetrics:
         self.lag = Gauge(
             "writebehind_invalidator_lag_seconds",
             "Seconds between a change's time in MongoDB (wallTime, else clusterTime) and "
-            "its handling by the invalidator.",
+            "its handling by the invalidator; 0 once the change stream has nothing new.",
             registry=registry,
         )
         self.resyncs = Counter(
@@ -145,6 +145,8 @@ class Invalidator:
                 change = await stream.try_next()
                 if change is not None:
                     await self._handle(change)
+                else:
+                    self.metrics.lag.set(0.0)  # caught up: an idle stream is not late
                 await self._save(stream.resume_token)
 
     async def _save(self, token: Mapping[str, Any] | None) -> None:
