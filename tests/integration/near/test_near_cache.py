@@ -74,20 +74,45 @@ async def test_a_returned_document_cannot_change_the_copy_kept(wb: WriteBehind) 
     assert await users.get("d") == {"_id": "d", "tags": ["a"]}
 
 
-async def test_own_writes_are_read_at_once(wb: WriteBehind) -> None:
-    users = wb.collection("users", reads=POLICY)
-    await users.set("me", {"n": 1})
-    await users.get("me")
-    await _feed_ready(wb)
-    for n in range(2, 50):
-        await users.set("me", {"n": n})
-        assert await users.get("me") == {"_id": "me", "n": n}
-    await users.patch("me", {"m": 1})
-    assert await users.get("me") == {"_id": "me", "n": 49, "m": 1}
-    await users.delete("me")
-    assert await users.get("me") is None
-    await users.set_many([("me", {"n": 100})])
-    assert await users.get("me") == {"_id": "me", "n": 100}
+async def test_own_writes_are_read_at_once(
+    redis_server: RedisServer, redis: Redis, mongo_db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The feed's link is slowed (proxy), so its record of each write comes long after the
+    # write returns: only the write's own eviction lets the next read see it.
+    near = NearCache(max_entries=100, ttl=60.0, max_stale=5.0)
+    async with Proxy("127.0.0.1", redis_server.port, latency=0.3) as proxy:
+        monkeypatch.setattr(
+            "writebehind.sdk.near.layer.Follower",
+            _follower_via(f"redis://{proxy.host}:{proxy.port}"),
+        )
+        proxy.set_mode("latency")
+        async with WriteBehind(
+            redis=redis, mongo=mongo_db, prefix="t", partitions=4, reads=ReadPolicy(near=near)
+        ) as wb:
+            users = wb.collection("users")
+            await users.set("me", {"n": 1})
+            await users.get("me")
+
+            async def ready() -> bool:
+                return wb.near.servable(near)
+
+            await wait_until(ready, timeout=10, message="the near-cache feed caught up")
+            assert await users.get("me") == {"_id": "me", "n": 1}
+            hits = _sample("writebehind_sdk_near_reads_total", collection="users", outcome="hit")
+            assert await users.get("me") == {"_id": "me", "n": 1}
+            assert (
+                _sample("writebehind_sdk_near_reads_total", collection="users", outcome="hit")
+                == hits + 1
+            )  # held, so a write must evict it
+            for n in range(2, 20):
+                await users.set("me", {"n": n})
+                assert await users.get("me") == {"_id": "me", "n": n}
+            await users.patch("me", {"m": 1})
+            assert await users.get("me") == {"_id": "me", "n": 19, "m": 1}
+            await users.delete("me")
+            assert await users.get("me") is None
+            await users.set_many([("me", {"n": 100})])
+            assert await users.get("me") == {"_id": "me", "n": 100}
 
 
 async def test_another_clients_write_evicts_through_the_feed(
@@ -251,7 +276,7 @@ async def test_a_reply_overtaken_by_a_newer_write_is_not_kept(
     # written and its eviction reaches the near cache before the n=2 reply does. The
     # reader's link is slowed (proxy); its feed connects directly, so it is faster.
     direct = redis_server.url
-    monkeypatch.setattr("writebehind.sdk.near.layer.Follower", _direct_follower(direct))
+    monkeypatch.setattr("writebehind.sdk.near.layer.Follower", _follower_via(direct))
     async with (
         Proxy("127.0.0.1", redis_server.port, latency=1.0) as proxy,
         WriteBehind(
@@ -285,7 +310,7 @@ async def test_a_reply_overtaken_by_a_newer_write_is_not_kept(
         assert await users.get("race") == {"_id": "race", "n": 3}
 
 
-def _direct_follower(url: str) -> Any:
+def _follower_via(url: str) -> Any:
     """``Follower`` with its connection to ``url`` instead of the client's own Redis."""
 
     class Direct(Follower):
