@@ -79,7 +79,13 @@ end
 # still gets its first result. INFO is allowed in scripts, and since Redis 7
 # scripts replicate as their effects only, so reading it before writing is safe.
 #
-# KEYS: stream, cache entry, the partition's seeded key
+# The write also deletes the entry's fill lease (KEYS[4], optional), so that a
+# fill whose load began before this write is refused ('lease_lost', FILL
+# below) even when this write's entry is gone by the time the fill arrives:
+# persisted by a worker, then evicted under a ``volatile-*`` policy (see
+# docs/architecture.md, "The fence").
+#
+# KEYS: stream, cache entry, the partition's seeded key[, the entry's fill lease]
 # ARGV: op, collection, body, expected version ("" any, "-" absent), group, max backlog, nonce,
 # shard key values (BSON, "" none: then the record has no 'sk' field, as before it existed)
 WRITE = (
@@ -133,6 +139,7 @@ if op == 'del' then
 else
   redis.call('HSET', entry, 'v', id, 'd', body, 'n', nonce)
 end
+if KEYS[4] then redis.call('DEL', KEYS[4]) end
 return {1, id}
 """
 )
@@ -420,7 +427,8 @@ return {f[1], f[2], f[3], f[4], f[5], redis.call('PTTL', KEYS[1])}
 # KEYS: cache entry, lease
 # ARGV: owner token, lease ms, mode ('m' miss, 'r' refresh)
 # Returns {status, Redis time ms, v, d, t, a, x, entry PTTL ms}; status 'e' the
-# entry exists (its fields follow), 'l' this caller holds the lease, 'w' another does
+# entry exists (its fields follow), 'l' this caller holds the lease, 'w' another
+# does: {'w', Redis time ms, the holder's token}
 LEASE = (
     """#!lua
 """
@@ -434,7 +442,7 @@ end
 if redis.call('SET', lease, ARGV[1], 'NX', 'PX', tonumber(ARGV[2])) then
   return {'l', now}
 end
-return {'w', now}
+return {'w', now, redis.call('GET', lease)}
 """
 )
 
@@ -455,9 +463,18 @@ return {'w', now}
 # would put the old body back under the same version, where no version check
 # can see it.
 #
+# Every write deletes the entry's lease (WRITE's KEYS[4]), so a fill still
+# finding the lease it started under saw no write during its load, even one
+# whose entry has since been persisted and evicted (``volatile-*``): a fill
+# over a missing entry is safe only with that check. A process that waited
+# past ``lock_timeout`` for a frozen holder loads without a lease of its own:
+# it watches the holder's (``watch``): the fill needs the holder's token still
+# there, and leaves it there.
+#
 # KEYS: cache entry, lease[, eviction marker]
-# ARGV: owner token ('' none), started ms, max age ms, version, kind ('d'
-#       document, 'a' absent), body, ttl ms, load ms, channel
+# ARGV: token ('' none: no lease check), started ms, max age ms, version, kind
+#       ('d' document, 'a' absent), body, ttl ms, load ms, channel[, 'watch':
+#       the token is another holder's, checked but not released]
 # Returns {outcome, Redis time ms, v, d, t, a, x, entry PTTL ms}: outcome is
 # 'filled', 'renewed', or why the fill was skipped ('dirty', 'tombstone',
 # 'newer', 'late', 'lease_lost', 'evicted'); the entry's fields as they are afterwards
@@ -471,10 +488,10 @@ local token, version, kind = ARGV[1], ARGV[4], ARGV[5]
 local now = now_ms()
 local outcome = nil
 if token ~= '' then
-  if redis.call('GET', lease) == token then
-    redis.call('DEL', lease)
-  else
+  if redis.call('GET', lease) ~= token then
     outcome = 'lease_lost'
+  elseif ARGV[10] ~= 'watch' then
+    redis.call('DEL', lease)
   end
 end
 if outcome == nil and now - tonumber(ARGV[2]) > tonumber(ARGV[3]) then

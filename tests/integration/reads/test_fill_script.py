@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from writebehind import WriteBehind
 from writebehind.core.keys import KeySpace
 from writebehind.core.scripts import Scripts
 from writebehind.sdk.reading.entry import parse_script_reply
@@ -36,9 +37,11 @@ async def _fill(
     started: int | None = None,
     kind: str = "d",
     max_age_ms: int = 5000,
+    watch: bool = False,
 ) -> Any:
     started = await _now(redis) if started is None else started
     args = [token, started, max_age_ms, version, kind, b"BODY", 60_000, 12, place.channel]
+    args.append("watch" if watch else "own")
     reply = await Scripts(redis).fill(keys=[place.entry, place.lease], args=args)
     return parse_script_reply(reply)
 
@@ -140,3 +143,38 @@ async def test_a_fill_announces_itself(redis: Redis, place: Place) -> None:
         assert await redis.hmget(place.entry, ["a", "d"]) == [b"1", None]
     finally:
         await pubsub.aclose()
+
+
+async def test_a_write_takes_the_lease_so_a_load_begun_before_it_never_fills(
+    wb: WriteBehind, redis: Redis
+) -> None:
+    """Even where the write's entry is gone by then (persisted, then evicted under a
+    ``volatile-*`` policy: DEL stands in for both), the fill of the older load is refused."""
+    place = Place.of(wb.keys, "users", "u1")
+    lease = [place.entry, place.lease]
+    taken = parse_script_reply(await wb.scripts.lease(keys=lease, args=["A", 5000, "m"]))
+    assert taken.status == "l"
+    await wb.collection("users").set("u1", {"n": 2})
+    assert await redis.exists(place.lease) == 0
+    await redis.delete(place.entry)
+    assert (await _fill(redis, place, "1-0", token="A")).status == "lease_lost"
+    assert await redis.exists(place.entry) == 0
+
+
+async def test_a_watched_fill_needs_the_holders_lease_and_leaves_it(
+    redis: Redis, place: Place
+) -> None:
+    """A waiter past ``lock_timeout`` fills under the frozen holder's lease, unreleased;
+    once a write has taken that lease away, it fills nothing."""
+    scripts = Scripts(redis)
+    lease = [place.entry, place.lease]
+    assert (
+        parse_script_reply(await scripts.lease(keys=lease, args=["H", 60_000, "m"])).status == "l"
+    )
+    waiting = parse_script_reply(await scripts.lease(keys=lease, args=["W", 60_000, "m"]))
+    assert (waiting.status, waiting.holder) == ("w", "H")
+    assert (await _fill(redis, place, "1-0", token="H", watch=True)).status == "filled"
+    assert await redis.get(place.lease) == b"H"  # not the waiter's to release
+    await redis.delete(place.entry, place.lease)  # a write (it deletes the lease), evicted
+    assert (await _fill(redis, place, "1-0", token="H", watch=True)).status == "lease_lost"
+    assert await redis.exists(place.entry) == 0
