@@ -487,20 +487,22 @@ local entry, lease = KEYS[1], KEYS[2]
 local token, version, kind = ARGV[1], ARGV[4], ARGV[5]
 local now = now_ms()
 local outcome = nil
+local held = true
 if token ~= '' then
   if redis.call('GET', lease) ~= token then
-    outcome = 'lease_lost'
+    held = false
   elseif ARGV[10] ~= 'watch' then
     redis.call('DEL', lease)
   end
 end
-if outcome == nil and now - tonumber(ARGV[2]) > tonumber(ARGV[3]) then
+if now - tonumber(ARGV[2]) > tonumber(ARGV[3]) then
   outcome = 'late'
 end
 if outcome == nil and KEYS[3] then
   local evicted = redis.call('GET', KEYS[3])
   if evicted and tonumber(evicted) >= tonumber(ARGV[2]) then outcome = 'evicted' end
 end
+local same = false
 if outcome == nil and redis.call('EXISTS', entry) == 1 then
   local current = redis.call('HMGET', entry, 'v', 't')
   if redis.call('PTTL', entry) < 0 or not current[1] then
@@ -510,10 +512,17 @@ if outcome == nil and redis.call('EXISTS', entry) == 1 then
   elseif older(version, current[1]) then
     outcome = 'newer'
   elseif current[1] == version then
-    redis.call('PEXPIRE', entry, tonumber(ARGV[7]))
-    redis.call('HSET', entry, 'x', ARGV[8])
-    outcome = 'renewed'
+    same = true
   end
+end
+-- The entry says nothing against it: the lease must still say no write came.
+if outcome == nil and not held then
+  outcome = 'lease_lost'
+end
+if outcome == nil and same then
+  redis.call('PEXPIRE', entry, tonumber(ARGV[7]))
+  redis.call('HSET', entry, 'x', ARGV[8])
+  outcome = 'renewed'
 end
 if outcome == nil then
   redis.call('DEL', entry)
@@ -554,8 +563,11 @@ return released
 # fill which began at or before it must lose (FILL's KEYS[3]), the record on
 # the invalidation stream, and the DEL. The shebang makes Redis refuse the
 # whole script at maxmemory, so it is never half-done (the invalidator retries).
+# It also deletes the entry's fill lease (KEYS[4], optional), as a write does:
+# the marker has a TTL, so a ``volatile-*`` policy may evict it, and the lease
+# then still refuses a fill whose load began before this eviction.
 #
-# KEYS: cache entry, eviction marker, invalidation stream
+# KEYS: cache entry, eviction marker, invalidation stream[, the entry's fill lease]
 # ARGV: collection, encoded id, marker ttl ms, invalidation stream max length,
 #       the change's cluster time (text, for the record)
 # Returns {outcome, Redis time ms}: outcome 'dirty' (left alone), 'evicted',
@@ -572,6 +584,7 @@ if exists and redis.call('PTTL', entry) < 0 then
   return {'dirty', now}
 end
 redis.call('SET', KEYS[2], now, 'PX', tonumber(ARGV[3]))
+if KEYS[4] then redis.call('DEL', KEYS[4]) end
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', tonumber(ARGV[4]), '*',
   'c', ARGV[1], 'i', ARGV[2], 'ct', ARGV[5])
 if exists then

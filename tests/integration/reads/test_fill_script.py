@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from writebehind import WriteBehind
 from writebehind.core.keys import KeySpace
-from writebehind.core.scripts import Scripts
+from writebehind.core.scripts import EVICT, Scripts
 from writebehind.sdk.reading.entry import parse_script_reply
 from writebehind.sdk.reading.lease import Place
 
@@ -42,7 +42,8 @@ async def _fill(
     started = await _now(redis) if started is None else started
     args = [token, started, max_age_ms, version, kind, b"BODY", 60_000, 12, place.channel]
     args.append("watch" if watch else "own")
-    reply = await Scripts(redis).fill(keys=[place.entry, place.lease], args=args)
+    keys = [place.entry, place.lease, place.marker]
+    reply = await Scripts(redis).fill(keys=keys, args=args)
     return parse_script_reply(reply)
 
 
@@ -177,4 +178,31 @@ async def test_a_watched_fill_needs_the_holders_lease_and_leaves_it(
     assert await redis.get(place.lease) == b"H"  # not the waiter's to release
     await redis.delete(place.entry, place.lease)  # a write (it deletes the lease), evicted
     assert (await _fill(redis, place, "1-0", token="H", watch=True)).status == "lease_lost"
+    assert await redis.exists(place.entry) == 0
+
+
+async def test_one_refresh_lease_per_entry_across_processes(redis: Redis, place: Place) -> None:
+    """Refresh mode takes the lease over a present entry; a second refresher waits."""
+    scripts = Scripts(redis)
+    await redis.hset(place.entry, mapping={"v": "2-0", "d": b"doc"})
+    await redis.expire(place.entry, 30)
+    lease = [place.entry, place.lease]
+    first = parse_script_reply(await scripts.lease(keys=lease, args=["R1", 5000, "r"]))
+    second = parse_script_reply(await scripts.lease(keys=lease, args=["R2", 5000, "r"]))
+    assert (first.status, second.status, second.holder) == ("l", "w", "R1")
+
+
+async def test_an_invalidation_takes_the_lease_too(redis: Redis, place: Place) -> None:
+    """The eviction marker has a TTL (a ``volatile-*`` policy may evict it): the lease the
+    invalidator's EVICT deletes still refuses a fill whose load began before it."""
+    scripts = Scripts(redis)
+    lease = [place.entry, place.lease]
+    assert parse_script_reply(await scripts.lease(keys=lease, args=["A", 5000, "m"])).status == "l"
+    evict = redis.register_script(EVICT)
+    stream = KEYS.invalidations(place.partition)
+    keys = [place.entry, place.marker, stream, place.lease]
+    await evict(keys=keys, args=["users", "u1", 60_000, 100, "ct"])
+    assert await redis.exists(place.lease) == 0
+    await redis.delete(place.marker)  # evicted
+    assert (await _fill(redis, place, "1-0", token="A")).status == "lease_lost"
     assert await redis.exists(place.entry) == 0
