@@ -13,6 +13,11 @@ listens on a free port of 127.0.0.1 and forwards every connection to
   ``forward_in_blackhole`` (so the write may be applied) or discarded; replies
   are never delivered, so the client waits for its own timeout.
 
+``proxy.hold_replies(marker)`` holds back, until ``release_replies()``, every
+reply on a connection whose last request contained ``marker`` (``held`` counts
+them): the server has run the command, the client has not heard. A MongoDB
+``find`` that read a document, answered late.
+
 ``proxy.strand()`` leaves every current connection open but silent for good,
 in both directions, while new connections are forwarded as the mode says: a
 peer that vanished without closing (a dropped NAT entry, a host gone), which
@@ -55,6 +60,9 @@ class Proxy:
         self.on_request: Callable[[bytes], None] | None = None
         """Called with each request chunk before the mode applies (to switch on a command)."""
         self.port = 0
+        self.held = 0
+        """Replies held back by ``hold_replies`` so far."""
+        self._hold: tuple[bytes, anyio.Event] | None = None
         self._scopes: set[anyio.CancelScope] = set()
         self._stranded: set[anyio.CancelScope] = set()
         self._tg: TaskGroup | None = None
@@ -80,6 +88,15 @@ class Proxy:
         """Make every current connection silent for good (never closed); how many."""
         self._stranded |= self._scopes
         return len(self._scopes)
+
+    def hold_replies(self, marker: bytes) -> None:
+        """Hold every reply to a request containing ``marker`` until ``release_replies()``."""
+        self._hold = (marker, anyio.Event())
+
+    def release_replies(self) -> None:
+        if self._hold is not None:
+            self._hold[1].set()
+            self._hold = None
 
     def close_connections(self) -> None:
         for scope in list(self._scopes):
@@ -131,15 +148,21 @@ class Proxy:
                         upstream = await anyio.connect_tcp(self.target_host, self.target_port)
                     except OSError:
                         return
+                    last: list[bytes] = [b""]  # this connection's last request chunk
                     async with upstream, anyio.create_task_group() as tg:
-                        tg.start_soon(self._pump, client, upstream, True, scope)
-                        tg.start_soon(self._pump, upstream, client, False, scope)
+                        tg.start_soon(self._pump, client, upstream, True, scope, last)
+                        tg.start_soon(self._pump, upstream, client, False, scope, last)
                 finally:
                     self._scopes.discard(scope)
                     self._stranded.discard(scope)
 
     async def _pump(
-        self, src: ByteStream, dst: ByteStream, request: bool, scope: anyio.CancelScope
+        self,
+        src: ByteStream,
+        dst: ByteStream,
+        request: bool,
+        scope: anyio.CancelScope,
+        last: list[bytes],
     ) -> None:
         """Copy ``src`` to ``dst`` as the mode says; either side closing ends the connection."""
         try:
@@ -147,8 +170,14 @@ class Proxy:
                 data = await src.receive(CHUNK)
                 if scope in self._stranded:
                     continue
+                if request:
+                    last[0] = data
                 if request and self.on_request is not None:
                     self.on_request(data)
+                hold = self._hold
+                if not request and hold is not None and hold[0] in last[0]:
+                    self.held += 1
+                    await hold[1].wait()
                 if self.mode == "latency":
                     await anyio.sleep(self.latency)
                 if self.mode == "blackhole" and not (request and self.forward_in_blackhole):

@@ -143,6 +143,14 @@ class KeySpace:
         """The fill lease of a cache entry: in the entry's hash slot, never a cache key."""
         return self._doc_key("lease", partition, collection, encode_id(doc_id))
 
+    def lease_of_entry(self, partition: int, entry: str) -> str:
+        """``lease(...)`` of the document whose cache entry is ``entry`` (from ``entry_of``),
+        without encoding the id again (every write names it: core/scripts.py, WRITE)."""
+        head = f"{self._tag(partition)}:doc:"
+        if not entry.startswith(head):
+            raise ValueError(f"not a cache entry of partition {partition}: {entry!r}")
+        return f"{self._tag(partition)}:lease:{entry[len(head) :]}"
+
     def fill_channel(self, partition: int, collection: str, doc_id: Any) -> str:
         """The pub/sub channel on which a fill (or a released lease) of the entry is announced."""
         return self._doc_key("fill", partition, collection, encode_id(doc_id))

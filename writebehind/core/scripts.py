@@ -79,7 +79,13 @@ end
 # still gets its first result. INFO is allowed in scripts, and since Redis 7
 # scripts replicate as their effects only, so reading it before writing is safe.
 #
-# KEYS: stream, cache entry, the partition's seeded key
+# The write also deletes the entry's fill lease (KEYS[4], optional), so that a
+# fill whose load began before this write is refused ('lease_lost', FILL
+# below) even when this write's entry is gone by the time the fill arrives:
+# persisted by a worker, then evicted under a ``volatile-*`` policy (see
+# docs/architecture.md, "The fence").
+#
+# KEYS: stream, cache entry, the partition's seeded key[, the entry's fill lease]
 # ARGV: op, collection, body, expected version ("" any, "-" absent), group, max backlog, nonce,
 # shard key values (BSON, "" none: then the record has no 'sk' field, as before it existed)
 WRITE = (
@@ -133,6 +139,7 @@ if op == 'del' then
 else
   redis.call('HSET', entry, 'v', id, 'd', body, 'n', nonce)
 end
+if KEYS[4] then redis.call('DEL', KEYS[4]) end
 return {1, id}
 """
 )
@@ -420,7 +427,8 @@ return {f[1], f[2], f[3], f[4], f[5], redis.call('PTTL', KEYS[1])}
 # KEYS: cache entry, lease
 # ARGV: owner token, lease ms, mode ('m' miss, 'r' refresh)
 # Returns {status, Redis time ms, v, d, t, a, x, entry PTTL ms}; status 'e' the
-# entry exists (its fields follow), 'l' this caller holds the lease, 'w' another does
+# entry exists (its fields follow), 'l' this caller holds the lease, 'w' another
+# does: {'w', Redis time ms, the holder's token}
 LEASE = (
     """#!lua
 """
@@ -434,7 +442,7 @@ end
 if redis.call('SET', lease, ARGV[1], 'NX', 'PX', tonumber(ARGV[2])) then
   return {'l', now}
 end
-return {'w', now}
+return {'w', now, redis.call('GET', lease)}
 """
 )
 
@@ -455,9 +463,18 @@ return {'w', now}
 # would put the old body back under the same version, where no version check
 # can see it.
 #
+# Every write deletes the entry's lease (WRITE's KEYS[4]), so a fill still
+# finding the lease it started under saw no write during its load, even one
+# whose entry has since been persisted and evicted (``volatile-*``): a fill
+# over a missing entry is safe only with that check. A process that waited
+# past ``lock_timeout`` for a frozen holder loads without a lease of its own:
+# it watches the holder's (``watch``): the fill needs the holder's token still
+# there, and leaves it there.
+#
 # KEYS: cache entry, lease[, eviction marker]
-# ARGV: owner token ('' none), started ms, max age ms, version, kind ('d'
-#       document, 'a' absent), body, ttl ms, load ms, channel
+# ARGV: token ('' none: no lease check), started ms, max age ms, version, kind
+#       ('d' document, 'a' absent), body, ttl ms, load ms, channel[, 'watch':
+#       the token is another holder's, checked but not released]
 # Returns {outcome, Redis time ms, v, d, t, a, x, entry PTTL ms}: outcome is
 # 'filled', 'renewed', or why the fill was skipped ('dirty', 'tombstone',
 # 'newer', 'late', 'lease_lost', 'evicted'); the entry's fields as they are afterwards
@@ -470,20 +487,22 @@ local entry, lease = KEYS[1], KEYS[2]
 local token, version, kind = ARGV[1], ARGV[4], ARGV[5]
 local now = now_ms()
 local outcome = nil
+local held = true
 if token ~= '' then
-  if redis.call('GET', lease) == token then
+  if redis.call('GET', lease) ~= token then
+    held = false
+  elseif ARGV[10] ~= 'watch' then
     redis.call('DEL', lease)
-  else
-    outcome = 'lease_lost'
   end
 end
-if outcome == nil and now - tonumber(ARGV[2]) > tonumber(ARGV[3]) then
+if now - tonumber(ARGV[2]) > tonumber(ARGV[3]) then
   outcome = 'late'
 end
 if outcome == nil and KEYS[3] then
   local evicted = redis.call('GET', KEYS[3])
   if evicted and tonumber(evicted) >= tonumber(ARGV[2]) then outcome = 'evicted' end
 end
+local same = false
 if outcome == nil and redis.call('EXISTS', entry) == 1 then
   local current = redis.call('HMGET', entry, 'v', 't')
   if redis.call('PTTL', entry) < 0 or not current[1] then
@@ -493,10 +512,17 @@ if outcome == nil and redis.call('EXISTS', entry) == 1 then
   elseif older(version, current[1]) then
     outcome = 'newer'
   elseif current[1] == version then
-    redis.call('PEXPIRE', entry, tonumber(ARGV[7]))
-    redis.call('HSET', entry, 'x', ARGV[8])
-    outcome = 'renewed'
+    same = true
   end
+end
+-- The entry says nothing against it: the lease must still say no write came.
+if outcome == nil and not held then
+  outcome = 'lease_lost'
+end
+if outcome == nil and same then
+  redis.call('PEXPIRE', entry, tonumber(ARGV[7]))
+  redis.call('HSET', entry, 'x', ARGV[8])
+  outcome = 'renewed'
 end
 if outcome == nil then
   redis.call('DEL', entry)
@@ -537,8 +563,11 @@ return released
 # fill which began at or before it must lose (FILL's KEYS[3]), the record on
 # the invalidation stream, and the DEL. The shebang makes Redis refuse the
 # whole script at maxmemory, so it is never half-done (the invalidator retries).
+# It also deletes the entry's fill lease (KEYS[4], optional), as a write does:
+# the marker has a TTL, so a ``volatile-*`` policy may evict it, and the lease
+# then still refuses a fill whose load began before this eviction.
 #
-# KEYS: cache entry, eviction marker, invalidation stream
+# KEYS: cache entry, eviction marker, invalidation stream[, the entry's fill lease]
 # ARGV: collection, encoded id, marker ttl ms, invalidation stream max length,
 #       the change's cluster time (text, for the record)
 # Returns {outcome, Redis time ms}: outcome 'dirty' (left alone), 'evicted',
@@ -555,6 +584,7 @@ if exists and redis.call('PTTL', entry) < 0 then
   return {'dirty', now}
 end
 redis.call('SET', KEYS[2], now, 'PX', tonumber(ARGV[3]))
+if KEYS[4] then redis.call('DEL', KEYS[4]) end
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', tonumber(ARGV[4]), '*',
   'c', ARGV[1], 'i', ARGV[2], 'ct', ARGV[5])
 if exists then

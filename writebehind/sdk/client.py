@@ -371,8 +371,9 @@ class WriteBehind:
         ``shard_keys`` entry; giving another one raises ``ConfigurationError``.
 
         ``mode="write_through"``: writes return only once MongoDB holds them
-        (journaled), or raise ``PersistTimeout`` after ``write_through_timeout``
-        seconds, the write staying queued for the workers (README, "Reading").
+        (journaled), retrying transient MongoDB failures, or raise ``PersistTimeout``
+        after ``write_through_timeout`` seconds (at once if MongoDB refuses the
+        write), the write staying queued for the workers (README, "Reading").
         """
         if self._closed:
             raise ClientClosed("this WriteBehind is closed; make a new one")

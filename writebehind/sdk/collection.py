@@ -77,11 +77,15 @@ class _Prepared(NamedTuple):
     """Shard key values (``core.shard_key``); ``None`` for an unsharded collection."""
     shard_raw: bytes = b""
     """``shard`` as the record's ``sk`` field; ``b""`` for none."""
+    lease: str = ""
+    """The entry's fill lease, which the write deletes: a fill whose load began
+    before the write is then refused (core/scripts.py, WRITE and FILL)."""
 
     @property
     def script_keys(self) -> list[str]:
-        """The write script's KEYS: stream, cache entry, the partition's seeded key."""
-        return [self.stream, self.entry, self.seeded]
+        """The write script's KEYS: stream, cache entry, the partition's seeded key, the
+        entry's fill lease."""
+        return [self.stream, self.entry, self.seeded, self.lease]
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +148,7 @@ class Collection:
             keys.seeded(partition),
             shard,
             shard_raw,
+            keys.lease_of_entry(partition, entry),
         )
 
     def _entry_key(self, doc_id: Any) -> str:

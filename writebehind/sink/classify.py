@@ -18,45 +18,32 @@ from typing import Any
 from bson.errors import InvalidBSON, InvalidDocument
 from pymongo import errors as pm
 
+from writebehind.core.mongo_errors import (
+    DUPLICATE_KEY,
+    TRANSIENT_CODES,
+    TRANSIENT_LABELS,
+    is_id_duplicate,
+    is_transient,
+)
+
+__all__ = [
+    "DUPLICATE_KEY",
+    "TRANSIENT_CODES",
+    "TRANSIENT_LABELS",
+    "ErrorInfo",
+    "Failure",
+    "classify_code",
+    "classify_exception",
+    "classify_write_error",
+    "is_transient",
+]
+
 
 class Failure(enum.Enum):
     TRANSIENT = "transient"
     PERMANENT = "permanent"
     SPLIT = "split"
     """A client-side error that names no operation: retry halves to find it."""
-
-
-# Server error codes that describe the server's state, not the document.
-TRANSIENT_CODES = frozenset(
-    {
-        6,  # HostUnreachable
-        7,  # HostNotFound
-        13,  # Unauthorized: an operator fixes roles; records must not be lost meanwhile
-        18,  # AuthenticationFailed
-        24,  # LockTimeout
-        46,  # LockBusy
-        50,  # MaxTimeMSExpired
-        64,  # WriteConcernFailed
-        89,  # NetworkTimeout
-        91,  # ShutdownInProgress
-        112,  # WriteConflict
-        133,  # FailedToSatisfyReadPreference
-        189,  # PrimarySteppedDown
-        202,  # NetworkInterfaceExceededTimeLimit
-        262,  # ExceededTimeLimit
-        9001,  # SocketException
-        10107,  # NotWritablePrimary
-        11600,  # InterruptedAtShutdown
-        11601,  # Interrupted
-        11602,  # InterruptedDueToReplStateChange
-        13435,  # NotPrimaryNoSecondaryOk
-        13436,  # NotPrimaryOrSecondary
-        14031,  # OutOfDiskSpace
-        16500,  # request rate too large (Cosmos DB)
-    }
-)
-TRANSIENT_LABELS = frozenset({"RetryableWriteError", "TransientTransactionError"})
-DUPLICATE_KEY = 11000
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +61,6 @@ def classify_code(code: int | None, labels: Iterable[str] = ()) -> Failure:
     return Failure.PERMANENT
 
 
-def _is_id_duplicate(error: Mapping[str, Any]) -> bool:
-    pattern = error.get("keyPattern")
-    if isinstance(pattern, Mapping):
-        return list(pattern) == ["_id"]
-    return " index: _id_ " in str(error.get("errmsg", ""))
-
-
 def classify_write_error(error: Mapping[str, Any]) -> ErrorInfo:
     """Classify one entry of ``BulkWriteError.details["writeErrors"]``."""
     code = error.get("code")
@@ -89,7 +69,7 @@ def classify_write_error(error: Mapping[str, Any]) -> ErrorInfo:
         # On _id it is two upserts racing to insert the same new document:
         # the retry finds it and applies the version guard. On any other
         # unique index the document itself collides: poison.
-        kind = Failure.TRANSIENT if _is_id_duplicate(error) else Failure.PERMANENT
+        kind = Failure.TRANSIENT if is_id_duplicate(error) else Failure.PERMANENT
         return ErrorInfo(kind, code, message)
     labels = error.get("errorLabels") or ()
     return ErrorInfo(classify_code(code, labels), code, message)
@@ -113,22 +93,3 @@ def classify_exception(exc: BaseException) -> ErrorInfo:
     # failure that says nothing about the record.
     code = getattr(exc, "code", None)
     return ErrorInfo(Failure.TRANSIENT, code if isinstance(code, int) else None, message)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """A MongoDB failure of the network or the server's state, not of the call: worth waiting out.
-
-    Connection loss, server selection and pool timeouts, write-concern errors,
-    operation timeouts, the ``RetryableWriteError`` and ``TransientTransactionError``
-    labels, and the server codes in ``TRANSIENT_CODES``. Anything else (a bug,
-    a refused write) is not: a tool that retried it would hide it for minutes.
-    Unlike ``classify_exception``, which the worker uses to decide whether a
-    record may be dead-lettered, an unknown exception is *not* transient here.
-    """
-    if isinstance(exc, pm.ConnectionFailure | pm.WriteConcernError | pm.ExecutionTimeout):
-        return True
-    if not isinstance(exc, pm.PyMongoError):
-        return False
-    if exc.timeout or any(exc.has_error_label(label) for label in TRANSIENT_LABELS):
-        return True
-    return isinstance(exc, pm.OperationFailure) and exc.code in TRANSIENT_CODES

@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from writebehind import WriteBehind
 from writebehind.core.keys import KeySpace
-from writebehind.core.scripts import Scripts
+from writebehind.core.scripts import EVICT, Scripts
 from writebehind.sdk.reading.entry import parse_script_reply
 from writebehind.sdk.reading.lease import Place
 
@@ -36,10 +37,13 @@ async def _fill(
     started: int | None = None,
     kind: str = "d",
     max_age_ms: int = 5000,
+    watch: bool = False,
 ) -> Any:
     started = await _now(redis) if started is None else started
     args = [token, started, max_age_ms, version, kind, b"BODY", 60_000, 12, place.channel]
-    reply = await Scripts(redis).fill(keys=[place.entry, place.lease], args=args)
+    args.append("watch" if watch else "own")
+    keys = [place.entry, place.lease, place.marker]
+    reply = await Scripts(redis).fill(keys=keys, args=args)
     return parse_script_reply(reply)
 
 
@@ -140,3 +144,65 @@ async def test_a_fill_announces_itself(redis: Redis, place: Place) -> None:
         assert await redis.hmget(place.entry, ["a", "d"]) == [b"1", None]
     finally:
         await pubsub.aclose()
+
+
+async def test_a_write_takes_the_lease_so_a_load_begun_before_it_never_fills(
+    wb: WriteBehind, redis: Redis
+) -> None:
+    """Even where the write's entry is gone by then (persisted, then evicted under a
+    ``volatile-*`` policy: DEL stands in for both), the fill of the older load is refused."""
+    place = Place.of(wb.keys, "users", "u1")
+    lease = [place.entry, place.lease]
+    taken = parse_script_reply(await wb.scripts.lease(keys=lease, args=["A", 5000, "m"]))
+    assert taken.status == "l"
+    await wb.collection("users").set("u1", {"n": 2})
+    assert await redis.exists(place.lease) == 0
+    await redis.delete(place.entry)
+    assert (await _fill(redis, place, "1-0", token="A")).status == "lease_lost"
+    assert await redis.exists(place.entry) == 0
+
+
+async def test_a_watched_fill_needs_the_holders_lease_and_leaves_it(
+    redis: Redis, place: Place
+) -> None:
+    """A waiter past ``lock_timeout`` fills under the frozen holder's lease, unreleased;
+    once a write has taken that lease away, it fills nothing."""
+    scripts = Scripts(redis)
+    lease = [place.entry, place.lease]
+    assert (
+        parse_script_reply(await scripts.lease(keys=lease, args=["H", 60_000, "m"])).status == "l"
+    )
+    waiting = parse_script_reply(await scripts.lease(keys=lease, args=["W", 60_000, "m"]))
+    assert (waiting.status, waiting.holder) == ("w", "H")
+    assert (await _fill(redis, place, "1-0", token="H", watch=True)).status == "filled"
+    assert await redis.get(place.lease) == b"H"  # not the waiter's to release
+    await redis.delete(place.entry, place.lease)  # a write (it deletes the lease), evicted
+    assert (await _fill(redis, place, "1-0", token="H", watch=True)).status == "lease_lost"
+    assert await redis.exists(place.entry) == 0
+
+
+async def test_one_refresh_lease_per_entry_across_processes(redis: Redis, place: Place) -> None:
+    """Refresh mode takes the lease over a present entry; a second refresher waits."""
+    scripts = Scripts(redis)
+    await redis.hset(place.entry, mapping={"v": "2-0", "d": b"doc"})
+    await redis.expire(place.entry, 30)
+    lease = [place.entry, place.lease]
+    first = parse_script_reply(await scripts.lease(keys=lease, args=["R1", 5000, "r"]))
+    second = parse_script_reply(await scripts.lease(keys=lease, args=["R2", 5000, "r"]))
+    assert (first.status, second.status, second.holder) == ("l", "w", "R1")
+
+
+async def test_an_invalidation_takes_the_lease_too(redis: Redis, place: Place) -> None:
+    """The eviction marker has a TTL (a ``volatile-*`` policy may evict it): the lease the
+    invalidator's EVICT deletes still refuses a fill whose load began before it."""
+    scripts = Scripts(redis)
+    lease = [place.entry, place.lease]
+    assert parse_script_reply(await scripts.lease(keys=lease, args=["A", 5000, "m"])).status == "l"
+    evict = redis.register_script(EVICT)
+    stream = KEYS.invalidations(place.partition)
+    keys = [place.entry, place.marker, stream, place.lease]
+    await evict(keys=keys, args=["users", "u1", 60_000, 100, "ct"])
+    assert await redis.exists(place.lease) == 0
+    await redis.delete(place.marker)  # evicted
+    assert (await _fill(redis, place, "1-0", token="A")).status == "lease_lost"
+    assert await redis.exists(place.entry) == 0

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import pytest
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
+from tests.support.proxy import Proxy
 from tests.support.reads import reader, slow_finds
-from tests.support.streams import cache_key
+from tests.support.servers import RedisServer
+from tests.support.streams import cache_key, create_groups, running_worker
 from tests.support.waiting import wait_until
 from writebehind import ReadPolicy, WriteBehind
 from writebehind.core.errors import ConfigurationError
@@ -17,6 +21,12 @@ from writebehind.core.errors import ConfigurationError
 pytestmark = pytest.mark.anyio
 
 OLD = {"_id": "u1", "name": "old", "_wb": {"v": [1, 0]}}
+
+
+def _fills(outcome: str, collection: str = "users") -> float:
+    """``writebehind_sdk_reads_total{level="fill"}`` for ``outcome`` so far."""
+    labels = {"collection": collection, "level": "fill", "outcome": outcome}
+    return REGISTRY.get_sample_value("writebehind_sdk_reads_total", labels) or 0.0
 
 
 async def _slowed_miss_then(
@@ -54,7 +64,9 @@ async def test_a_fill_never_replaces_a_write_made_during_the_load(
     async def write(users: Any) -> Any:
         return await users.set("u1", {"name": "new"})
 
+    skipped = _fills("skip_dirty")
     a_saw, version = await _slowed_miss_then(write, wb, redis, mongo_url, mongo_db, mongo_client)
+    assert _fills("skip_dirty") == skipped + 1  # counted by reason
     key = cache_key(wb.keys, "users", "u1")
     assert (await redis.hget(key, "v")).decode() == str(version)
     assert await redis.ttl(key) == -1  # still dirty: its write is not in MongoDB
@@ -70,7 +82,9 @@ async def test_a_fill_never_replaces_a_delete_made_during_the_load(
     async def delete(users: Any) -> Any:
         return await users.delete("u1")
 
+    skipped = _fills("skip_dirty")
     a_saw, version = await _slowed_miss_then(delete, wb, redis, mongo_url, mongo_db, mongo_client)
+    assert _fills("skip_dirty") == skipped + 1
     key = cache_key(wb.keys, "users", "u1")
     assert await redis.hmget(key, ["v", "t"]) == [str(version).encode(), b"1"]
     assert await redis.ttl(key) == -1
@@ -189,17 +203,11 @@ async def test_policies_are_checked(wb: WriteBehind) -> None:
 
 
 async def test_fill_outcomes_are_counted(wb: WriteBehind, mongo_db: Any) -> None:
-    from prometheus_client import REGISTRY
-
-    def count(outcome: str) -> float:
-        labels = {"collection": "counted_fills", "level": "fill", "outcome": outcome}
-        return REGISTRY.get_sample_value("writebehind_sdk_reads_total", labels) or 0.0
-
-    before = count("filled")
+    before = _fills("filled", "counted_fills")
     users = wb.collection("counted_fills")
     await users.get("x")
     await users.get("y")
-    assert count("filled") - before == 2
+    assert _fills("filled", "counted_fills") - before == 2
 
 
 async def test_at_maxmemory_reads_answer_and_fill_nothing(
@@ -213,3 +221,52 @@ async def test_at_maxmemory_reads_answer_and_fill_nothing(
         assert await users.get("m") == {"_id": "m", "n": 1}
         assert await users.get_many(["m", "x"]) == {"m": {"_id": "m", "n": 1}, "x": None}
         assert await wb.redis.exists(cache_key(wb.keys, "users", "m")) == 0
+
+
+async def test_a_fill_never_puts_back_an_older_version_over_an_evicted_write(
+    wb: WriteBehind,
+    redis: Redis,
+    redis_server: RedisServer,
+    mongo_url: str,
+    mongo_db: Any,
+) -> None:
+    """A's ``find`` reads u1 at its old version and its reply is held back; B's write is
+    persisted by a worker, its entry gets its clean TTL and Redis evicts it (a
+    ``volatile-*`` policy; DEL stands in for the eviction); then A's reply arrives. A
+    must not fill the version it read: MongoDB and every later read have a newer one."""
+    await mongo_db["users"].insert_one(dict(OLD))
+    await create_groups(redis, wb.keys)
+    key = cache_key(wb.keys, "users", "u1")
+    url = urlsplit(mongo_url)
+    async with Proxy(url.hostname or "127.0.0.1", url.port or 27017) as proxy:
+        a_url = f"mongodb://{proxy.host}:{proxy.port}/?directConnection=true"
+        async with reader(redis, a_url, mongo_db.name, "evicted-reader") as (a, _):
+            users_a = a.collection("users")
+            assert await users_a.get("warm-up") is None  # A's connection is open
+            got: dict[str, Any] = {}
+
+            async def a_reads() -> None:
+                got["a"] = await users_a.get("u1")
+
+            lost = _fills("skip_lease_lost")
+            proxy.hold_replies(b"\x02find\x00")
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(a_reads)
+
+                async def read_by_mongodb() -> bool:
+                    return proxy.held > 0
+
+                await wait_until(read_by_mongodb, message="A's find answered (and held)")
+                users = wb.collection("users")
+                version = await users.set("u1", {"name": "new"})
+                async with running_worker(redis_server.url, mongo_db):
+                    await users.wait_persisted(version)
+                assert await redis.ttl(key) > 0  # clean now: volatile-* may evict it
+                assert await redis.delete(key) == 1  # ... and does, before A's reply
+                proxy.release_replies()
+            # A's read began before the write: the old document is a right answer for it ...
+            assert got["a"] == {"_id": "u1", "name": "old"}
+            assert _fills("skip_lease_lost") == lost + 1
+    # ... but it must not stay in the cache for every later read.
+    assert (await redis.hget(key, "v")) in (None, str(version).encode())
+    assert await wb.collection("users").get("u1") == {"_id": "u1", "name": "new"}

@@ -44,12 +44,16 @@ async def _outage(
         assert await users.get("m") == {"_id": "m", "n": 1}  # filled
 
         stop(server)
+        opened, closed = _count("", "breaker", "opened"), _count("", "breaker", "closed")
         degraded = _count(collection, "degraded", "hit")
         for _ in range(5):  # the first few wait redis_timeout; then the breaker is open
+            began = time.monotonic()
             assert await users.get("m") == {"_id": "m", "n": 1}
+            assert time.monotonic() - began < FAIL_FAST  # not the 10 s socket timeout
         assert await users.get_many(["m", "nope"]) == {"m": {"_id": "m", "n": 1}, "nope": None}
         assert _count(collection, "degraded", "hit") - degraded == 6
         assert wb.redis_guard.breaker.state == "open"
+        assert _count("", "breaker", "opened") == opened + 1
 
         for doc_id in ("w1", "w2"):
             began = time.monotonic()
@@ -73,6 +77,7 @@ async def _outage(
 
         await wait_until(served_by_redis, timeout=30, message="reads from Redis again")
         assert wb.redis_guard.breaker.state == "closed"
+        assert _count("", "breaker", "closed") == closed + 1
         await users.set("w2", {"n": 5})
         assert await users.get("w2") == {"_id": "w2", "n": 5}
         # Refused writes were never made: no entry for w1.

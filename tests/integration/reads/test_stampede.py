@@ -11,6 +11,7 @@ from typing import Any
 
 import anyio
 import pytest
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from tests.support.processes import REPO_ROOT
@@ -198,3 +199,35 @@ async def _run_in(scope: anyio.CancelScope, users: Any) -> None:
 
 async def _sent(finds: Any) -> bool:
     return bool(finds.count("users") > 0)
+
+
+def _reads(level: str, outcome: str) -> float:
+    labels = {"collection": "users", "level": level, "outcome": outcome}
+    return REGISTRY.get_sample_value("writebehind_sdk_reads_total", labels) or 0.0
+
+
+async def test_another_process_waits_for_the_fill_and_is_woken(
+    redis: Redis, mongo_url: str, mongo_db: Any, mongo_client: Any
+) -> None:
+    """Two clients (two processes' worth: their own flights): B finds A's lease, sleeps
+    until A's fill is announced, and answers from the entry, reading MongoDB not at all."""
+    await mongo_db["users"].insert_one({"_id": "w", "n": 1, "_wb": {"v": [6, 0]}})
+    before = {k: _reads(*k) for k in (("lease", "wait"), ("lease", "woken"), ("redis", "waited"))}
+    async with (
+        reader(redis, mongo_url, mongo_db.name, "loader") as (a, a_finds),
+        reader(redis, mongo_url, mongo_db.name, "waiter") as (b, b_finds),
+        slow_finds(mongo_client, "loader", 500),
+    ):
+        got: dict[str, Any] = {}
+
+        async def read(name: str, client: WriteBehind) -> None:
+            got[name] = await client.collection("users").get("w")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(read, "a", a)
+            await wait_until(lambda: _sent(a_finds), message="A's find")
+            tg.start_soon(read, "b", b)
+        assert got == {"a": {"_id": "w", "n": 1}, "b": {"_id": "w", "n": 1}}
+        assert (a_finds.count("users"), b_finds.count("users")) == (1, 0)
+    for key, value in before.items():
+        assert _reads(*key) == value + 1, key

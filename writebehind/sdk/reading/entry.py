@@ -94,17 +94,24 @@ def parse_version_fields(fields: Sequence[Any]) -> tuple[str | None, Version | N
 
 @dataclass(frozen=True, slots=True)
 class ScriptReply:
-    """The LEASE or FILL script's reply: a status word, Redis time (ms), the entry after."""
+    """The LEASE or FILL script's reply: a status word, Redis time (ms), the entry after.
+
+    ``holder``: LEASE's ``w`` (another process holds the lease) names that
+    holder's token; ``""`` otherwise.
+    """
 
     status: str
     now_ms: int
     entry: CachedEntry
+    holder: str = ""
 
 
 def parse_script_reply(reply: Sequence[Any]) -> ScriptReply:
     status = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
     entry = parse_entry(reply[2:7], reply[7]) if len(reply) >= 8 else MISSING
-    return ScriptReply(status, int(reply[1]), entry)
+    holder = reply[2] if len(reply) == 3 and reply[2] is not None else b""
+    text = holder.decode() if isinstance(holder, bytes) else str(holder)
+    return ScriptReply(status, int(reply[1]), entry, text)
 
 
 def absent_version(stored: Version | None) -> Version:

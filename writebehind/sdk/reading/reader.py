@@ -255,19 +255,28 @@ class Reader:
         )
         return replies
 
-    async def _fill(self, leases: list[tuple[Place, str, int]]) -> dict[Any, Answer]:
-        """Load the documents this process holds leases for, and fill their entries."""
+    async def _fill(
+        self, leases: list[tuple[Place, str, int]], watched: bool = False
+    ) -> dict[Any, Answer]:
+        """Load the documents this process holds leases for, and fill their entries.
+
+        ``watched``: the tokens are another holder's leases (a wait past
+        ``lock_timeout``), which the fill needs still there and never releases.
+        """
         places = [place for place, _, _ in leases]
         began = time.monotonic()
         try:
             loaded = await self._find([place.doc_id for place in places])
         except BaseException:
-            with anyio.CancelScope(shield=True):
-                await self._release(leases)
+            if not watched:
+                with anyio.CancelScope(shield=True):
+                    await self._release(leases)
             raise
         load_ms = self._took(began)
         try:
-            replies = await self._redis(lambda: self._fills(leases, loaded, load_ms), len(leases))
+            replies = await self._redis(
+                lambda: self._fills(leases, loaded, load_ms, watched), len(leases)
+            )
         except (CacheUnavailable, ResponseError):  # unavailable, or refused at maxmemory
             self._event("fill", "skip_refused", len(places))
             return {p.doc_id: self._from_mongodb(loaded[p.doc_id], "mongodb") for p in places}
@@ -277,28 +286,34 @@ class Reader:
         return answers
 
     async def _fills(
-        self, leases: Sequence[tuple[Place, str, int]], loaded: Mapping[Any, Loaded], load_ms: int
+        self,
+        leases: Sequence[tuple[Place, str, int]],
+        loaded: Mapping[Any, Loaded],
+        load_ms: int,
+        watched: bool,
     ) -> list[ScriptReply | None]:
         calls = [
-            self._fill_call(place, token, started, loaded[place.doc_id], load_ms)
+            self._fill_call(place, token, started, loaded[place.doc_id], load_ms, watched)
             for place, token, started in leases
         ]
         return [_parse_fill(reply) for reply in await self._scripts(calls)]
 
     def _fill_call(
-        self, place: Place, token: str, started: int, got: Loaded, load_ms: int
+        self, place: Place, token: str, started: int, got: Loaded, load_ms: int, watched: bool
     ) -> tuple[AsyncScript, list[str], list[Any]]:
         scripts = self._wb.scripts
         if got.doc is None:
             ttl_ms = self.policy.negative_ttl_ms()
             if ttl_ms <= 0:  # negative caching off: nothing to store, but wake the waiters
-                return scripts.release, [place.lease], [token, place.channel]
+                mine = "" if watched else token  # "" releases nothing: not ours
+                return scripts.release, [place.lease], [mine, place.channel]
             kind, body = "a", b""
         else:
             ttl_ms, kind, body = self.policy.entry_ttl_ms(self._rand()), "d", got.body or b""
         max_age_ms = int(self.policy.lock_timeout * 1000)
         args = [token, started, max_age_ms, str(got.version), kind, body, ttl_ms, load_ms]
-        return scripts.fill, [place.entry, place.lease, place.marker], [*args, place.channel]
+        args += [place.channel, "watch" if watched else "own"]
+        return scripts.fill, [place.entry, place.lease, place.marker], args
 
     def _settle(self, got: Loaded, reply: ScriptReply | None) -> Answer:
         """The answer after a fill: the entry if it is newer (or dirty), else what was loaded."""
@@ -347,9 +362,10 @@ class Reader:
         if reply.status == "l":
             self._event("lease", "acquired")
             return (await self._fill([(place, token, reply.now_ms)]))[place.doc_id]
-        # Past lock_timeout with the lease still held elsewhere: load, fill without a lease.
+        # Past lock_timeout with the lease still held elsewhere: load, and fill only if that
+        # lease is still there at the end (no write came meanwhile: writes delete it).
         self._event("lease", "timeout")
-        return (await self._fill([(place, "", reply.now_ms)]))[place.doc_id]
+        return (await self._fill([(place, reply.holder, reply.now_ms)], watched=True))[place.doc_id]
 
     async def _wait(self, place: Place, token: str, announced: NextAnnouncement) -> ScriptReply:
         """Look at the entry after subscribing and after each announcement, until it is

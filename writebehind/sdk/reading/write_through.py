@@ -18,6 +18,7 @@ import anyio
 from pymongo.errors import PyMongoError
 from pymongo.write_concern import WriteConcern
 
+from writebehind.core.backoff import Backoff, retry
 from writebehind.core.codec import decode_document
 from writebehind.core.errors import (
     ConfigurationError,
@@ -27,6 +28,7 @@ from writebehind.core.errors import (
 )
 from writebehind.core.floor_store import FloorKeeper
 from writebehind.core.guarded import DEFAULT_TOMBSTONE_GRACE, guarded_replace, snapshot, tombstone
+from writebehind.core.mongo_errors import bulk_write_is_transient
 from writebehind.core.shard_key import ShardKey
 from writebehind.core.version import Version
 from writebehind.sdk.collection import Collection, _Prepared
@@ -35,14 +37,22 @@ from writebehind.sdk.reading.policy import ReadPolicy
 if TYPE_CHECKING:
     from writebehind.sdk.client import WriteBehind
 
+RETRY_BASE, RETRY_CAP = 0.02, 0.5
+"""Seconds between attempts to write MongoDB after a transient failure: from
+about ``RETRY_BASE`` doubling up to ``RETRY_CAP`` (``core.backoff``), until
+``write_through_timeout``."""
+
 
 class WriteThroughCollection(Collection):
     """A ``Collection`` whose writes return once MongoDB holds them (``mode="write_through"``).
 
     ``set``/``patch``/``modify``/``delete``/``set_many`` raise ``PersistTimeout``
     when MongoDB has not taken the write within ``write_through_timeout``
-    seconds; the write was made in Redis all the same, stays queued, and the
-    workers still apply it (or dead-letter it, if MongoDB refuses it for good).
+    seconds, transient failures (lost connections, not-primary, write-concern
+    errors: ``core.mongo_errors``) being retried with backoff until then; and
+    at once when MongoDB refuses it (a validator, a unique index). Either way
+    the write was made in Redis all the same, stays queued, and the workers
+    still apply it (or dead-letter it, if MongoDB refuses it for good).
     Deletes are written as tombstones purged after 7 days (the worker's default
     ``--tombstone-grace``), whatever the workers' ``--hard-deletes``. Like the
     workers, it raises the version floor (``core.floor``) before writing.
@@ -101,18 +111,46 @@ class WriteThroughCollection(Collection):
                 new = snapshot(decode_document(p.body, self._wb.codec_options), version)
             models.append(guarded_replace(p.doc_id, version, new, shard))
         coll = self._mongo().with_options(write_concern=self._journaled())
+        top = max(version.ms for _, version in writes)
+
+        async def attempt() -> None:
+            await self._floor.cover(top)
+            await coll.bulk_write(models, ordered=False)
+
+        failures: list[BaseException] = []
         try:
             with anyio.fail_after(self.write_through_timeout):
-                await self._floor.cover(max(version.ms for _, version in writes))
-                await coll.bulk_write(models, ordered=False)
+                await retry(
+                    attempt,
+                    transient=bulk_write_is_transient,
+                    backoff=Backoff(base=RETRY_BASE, cap=RETRY_CAP),
+                    on_retry=lambda exc, _delay: failures.append(exc),
+                )
         except (TimeoutError, PyMongoError) as exc:
-            first = writes[0][1]
-            raise PersistTimeout(
-                f"MongoDB did not take {self.name}/{writes[0][0].doc_id!r} at version {first}"
-                f"{f' and {len(writes) - 1} more' if len(writes) > 1 else ''} within "
-                f"{self.write_through_timeout:g} s ({type(exc).__name__}: {exc}). The write "
-                "is made in Redis and stays queued: the workers still apply it."
-            ) from exc
+            raise PersistTimeout(self._not_taken(writes, exc, failures)) from exc
+
+    def _not_taken(
+        self,
+        writes: Sequence[tuple[_Prepared, Version]],
+        exc: BaseException,
+        failures: Sequence[BaseException],
+    ) -> str:
+        """``PersistTimeout``'s message: which write, why, and that it stays queued."""
+        first = writes[0]
+        what = f"{self.name}/{first[0].doc_id!r} at version {first[1]}"
+        if len(writes) > 1:
+            what += f" and {len(writes) - 1} more"
+        if isinstance(exc, PyMongoError):  # refused, not transient: no use waiting
+            why = f"MongoDB refused {what} ({type(exc).__name__}: {exc})"
+            after = "the workers retry it, and dead-letter it if MongoDB refuses it for good."
+        else:
+            why = f"MongoDB did not take {what} within {self.write_through_timeout:g} s"
+            if failures:
+                last, n = failures[-1], len(failures)
+                why += f" ({n} transient failure{'s' if n != 1 else ''} retried; last: "
+                why += f"{type(last).__name__}: {last})"
+            after = "the workers still apply it."
+        return f"{why}. The write is made in Redis and stays queued: {after}"
 
     def _journaled(self) -> WriteConcern:
         """The database's write concern, journaled (``j: true``): acknowledged means durable."""

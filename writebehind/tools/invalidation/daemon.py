@@ -193,6 +193,7 @@ class Invalidator:
                     entry_key,
                     self._keys.eviction_marker(partition, str(coll), doc_id),
                     self._keys.invalidations(partition),
+                    self._keys.lease_of_entry(partition, entry_key),
                 ],
                 [coll, encode_id(doc_id), self._fence_ms, self._max_len, _when(change)],
             )

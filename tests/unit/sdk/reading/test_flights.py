@@ -94,3 +94,29 @@ async def test_close_cancels_what_is_running() -> None:
     await asyncio.sleep(0.01)
     await flights.close()
     assert future.cancelled()
+
+
+async def test_one_refresh_per_key_at_a_time() -> None:
+    flights = Flights()
+    release = asyncio.Event()
+    runs: list[str] = []
+
+    def refresh(key: str) -> Any:
+        async def run() -> None:
+            runs.append(key)
+            await release.wait()
+
+        return run
+
+    for _ in range(5):
+        flights.refresh_once("k", refresh("k"))
+    flights.refresh_once("j", refresh("j"))  # another key: its own refresh
+    await asyncio.sleep(0.01)
+    assert runs == ["k", "j"] and flights.refreshing == {"k", "j"}
+    release.set()
+    await asyncio.sleep(0.01)
+    assert flights.refreshing == set()
+    flights.refresh_once("k", refresh("k"))  # the next one, once the first ended
+    await asyncio.sleep(0.01)
+    assert runs == ["k", "j", "k"]
+    await flights.close()

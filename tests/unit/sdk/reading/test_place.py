@@ -24,6 +24,14 @@ def test_a_place_names_the_keys_the_keyspace_names(collection: str, doc_id: Any)
     assert place.lease == keys.lease(p, collection, doc_id)
     assert place.channel == keys.fill_channel(p, collection, doc_id)
     assert place.marker == keys.eviction_marker(p, collection, doc_id)
+    assert keys.lease_of_entry(p, place.entry) == place.lease  # what every write deletes
+
+
+def test_lease_of_entry_refuses_another_partitions_key() -> None:
+    keys = KeySpace("wb", 64)
+    p, entry = keys.entry_of("users", "u1")
+    with pytest.raises(ValueError, match="not a cache entry"):
+        keys.lease_of_entry((p + 1) % 64, entry)
 
 
 def test_a_place_refuses_an_unsupported_id() -> None:

@@ -97,3 +97,10 @@ def test_get_many_refuses_ids_of_unsupported_types(ids: list[Any]) -> None:
 
 def test_get_many_ids_keep_their_order_without_duplicates() -> None:
     assert checked_ids(iter(["b", 42, "b", "42"])) == ["b", 42, "42"]
+
+
+def test_ttl_defaults_to_the_workers_clean_ttl() -> None:
+    """A filled entry lives as long as one the worker cleans (``--clean-ttl``)."""
+    from writebehind.settings import Settings
+
+    assert Settings.model_fields["clean_ttl"].default == ReadPolicy().ttl

@@ -61,3 +61,17 @@ def test_refreshes_grow_likelier_as_expiry_nears() -> None:
         return hits / len(draws)
 
     assert share(5.0) < share(1.0) < share(0.1)
+
+
+def test_an_entrys_own_load_time_is_its_delta_in_ms() -> None:
+    """``refresh_due`` reads an entry as Redis gives it: PTTL and load time in ms."""
+    from writebehind.sdk.reading.xfetch import refresh_due
+
+    half = fixed(math.exp(-1))  # -ln(rand) == 1: refresh once time left <= delta * beta
+    assert refresh_due(beta=1, load_ms=200, fallback_delta=9, ttl_ms=200, rand=half)
+    assert not refresh_due(beta=1, load_ms=200, fallback_delta=9, ttl_ms=201, rand=half)
+    # No recorded load time: the reader's own running average (seconds) stands in.
+    assert refresh_due(beta=1, load_ms=None, fallback_delta=0.5, ttl_ms=500, rand=half)
+    assert not refresh_due(beta=1, load_ms=None, fallback_delta=0.5, ttl_ms=501, rand=half)
+    assert refresh_due(beta=1, load_ms=1, fallback_delta=0.001, ttl_ms=10**9, rand=fixed(0.0))
+    assert not refresh_due(beta=1, load_ms=200, fallback_delta=9, ttl_ms=-1, rand=fixed(0.0))
