@@ -37,7 +37,7 @@ import bson
 from redis.asyncio import Redis
 
 from benchmarks import before
-from benchmarks.common import document, load, median, percentile
+from benchmarks.common import document, load, mark_seeded, median, percentile
 from benchmarks.writes import MINIMAL, PARTITIONS, interleaved, paired
 from writebehind import WriteBehind
 from writebehind.core.scripts import call_script
@@ -84,6 +84,8 @@ async def run(steps: int, rev: str | None, seed: int) -> dict[str, Any]:
                 wb = await stack.enter_async_context(
                     cls(redis=redis, mongo=mongo, prefix=f"hp{n}", partitions=PARTITIONS)
                 )
+                if hasattr(wb, "seeder"):  # trees with version floors (issue 17) seed first
+                    await mark_seeded(wb)
                 users[name] = wb.collection("users")
             keys = next(iter(users.values()))._wb.keys
             minimal = redis.register_script(MINIMAL)
@@ -99,13 +101,17 @@ async def run(steps: int, rev: str | None, seed: int) -> dict[str, Any]:
             sdk = users["sdk"]._wb  # this tree's client: its scripts, group and limit
             await redis.script_load(sdk.scripts.write.script)
 
+            def write_keys(p: int, entry: str) -> list[str]:
+                # The SDK's KEYS for the write script (sdk/collection.py, script_keys).
+                return [keys.stream(p), entry, keys.seeded(p), keys.lease_of_entry(p, entry)]
+
             def write_args(body: bytes) -> list[Any]:
                 return ["set", "users", body, "", sdk.group, sdk.max_backlog, secrets.token_hex(8)]
 
             def script_set(i: int) -> Awaitable[Any]:
                 p, entry = keys.entry_of("users", 5 * 10**6 + i)
                 args = write_args(encoded[i])
-                return call_script(redis, sdk.scripts.write, [keys.stream(p), entry], args)
+                return call_script(redis, sdk.scripts.write, write_keys(p, entry), args)
 
             set_calls: dict[str, Callable[[int], Awaitable[Any]]] = {
                 "minimal script": bare_set,
@@ -134,7 +140,7 @@ async def run(steps: int, rev: str | None, seed: int) -> dict[str, Any]:
                     body = bson.encode({"_id": i * SIZE + j, **document(j)})
                     args = write_args(body)
                     pipe.execute_command(
-                        "EVALSHA", sdk.scripts.write.sha, 2, keys.stream(p), entry, *args
+                        "EVALSHA", sdk.scripts.write.sha, 4, *write_keys(p, entry), *args
                     )
                 await pipe.execute()
 

@@ -19,7 +19,7 @@ import bson
 from redis.asyncio import Redis
 
 from benchmarks.writes import MINIMAL
-from writebehind.core.scripts import WRITE
+from writebehind.core.scripts import SEED, WRITE
 from writebehind.embedded.servers import RedisServer
 
 
@@ -33,6 +33,8 @@ async def main(history: int, blocks: int) -> None:
         body = bson.encode({"_id": 1, "pad": "x" * 800})
         stream = "{p0}:s"
         await redis.xgroup_create(stream, "writebehind", id="0", mkstream=True)
+        seeded = "{p0}:seeded"  # the write script refuses an unseeded partition (WBUNSEEDED)
+        await redis.eval(SEED, 2, stream, seeded, "")
         if history:
             pipe = redis.pipeline(transaction=False)
             for _ in range(history):
@@ -54,7 +56,8 @@ async def main(history: int, blocks: int) -> None:
                     else:
                         nonce = f"{block}-{kind}-{i}"
                         args: list[Any] = ["set", "c", body, "", "writebehind", limit, nonce]
-                        pipe.evalsha(shas["write"], 2, stream, entry, *args)
+                        lease = f"{entry}:lease"
+                        pipe.evalsha(shas["write"], 4, stream, entry, seeded, lease, *args)
                 await pipe.execute()
                 stats = await redis.info("commandstats")
                 per_call[kind].append(stats["cmdstat_evalsha"]["usec_per_call"])
