@@ -217,10 +217,13 @@ class WriteBehind:
                 computation that takes longer cannot store its value.
 
         Raises ``ConfigurationError`` for a bad or missing option (``ttl`` is
-        required; ``@wb.cached`` without parentheses is refused), a template
-        naming no parameter, a sync function, or a Redis Cluster client (one
-        check reads keys of several hash slots in one Lua call).
+        required; ``@wb.cached`` without parentheses is refused; ``tags`` must
+        be a list or tuple of templates), a template naming no parameter, a sync
+        function, or a Redis Cluster client (one check reads keys of several
+        hash slots in one Lua call); ``ClientClosed`` after ``aclose()``.
         """
+        if self._closed:
+            raise ClientClosed("this WriteBehind is closed; make a new one")
         if function is not None:
             raise ConfigurationError(
                 "cached takes its options in parentheses: write @wb.cached(ttl=300, ...), "
@@ -236,8 +239,8 @@ class WriteBehind:
                 "generations and its dependencies' cache entries, in several hash slots, in "
                 "one Lua call (docs/scaling.md)"
             )
-        if isinstance(tags, str):
-            raise ConfigurationError(f"tags must be a list of templates, not a str: {tags!r}")
+        if isinstance(tags, str | bytes) or not isinstance(tags, Iterable):
+            raise ConfigurationError(f"tags must be a list of templates: {tags!r}")
         options = Options(
             ttl, key, tuple(tags), namespace, depends_on, cache_if, early_refresh, lock_timeout
         )
