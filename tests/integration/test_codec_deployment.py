@@ -138,3 +138,19 @@ async def test_check_reports_the_recorded_options(redis: Redis, legacy_db: Any) 
     found = await diagnose(redis, legacy_db, KEYS, "writebehind", WriteConcern(w=1))
     (codec,) = [f for f in found.findings if f.check == "codec options"]
     assert codec.detail.startswith("uuid=") and "legacy" in codec.detail
+
+
+async def test_shard_key_values_of_a_delete_are_checked_as_a_document(
+    wb: WriteBehind, redis: Redis
+) -> None:
+    # A delete on a sharded collection carries the given values in its record: the
+    # worker decodes them and puts them in its MongoDB filter.
+    orders = wb.collection("orders", shard_key="tenant")
+    before = await snapshot(redis)
+    with pytest.raises(e.NotDecodable):
+        await orders.delete("o1", shard_key={"tenant": DatetimeMS(2**62)})
+    with pytest.raises(e.InvalidFieldName):  # an operator would change what the filter matches
+        await orders.delete("o1", shard_key={"tenant": {"$gt": ""}})
+    with pytest.raises(e.IntegerOutOfRange):
+        await orders.delete("o1", shard_key={"tenant": 2**70})
+    assert await snapshot(redis) == before
