@@ -247,3 +247,18 @@ async def _closed_client_raises(
     finally:
         await probe.aclose()
         await mongo_client.drop_database(database_name)
+
+
+async def test_constructor_refuses_clients_and_urls_of_the_wrong_type(
+    redis_server: RedisServer, mongo_url: str, mongo_db: Any
+) -> None:
+    wrong: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+        ((3, mongo_url, "db"), {}),
+        (("redis-server:6379", mongo_url, "db"), {}),  # no scheme
+        ((redis_server.url, 3, "db"), {}),
+        ((redis_server.url, mongo_url, 3), {}),
+        ((), {"redis": redis_server.url, "mongo": mongo_db}),  # a URL where a client goes
+    ]
+    for args, kwargs in wrong:
+        with pytest.raises(e.ConfigurationError):
+            WriteBehind(*args, **kwargs)
