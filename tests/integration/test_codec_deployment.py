@@ -18,7 +18,9 @@ from pymongo.write_concern import WriteConcern
 from redis.asyncio import Redis
 
 from tests.support.config import TEST_PARTITIONS, TEST_PREFIX
+from tests.support.invalidator import changes, running_invalidator
 from tests.support.redis_state import snapshot
+from tests.support.waiting import wait_until
 from writebehind import WriteBehind
 from writebehind import errors as e
 from writebehind.core.keys import KeySpace
@@ -138,3 +140,41 @@ async def test_check_reports_the_recorded_options(redis: Redis, legacy_db: Any) 
     found = await diagnose(redis, legacy_db, KEYS, "writebehind", WriteConcern(w=1))
     (codec,) = [f for f in found.findings if f.check == "codec options"]
     assert codec.detail.startswith("uuid=") and "legacy" in codec.detail
+
+
+async def test_shard_key_values_of_a_delete_are_checked_as_a_document(
+    wb: WriteBehind, redis: Redis
+) -> None:
+    # A delete on a sharded collection carries the given values in its record: the
+    # worker decodes them and puts them in its MongoDB filter.
+    orders = wb.collection("orders", shard_key="tenant")
+    before = await snapshot(redis)
+    with pytest.raises(e.NotDecodable):
+        await orders.delete("o1", shard_key={"tenant": DatetimeMS(2**62)})
+    with pytest.raises(e.InvalidFieldName):  # an operator would change what the filter matches
+        await orders.delete("o1", shard_key={"tenant": {"$gt": ""}})
+    with pytest.raises(e.IntegerOutOfRange):
+        await orders.delete("o1", shard_key={"tenant": 2**70})
+    assert await snapshot(redis) == before
+
+
+async def test_the_invalidator_reads_changes_with_the_recorded_options(
+    redis: Redis, legacy_db: Any, mongo_db: Any
+) -> None:
+    # Its own handle has the default (standard) options, and it starts before any
+    # producer recorded the deployment's: it must still find a UUID id's cache entry.
+    doc_id = uuid.uuid4()
+    await legacy_db.users.insert_one({"_id": doc_id, "n": 1, "_wb": {"v": [1, 0]}})
+    async with (
+        running_invalidator(redis, mongo_db, "users") as invalidator,
+        WriteBehind(redis=redis, mongo=legacy_db, prefix="t", partitions=4) as wb,
+    ):
+        users = wb.collection("users")
+        assert await users.get(doc_id) == {"_id": doc_id, "n": 1}  # cached now
+        await legacy_db.users.update_one({"_id": doc_id}, {"$set": {"n": 2}})
+
+        async def seen() -> bool:
+            return await users.get(doc_id) == {"_id": doc_id, "n": 2}
+
+        await wait_until(seen, timeout=10, message="the direct update reached get()")
+        assert changes(invalidator, "users", "evicted") >= 1

@@ -131,3 +131,18 @@ async def test_wait_persisted_still_times_out_when_nothing_happens(wb: WriteBehi
     v = await wb.collection("users").set("u", {"n": 1})
     with pytest.raises(e.PersistTimeout):
         await wb.collection("users").wait_persisted(v, timeout=0.2)
+
+
+async def test_a_letter_leaves_a_newer_cache_entry_alone(
+    wb: WriteBehind, redis: Redis, mongo_db: Any
+) -> None:
+    await mongo_db.create_collection("people", validator=REQUIRE_NAME)
+    people = wb.collection("people")
+    await people.set("p4", {"nickname": "no name"})
+    await letter_for_sole_record(redis, KEYS, KEYS.partition_of("people", "p4"))
+    await people.set("p4", {"name": "Ada"})  # newer than the letter: not the letter's to settle
+    (letter,) = [letter async for letter in iter_letters(redis, KEYS)]
+    (outcome,) = await Redriver(redis, mongo_db, KEYS).redrive([letter])
+    assert outcome.new_id is not None  # refused again
+    assert await redis.exists(cache_key(KEYS, "people", "p4")) == 1
+    assert await people.get("p4") == {"_id": "p4", "name": "Ada"}

@@ -86,8 +86,11 @@ class CachePolicy:
         writebehind keeps a cache entry (``ttl``, seconds). The cache entry's
         TTL is not used as ``max-age``: writebehind keeps its entries current
         on every write, an HTTP cache would serve its copy, unchanged, that long.
-        Raises ``InvalidCachePolicy`` as the constructor does.
+        Raises ``InvalidCachePolicy`` as the constructor does, and for a ``reads``
+        that is not a ``ReadPolicy``.
         """
+        if not isinstance(reads, ReadPolicy):
+            raise InvalidCachePolicy(f"reads must be a ReadPolicy, not {type(reads).__name__}")
         base = cls(scope="private", max_age=0, stale_if_error=int(reads.ttl))
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(overrides) - known)

@@ -11,9 +11,10 @@ with a 304 taken from a value that could not be read.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
-from writebehind.http.etag import EntityTag, is_etagc
+from writebehind.core.errors import InvalidInput
+from writebehind.http.etag import EntityTag, checked_tag, is_etagc
 
 ANY: Final = "*"
 """The parsed ``If-None-Match: *``: any current representation."""
@@ -36,7 +37,7 @@ def parse_if_none_match(values: str | Iterable[str] | None) -> IfNoneMatch | Non
     """
     if values is None:
         return None
-    lines = [values] if isinstance(values, str) else list(values)
+    lines = _lines(values)
     if not lines:
         return None
     text = ",".join(lines)
@@ -61,6 +62,26 @@ def parse_if_none_match(values: str | Iterable[str] | None) -> IfNoneMatch | Non
             return None
         pos += 1
     return tuple(tags)
+
+
+def _lines(values: Any) -> list[str]:
+    """The field lines given; ``InvalidInput`` for anything but a ``str`` or ``str``s
+    (a wrong type is the caller's mistake, not a malformed field)."""
+    if isinstance(values, str):
+        return [values]
+    if isinstance(values, bytes) or not isinstance(values, Iterable):
+        raise InvalidInput(
+            f"If-None-Match must be given as a str or str lines, not {type(values).__name__}"
+        )
+    lines = list(values)
+    for line in lines:
+        if not isinstance(line, str):
+            raise InvalidInput(f"an If-None-Match line must be a str, not {type(line).__name__}")
+    return lines
+
+
+def _parsed(condition: Any) -> bool:
+    return isinstance(condition, tuple) and all(isinstance(t, EntityTag) for t in condition)
 
 
 def _skip_ows(text: str, pos: int) -> int:
@@ -92,7 +113,12 @@ def none_match_fails(condition: IfNoneMatch | None, current: EntityTag | None) -
     no current representation. ``"*"`` fails when there is one; a list fails
     when one of its tags matches ``current`` by weak comparison (``W/``
     ignored, section 8.8.3.2). An absent or malformed field never fails.
+    Raises ``InvalidInput`` for a ``condition`` not parsed by ``parse_if_none_match``
+    or a ``current`` that is not an ``EntityTag`` or ``None``.
     """
+    checked_tag(current)
+    if condition not in (None, ANY) and not _parsed(condition):
+        raise InvalidInput(f"condition must be parse_if_none_match's result, not {condition!r:.60}")
     if condition is None:
         return False
     if condition == ANY:
@@ -112,7 +138,11 @@ def answer_not_modified(
     answered with 304; any other method would get 412 (Precondition Failed),
     which is not this function's business: it returns ``False`` for them.
     ``current`` is ``None`` when the resource has no current representation.
+    Raises ``InvalidInput`` for arguments of the wrong type.
     """
+    if not isinstance(method, str):
+        raise InvalidInput(f"method must be a str, not {type(method).__name__}")
+    checked_tag(current)
     if method.upper() not in _SAFE_METHODS:
         return False
     return none_match_fails(parse_if_none_match(if_none_match), current)

@@ -58,13 +58,25 @@ class EntityTag:
         return self.opaque == other.opaque
 
 
+def checked_tag(etag: Any) -> EntityTag | None:
+    """``etag`` if it is an ``EntityTag`` or ``None``; else ``InvalidInput``."""
+    if etag is not None and not isinstance(etag, EntityTag):
+        raise InvalidInput(
+            f"expected an EntityTag or None, not {type(etag).__name__}: {etag!r:.60}"
+        )
+    return etag
+
+
 def has_validator(version: Version | None) -> bool:
     """Whether ``version`` can make a tag: ``None`` (absent) and ``0-0`` cannot.
 
     ``0-0`` is the version of a document MongoDB holds without a writebehind
     version (written there directly): every such document has it, whatever
-    its content, so it validates nothing.
+    its content, so it validates nothing. Raises ``InvalidInput`` for anything
+    but a ``Version`` or ``None``.
     """
+    if version is not None and not isinstance(version, Version):
+        raise InvalidInput(f"expected a Version or None, not {type(version).__name__}")
     return version is not None and version != ZERO
 
 

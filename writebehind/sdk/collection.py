@@ -275,7 +275,8 @@ class Collection:
 
         Raises: as ``set`` (``UnsupportedIdType`` for a bad id); ``MissingShardKey``
         when the collection is sharded, ``shard_key`` is not given and the document
-        is not stored; ``InvalidInput`` for ``shard_key`` on an unsharded collection.
+        is not stored; ``InvalidInput`` for ``shard_key`` on an unsharded collection,
+        and ``InvalidDocument`` (its kinds) for values a document could not hold.
         """
         with self._wb.calling():
             encode_id(doc_id)
@@ -292,7 +293,11 @@ class Collection:
                 raise InvalidInput(f"collection {self.name!r} has no shard key: {given!r}")
             return None
         if given is not None:
-            return self.shard_key.given(given)
+            values = self.shard_key.given(given)
+            # Checked as a document is: the worker decodes them under the deployment's
+            # codec options and filters on them (an operator would change the match).
+            encode_document(doc_id, values, self._wb.codec_options)
+            return values
         return self.shard_key.for_write((await self._read_current(doc_id)).doc, None)
 
     async def patch(self, doc_id: Any, fields: Mapping[str, Any]) -> Version:

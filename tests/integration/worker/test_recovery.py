@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import pytest
 from redis.asyncio import Redis
 
@@ -18,6 +19,7 @@ from tests.support.streams import (
 )
 from tests.support.waiting import wait_until
 from writebehind import WriteBehind
+from writebehind.errors import DeadLettered
 from writebehind.worker.runner import Worker
 
 pytestmark = pytest.mark.anyio
@@ -78,6 +80,9 @@ async def test_entries_delivered_too_often_are_dead_lettered(
     assert await mongo_db["users"].find_one({"_id": "u0"}) is None
     assert await redis.exists(cache_key(wb.keys, "users", "u0")) == 0
     assert await users.get("u0") is None
+    with anyio.fail_after(15), pytest.raises(DeadLettered) as info:
+        await users.wait_persisted(versions["u0"], timeout=60)  # said at once, not waited out
+    assert "max_deliveries=3" in info.value.reason
     assert worker.stats.dead_lettered == 1
     assert worker.stats.claimed == 8
 

@@ -94,6 +94,7 @@ class Reader:
         return sum(1 for answer in answers.values() if answer.filled)
 
     async def get_versioned(self, doc_id: Any) -> Versioned:
+        encode_id(doc_id)  # before hashing it: an unhashable id is refused as any bad id
         return self._versioned(doc_id, (await self._answers([doc_id]))[doc_id])
 
     async def version(self, doc_id: Any) -> Version | None:

@@ -31,7 +31,7 @@ from writebehind.core.guarded import DEFAULT_TOMBSTONE_GRACE, guarded_replace, s
 from writebehind.core.mongo_errors import bulk_write_is_transient
 from writebehind.core.shard_key import ShardKey
 from writebehind.core.version import Version
-from writebehind.sdk.collection import Collection, _Prepared
+from writebehind.sdk.collection import Collection, _document, _pairs, _Prepared
 from writebehind.sdk.reading.policy import ReadPolicy
 
 if TYPE_CHECKING:
@@ -84,10 +84,17 @@ class WriteThroughCollection(Collection):
         return version
 
     async def set_many(self, items: Iterable[tuple[Any, Mapping[str, Any]]]) -> list[Version]:
-        items = list(items)
-        prepared = [self._prepare(doc_id, doc) for doc_id, doc in items]
+        """As ``Collection.set_many``, returning once MongoDB holds every write.
+
+        Raises: as ``Collection.set_many``; ``PersistTimeout`` (see the class).
+        """
+        with self._wb.calling():
+            # The items checked as the parent checks them: a None document is refused,
+            # never prepared as a delete, and a bad items argument raises InvalidInput.
+            pairs = [(doc_id, _document(doc)) for doc_id, doc in _pairs(items)]
+            prepared = [self._prepare(doc_id, doc) for doc_id, doc in pairs]
         try:
-            versions = await super().set_many(items)
+            versions = await super().set_many(pairs)
         except WriteManyError as exc:
             made = zip(prepared, exc.results, strict=True)
             await self._persist([(p, v) for p, v in made if isinstance(v, Version)])

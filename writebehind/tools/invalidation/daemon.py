@@ -12,6 +12,13 @@ Redis after each change it handled, so a restart continues where it stopped
 is no longer usable (the oplog moved past it), it empties the clean entries
 of the watched collections, says so (a log line and
 ``writebehind_invalidator_resyncs_total{mode="empty"}``), and starts afresh.
+
+Changes and documents are decoded under the deployment's codec options as
+Redis records them (``core.deployment``), whatever the database handle's: with
+a legacy UUID representation, a UUID ``_id`` read under the standard one would
+be a ``Binary`` naming no cache entry. Until a producer has recorded them, the
+change stream hands over raw BSON and each change is decoded once they are
+known (the defaults before).
 """
 
 from __future__ import annotations
@@ -24,11 +31,15 @@ from typing import Any
 import anyio
 import bson
 import structlog
+from bson.codec_options import CodecOptions
+from bson.raw_bson import RawBSONDocument
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pymongo.errors import OperationFailure, PyMongoError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from writebehind.core.codec import DEFAULT_CODEC_OPTIONS
+from writebehind.core.deployment import recorded_codec
 from writebehind.core.errors import UnsupportedIdType
 from writebehind.core.floor import FLOOR_COLLECTION
 from writebehind.core.keys import KeySpace, encode_id
@@ -100,6 +111,13 @@ class Invalidator:
         self._flush = redis.register_script(FLUSH_CLEAN)
         self.token_key = f"{{{keys.prefix}}}:invalidator:{database.name}:token"
         self.started = anyio.Event()
+        self._recorded: CodecOptions[Any] | None = None
+
+    async def _codec(self) -> CodecOptions[Any]:
+        """The recorded codec options; asked again until a producer has recorded them."""
+        if self._recorded is None:
+            self._recorded = await recorded_codec(self._redis, self._keys)
+        return self._recorded or DEFAULT_CODEC_OPTIONS
 
     async def run(self) -> None:
         delay = 0.1
@@ -122,12 +140,14 @@ class Invalidator:
             bson.decode(raw if isinstance(raw, bytes) else raw.encode("latin-1")) if raw else None
         )
         mode = "resume" if token else "start"
+        # Raw events: each is decoded in _handle, under the options known by then.
+        raw_db = self._db.with_options(codec_options=CodecOptions(document_class=RawBSONDocument))
         try:
-            stream = await self._db.watch(self._pipeline(), resume_after=token)
+            stream = await raw_db.watch(self._pipeline(), resume_after=token)
         except OperationFailure as exc:
             if token is None or not _token_lost(exc):
                 raise
-            stream = await self._db.watch(self._pipeline())
+            stream = await raw_db.watch(self._pipeline())
             mode = "empty"
             # Opened first, so that no change between the flush and the watch is missed.
             emptied = await self._empty()
@@ -153,7 +173,10 @@ class Invalidator:
         if token is not None:
             await self._redis.set(self.token_key, bson.encode(token))
 
-    async def _handle(self, change: Mapping[str, Any]) -> None:
+    async def _handle(self, event: RawBSONDocument) -> None:
+        codec = await self._codec()
+        change: Mapping[str, Any] = bson.decode(event.raw, codec_options=codec)
+        db = self._db.with_options(codec_options=codec)
         op = change.get("operationType")
         coll = change.get("ns", {}).get("coll")
         if coll == FLOOR_COLLECTION:
@@ -167,7 +190,7 @@ class Invalidator:
             encode_id(doc_id)
         except UnsupportedIdType:
             return  # writebehind never caches such a document
-        raw = await self._post_image(op, str(coll), doc_id, change)
+        raw = await self._post_image(db, op, str(coll), doc_id, change)
         partition = self._keys.partition_of(str(coll), doc_id)
         entry_key = self._keys.cache(partition, str(coll), doc_id)
         pipe = self._redis.pipeline(transaction=False)
@@ -176,14 +199,14 @@ class Invalidator:
         fields, pttl = await pipe.execute()
         entry = parse_entry(fields, pttl)
         direct = foreign(change)
-        decision = decide(raw, entry, self._db.codec_options, direct=direct)
+        decision = decide(raw, entry, codec, direct=direct)
         seen = stored_version(raw)
         behind = bool(entry.clean and entry.version and seen and seen < entry.version)
         if decision == "evict" and behind and not direct:
             # An older state than the entry's (the invalidator is behind the worker): judge
             # by what MongoDB holds now, so that a lagging invalidator evicts no newer entry.
-            raw = await self._db[str(coll)].find_one({"_id": doc_id})
-            decision = decide(raw, entry, self._db.codec_options)
+            raw = await db[str(coll)].find_one({"_id": doc_id})
+            decision = decide(raw, entry, codec)
         outcome: str = decision
         if decision == "evict":
             reply = await call_script(
@@ -202,7 +225,7 @@ class Invalidator:
         self.metrics.lag.set(max(0.0, time.time() - _seconds(change)))
 
     async def _post_image(
-        self, op: str, coll: str, doc_id: Any, change: Mapping[str, Any]
+        self, db: Any, op: str, coll: str, doc_id: Any, change: Mapping[str, Any]
     ) -> Mapping[str, Any] | None:
         """The document after the change: in the event, or read now (an update's event
         carries only the diff; what MongoDB holds now is at least as new)."""
@@ -211,7 +234,7 @@ class Invalidator:
         full = change.get("fullDocument")
         if full is not None:
             return dict(full)
-        found: Mapping[str, Any] | None = await self._db[coll].find_one({"_id": doc_id})
+        found: Mapping[str, Any] | None = await db[coll].find_one({"_id": doc_id})
         return found
 
     async def _empty(self) -> int:
