@@ -7,8 +7,10 @@ servers or against ports where nothing listens.
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,6 +34,9 @@ COMMANDS: dict[str, list[str]] = {
     "dlq replay": ["dlq", "replay", "--all"],
     "dlq purge": ["dlq", "purge", "--all", "--yes"],
     "invalidate": ["invalidate"],
+    "partitions show": ["partitions", "show"],
+    "partitions set": ["partitions", "set", "4"],
+    "partitions seed": ["partitions", "seed"],
 }
 
 
@@ -149,6 +154,23 @@ def test_a_redis_that_does_not_answer_is_one_line_naming_it(command: str) -> Non
     fails([*COMMANDS[command], *connection()], 1, "Redis (redis://127.0.0.1:1/0)")
 
 
+@pytest.mark.parametrize("command", ["stats", "dlq list", "dlq purge", "replay"])
+def test_a_redis_cluster_that_does_not_answer_is_one_line_naming_it(command: str) -> None:
+    # redis-py's RedisClusterException is no RedisError: it was an "internal error".
+    fails(
+        [*COMMANDS[command], *connection(), "--redis-cluster"], 1, "Redis (redis://127.0.0.1:1/0)"
+    )
+
+
+@pytest.mark.parametrize("command", ["stats", "partitions show", "dlq replay", "invalidate"])
+def test_redis_cluster_on_a_plain_redis_is_one_line_saying_so(
+    command: str, redis_server: RedisServer, mongo_url: str
+) -> None:
+    args = [*COMMANDS[command], *connection(redis_server.url, mongo_url), "--redis-cluster"]
+    fails(args, 1, f"Redis ({redis_server.url})", "Cluster mode is not enabled",
+          "leave out --redis-cluster (WRITEBEHIND_REDIS_CLUSTER)")  # fmt: skip
+
+
 def test_json_logs_do_not_bring_the_traceback_back() -> None:
     fails(["stats", *connection(), "--log-format", "json"], 1, "Redis (redis://127.0.0.1:1/0)")
 
@@ -196,7 +218,7 @@ def _value_options() -> list[tuple[str, str]]:
     found = []
     for name, args in COMMANDS.items():
         command: Any = main
-        for part in args[: 2 if name.startswith("dlq") else 1]:
+        for part in args[: 2 if " " in name else 1]:
             command = command.commands[part]
         for param in command.params:
             if getattr(param, "hidden", False) or getattr(param, "is_flag", False):
@@ -237,6 +259,73 @@ def _help(command: str) -> str:
 
     result = CliRunner().invoke(main, [*COMMANDS[command][:2], "--help"])
     return " ".join(result.output.split())
+
+
+# -- 1. the commands whose options are not settings --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["partitions", "set", "4", *connection(), "--quiet", "-5"], "--quiet"),
+        (["partitions", "set", "4", *connection(), "--worker-idle", "-1"], "--worker-idle"),
+        (["demo", "--workers", "0"], "--workers"),
+        (["demo", "--documents", "0"], "--documents"),
+        (["demo", "--producers", "0"], "--producers"),
+        (["demo", "--duration", "-1"], "--duration"),
+    ],
+)
+def test_bad_values_of_other_options_are_refused(args: list[str], named: str) -> None:
+    fails(args, 2, named)
+
+
+@pytest.mark.parametrize(
+    ("env", "code", "named"),
+    [
+        ({"WRITEBEHIND_REDIS_URL": "http://:pw@cache.example:6379/0"}, 2, "WRITEBEHIND_REDIS_URL"),
+        ({"WRITEBEHIND_MONGO_URL": "http://u:pw@db.example/"}, 2, "WRITEBEHIND_MONGO_URL"),
+        ({"WRITEBEHIND_REDIS_URL": NOWHERE_REDIS}, 1, "Redis (redis://127.0.0.1:1/0)"),
+        ({"WRITEBEHIND_MONGO_URL": "mongodb://u:pw@127.0.0.1:1/"}, 1, "MongoDB (mongodb://u:***@"),
+    ],
+    ids=["redis-url", "mongo-url", "redis-down", "mongodb-down"],
+)
+def test_the_demo_on_servers_of_yours_that_it_cannot_use(
+    env: dict[str, str], code: int, named: str, tmp_path: Path
+) -> None:
+    line = fails(["demo"], code, named, env={**env, "TMPDIR": str(tmp_path)})
+    assert ":pw@" not in line
+    # No server of its own left running (a bad URL used to leak one), no log folder.
+    assert processes_under(tmp_path) == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def processes_under(folder: Path) -> list[str]:
+    """Command lines of the processes whose working directory or arguments are in ``folder``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if str(folder) in cmdline or cwd.startswith(str(folder)):
+            found.append(cmdline)
+    return found
+
+
+def test_a_taken_metrics_port_of_the_invalidator_is_one_line(
+    taken_port: int, redis_server: RedisServer, mongo_url: str
+) -> None:
+    address = f"127.0.0.1:{taken_port}"
+    args = ["invalidate", *connection(redis_server.url, mongo_url), "--metrics-address", address]
+    fails(args, 1, "--metrics-address", address)
+
+
+def test_the_worker_documents_exit_0_after_its_drain_timeout() -> None:
+    # test_shutdown_bound.py: a drain cut short by --drain-timeout exits 0.
+    flat = " ".join(run_cli("worker", "--help").stdout.split())
+    zero = flat.split("Exit status: 0", 1)[1].split("; 1 ", 1)[0]
+    assert "--drain-timeout" in zero, flat
 
 
 def test_the_exit_statuses_are_documented() -> None:

@@ -3,15 +3,19 @@ up after --timeout with exit status 5, one line, safe to run again."""
 
 from __future__ import annotations
 
+import signal
 import time
+from pathlib import Path
 
+import anyio
 import bson
 import pytest
 from redis.asyncio import Redis
 
-from tests.support.cli import one_error_line, run_cli
+from tests.support.cli import one_error_line, run_cli, spawn_cli
 from tests.support.config import TEST_PARTITIONS, TEST_PREFIX
 from tests.support.servers import RedisServer, free_port
+from tests.support.waiting import wait_until
 from writebehind.core.keys import KeySpace
 
 pytestmark = pytest.mark.anyio
@@ -73,3 +77,32 @@ async def test_logs_of_tools_are_for_people_even_when_piped(
     assert "replay_started" in result.stderr
     assert not [x for x in result.stderr.splitlines() if x.startswith("{")], result.stderr
     assert "\x1b[" not in result.stderr  # no colours outside a terminal
+
+
+async def test_ctrl_c_while_waiting_exits_130_with_one_line(
+    redis: Redis, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    # Click turns Ctrl-C into Abort: this printed "Aborted!" and exited 1, not the
+    # documented 130.
+    await redis.xadd(
+        KEYS.stream(0), {"op": "set", "c": "docs", "d": bson.encode({"_id": "c", "n": 1})}
+    )
+    output = tmp_path / "replay.out"
+    proc = spawn_cli(
+        "replay", "--since", "0", *args(redis_server), "--timeout", "2m", output=output
+    )
+    try:
+
+        async def waiting() -> bool:
+            return "unreachable, retrying" in output.read_text()
+
+        await wait_until(waiting, timeout=30, message="a retry notice")
+        proc.send_signal(signal.SIGINT)
+        code = await anyio.to_thread.run_sync(lambda: proc.wait(30))
+    finally:
+        proc.kill()
+        proc.wait()
+    text = output.read_text()
+    assert code == 130, text
+    assert "Traceback" not in text
+    assert [x for x in text.splitlines() if x.startswith("Error: ")] == ["Error: interrupted"]

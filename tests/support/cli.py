@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -71,6 +72,21 @@ def run_cli(
         timeout=timeout,
         cwd=tempfile.gettempdir(),  # no stray .env
     )
+
+
+def spawn_cli(*args: str, output: Path) -> subprocess.Popen[bytes]:
+    """``writebehind <args>`` running in the background, stdout and stderr into ``output``;
+    no ``WRITEBEHIND_*`` leaks in. The caller stops it (``kill()`` in a ``finally``)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("WRITEBEHIND_")}
+    with output.open("ab") as sink:
+        return subprocess.Popen(
+            [sys.executable, "-m", "writebehind.cli", *args],
+            env=clean,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=tempfile.gettempdir(),
+        )
 
 
 def one_error_line(result: subprocess.CompletedProcess[str]) -> str:

@@ -43,12 +43,20 @@ def changes(invalidator: Invalidator, collection: str, outcome: str) -> float:
 class InvalidatorProcess:
     """One ``writebehind invalidate`` subprocess; ``close()`` always kills it."""
 
-    def __init__(self, redis_url: str, mongo_url: str, database: str, log_path: Path) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        mongo_url: str,
+        database: str,
+        log_path: Path,
+        log_format: str | None = "json",
+    ) -> None:
+        """``log_format=None``: no ``--log-format`` (``auto``; the log is a file, no terminal)."""
         self.args = [
             sys.executable, "-m", "writebehind.cli", "invalidate",
             "--redis-url", redis_url, "--mongo-url", mongo_url, "--database", database,
             "--prefix", "t", "--partitions", "4", "--collection", "users",
-            "--log-format", "json",
+            *(("--log-format", log_format) if log_format else ()),
         ]  # fmt: skip
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None

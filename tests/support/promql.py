@@ -4,8 +4,12 @@ The expressions are parsed by ``promql-parser`` (the Rust PromQL parser the
 GreptimeDB and others use); the evaluator covers the subset an instant gauge
 panel needs: vector selectors with equality matchers, and ``sum``/``max``/
 ``min``/``count``/``avg`` with ``by``/``without``, nested. Each scrape gets an
-``instance`` label, as Prometheus adds one per target. Range functions
-(``rate``) are refused: counters are per worker, summing them is right.
+``instance`` label, as Prometheus adds one per target. With ``counters_since_start``,
+``rate(c[w])`` and ``increase(c[w])`` read the counter itself: its increase since
+the processes started, which is what a window covering their whole life would
+give (ratios of two such panels are then exact); otherwise range functions are
+refused. Vector ``/`` vector matches series with the same labels (``__name__``
+aside), as Prometheus's one-to-one matching does.
 """
 
 from __future__ import annotations
@@ -41,35 +45,66 @@ def scrape(instances: dict[str, str]) -> Vector:
     return vector
 
 
-def evaluate(expression: str, samples: Vector) -> Vector:
+def evaluate(expression: str, samples: Vector, *, counters_since_start: bool = False) -> Vector:
     """The instant vector ``expression`` yields over ``samples``."""
-    return _eval(promql_parser.parse(expression), samples)
+    return _eval(promql_parser.parse(expression), samples, counters_since_start)
 
 
-def scalar(expression: str, samples: Vector) -> float:
+def scalar(expression: str, samples: Vector, *, counters_since_start: bool = False) -> float:
     """The one value of an expression that aggregates everything away."""
-    result = evaluate(expression, samples)
+    result = evaluate(expression, samples, counters_since_start=counters_since_start)
     assert len(result) == 1, (expression, result)
     return next(iter(result.values()))
 
 
-def _eval(node: Any, samples: Vector) -> Vector:
+def _matches(matcher: Any, labels: dict[str, str]) -> bool:
+    value = labels.get(matcher.name, "")
+    if matcher.op == promql_parser.MatchOp.Equal:
+        return bool(value == matcher.value)
+    if matcher.op == promql_parser.MatchOp.NotEqual:
+        return bool(value != matcher.value)
+    if matcher.op == promql_parser.MatchOp.Re:
+        return re.fullmatch(matcher.value, value) is not None
+    raise AssertionError(f"unsupported matcher {matcher}")
+
+
+def _eval(node: Any, samples: Vector, counters: bool) -> Vector:
     if isinstance(node, promql_parser.VectorSelector):
-        wanted = {("__name__", node.name)} if node.name else set()
-        for matcher in node.matchers.matchers:
-            assert matcher.op == promql_parser.MatchOp.Equal, f"unsupported matcher {matcher}"
-            wanted.add((matcher.name, matcher.value))
-        return {labels: v for labels, v in samples.items() if wanted <= labels}
+        out = {}
+        for labels, value in samples.items():
+            named = dict(labels)
+            if node.name and named["__name__"] != node.name:
+                continue
+            if all(_matches(m, named) for m in node.matchers.matchers):
+                out[labels] = value
+        return out
     if isinstance(node, promql_parser.ParenExpr):
-        return _eval(node.expr, samples)
+        return _eval(node.expr, samples, counters)
+    if isinstance(node, promql_parser.Call) and str(node.func.name) in ("rate", "increase"):
+        assert counters, f"range function {node.func.name}: pass counters_since_start=True"
+        [matrix] = node.args
+        return _eval(matrix.vector_selector, samples, counters)
+    if isinstance(node, promql_parser.BinaryExpr) and str(node.op) == "/":
+        lhs, rhs = _eval(node.lhs, samples, counters), _eval(node.rhs, samples, counters)
+        out = {}
+        for labels, value in lhs.items():
+            key = _without_name(labels)
+            match = [v for other, v in rhs.items() if _without_name(other) == key]
+            if match and match[0] != 0:
+                out[key] = value / match[0]
+        return out
     if isinstance(node, promql_parser.AggregateExpr):
-        inner = _eval(node.expr, samples)
+        inner = _eval(node.expr, samples, counters)
         groups: dict[Labels, list[float]] = defaultdict(list)
         for labels, value in inner.items():
             groups[_group(labels, node.modifier)].append(value)
         fold = _FOLD[str(node.op)]
         return {labels: float(fold(values)) for labels, values in groups.items()}
     raise AssertionError(f"unsupported in this evaluator: {type(node).__name__} {node}")
+
+
+def _without_name(labels: Labels) -> Labels:
+    return frozenset((k, v) for k, v in labels if k != "__name__")
 
 
 def _group(labels: Labels, modifier: Any) -> Labels:

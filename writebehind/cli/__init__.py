@@ -42,7 +42,12 @@ class _Commands(click.Group):
             code = super().main(args, prog_name, complete_var, False, **extra)
         except SystemExit:
             raise
-        except click.exceptions.Abort:
+        except click.exceptions.Abort as exc:
+            # Click turns Ctrl-C into Abort; a declined confirmation is one too.
+            if isinstance(exc.__cause__, KeyboardInterrupt) and not os.environ.get(
+                "WRITEBEHIND_TRACEBACK"
+            ):
+                _fail("interrupted", EXIT_INTERRUPTED)
             click.echo("Aborted!", err=True)
             sys.exit(1)
         except BaseException as exc:  # the CLI's one exit point

@@ -388,7 +388,8 @@ class RetryNotice:
         self.line = line
 
     def __call__(self, error: str, waiting: int, failing_for: float) -> None:
-        reason = " ".join(error.split())[:160]
+        # Without PyMongo's topology dump, which follows the cause.
+        reason = " ".join(error.split()).split(", Timeout:")[0][:160]
         text = (
             f"MongoDB ({self.where}) unreachable, retrying, {waiting:,} records waiting "
             f"(failing for {failing_for:.0f}s: {reason})"

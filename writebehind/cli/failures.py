@@ -22,10 +22,11 @@ from dataclasses import dataclass
 
 import click
 from pymongo.errors import PyMongoError
-from redis.exceptions import RedisError
+from redis.exceptions import AskError, MovedError, RedisClusterException, RedisError
 
 from writebehind.core.errors import ConfigurationError, WriteBehindError
 from writebehind.observability.logs import redact_url
+from writebehind.settings import named
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -63,6 +64,23 @@ def scrub(message: str, url: str) -> str:
     return message
 
 
+def mongo_reason(exc: BaseException) -> str:
+    """``<type>: <message>``, without the topology dump PyMongo appends to a server
+    selection timeout (the cause comes before it)."""
+    text = " ".join(str(exc).split()).split(", Timeout:")[0]
+    return f"{type(exc).__name__}: {text[:300]}"
+
+
+def cluster_hint(exc: BaseException) -> str:
+    """What to change when ``--redis-cluster`` does not match the server it names."""
+    text = str(exc)
+    if isinstance(exc, RedisClusterException) and "Cluster mode is not enabled" in text:
+        return f" (this Redis is no cluster node: leave out {named('redis_cluster')})"
+    if isinstance(exc, MovedError | AskError):
+        return f" (this Redis is a cluster node: give {named('redis_cluster')})"
+    return ""
+
+
 @dataclass(frozen=True, slots=True)
 class Explained:
     line: str
@@ -93,12 +111,14 @@ def explain(exc: BaseException) -> Explained:
         # Options are checked before connecting (UsageProblem, status 2); one that
         # surfaces here was found on the servers: another partition count, say.
         return Explained(_one_line(str(first)), EXIT_FAILURE)
-    if isinstance(first, RedisError):
+    if isinstance(first, RedisError | RedisClusterException):
+        # RedisClusterException (no node answers, a node not in cluster mode) is no RedisError.
         where = SERVERS.get("redis", "Redis")
-        return Explained(_one_line(f"Redis ({where}): {type(first).__name__}: {first}"), 1)
+        line = f"Redis ({where}): {type(first).__name__}: {first}{cluster_hint(first)}"
+        return Explained(_one_line(line), EXIT_FAILURE)
     if isinstance(first, PyMongoError):
         where = SERVERS.get("mongodb", "MongoDB")
-        return Explained(_one_line(f"MongoDB ({where}): {type(first).__name__}: {first}"), 1)
+        return Explained(_one_line(f"MongoDB ({where}): {mongo_reason(first)}"), EXIT_FAILURE)
     if isinstance(first, WriteBehindError | OSError):
         return Explained(_one_line(f"{type(first).__name__}: {first}"), EXIT_FAILURE)
     return Explained(

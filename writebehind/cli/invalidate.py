@@ -48,7 +48,7 @@ log = structlog.get_logger("writebehind.invalidator")
 def invalidate(**options: Any) -> None:
     """Follow MongoDB change streams; evict the clean cache entries (and near caches) of
     documents changed by anything but writebehind. Resumes from its token in Redis."""
-    conn = Connection.pop_from(options)
+    conn = Connection.pop_from(options, interactive=False)  # a daemon: JSON logs when piped
     collections: tuple[str, ...] = options["collections"]
     try:
         for name in collections:
@@ -106,7 +106,13 @@ async def _invalidate(
         tg.start_soon(invalidator.run)
         if metrics is not None:
             endpoints = HealthEndpoints(registry, _always, _always)
-            await tg.start(serve, metrics, endpoints)
+            try:
+                await tg.start(serve, metrics, endpoints)
+            except OSError as exc:  # exit status 1, as the worker's
+                raise click.ClickException(
+                    f"--metrics-address: cannot listen on {metrics}: {exc.strerror or exc} "
+                    "(another process on this host has the port? give another one, or 'off')"
+                ) from None
 
 
 def _waiting_for_redis(exc: BaseException, delay: float) -> None:

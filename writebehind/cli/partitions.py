@@ -37,10 +37,14 @@ async def _recorded(conn: Connection) -> int | None:
 
 
 def _seconds(_ctx: Any, param: click.Parameter, value: str) -> float:
+    """A duration of 0 or more seconds; a negative one would switch the safety check off."""
     try:
-        return parse_duration(value)
+        seconds = parse_duration(value)
     except (ValueError, TypeError) as exc:
         raise click.BadParameter(str(exc), param=param) from None
+    if seconds < 0:
+        raise click.BadParameter(f"must be 0 or more, not {value}", param=param)
+    return seconds
 
 
 @partitions.command(name="set")

@@ -10,7 +10,7 @@ from typing import IO, Any
 import anyio
 import click
 from pymongo.errors import PyMongoError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from writebehind.cli.common import (
     Connection,
@@ -21,7 +21,7 @@ from writebehind.cli.common import (
     sink_options,
     timeout_option,
 )
-from writebehind.cli.failures import Unavailable, UsageProblem
+from writebehind.cli.failures import Unavailable, UsageProblem, cluster_hint
 from writebehind.cli.tools import verified_keys
 from writebehind.core.errors import (
     BoundError,
@@ -192,12 +192,21 @@ async def _run(
                 f"{format_seconds(timeout)}: {str(exc).rstrip('.')}. What was applied stays "
                 "applied; running the same command again is safe."
             ) from None
-        except (RedisError, PyMongoError, OSError) as exc:
-            reason = str(exc).rstrip(".")
+        except (RedisError, RedisClusterException, PyMongoError, OSError) as exc:
+            reason = f"{str(exc).rstrip('.')}{cluster_hint(exc)}"
             raise click.ClickException(
-                f"replay stopped: {type(exc).__name__}: {reason}. What was applied stays "
-                "applied; running the same command again is safe."
+                f"replay stopped: {_server_of(exc, conn)}{type(exc).__name__}: {reason}. "
+                "What was applied stays applied; running the same command again is safe."
             ) from None
+
+
+def _server_of(exc: BaseException, conn: Connection) -> str:
+    """``Redis (<url>): `` or ``MongoDB (<url>): ``, redacted: which server failed."""
+    if isinstance(exc, RedisError | RedisClusterException):
+        return f"Redis ({redact_url(conn.redis_url)}): "
+    if isinstance(exc, PyMongoError):
+        return f"MongoDB ({redact_url(conn.mongo_url)}): "
+    return ""
 
 
 def _refuse(exc: HistoryGapError, options: ReplayOptions, as_json: bool) -> None:

@@ -9,10 +9,10 @@ import anyio
 import click
 from pymongo.errors import PyMongoError
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from writebehind.cli.common import Connection
-from writebehind.cli.failures import UsageProblem
+from writebehind.cli.failures import UsageProblem, cluster_hint, mongo_reason
 from writebehind.core.errors import ConfigurationError, PartitionCountMismatch, plural
 from writebehind.core.keys import KeySpace
 from writebehind.observability.logs import redact_url
@@ -38,10 +38,13 @@ def run_tool(conn: Connection, func: Callable[..., Awaitable[T]], *args: Any) ->
         return anyio.run(func, *args)
     except ConfigurationError as exc:
         raise UsageProblem(str(exc)) from None
-    except RedisError as exc:
-        raise click.ClickException(f"Redis ({redact_url(conn.redis_url)}): {exc}") from None
+    except (RedisError, RedisClusterException) as exc:
+        where = redact_url(conn.redis_url)
+        line = f"Redis ({where}): {type(exc).__name__}: {exc}{cluster_hint(exc)}"
+        raise click.ClickException(line) from None
     except PyMongoError as exc:
-        raise click.ClickException(f"MongoDB ({redact_url(conn.mongo_url)}): {exc}") from None
+        where = redact_url(conn.mongo_url)
+        raise click.ClickException(f"MongoDB ({where}): {mongo_reason(exc)}") from None
 
 
 async def verified_keys(redis: Redis, conn: Connection) -> KeySpace:

@@ -53,9 +53,10 @@ def worker(**options: Any) -> None:
     a .env file; flags win. Durations are seconds, or 250ms, 30s, 5m, 2h, 7d.
 
     Waits for Redis and MongoDB at start (one log line per attempt; /healthz
-    up, /readyz false meanwhile). Exit status: 0 drained; 1 stopped before the
-    drain finished (second signal or --drain-timeout) or a failure waiting
-    cannot fix; 2 bad configuration.
+    up, /readyz false meanwhile). Exit status: 0 stopped by SIGTERM or SIGINT,
+    drained or at --drain-timeout (what it could not save stays pending for
+    another worker); 1 stopped at once by a second signal, or a failure
+    waiting cannot fix; 2 bad configuration.
     """
     settings = pop_settings(options)
     conn = Connection.from_settings(settings)

@@ -30,8 +30,11 @@ from typing import Any
 import anyio
 import click
 from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
+from writebehind.cli.failures import UsageProblem, mongo_reason, scrub
 from writebehind.core.errors import BacklogFull
 from writebehind.core.keys import KeySpace
 from writebehind.core.redis_client import connect
@@ -43,6 +46,8 @@ from writebehind.sdk.client import DEFAULT_GROUP, WriteBehind
 from writebehind.tools.stream_stats import collect
 
 PARTITIONS = 8
+USERS_SERVER_WAIT = 5.0
+"""Seconds a server of the user's (``WRITEBEHIND_*_URL``) gets to answer before the demo starts."""
 
 
 @dataclass
@@ -83,7 +88,17 @@ class Servers:
 
 
 def start_servers(workdir: Path) -> Servers:
+    """The user's servers (``WRITEBEHIND_*_URL``), else embedded ones, started here; a
+    failure stops those already started."""
     stack = contextlib.ExitStack()
+    try:
+        return _start_servers(workdir, stack)
+    except BaseException:
+        stack.close()
+        raise
+
+
+def _start_servers(workdir: Path, stack: contextlib.ExitStack) -> Servers:
     redis_url = os.environ.get("WRITEBEHIND_REDIS_URL")
     mongo_url = os.environ.get("WRITEBEHIND_MONGO_URL")
     mongo: SecantusServer | None = None
@@ -239,7 +254,72 @@ async def run_demo(
     live: bool,
     keep: bool = False,
 ) -> bool:
+    await check_users_servers(
+        os.environ.get("WRITEBEHIND_REDIS_URL"), os.environ.get("WRITEBEHIND_MONGO_URL")
+    )
     workdir = Path(tempfile.mkdtemp(prefix="writebehind-demo-"))
+    try:
+        return await _run_in(workdir, duration, producers, documents, workers, seed, live, keep)
+    except BaseException:
+        _after_a_failure(workdir)
+        raise
+
+
+def _after_a_failure(workdir: Path) -> None:
+    """The log folder of a run that failed: kept and named if a worker logged, else removed."""
+    if any(workdir.iterdir()):
+        click.echo(f"logs kept in {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def check_users_servers(redis_url: str | None, mongo_url: str | None) -> None:
+    """Check the servers of the user's the demo was pointed at, before it writes anything.
+
+    Raises ``UsageProblem`` (exit status 2) for a URL the driver refuses, naming the
+    variable, and ``click.ClickException`` (exit status 1) naming a server that does
+    not answer within ``USERS_SERVER_WAIT`` seconds.
+    """
+    if redis_url:
+        try:
+            redis = connect(redis_url)
+        except (ValueError, TypeError) as exc:
+            raise UsageProblem(f"WRITEBEHIND_REDIS_URL: {scrub(str(exc), redis_url)}") from None
+        try:
+            with anyio.fail_after(USERS_SERVER_WAIT):
+                await redis.ping()
+        except (RedisError, TimeoutError, OSError) as exc:
+            reason = scrub(f"{type(exc).__name__}: {exc}", redis_url)
+            raise click.ClickException(f"Redis ({redact_url(redis_url)}): {reason}") from None
+        finally:
+            await redis.aclose()
+    if mongo_url:
+        wait_ms = int(USERS_SERVER_WAIT * 1000)
+        try:
+            mongo: AsyncMongoClient[Any] = AsyncMongoClient(
+                mongo_url, serverSelectionTimeoutMS=wait_ms
+            )
+        except (PyMongoError, ValueError, TypeError) as exc:
+            raise UsageProblem(f"WRITEBEHIND_MONGO_URL: {scrub(str(exc), mongo_url)}") from None
+        try:
+            await mongo.admin.command("ping")
+        except PyMongoError as exc:
+            reason = scrub(mongo_reason(exc), mongo_url)
+            raise click.ClickException(f"MongoDB ({redact_url(mongo_url)}): {reason}") from None
+        finally:
+            await mongo.close()
+
+
+async def _run_in(
+    workdir: Path,
+    duration: float,
+    producers: int,
+    documents: int,
+    workers: int,
+    seed: int,
+    live: bool,
+    keep: bool,
+) -> bool:
     servers = start_servers(workdir)
     run = f"demo_{int(time.time())}_{os.getpid()}"
     database, prefix = run, run.replace("_", "-")
@@ -255,10 +335,14 @@ async def run_demo(
         )
     ledger = Ledger()
     rng = random.Random(seed)
-    mongo_client: AsyncMongoClient[Any] = AsyncMongoClient(
-        servers.mongo_url, uuidRepresentation="standard"
-    )
-    redis = connect(servers.redis_url)
+    try:
+        mongo_client: AsyncMongoClient[Any] = AsyncMongoClient(
+            servers.mongo_url, uuidRepresentation="standard"
+        )
+        redis = connect(servers.redis_url)
+    except BaseException:
+        servers.stack.close()  # the servers it started: never left running
+        raise
     events = Events()
     done = False
     codes: list[int | None] = []
@@ -388,10 +472,16 @@ async def verify(collection: Any, ledger: Ledger) -> list[str]:
 
 
 @click.command()
-@click.option("--duration", default=12.0, show_default=True, help="Seconds of load.")
-@click.option("--producers", default=8, show_default=True)
-@click.option("--documents", default=500, show_default=True)
-@click.option("--workers", default=2, show_default=True)
+@click.option(
+    "--duration",
+    default=12.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds of load.",
+)
+@click.option("--producers", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--documents", default=500, show_default=True, type=click.IntRange(min=1))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=7, show_default=True)
 @click.option(
     "--keep", is_flag=True,

@@ -12,7 +12,13 @@ from typing import Any, Literal
 
 from pymongo.errors import ConnectionFailure, OperationFailure, WaitQueueTimeoutError
 from pymongo.write_concern import WriteConcern
-from redis.exceptions import AuthenticationError, AuthorizationError, ResponseError
+from redis.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    RedisClusterUnreachableError,
+    ResponseError,
+    SlotNotCoveredError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -33,6 +39,9 @@ def unavailable_server(exc: BaseException) -> Literal["redis", "mongodb"] | None
     if isinstance(exc, AuthenticationError | AuthorizationError):
         return None
     if isinstance(exc, RedisConnectionError | RedisTimeoutError) or is_torn_connection(exc):
+        return "redis"
+    # ``--redis-cluster``: no node answers yet, or the cluster is still being formed.
+    if isinstance(exc, RedisClusterUnreachableError | SlotNotCoveredError):
         return "redis"
     if isinstance(exc, ResponseError) and str(exc).startswith(_REDIS_TRANSIENT_REPLIES):
         return "redis"

@@ -83,3 +83,17 @@ async def test_partitions_set_on_a_cluster(
     assert (report["old"], report["new"], report["cache_entries_deleted"]) == (12, 24, 30)
     assert await cluster_redis.hget(cluster_wb.keys.meta, "partitions") == b"24"
     assert [k async for k in cluster_redis.scan_iter(match="{t:p*}:doc:*")] == []
+
+
+async def test_a_cluster_node_without_redis_cluster_is_one_line_saying_so(cluster_cli: Cli) -> None:
+    # The same node, as a plain Redis: MOVED replies, named as such (was "Redis (...): 7466
+    # 127.0.0.1:port", and an "internal error" with --redis-cluster on a plain Redis).
+    plain = Cli(
+        cluster_cli.redis_url, cluster_cli.mongo_url, cluster_cli.database, CLUSTER_PARTITIONS
+    )
+    for args in (["stats"], ["replay", "--since", "0"], ["worker", "--metrics-address", "off"]):
+        result = await plain(*args)
+        assert result.code == 1, result.stderr
+        [line] = [x for x in result.stderr.splitlines() if x.startswith("Error: ")]
+        assert "MovedError" in line and "give --redis-cluster (WRITEBEHIND_REDIS_CLUSTER)" in line
+        assert "Traceback" not in result.stderr

@@ -6,6 +6,7 @@ Redis that is not up yet would make the invalidator crash-loop.
 
 from __future__ import annotations
 
+import json
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -53,3 +54,27 @@ async def test_it_waits_for_redis_then_watches(
     proc.proc.send_signal(signal.SIGTERM)
     assert proc.proc.wait(15) == 0, proc.output()
     assert "Traceback" not in proc.output()
+
+
+async def test_its_logs_are_json_lines_when_not_on_a_terminal(
+    redis_factory: Callable[..., RedisServer],
+    mongo_url: str,
+    database_name: str,
+    tmp_path: Path,
+    process: list[InvalidatorProcess],
+) -> None:
+    # A daemon, as the worker: --log-format auto is JSON for a log collector (the tools,
+    # run by people, log lines for people).
+    server = redis_factory()
+    server.stop()
+    proc = InvalidatorProcess(
+        server.url, mongo_url, database_name, tmp_path / "inv.log", log_format=None
+    )
+    process.append(proc.start())
+
+    async def waiting() -> bool:
+        return "waiting_for_redis" in proc.output()
+
+    await wait_until(waiting, timeout=30, message=f"a waiting line: {proc.output()}")
+    lines = proc.output().splitlines()
+    assert lines and all(json.loads(line)["event"] for line in lines), lines

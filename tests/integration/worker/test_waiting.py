@@ -117,6 +117,7 @@ def error_lines(worker: WorkerProcess) -> list[str]:
         ("allkeys", "allkeys-lru"),
         ("partitions", "Redis records 8"),
         ("write_concern", "--write-concern (WRITEBEHIND_WRITE_CONCERN)"),
+        ("not_a_cluster", "leave out --redis-cluster (WRITEBEHIND_REDIS_CLUSTER)"),
     ],
 )
 async def test_what_waiting_cannot_fix_ends_the_worker_with_one_line(
@@ -133,7 +134,10 @@ async def test_what_waiting_cannot_fix_ends_the_worker_with_one_line(
     if setup == "partitions":
         async with Redis.from_url(redis_server.url) as client:
             await client.hset("{t}:meta", "partitions", 8)
-    flags = {"write_concern": "no_such_tag"} if setup == "write_concern" else {}
+    flags: dict[str, Any] = {
+        "write_concern": {"write_concern": "no_such_tag"},
+        "not_a_cluster": {"redis_cluster": True},
+    }.get(setup, {})
     worker = WorkerProcess(
         redis_url=redis_server.url,
         mongo_url=mongo_url,
@@ -168,5 +172,29 @@ async def test_sigterm_while_waiting_exits_0_at_once(tmp_path: Path) -> None:
         assert await worker.wait_exit(within=15) == 0, worker.output()
         assert "Traceback" not in worker.output()
         assert "worker_started" not in worker.event_names()
+    finally:
+        worker.close()
+
+
+async def test_a_worker_waits_for_a_redis_cluster_that_does_not_answer_yet(
+    tmp_path: Path, mongo_url: str, database_name: str
+) -> None:
+    # redis-py raises RedisClusterUnreachableError, no ConnectionError: the worker used to
+    # exit 1 at once with an "internal error".
+    worker = WorkerProcess(
+        redis_url=f"redis://127.0.0.1:{free_port()}/0",
+        mongo_url=mongo_url,
+        database=database_name,
+        log_path=tmp_path / "worker.log",
+        redis_cluster=True,
+        backoff_base="20ms",
+        backoff_cap="200ms",
+    ).start()
+    try:
+        await wait_until(lambda: _true(count(worker, "waiting_for_redis") >= 3), message="retries")
+        assert worker.poll() is None, worker.output()
+        worker.send(signal.SIGTERM)
+        assert await worker.wait_exit(within=15) == 0, worker.output()
+        assert "Traceback" not in worker.output()
     finally:
         worker.close()

@@ -59,7 +59,9 @@ def test_unreachable_redis_is_a_clear_error_not_a_traceback() -> None:
         timeout=60,
     )  # fmt: skip
     assert proc.returncode == 1
-    assert proc.stderr.startswith("Error: replay stopped: ConnectionError: ")
+    assert proc.stderr.startswith(
+        "Error: replay stopped: Redis (redis://127.0.0.1:9/0): ConnectionError: "
+    )
     assert "running the same command again is safe" in proc.stderr
     assert "Traceback" not in proc.stderr
 
