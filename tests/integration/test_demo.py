@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -71,4 +72,27 @@ def test_demo_on_servers_of_your_own_cleans_up_and_says_what_it_skips(
     client.close()
     [logs] = [line.split()[1] for line in out.splitlines() if line.startswith("logs ")]
     assert not Path(logs).exists()
+    assert demo_processes() == []
+
+
+def test_a_sigtermed_demo_stops_its_workers_and_servers() -> None:
+    """A SIGTERM (``kill``, a CI timeout) once left both workers, redis-server and
+    SecantusDB running: only Ctrl-C ran the demo's clean-up."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WRITEBEHIND_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "writebehind.cli", "demo", "--duration", "60",
+         "--documents", "60", "--producers", "2"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:  # the first progress line: workers and servers are running
+        seen.append(line)
+        if line.startswith("t="):
+            break
+    assert demo_processes(), "".join(seen)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, "".join(seen) + out + err
+    assert "interrupted" in err
     assert demo_processes() == []

@@ -471,6 +471,12 @@ async def verify(collection: Any, ledger: Ledger) -> list[str]:
     return problems
 
 
+def _stop_like_ctrl_c(signum: int, frame: object) -> None:
+    """SIGTERM (``kill``, a CI timeout, ``docker stop``) stops the demo as Ctrl-C does: its
+    workers and the servers it started are stopped on the way out (exit status 130)."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 @click.command()
 @click.option(
     "--duration",
@@ -495,8 +501,10 @@ def demo(
     Uses WRITEBEHIND_REDIS_URL / WRITEBEHIND_MONGO_URL when set, else starts a
     private redis-server and SecantusDB in a temp dir. On servers of your own it
     writes under a key prefix and a database of its own (demo-<time>-<pid>),
-    removes both at the end unless --keep, and skips stopping MongoDB.
+    removes both at the end unless --keep, and skips stopping MongoDB. Ctrl-C or
+    SIGTERM stops its workers and servers and exits 130.
     """
     live = sys.stdout.isatty()
+    signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
     ok = anyio.run(run_demo, duration, producers, documents, workers, seed, live, keep)
     sys.exit(0 if ok else 1)
