@@ -100,6 +100,22 @@ def is_no_such_key(exc: BaseException) -> bool:
     return _has_code(exc, "") and "no such key" in str(exc).lower() and not is_no_group(exc)
 
 
+TRANSIENT_REPLY_CODES = ("LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
+"""Error replies of a Redis that is there but cannot serve yet: loading its data, a
+replica without its master, a slot migrating or a cluster without quorum."""
+
+
+def is_transient_reply(exc: BaseException) -> bool:
+    """An error reply that waiting can fix (``TRANSIENT_REPLY_CODES``): the command did not run."""
+    return isinstance(exc, ResponseError) and str(exc).startswith(TRANSIENT_REPLY_CODES)
+
+
+def is_stream_id_below_top(exc: BaseException) -> bool:
+    """``XSETID`` refused: the stream's newest entry is above the id asked for (someone
+    added a record meanwhile)."""
+    return _has_code(exc, "") and "smaller than the target stream top item" in str(exc)
+
+
 def is_unseeded(exc: BaseException) -> bool:
     """The write script refused because its partition is not seeded on this primary
     (``WBUNSEEDED <stream>``); nothing was written."""

@@ -12,12 +12,12 @@ from typing import Any, Literal
 
 from pymongo.errors import ConnectionFailure, OperationFailure, WaitQueueTimeoutError
 from pymongo.write_concern import WriteConcern
-from redis.exceptions import AuthenticationError, AuthorizationError, ResponseError
+from redis.exceptions import AuthenticationError, AuthorizationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from writebehind.core.errors import ConfigurationError
-from writebehind.core.replies import is_torn_connection
+from writebehind.core.replies import is_torn_connection, is_transient_reply
 from writebehind.settings import named
 
 # MongoDB error codes (src/mongo/base/error_codes.yml): a primary being elected or
@@ -25,7 +25,6 @@ from writebehind.settings import named
 _TRANSIENT_CODES = frozenset({6, 7, 89, 91, 189, 262, 10107, 11600, 11602, 13435, 13436, 64})
 # ... and a write concern the deployment cannot take, whatever the wait.
 _BAD_CONCERN_CODES = frozenset({2, 9, 14, 79, 100})
-_REDIS_TRANSIENT_REPLIES = ("LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
 
 
 def unavailable_server(exc: BaseException) -> Literal["redis", "mongodb"] | None:
@@ -34,7 +33,7 @@ def unavailable_server(exc: BaseException) -> Literal["redis", "mongodb"] | None
         return None
     if isinstance(exc, RedisConnectionError | RedisTimeoutError) or is_torn_connection(exc):
         return "redis"
-    if isinstance(exc, ResponseError) and str(exc).startswith(_REDIS_TRANSIENT_REPLIES):
+    if is_transient_reply(exc):
         return "redis"
     if isinstance(exc, ConnectionFailure | WaitQueueTimeoutError):
         return "mongodb"

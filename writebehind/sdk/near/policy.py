@@ -39,7 +39,8 @@ class NearCache:
             if not ok or not math.isfinite(value) or value <= 0:
                 raise ConfigurationError(f"{name} must be a number of seconds > 0: {value!r}")
 
-    @property
-    def block_ms(self) -> int:
-        """The feed's ``XREAD BLOCK`` in ms: ``block``, never over half of ``max_stale``."""
-        return max(1, int(min(self.block, self.max_stale / 2) * 1000))
+
+def feed_block_ms(near: NearCache) -> int:
+    """The feed's ``XREAD BLOCK`` in ms (Redis takes ms): ``block``, never over half of
+    ``max_stale``."""
+    return max(1, int(min(near.block, near.max_stale / 2) * 1000))

@@ -43,7 +43,7 @@ from writebehind.sdk.reading.flights import wait_shielded
 from writebehind.sdk.reading.guard import UNREACHABLE
 from writebehind.sdk.reading.lease import NextAnnouncement, Place, new_token, subscribed
 from writebehind.sdk.reading.loading import Loaded, load_documents
-from writebehind.sdk.reading.policy import ReadPolicy
+from writebehind.sdk.reading.policy import ReadPolicy, entry_ttl_ms, negative_ttl_ms
 from writebehind.sdk.reading.xfetch import refresh_due
 
 if TYPE_CHECKING:
@@ -290,12 +290,12 @@ class Reader:
     ) -> tuple[AsyncScript, list[str], list[Any]]:
         scripts = self._wb.scripts
         if got.doc is None:
-            ttl_ms = self.policy.negative_ttl_ms()
+            ttl_ms = negative_ttl_ms(self.policy)
             if ttl_ms <= 0:  # negative caching off: nothing to store, but wake the waiters
                 return scripts.release, [place.lease], [token, place.channel]
             kind, body = "a", b""
         else:
-            ttl_ms, kind, body = self.policy.entry_ttl_ms(self._rand()), "d", got.body or b""
+            ttl_ms, kind, body = entry_ttl_ms(self.policy, self._rand()), "d", got.body or b""
         max_age_ms = int(self.policy.lock_timeout * 1000)
         args = [token, started, max_age_ms, str(got.version), kind, body, ttl_ms, load_ms]
         return scripts.fill, [place.entry, place.lease, place.marker], [*args, place.channel]

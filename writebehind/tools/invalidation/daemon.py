@@ -25,15 +25,18 @@ import anyio
 import bson
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from pymongo.errors import OperationFailure, PyMongoError
+from pymongo.errors import OperationFailure
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
+from writebehind.core.backoff import Backoff, retry
 from writebehind.core.errors import UnsupportedIdType
 from writebehind.core.floor import FLOOR_COLLECTION
 from writebehind.core.keys import KeySpace, encode_id
+from writebehind.core.replies import is_transient as redis_transient
+from writebehind.core.replies import is_transient_reply
 from writebehind.core.scripts import EVICT, FLUSH_CLEAN, INVALIDATIONS_MAX_LEN, call_script
 from writebehind.sdk.reading.entry import ENTRY_FIELDS, parse_entry
+from writebehind.sink.classify import is_transient as mongo_transient
 from writebehind.tools.invalidation.decide import decide, stored_version
 
 log = structlog.get_logger("writebehind.invalidator")
@@ -100,16 +103,17 @@ class Invalidator:
         self._flush = redis.register_script(FLUSH_CLEAN)
         self.token_key = f"{{{keys.prefix}}}:invalidator:{database.name}:token"
         self.started = anyio.Event()
+        self._backoff = Backoff(base=0.1, cap=5.0)
 
     async def run(self) -> None:
-        delay = 0.1
-        while True:
-            try:
-                await self._watch()
-            except (PyMongoError, RedisError, OSError) as exc:
-                log.warning("invalidator_retrying", error=type(exc).__name__, detail=str(exc))
-                await anyio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        """Watch until cancelled; an outage of MongoDB or Redis, or a resume token that
+        cannot be used, is waited out on the shared backoff (reset once watching again).
+
+        Raises what waiting cannot fix: a refused password, a deployment without change
+        streams, a bug."""
+        await retry(
+            self._watch, transient=_worth_retrying, backoff=self._backoff, on_retry=_retrying
+        )
 
     def _pipeline(self) -> list[dict[str, Any]]:
         if not self._collections:
@@ -139,6 +143,7 @@ class Invalidator:
             await self._save(stream.resume_token)
         self.metrics.resyncs.labels(mode).inc()
         log.info("invalidator_watching", mode=mode, collections=self._collections or "all")
+        self._backoff.reset()
         self.started.set()
         async with stream:
             while True:
@@ -235,6 +240,20 @@ class Invalidator:
 
     async def _flush_batch(self, inval: str, coll: str, batch: list[Any]) -> Any:
         return await call_script(self._redis, self._flush, [inval, *batch], [coll, self._max_len])
+
+
+def _worth_retrying(exc: BaseException) -> bool:
+    """MongoDB or Redis unavailable, or a resume token lost while watching (the next
+    ``_watch`` then empties the clean entries and starts afresh)."""
+    if isinstance(exc, OperationFailure) and _token_lost(exc):
+        return True
+    return mongo_transient(exc) or redis_transient(exc) or is_transient_reply(exc)
+
+
+def _retrying(exc: BaseException, delay: float) -> None:
+    log.warning(
+        "invalidator_retrying", error=type(exc).__name__, detail=str(exc), delay=round(delay, 3)
+    )
 
 
 def _token_lost(exc: OperationFailure) -> bool:
