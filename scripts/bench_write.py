@@ -42,7 +42,7 @@ import bson
 from redis.asyncio import Redis
 
 from writebehind import WriteBehind
-from writebehind.core.scripts import call_script
+from writebehind.core.script_calls import call_script
 from writebehind.embedded.servers import RedisServer
 
 PARTITIONS = 16

@@ -11,7 +11,7 @@ a call is done only with the ``WAIT`` reply of its own round. A call that did
 not run, or whose outcome is unknown, goes again in the next round:
 
 - ``NOSCRIPT`` (it did not run; a promoted replica's script cache is empty):
-  as ``EVAL`` with the script's text, as ``core.scripts.run_scripts`` does;
+  as ``EVAL`` with the script's text, as ``core.script_calls.run_scripts`` does;
 - ``MOVED``, ``CLUSTERDOWN``, a dropped connection or a timeout (the slot's
   master moved or is failing): after a probe through the cluster client,
   which follows the redirection and refreshes its slot map with its own
@@ -54,7 +54,7 @@ from writebehind.core.redis_client import REFUSED
 if TYPE_CHECKING:
     from redis.asyncio.cluster import RedisCluster
 
-    from writebehind.core.scripts import ScriptCall
+    from writebehind.core.script_calls import ScriptCall
 
 ROUNDS = 8
 """Rounds before giving up; each rerouted round first waits for the client's own retries."""
@@ -100,7 +100,7 @@ async def run_scripts_pinned(
     *,
     raise_on_error: bool = True,
 ) -> tuple[list[Any], list[Any]]:
-    """``core.scripts.run_scripts`` on a cluster, with ``trailing`` (``WAIT``) per node.
+    """``core.script_calls.run_scripts`` on a cluster, with ``trailing`` (``WAIT``) per node.
 
     Returns the calls' replies in order, and the trailing command's replies:
     one per node and round that finished a call which wrote (all of them

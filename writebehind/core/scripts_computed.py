@@ -13,7 +13,7 @@ key or dependency entry is stale: nothing can tell whether it changed.
 
 These scripts touch keys in several hash slots (the dependency entries live in
 their partitions' slots): ``cached`` is refused on Redis Cluster. Call them
-through ``core.scripts.call_script`` (NOSCRIPT safe).
+through ``core.script_calls.call_script`` (NOSCRIPT safe).
 """
 
 from __future__ import annotations

@@ -38,15 +38,8 @@ from writebehind.core.errors import (
 from writebehind.core.groups import consumer_group
 from writebehind.core.keys import encode_id
 from writebehind.core.replies import as_text, is_unseeded
-from writebehind.core.scripts import (
-    ABSENT,
-    ScriptCall,
-    call_script,
-    map_script_error,
-    parse_write_reply,
-    run_scripts,
-    written_version,
-)
+from writebehind.core.script_calls import ScriptCall, call_script, run_scripts
+from writebehind.core.scripts import ABSENT, map_script_error, parse_write_reply, written_version
 from writebehind.core.shard_key import ShardKey, ShardValues, encode_values
 from writebehind.core.version import Version
 from writebehind.sdk.near.reader import NearReader

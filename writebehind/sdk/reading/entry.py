@@ -9,7 +9,7 @@ from typing import Any
 from writebehind.core.version import ZERO, Version
 
 ENTRY_FIELDS = ("v", "d", "t", "a", "x")
-"""The hash fields a read asks for, in this order (see core/scripts.py)."""
+"""The hash fields a read asks for, in this order (see core/scripts_read.py, READ)."""
 
 VERSION_FIELDS = ("v", "t", "a")
 """The hash fields a version-only read asks for: the version, the tombstone and negative flags."""

@@ -26,7 +26,7 @@ from writebehind.core.codec import decode_document
 from writebehind.core.errors import CacheUnavailable, InvalidInput
 from writebehind.core.keys import encode_id
 from writebehind.core.replies import is_torn_connection
-from writebehind.core.scripts import ScriptCall, call_script, run_scripts
+from writebehind.core.script_calls import ScriptCall, call_script, run_scripts
 from writebehind.core.version import Version
 from writebehind.sdk.metrics import SDK_READS
 from writebehind.sdk.reading.entry import (
@@ -249,7 +249,7 @@ class Reader:
         self, calls: Sequence[tuple[AsyncScript, list[str], list[Any]]]
     ) -> list[Any]:
         """Run script calls in one round trip, safe against an emptied script cache
-        (``core.scripts.run_scripts``: EVALSHA, then EVAL for any NOSCRIPT)."""
+        (``core.script_calls.run_scripts``: EVALSHA, then EVAL for any NOSCRIPT)."""
         replies, _ = await run_scripts(
             self._wb.redis, [ScriptCall(script, keys, args) for script, keys, args in calls]
         )

@@ -34,7 +34,9 @@ from writebehind.core.floor import FLOOR_COLLECTION
 from writebehind.core.keys import KeySpace, encode_id
 from writebehind.core.replies import is_transient as redis_transient
 from writebehind.core.replies import is_transient_reply
-from writebehind.core.scripts import EVICT, FLUSH_CLEAN, INVALIDATIONS_MAX_LEN, call_script
+from writebehind.core.script_calls import call_script
+from writebehind.core.scripts import INVALIDATIONS_MAX_LEN
+from writebehind.core.scripts_read import EVICT, FLUSH_CLEAN
 from writebehind.sdk.reading.entry import ENTRY_FIELDS, parse_entry
 from writebehind.sink.classify import is_transient as mongo_transient
 from writebehind.tools.invalidation.decide import decide, stored_version
