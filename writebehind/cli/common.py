@@ -237,18 +237,6 @@ class Connection:
     def keys(self) -> KeySpace:
         return KeySpace(self.prefix, self.partitions)
 
-    def with_partitions(self, partitions: int) -> Connection:
-        return Connection(
-            self.redis_url,
-            self.mongo_url,
-            self.database,
-            self.prefix,
-            partitions,
-            self.group,
-            redis_cluster=self.redis_cluster,
-            read_preference=self.read_preference,
-        )
-
 
 def _check_database_name(name: str) -> None:
     """MongoDB's database name rules (no ``/\\. "$`` or NUL, under 64 bytes), checked up front.

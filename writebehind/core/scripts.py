@@ -20,27 +20,10 @@ from redis.exceptions import OutOfMemoryError
 
 from writebehind.core.errors import BacklogRefused as BacklogRefused  # re-exported
 from writebehind.core.errors import RedisOutOfMemory
+from writebehind.core.lua import AS_TABLE, OLDER, REPLID
 from writebehind.core.replies import as_text, backlog_refusal
 from writebehind.core.scripts_read import FILL, LEASE, READ, RELEASE
 from writebehind.core.version import Version
-
-# XINFO replies are flat [field, value, field, value, ...] lists; the scripts
-# read them as tables.
-_AS_TABLE = """
-local function as_table(flat)
-  local t = {}
-  for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
-  return t
-end
-"""
-
-# This server's replication id (``master_replid``): new on every promotion of a
-# replica and every restart (https://redis.io/docs/latest/operate/oss_and_stack/management/replication/).
-_REPLID = """
-local function replid()
-  return string.match(redis.call('INFO', 'replication'), 'master_replid:(%x+)')
-end
-"""
 
 # The write path. The ``#!lua`` shebang makes Redis refuse the whole script up
 # front when it is over ``maxmemory``, so a write is never half-done. XADD comes
@@ -78,8 +61,8 @@ end
 # shard key values (BSON, "" none: then the record has no 'sk' field, as before it existed)
 WRITE = (
     "#!lua\n"
-    + _AS_TABLE
-    + _REPLID
+    + AS_TABLE
+    + REPLID
     + """
 local stream, entry = KEYS[1], KEYS[2]
 local op, coll, body, expected, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -145,15 +128,10 @@ return {1, id}
 # Returns 'seeded' (already), 'raised' (the stream's last id moved up) or 'marked'
 SEED = (
     "#!lua\n"
-    + _AS_TABLE
-    + _REPLID
+    + AS_TABLE
+    + REPLID
+    + OLDER
     + """
-local function older(a, b)
-  local am, as = string.match(a, '^(%d+)-(%d+)$')
-  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
-  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
-  return am < bm or (am == bm and as < bs)
-end
 local stream, seeded, target = KEYS[1], KEYS[2], ARGV[1]
 local id = replid()
 if redis.call('GET', seeded) == id then return 'seeded' end
@@ -315,14 +293,9 @@ return {1, id}
 # KEYS: stream; ARGV: retention cutoff id, our group
 # Returns {entries removed, the other group holding trimming back or ''}
 TRIM = (
-    _AS_TABLE
+    AS_TABLE
+    + OLDER
     + """
-local function older(a, b)
-  local am, as = string.match(a, '^(%d+)-(%d+)$')
-  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
-  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
-  return am < bm or (am == bm and as < bs)
-end
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0, ''} end
 local groups = redis.call('XINFO', 'GROUPS', KEYS[1])
 if #groups == 0 then return {0, ''} end
@@ -352,7 +325,7 @@ return {redis.call('XTRIM', KEYS[1], 'MINID', bound), holder}
 #
 # KEYS: stream; ARGV: group, minimum idle ms, this worker's consumer name
 PRUNE_CONSUMERS = (
-    _AS_TABLE
+    AS_TABLE
     + """
 local removed = {}
 for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do

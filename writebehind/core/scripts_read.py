@@ -8,6 +8,8 @@ write side's scripts are in ``core.scripts``, cached computations' in
 
 from __future__ import annotations
 
+from writebehind.core.lua import NOW_MS, OLDER
+
 # -- The read side: fenced fills and the fill lease -----------------------
 #
 # A cache entry filled from MongoDB is clean: it has a TTL and ``f`` = 1, and
@@ -17,22 +19,16 @@ from __future__ import annotations
 # write script's DEL + HSET replaces any of them, negative entries included.
 
 # Redis time in ms, and the (ms, seq) order of two stream ids (never as text).
-_READ_HELPERS = """
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local function older(a, b)
-  local am, as = string.match(a, '^(%d+)-(%d+)$')
-  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
-  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
-  return am < bm or (am == bm and as < bs)
-end
+_READ_HELPERS = (
+    NOW_MS
+    + OLDER
+    + """
 local function entry_reply(head, entry)
   local f = redis.call('HMGET', entry, 'v', 'd', 't', 'a', 'x')
   return {head[1], head[2], f[1], f[2], f[3], f[4], f[5], redis.call('PTTL', entry)}
 end
 """
+)
 
 # Read one cache entry: its fields (sdk/reading/entry.py's ENTRY_FIELDS) and its
 # PTTL, in one command and one step (a write between a separate HMGET and PTTL

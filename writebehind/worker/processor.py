@@ -51,6 +51,9 @@ class BatchProcessor:
         self.keys = keys
         self.on_progress: Callable[[int], None] = lambda partition: None
         """Called on every write attempt: a loop retrying is alive, not stuck."""
+        self.on_attempt: Callable[[int, ErrorInfo | None, int], None] = lambda p, e, n: None
+        """Called after every write attempt with (partition, the transient error or None
+        when MongoDB answered, records left to retry): the worker's outage reports."""
         self.codec: CodecOptions[Any] | None = None
 
     async def _codec(self) -> CodecOptions[Any]:
@@ -60,9 +63,6 @@ class BatchProcessor:
             if recorded is not None:
                 self.codec = self.sink.codec_options = recorded
         return self.codec or DEFAULT_CODEC_OPTIONS
-        self.on_attempt: Callable[[int, ErrorInfo | None, int], None] = lambda p, e, n: None
-        """Called after every write attempt with (partition, the transient error or None
-        when MongoDB answered, records left to retry): the worker's outage reports."""
 
     async def process(
         self, partition: int, entries: Sequence[Entry], deliveries: dict[bytes, int] | None = None
