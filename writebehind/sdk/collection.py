@@ -520,7 +520,11 @@ class Collection:
             return await self._reader.version(doc_id)
 
     async def warm(self, ids: Iterable[Any]) -> int:
-        """Load the ids missing from the cache and fill them; returns how many were filled."""
+        """Load the ids missing from the cache and fill them; returns how many were filled.
+
+        Raises: as ``get_many`` (``InvalidInput`` for ``ids`` that are not an
+        iterable of document ids, ``DatabaseUnavailable``, ``ClientClosed``).
+        """
         with self._wb.calling():
             return await self._reader.warm(ids)
 

@@ -72,7 +72,8 @@ def _mark() -> int:
 
 class CachedFunction(Generic[P, R]):
     """The decorated function: ``await f(...)``, ``f.invalidate(...)``, ``f.refresh(...)``,
-    ``f.validated(...)``. Made by ``WriteBehind.cached``."""
+    ``f.validated(...)``. Made by ``WriteBehind.cached``, which raises ``ConfigurationError``
+    for a function that is not async or options out of range."""
 
     def __init__(
         self, wb: WriteBehind, store: ComputedStore, fn: Callable[P, Awaitable[R]], options: Options
@@ -112,7 +113,10 @@ class CachedFunction(Generic[P, R]):
         return (await self.validated(*args, **kwargs)).value
 
     async def validated(self, *args: P.args, **kwargs: P.kwargs) -> Computed[R]:
-        """What ``__call__`` returns, with its source and validator (see ``Computed``)."""
+        """What ``__call__`` returns, with its source and validator (see ``Computed``).
+
+        Raises: as ``__call__``.
+        """
         with self._wb.calling():
             called = _mark()
             plan = self._plan(args, kwargs)

@@ -12,6 +12,8 @@ from writebehind.core.errors import ConfigurationError
 class NearCache:
     """An in-process cache in front of Redis, for ``ReadPolicy(near=NearCache(...))``.
 
+    Frozen; raises ``ConfigurationError`` when made with a field out of range.
+
     Attributes:
         max_entries: documents kept at most (least recently read go first).
         ttl: seconds a document is kept after it was stored, whatever happens

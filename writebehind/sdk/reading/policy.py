@@ -18,7 +18,8 @@ MAX_NEGATIVE_TTL = 30.0
 
 @dataclass(frozen=True, slots=True)
 class ReadPolicy:
-    """How ``get``/``get_many``/``warm`` use the cache. Frozen; checked when made.
+    """How ``get``/``get_many``/``warm`` use the cache. Frozen; checked when made: raises
+    ``ConfigurationError`` naming the first field out of range.
 
     Attributes:
         fill: on a miss, store what MongoDB holds as a clean cache entry
