@@ -2,7 +2,8 @@
 
 The SDK (``WriteBehind``) is what applications import; importing this package
 imports nothing of the worker, the tools or the CLI. ``Worker`` (embeddable
-in a process of your own) is importable from here too, loaded on first use.
+in a process of your own) is importable from here too, loaded on first use;
+it is not in ``__all__``, so ``from writebehind import *`` stays the SDK alone.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ __all__ = [
     "ReadPolicy",
     "Version",
     "Versioned",
-    "Worker",
     "WriteBehind",
     "errors",
 ]

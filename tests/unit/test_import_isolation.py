@@ -66,3 +66,9 @@ def test_importing_the_http_package_imports_no_web_framework() -> None:
 def test_worker_is_importable_from_the_package_on_first_use() -> None:
     modules = _modules_after("from writebehind import Worker")
     assert "writebehind.worker.runner" in modules
+
+
+def test_a_star_import_is_the_sdk_alone() -> None:
+    # Worker is importable but not exported: __all__ would load it for ``import *``.
+    modules = _modules_after("from writebehind import *")
+    assert _forbidden(modules) == []

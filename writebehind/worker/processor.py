@@ -15,7 +15,7 @@ from writebehind.core.backoff import Backoff, retry
 from writebehind.core.codec import DEFAULT_CODEC_OPTIONS
 from writebehind.core.deployment import recorded_codec
 from writebehind.core.keys import KeySpace
-from writebehind.core.replies import is_transient
+from writebehind.core.replies import field_text, is_transient
 from writebehind.sink.bulk import MongoSink
 from writebehind.sink.classify import ErrorInfo, Failure
 from writebehind.worker.counters import WorkerCounters
@@ -240,12 +240,12 @@ class BatchProcessor:
         log.error("malformed_record", entry_id=item.entry_id, reason=item.reason)
         fields = item.fields
         # The record names its cache entry: settle it, though the body cannot be read.
-        named = fields.get(b"k", b"").decode("utf-8", "replace")
+        named = field_text(fields, b"k")
         cache_key = named if self.keys.is_cache_key(partition, named) else None
         return LetterToMove(
             entry_id=item.entry_id,
-            collection=fields.get(b"c", b"").decode("utf-8", "replace"),
-            op=fields.get(b"op", b"").decode("utf-8", "replace"),
+            collection=field_text(fields, b"c"),
+            op=field_text(fields, b"op"),
             body=fields.get(b"d", b""),
             version=item.entry_id,
             error=ErrorInfo(Failure.PERMANENT, None, f"malformed record: {item.reason}"),

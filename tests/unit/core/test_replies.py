@@ -10,6 +10,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from writebehind.core.replies import (
     as_text,
     backlog_refusal,
+    field_text,
     is_busy_group,
     is_no_group,
     is_no_such_key,
@@ -98,3 +99,17 @@ def test_an_xsetid_below_the_stream_top_is_told_apart() -> None:
     assert not is_stream_id_below_top(
         RedisConnectionError("smaller than the target stream top item")
     )
+
+
+def test_as_text_replaces_only_when_asked() -> None:
+    assert as_text(b"caf\xc3\xa9") == "café"
+    assert as_text(b"\xff", errors="replace") == "\ufffd"
+    with pytest.raises(UnicodeDecodeError):
+        as_text(b"\xff")
+
+
+def test_field_text_is_lenient_and_empty_when_absent() -> None:
+    fields = {b"c": b"users", b"op": b"s\xffet"}
+    assert field_text(fields, b"c") == "users"
+    assert field_text(fields, b"op") == "s\ufffdet"
+    assert field_text(fields, b"k") == ""

@@ -38,7 +38,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from writebehind.core.backoff import Backoff
 from writebehind.core.keys import KeySpace
-from writebehind.core.replies import is_torn_connection
+from writebehind.core.replies import as_text, is_torn_connection
 from writebehind.core.version import ZERO, Version
 from writebehind.sdk.metrics import SDK_NEAR_FEED_CONNECTED, SDK_NEAR_FEED_LAG, SDK_NEAR_RESYNCS
 from writebehind.sdk.near.records import Eviction, from_change, from_invalidation
@@ -225,7 +225,7 @@ class Follower:
         caught_up = True
         newest_ms = 0
         for raw_name, entries in _streams(reply):
-            name = raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name)
+            name = as_text(raw_name)
             invalidation = name in self._invalidations
             for entry_id, fields in entries:
                 version = Version.parse(entry_id)
@@ -257,12 +257,9 @@ def _streams(reply: Any) -> Sequence[tuple[Any, Sequence[tuple[Any, Any]]]]:
 
 def _as_mapping(reply: Any) -> Mapping[Any, Any]:
     if isinstance(reply, Mapping):
-        return {(k.decode() if isinstance(k, bytes) else k): v for k, v in reply.items()}
+        return {as_text(k): v for k, v in reply.items()}
     pairs = list(reply)
-    return {
-        (k.decode() if isinstance(k, bytes) else k): v
-        for k, v in zip(pairs[::2], pairs[1::2], strict=True)
-    }
+    return {as_text(k): v for k, v in zip(pairs[::2], pairs[1::2], strict=True)}
 
 
 def _gap(fields: Mapping[Any, Any] | None, last: Version, added_at_last: int) -> bool:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from writebehind.core.replies import as_text
 from writebehind.core.version import ZERO, Version
 
 ENTRY_FIELDS = ("v", "d", "t", "a", "x")
@@ -102,7 +103,7 @@ class ScriptReply:
 
 
 def parse_script_reply(reply: Sequence[Any]) -> ScriptReply:
-    status = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+    status = as_text(reply[0])
     entry = parse_entry(reply[2:7], reply[7]) if len(reply) >= 8 else MISSING
     return ScriptReply(status, int(reply[1]), entry)
 

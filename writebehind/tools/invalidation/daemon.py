@@ -32,8 +32,8 @@ from writebehind.core.backoff import Backoff, retry
 from writebehind.core.errors import UnsupportedIdType
 from writebehind.core.floor import FLOOR_COLLECTION
 from writebehind.core.keys import KeySpace, encode_id
+from writebehind.core.replies import as_text, is_transient_reply
 from writebehind.core.replies import is_transient as redis_transient
-from writebehind.core.replies import is_transient_reply
 from writebehind.core.script_calls import call_script
 from writebehind.core.scripts import INVALIDATIONS_MAX_LEN
 from writebehind.core.scripts_read import EVICT, FLUSH_CLEAN
@@ -199,7 +199,7 @@ class Invalidator:
                 ],
                 [coll, encode_id(doc_id), self._fence_ms, self._max_len, _when(change)],
             )
-            outcome = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+            outcome = as_text(reply[0])
         self.metrics.changes.labels(str(coll), outcome).inc()
         self.metrics.lag.set(max(0.0, time.time() - _seconds(change)))
 
