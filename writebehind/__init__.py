@@ -21,7 +21,9 @@ from writebehind.sdk.reading.entry import Versioned
 from writebehind.sdk.reading.policy import ReadPolicy
 
 if TYPE_CHECKING:
-    from writebehind.worker.runner import Worker
+    # For type checkers only (the redundant alias re-exports it): at run time
+    # ``__getattr__`` loads the worker on first use.
+    from writebehind.worker.runner import Worker as Worker
 
 __all__ = [
     "CachedFunction",

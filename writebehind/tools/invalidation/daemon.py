@@ -27,11 +27,13 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pymongo.errors import OperationFailure
 from redis.asyncio import Redis
+from redis.exceptions import OutOfMemoryError
 
 from writebehind.core.backoff import Backoff, retry
 from writebehind.core.errors import UnsupportedIdType
 from writebehind.core.floor import FLOOR_COLLECTION
 from writebehind.core.keys import KeySpace, encode_id
+from writebehind.core.redis_client import REFUSED
 from writebehind.core.replies import as_text, is_transient_reply
 from writebehind.core.replies import is_transient as redis_transient
 from writebehind.core.script_calls import call_script
@@ -114,7 +116,7 @@ class Invalidator:
         Raises what waiting cannot fix: a refused password, a deployment without change
         streams, a bug."""
         await retry(
-            self._watch, transient=_worth_retrying, backoff=self._backoff, on_retry=_retrying
+            self._watch, transient=worth_retrying, backoff=self._backoff, on_retry=_retrying
         )
 
     def _pipeline(self) -> list[dict[str, Any]]:
@@ -244,12 +246,21 @@ class Invalidator:
         return await call_script(self._redis, self._flush, [inval, *batch], [coll, self._max_len])
 
 
-def _worth_retrying(exc: BaseException) -> bool:
-    """MongoDB or Redis unavailable, or a resume token lost while watching (the next
-    ``_watch`` then empties the clean entries and starts afresh)."""
+def worth_retrying(exc: BaseException) -> bool:
+    """What the invalidator waits out: MongoDB or Redis unavailable (not a refused password),
+    Redis at ``maxmemory`` (EVICT refuses whole until the workers have freed memory), or
+    a resume token lost while watching (the next watch empties the clean entries and
+    starts afresh). Anything else is raised: waiting cannot fix it."""
     if isinstance(exc, OperationFailure) and _token_lost(exc):
         return True
-    return mongo_transient(exc) or redis_transient(exc) or is_transient_reply(exc)
+    if isinstance(exc, REFUSED):
+        return False
+    return (
+        mongo_transient(exc)
+        or redis_transient(exc)
+        or is_transient_reply(exc)
+        or isinstance(exc, OutOfMemoryError)
+    )
 
 
 def _retrying(exc: BaseException, delay: float) -> None:
