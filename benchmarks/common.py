@@ -69,7 +69,7 @@ async def mark_seeded(wb: Any) -> None:
     """Mark every partition seeded on this Redis without reading MongoDB (the benchmarks
     pass no MongoDB: ``mongo=object()``); the first write of a partition would otherwise
     read the version floor from MongoDB (sdk/seeding.py)."""
-    from writebehind.core.scripts import call_script
+    from writebehind.core.script_calls import call_script
 
     for p in range(wb.keys.partitions):
         await call_script(wb.redis, wb.scripts.seed, [wb.keys.stream(p), wb.keys.seeded(p)], [""])

@@ -22,6 +22,7 @@ from typing import Any
 import anyio
 from redis.asyncio import Redis
 
+from benchmarks.ceiling_worker import reap, tell, wait_ready
 from benchmarks.common import median, percentile, small_document
 from benchmarks.distributions import Zipf
 from writebehind import WriteBehind
@@ -130,29 +131,14 @@ async def ceiling_processes(
     command = [sys.executable, "-m", "benchmarks.ceiling_worker", redis_url, mongo_url, prefix]
     procs = [await anyio.open_process(command) for _ in range(processes)]
     try:
-        for proc in procs:
-            assert proc.stdout is not None
-            with anyio.fail_after(60):
-                line = await proc.stdout.receive()
-            if not line.startswith(b"ready"):
-                raise RuntimeError(f"a ceiling worker did not start: {line!r}")
-        started = time.perf_counter()
-        for proc in procs:
-            assert proc.stdin is not None
-            await proc.stdin.send(b"go\n")
+        await wait_ready(procs, 60)
+        began = time.perf_counter()
+        await tell(procs, b"go")
         while await pending_records(redis, [keys.stream(p) for p in range(PARTITIONS)]) > 0:  # noqa: ASYNC110
             await anyio.sleep(0.02)
-        elapsed = time.perf_counter() - started
-        for proc in procs:
-            assert proc.stdin is not None
-            await proc.stdin.send(b"stop\n")
+        elapsed = time.perf_counter() - began
     finally:
-        for proc in procs:
-            with anyio.move_on_after(30):
-                await proc.wait()
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+        await reap(procs)
     return records / elapsed
 
 

@@ -40,7 +40,7 @@ from benchmarks import before
 from benchmarks.common import document, load, mark_seeded, median, percentile
 from benchmarks.writes import MINIMAL, PARTITIONS, interleaved, paired
 from writebehind import WriteBehind
-from writebehind.core.scripts import call_script
+from writebehind.core.script_calls import call_script
 from writebehind.embedded.servers import RedisServer
 from writebehind.observability.logs import configure_logging
 

@@ -27,6 +27,7 @@ from typing import Any
 import anyio
 from redis.asyncio import Redis
 
+from benchmarks.ceiling_worker import reap, wait_ready
 from benchmarks.common import small_document
 from benchmarks.flow import PARTITIONS, pending_records
 from writebehind import WriteBehind
@@ -85,10 +86,7 @@ async def worker_memory(
     try:
         assert proc.stdout is not None
         assert proc.stdin is not None
-        with anyio.fail_after(60):
-            line = await proc.stdout.receive()
-        if not line.startswith(b"ready"):
-            raise RuntimeError(f"the memory worker did not start: {line!r}")
+        await wait_ready([proc], 60)
         rss = rss_reader(proc.pid)
         await anyio.sleep(0.3)  # settled after start-up
         start = rss()
@@ -109,11 +107,7 @@ async def worker_memory(
         hwm = status_bytes(proc.pid, "VmHWM")
         await proc.stdin.send(b"stop\n")
     finally:
-        with anyio.move_on_after(30):
-            await proc.wait()
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await reap([proc])
     peak = max(value for _, value in samples)
     settled = next(v for t, v in samples if t >= drained / 10)
     step = max(1, len(samples) // 500)

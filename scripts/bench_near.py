@@ -27,7 +27,7 @@ import anyio.lowlevel
 from redis.asyncio import Redis
 
 from writebehind import ReadPolicy, WriteBehind
-from writebehind.core.scripts import call_script
+from writebehind.core.script_calls import call_script
 from writebehind.embedded.servers import RedisServer
 from writebehind.sdk.near import NearCache
 

@@ -24,7 +24,7 @@ step (a paired ratio); a round reports the median of those ratios, and the run
 reports the median over rounds with the lowest and highest round beside it:
 that spread is how far another run on the same machine may land.
 
-    python scripts/bench_write.py [--calls 2000] [--rounds 7] [--seed 1] [--json FILE]
+    PYTHONPATH=. python scripts/bench_write.py [--calls 2000] [--rounds 7] [--seed 1] [--json FILE]
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ import argparse
 import json
 import random
 import statistics
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -41,8 +40,9 @@ import anyio
 import bson
 from redis.asyncio import Redis
 
+from benchmarks.writes import interleaved, paired
 from writebehind import WriteBehind
-from writebehind.core.scripts import call_script
+from writebehind.core.script_calls import call_script
 from writebehind.embedded.servers import RedisServer
 
 PARTITIONS = 16
@@ -60,33 +60,6 @@ def document(i: int) -> dict[str, Any]:
 
 
 Call = Callable[[int], Awaitable[Any]]
-
-
-async def interleaved(
-    calls: dict[str, Call], steps: int, rng: random.Random
-) -> dict[str, list[float]]:
-    """Per-call seconds of every kind, one call of each per step in a shuffled order."""
-    names = list(calls)
-    for i in range(min(200, steps)):  # warm up: connections, script cache
-        for name in names:
-            await calls[name](i)
-    out: dict[str, list[float]] = {name: [] for name in names}
-    for i in range(steps):
-        rng.shuffle(names)
-        for name in names:
-            started = time.perf_counter()
-            await calls[name](i)
-            out[name].append(time.perf_counter() - started)
-    return out
-
-
-def paired_ratios(samples: dict[str, list[float]], baseline: str = "ping") -> dict[str, float]:
-    """Median over steps of (subject's call / the baseline's call of the same step)."""
-    base = samples[baseline]
-    return {
-        name: statistics.median(t / b for t, b in zip(times, base, strict=True))
-        for name, times in samples.items()
-    }
 
 
 async def wait_replica_online(primary: Redis) -> None:
@@ -179,7 +152,7 @@ async def run(calls: int, rounds: int, seed: int) -> dict[str, Any]:
         per_round = [await one_round(primary.url, calls, rng) for _ in range(rounds)]
     out: dict[str, Any] = {"calls": calls, "rounds": rounds, "kinds": {}}
     for baseline in ("ping", "minimal script"):
-        ratios = [paired_ratios(r, baseline) for r in per_round]
+        ratios = [paired(r, baseline) for r in per_round]
         for name in per_round[0]:
             by_round = sorted(r[name] for r in ratios)
             kind = out["kinds"].setdefault(name, {})

@@ -34,13 +34,13 @@ import anyio
 from anyio.abc import Process
 from pymongo import AsyncMongoClient
 
+from benchmarks.ceiling_worker import reap, run_gated, tell, wait_ready
 from writebehind import WriteBehind
 from writebehind.core.keys import KeySpace
 from writebehind.core.redis_client import connect
 from writebehind.embedded.servers import RedisServer, SecantusServer, ServerProcess
 from writebehind.observability.logs import configure_logging
 from writebehind.settings import Settings
-from writebehind.worker.runner import Worker
 
 PARTITIONS = 16
 COUNTS = (1, 2, 4)
@@ -55,14 +55,10 @@ def document(i: int) -> dict[str, Any]:
 # -- one worker process -------------------------------------------------------
 
 
-async def no_mongodb(name: str, pendings: Any) -> list[Any]:
-    return [None] * len(pendings)
-
-
 async def worker_main(
     redis_url: str, cluster: str, mongo_url: str, database: str, prefix: str, sink: str
 ) -> None:
-    """Start-up checks, ``ready``; a line on stdin starts it, the next one stops it."""
+    """One gated worker process (``benchmarks.ceiling_worker.run_gated``)."""
     configure_logging("error")
     redis = connect(redis_url, cluster=cluster == "1")
     client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url, uuidRepresentation="standard")
@@ -73,17 +69,7 @@ async def worker_main(
         claim_idle=600.0,  # no claims: records delivered before "go" wait for their worker
         redis_cluster=cluster == "1",
     )
-    worker = Worker(redis, client[database], settings)
-    if sink == "none":
-        worker.sink.write = no_mongodb  # type: ignore[method-assign]
-    await worker.startup_checks()
-    stdin = anyio.wrap_file(sys.stdin)
-    print("ready", flush=True)
-    await stdin.readline()
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(worker.run)
-        await stdin.readline()
-        worker.request_stop()
+    await run_gated(redis, client[database], settings, sink)
     await redis.aclose()
     await client.close()
 
@@ -175,12 +161,7 @@ async def one_drain(
             await anyio.open_process(command, env=env) for _ in range(processes)
         ]
         try:
-            for proc in procs:
-                assert proc.stdout is not None
-                with anyio.fail_after(120):
-                    line = await proc.stdout.receive()
-                if not line.startswith(b"ready"):
-                    raise RuntimeError(f"a worker did not start: {line!r}")
+            await wait_ready(procs, 120)
             assert mongo.proc is not None
             meter = CpuMeter(
                 {
@@ -189,24 +170,14 @@ async def one_drain(
                     "mongodb": [mongo.proc.pid],
                 }
             )
-            started = time.perf_counter()
-            for proc in procs:
-                assert proc.stdin is not None
-                await proc.stdin.send(b"go\n")
+            began = time.perf_counter()
+            await tell(procs, b"go")
             while await backlog_left(redis, tag) > 0:  # noqa: ASYNC110
                 await anyio.sleep(0.02)
-            elapsed = time.perf_counter() - started
+            elapsed = time.perf_counter() - began
             cores = meter.cores()
-            for proc in procs:
-                assert proc.stdin is not None
-                await proc.stdin.send(b"stop\n")
         finally:
-            for proc in procs:
-                with anyio.move_on_after(30):
-                    await proc.wait()
-                if proc.returncode is None:
-                    proc.kill()
-                    await proc.wait()
+            await reap(procs)
         await client.drop_database(database)
     finally:
         await redis.aclose()

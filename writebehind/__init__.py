@@ -2,7 +2,8 @@
 
 The SDK (``WriteBehind``) is what applications import; importing this package
 imports nothing of the worker, the tools or the CLI. ``Worker`` (embeddable
-in a process of your own) is importable from here too, loaded on first use.
+in a process of your own) is importable from here too, loaded on first use;
+it is not in ``__all__``, so ``from writebehind import *`` stays the SDK alone.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from writebehind.sdk.reading.entry import Versioned
 from writebehind.sdk.reading.policy import ReadPolicy
 
 if TYPE_CHECKING:
-    from writebehind.worker.runner import Worker
+    # For type checkers only (the redundant alias re-exports it): at run time
+    # ``__getattr__`` loads the worker on first use.
+    from writebehind.worker.runner import Worker as Worker
 
 __all__ = [
     "CachedFunction",
@@ -32,7 +35,6 @@ __all__ = [
     "ReadPolicy",
     "Version",
     "Versioned",
-    "Worker",
     "WriteBehind",
     "errors",
 ]

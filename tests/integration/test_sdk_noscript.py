@@ -21,7 +21,7 @@ from tests.support.seeding import seed_all
 from tests.support.servers import RedisServer
 from tests.support.waiting import wait_until
 from writebehind import WriteBehind
-from writebehind.core.scripts import ScriptCall, run_scripts
+from writebehind.core.script_calls import ScriptCall, run_scripts
 from writebehind.core.version import Version
 from writebehind.errors import NotReplicated
 

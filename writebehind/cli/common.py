@@ -237,18 +237,6 @@ class Connection:
     def keys(self) -> KeySpace:
         return KeySpace(self.prefix, self.partitions)
 
-    def with_partitions(self, partitions: int) -> Connection:
-        return Connection(
-            self.redis_url,
-            self.mongo_url,
-            self.database,
-            self.prefix,
-            partitions,
-            self.group,
-            redis_cluster=self.redis_cluster,
-            read_preference=self.read_preference,
-        )
-
 
 def _check_database_name(name: str) -> None:
     """MongoDB's database name rules (no ``/\\. "$`` or NUL, under 64 bytes), checked up front.
@@ -364,20 +352,33 @@ def timeout_option(func: F) -> F:
         default="5m",
         show_default=True,
         metavar="DURATION",
-        callback=_duration_callback,
+        callback=duration_callback(positive=True),
         help="Give up (exit status 5) once MongoDB has kept failing this long; what was "
         "applied stays applied, and running the command again is safe.",
     )(func)
 
 
-def _duration_callback(ctx: click.Context, param: click.Parameter, value: Any) -> float:
-    try:
-        seconds = parse_duration(value)
-    except ValueError as exc:
-        raise UsageProblem(f"--timeout: {exc}") from None
-    if not seconds > 0:
-        raise UsageProblem("--timeout: must be more than 0")
-    return seconds
+def duration_callback(*, positive: bool) -> Callable[[click.Context, click.Parameter, Any], float]:
+    """A click callback for a command's own duration flag: seconds from ``30``, ``250ms``,
+    ``30s``, ``5m``, ``2h`` (``writebehind.durations``), as the settings take them.
+
+    A bad value raises ``UsageProblem`` (one line naming the flag, exit status 2);
+    ``positive``: 0 is refused too, else only negative durations (and NaN) are.
+    """
+
+    def parse(_ctx: click.Context, param: click.Parameter, value: Any) -> float:
+        flag = param.opts[0] if param.opts else str(param.name)
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            raise UsageProblem(f"{flag}: {exc}") from None
+        if positive and not seconds > 0:
+            raise UsageProblem(f"{flag}: must be more than 0")
+        if not seconds >= 0:
+            raise UsageProblem(f"{flag}: must be 0 or more")
+        return seconds
+
+    return parse
 
 
 class RetryNotice:

@@ -19,7 +19,7 @@ from writebehind.cli.common import (
     sink_options,
     timeout_option,
 )
-from writebehind.cli.failures import Unavailable, UsageProblem
+from writebehind.cli.failures import EXIT_DEAD_LETTERS, Unavailable, UsageProblem
 from writebehind.cli.tools import plural, render_table, root_cause, run_tool, shorten, verified_keys
 from writebehind.core.errors import InvalidLetterId, UnknownLetters
 from writebehind.core.keys import KeySpace
@@ -42,8 +42,6 @@ from writebehind.tools.letters import (
     format_doc_id,
     iso_time,
 )
-
-EXIT_LETTERS_STAY = 4
 
 ERROR_WIDTH = 60
 
@@ -295,7 +293,7 @@ def redrive_command(**options: Any) -> None:
             f"{plural(len(report.unresolved), 'dead letter')} could not be re-driven and stay",
             err=True,
         )
-        sys.exit(EXIT_LETTERS_STAY)
+        sys.exit(EXIT_DEAD_LETTERS)
 
 
 async def _redrive(

@@ -32,7 +32,12 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_HISTORY_GAP = 3
+"""``replay``: SINCE is older than the retained history and --allow-gap was not given;
+nothing was written."""
 EXIT_DEAD_LETTERS = 4
+"""``replay``: it finished, but MongoDB refused some records for good; each has a dead
+letter (written now, or already there from the worker or an earlier replay).
+``dlq replay``: some letters were refused again and stay."""
 EXIT_UNAVAILABLE = 5
 EXIT_INTERRUPTED = 130
 

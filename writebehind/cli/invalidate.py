@@ -11,7 +11,7 @@ import structlog
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from writebehind.cli.common import Connection, connection_options, open_clients
+from writebehind.cli.common import Connection, connection_options, duration_callback, open_clients
 from writebehind.cli.tools import run_tool, verified_keys
 from writebehind.core.backoff import Backoff, retry
 from writebehind.core.errors import WriteBehindError
@@ -33,10 +33,11 @@ log = structlog.get_logger("writebehind.invalidator")
 )
 @click.option(
     "--fence-ttl",
-    type=float,
-    default=60.0,
+    default="60s",
     show_default=True,
-    help="Seconds an eviction marker fences off older fills; keep readers' lock_timeout under it.",
+    metavar="DURATION",
+    callback=duration_callback(positive=True),
+    help="How long an eviction marker fences off older fills; keep readers' lock_timeout under it.",
 )
 @click.option(
     "--metrics-address",
@@ -56,8 +57,6 @@ def invalidate(**options: Any) -> None:
     except WriteBehindError as exc:
         raise click.UsageError(f"--collection: {exc}") from None
     fence_ttl: float = options["fence_ttl"]
-    if not fence_ttl > 0:
-        raise click.UsageError(f"--fence-ttl must be > 0 seconds: {fence_ttl!r}")
     # Its own name: the settings model's metrics_address is the worker's, and
     # Connection.pop_from takes every settings flag it knows.
     address: str = options["metrics_at"]

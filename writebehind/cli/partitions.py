@@ -7,12 +7,17 @@ from typing import Any
 
 import click
 
-from writebehind.cli.common import Connection, connection_options, open_clients, redis_options
+from writebehind.cli.common import (
+    Connection,
+    connection_options,
+    duration_callback,
+    open_clients,
+    redis_options,
+)
 from writebehind.cli.failures import UsageProblem
 from writebehind.cli.tools import run_tool
 from writebehind.core.deployment import recorded_partition_count
 from writebehind.core.keys import KeySpace
-from writebehind.durations import parse_duration
 from writebehind.tools.partitions import ResizeReport, resize
 from writebehind.tools.seeding import SeedReport, seed_streams
 
@@ -36,30 +41,19 @@ async def _recorded(conn: Connection) -> int | None:
         return await recorded_partition_count(redis, conn.keys)
 
 
-def _seconds(_ctx: Any, param: click.Parameter, value: str) -> float:
-    """A duration of 0 or more seconds; a negative one would switch the safety check off."""
-    try:
-        seconds = parse_duration(value)
-    except (ValueError, TypeError) as exc:
-        raise click.BadParameter(str(exc), param=param) from None
-    if seconds < 0:
-        raise click.BadParameter(f"must be 0 or more, not {value}", param=param)
-    return seconds
-
-
 @partitions.command(name="set")
 @click.argument("count", type=click.IntRange(1))
 @redis_options
 @click.option(
     "--worker-idle",
     default="30s",
-    callback=_seconds,
+    callback=duration_callback(positive=False),
     help="Refuse while a consumer was active this recently. [default: 30s]",
 )
 @click.option(
     "--quiet",
     default="10s",
-    callback=_seconds,
+    callback=duration_callback(positive=False),
     help="Refuse while a record is this recent (a producer writing). [default: 10s]",
 )
 @click.option("--dry-run", is_flag=True, help="Check only; change nothing.")

@@ -21,7 +21,14 @@ from writebehind.cli.common import (
     sink_options,
     timeout_option,
 )
-from writebehind.cli.failures import Unavailable, UsageProblem, cluster_hint
+from writebehind.cli.failures import (
+    EXIT_DEAD_LETTERS,
+    EXIT_HISTORY_GAP,
+    EXIT_OK,
+    Unavailable,
+    UsageProblem,
+    cluster_hint,
+)
 from writebehind.cli.tools import verified_keys
 from writebehind.core.errors import (
     BoundError,
@@ -38,13 +45,6 @@ from writebehind.tools.replay.bounds import ReplayRange, describe, iso, parse_bo
 from writebehind.tools.replay.progress import render, snapshot
 from writebehind.tools.replay.runner import ReplayOptions, ReplayResult
 from writebehind.tools.replay.runner import replay as run_replay
-
-EXIT_OK = 0
-EXIT_HISTORY_GAP = 3
-"""SINCE is older than the retained history and --allow-gap was not given; nothing was written."""
-EXIT_DEAD_LETTERED = 4
-"""The replay finished, but MongoDB refused some records for good; each has a dead letter
-(written now, or already there from the worker or an earlier replay)."""
 
 _VERBS = {
     Outcome.INSERTED: ("inserted", "insert"),
@@ -123,7 +123,7 @@ def replay(**options: Any) -> None:
         click.echo(json.dumps(result.as_dict(), sort_keys=True))
     else:
         click.echo(summary(result))
-    sys.exit(EXIT_DEAD_LETTERED if result.refused else EXIT_OK)
+    sys.exit(EXIT_DEAD_LETTERS if result.refused else EXIT_OK)
 
 
 def _replay_options(options: dict[str, Any]) -> ReplayOptions:

@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from writebehind.core.codec import DEFAULT_CODEC_OPTIONS, codec_text, parse_codec_text
 from writebehind.core.errors import CodecMismatch, PartitionCountMismatch
 from writebehind.core.keys import KeySpace
+from writebehind.core.replies import as_text
 
 _FIELD = "partitions"
 CODEC_FIELD = "codec"
@@ -67,7 +68,7 @@ async def check_codec(redis: Redis, keys: KeySpace, options: CodecOptions[Any]) 
     if stored is None:
         await redis.hsetnx(keys.meta, CODEC_FIELD, mine)
         stored = await redis.hget(keys.meta, CODEC_FIELD)
-    text = stored.decode() if isinstance(stored, bytes) else str(stored)
+    text = as_text(stored)
     if text != mine:
         raise CodecMismatch(mine, text)
 
@@ -77,7 +78,7 @@ async def recorded_codec(redis: Redis, keys: KeySpace) -> CodecOptions[Any] | No
     stored = await redis.hget(keys.meta, CODEC_FIELD)
     if stored is None:
         return None
-    return parse_codec_text(stored.decode() if isinstance(stored, bytes) else str(stored))
+    return parse_codec_text(as_text(stored))
 
 
 async def reader_codec(redis: Redis, keys: KeySpace) -> CodecOptions[Any]:

@@ -61,6 +61,7 @@ __all__ = [
     "PartitionCountMismatch",
     "PersistTimeout",
     "RedisOutOfMemory",
+    "ResizeRefused",
     "RetriesExhausted",
     "ShardKeyChanged",
     "TooManyConflicts",

@@ -78,7 +78,11 @@ def validate_collection_name(name: Any) -> str:
 
 @dataclass(frozen=True, slots=True)
 class KeySpace:
-    """Names every Redis key of one deployment (a prefix and a partition count)."""
+    """Names every Redis key of one deployment (a prefix and a partition count).
+
+    Raises ``ConfigurationError`` when made with a prefix that is not 1-64 of
+    ``A-Z a-z 0-9 _ . -`` or a partition count outside 1..``MAX_PARTITIONS``.
+    """
 
     prefix: str = "wb"
     partitions: int = 16

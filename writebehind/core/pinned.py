@@ -11,14 +11,15 @@ a call is done only with the ``WAIT`` reply of its own round. A call that did
 not run, or whose outcome is unknown, goes again in the next round:
 
 - ``NOSCRIPT`` (it did not run; a promoted replica's script cache is empty):
-  as ``EVAL`` with the script's text, as ``core.scripts.run_scripts`` does;
+  as ``EVAL`` with the script's text, as ``core.script_calls.run_scripts`` does;
 - ``MOVED``, ``CLUSTERDOWN``, a dropped connection or a timeout (the slot's
   master moved or is failing): after a probe through the cluster client,
   which follows the redirection and refreshes its slot map with its own
   retries, and raises when the slot stays unserved;
 - ``ASK`` (the slot is being migrated): to the node named, after ``ASKING`` on
   the same connection;
-- ``TRYAGAIN`` (keys of a migrating slot split between two nodes): after a pause.
+- ``TRYAGAIN`` (keys of a migrating slot split between two nodes): after a pause,
+  jittered and growing round by round (``core.backoff``).
 
 A call sent again whose first attempt did run returns its first result (the
 write script's nonce) and writes its entry again, so the new round's ``WAIT``
@@ -49,17 +50,20 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from writebehind.core.backoff import Backoff
 from writebehind.core.redis_client import REFUSED
 
 if TYPE_CHECKING:
     from redis.asyncio.cluster import RedisCluster
 
-    from writebehind.core.scripts import ScriptCall
+    from writebehind.core.script_calls import ScriptCall
 
 ROUNDS = 8
 """Rounds before giving up; each rerouted round first waits for the client's own retries."""
 TRYAGAIN_PAUSE = 0.05
-"""Seconds before re-sending a call refused with ``TRYAGAIN``."""
+"""Seconds before re-sending a call refused with ``TRYAGAIN`` the first time; later rounds
+wait longer, jittered (``core.backoff``), up to ``TRYAGAIN_PAUSE_CAP``."""
+TRYAGAIN_PAUSE_CAP = 0.2
 
 DONE, NOSCRIPT, ASK, REROUTE, PAUSE = "done", "noscript", "ask", "reroute", "pause"
 
@@ -100,7 +104,7 @@ async def run_scripts_pinned(
     *,
     raise_on_error: bool = True,
 ) -> tuple[list[Any], list[Any]]:
-    """``core.scripts.run_scripts`` on a cluster, with ``trailing`` (``WAIT``) per node.
+    """``core.script_calls.run_scripts`` on a cluster, with ``trailing`` (``WAIT``) per node.
 
     Returns the calls' replies in order, and the trailing command's replies:
     one per node and round that finished a call which wrote (all of them
@@ -121,6 +125,7 @@ async def run_scripts_pinned(
     todo = [_Call(i) for i in range(len(calls))]
     last: BaseException | None = None
     unknown: BaseException | None = None  # an error after which calls may have run
+    pauses = Backoff(base=TRYAGAIN_PAUSE, cap=TRYAGAIN_PAUSE_CAP)
     for _ in range(ROUNDS):
         if not todo:
             break
@@ -179,7 +184,7 @@ async def run_scripts_pinned(
             await _probe(cluster, {calls[call.index].keys[0] for call in reroute}, unknown)
             todo.extend(reroute)
         if pause:
-            await asyncio.sleep(TRYAGAIN_PAUSE)
+            await asyncio.sleep(pauses.next_delay())
     if todo:
         error = unknown or last
         assert error is not None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import traceback
+from collections.abc import Mapping
 from typing import Any
 
 import redis
@@ -34,9 +35,19 @@ UNSEEDED_CODE = "WBUNSEEDED"
 primary (the primary changed: a promotion, a restart); the caller seeds it and re-sends."""
 
 
-def as_text(value: Any) -> str:
-    """A reply value (``bytes`` or not) as ``str``; bytes are UTF-8 (ids and names are ASCII)."""
-    return value.decode() if isinstance(value, bytes) else str(value)
+def as_text(value: Any, errors: str = "strict") -> str:
+    """A reply value (``bytes`` or not) as ``str``; bytes are UTF-8 (ids and names are ASCII).
+
+    ``errors="replace"`` for text a foreign writer may have put there (a stream
+    record added past the SDK); strict raises ``UnicodeDecodeError``.
+    """
+    return value.decode("utf-8", errors) if isinstance(value, bytes) else str(value)
+
+
+def field_text(fields: Mapping[bytes, Any], name: bytes) -> str:
+    """A stream entry's field as text, ``""`` when absent; bytes that are not UTF-8 are
+    replaced (a record added past the SDK, read to be reported or dead-lettered)."""
+    return as_text(fields.get(name, b""), errors="replace")
 
 
 _REDIS_DIR = os.path.dirname(redis.__file__) + os.sep
@@ -98,6 +109,22 @@ def is_busy_group(exc: BaseException) -> bool:
 def is_no_such_key(exc: BaseException) -> bool:
     """``ERR no such key``: an ``XINFO`` of a stream that does not exist (not ``NOGROUP``)."""
     return _has_code(exc, "") and "no such key" in str(exc).lower() and not is_no_group(exc)
+
+
+TRANSIENT_REPLY_CODES = ("LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
+"""Error replies of a Redis that is there but cannot serve yet: loading its data, a
+replica without its master, a slot migrating or a cluster without quorum."""
+
+
+def is_transient_reply(exc: BaseException) -> bool:
+    """An error reply that waiting can fix (``TRANSIENT_REPLY_CODES``): the command did not run."""
+    return isinstance(exc, ResponseError) and str(exc).startswith(TRANSIENT_REPLY_CODES)
+
+
+def is_stream_id_below_top(exc: BaseException) -> bool:
+    """``XSETID`` refused: the stream's newest entry is above the id asked for (someone
+    added a record meanwhile)."""
+    return _has_code(exc, "") and "smaller than the target stream top item" in str(exc)
 
 
 def is_unseeded(exc: BaseException) -> bool:

@@ -13,7 +13,7 @@ key or dependency entry is stale: nothing can tell whether it changed.
 
 These scripts touch keys in several hash slots (the dependency entries live in
 their partitions' slots): ``cached`` is refused on Redis Cluster. Call them
-through ``core.scripts.call_script`` (NOSCRIPT safe).
+through ``core.script_calls.call_script`` (NOSCRIPT safe).
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from __future__ import annotations
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-_HELPERS = """
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+from writebehind.core.lua import NOW_MS
+
+_HELPERS = (
+    NOW_MS
+    + """
 local function now_us()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -70,6 +70,7 @@ local function outlive(key, ttl)
   if left >= 0 and left < ttl then redis.call('PEXPIRE', key, ttl) end
 end
 """
+)
 
 # Serve a computed entry if all its stamps are current, in one step with the
 # check; otherwise, by mode, take the fill lease: 'c' check only, 'm' take it

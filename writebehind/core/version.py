@@ -22,6 +22,9 @@ class Version:
     for and whether it deleted it, so that ``wait_persisted(v)`` needs nothing
     else. They take no part in ordering or equality: two versions are equal when
     their stream ids are.
+
+    Raises ``InvalidVersion`` when made with an ``ms`` or ``seq`` that is not an
+    int in [0, 2**63).
     """
 
     ms: int

@@ -273,7 +273,10 @@ class WriteBehind:
             await self.computed.bump([item])
 
     async def redis_call(self, call: Awaitable[T]) -> T:
-        """Run a Redis call to its end even if the caller is cancelled (see core/shielded.py)."""
+        """Run a Redis call to its end even if the caller is cancelled (see core/shielded.py).
+
+        Raises whatever ``call`` raises.
+        """
         return await self._calls.run(call)
 
     def calling(self) -> AbstractContextManager[None]:

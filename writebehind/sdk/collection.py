@@ -9,13 +9,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import anyio
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from writebehind.core.backoff import Backoff
 from writebehind.core.codec import (
-    META_FIELD,
     decode_document,
     encode_document,
     encode_id_document,
@@ -25,31 +21,22 @@ from writebehind.core.codec import (
 from writebehind.core.errors import (
     BacklogFull,
     BacklogRefused,
-    DeadLettered,
     IdMismatch,
     InvalidDocument,
     InvalidInput,
     NotReplicated,
-    PersistTimeout,
     TooManyConflicts,
     WriteBehindError,
     WriteManyError,
 )
-from writebehind.core.groups import consumer_group
 from writebehind.core.keys import encode_id
 from writebehind.core.replies import as_text, is_unseeded
-from writebehind.core.scripts import (
-    ABSENT,
-    ScriptCall,
-    call_script,
-    map_script_error,
-    parse_write_reply,
-    run_scripts,
-    written_version,
-)
+from writebehind.core.script_calls import ScriptCall, call_script, run_scripts
+from writebehind.core.scripts import ABSENT, map_script_error, parse_write_reply, written_version
 from writebehind.core.shard_key import ShardKey, ShardValues, encode_values
 from writebehind.core.version import Version
 from writebehind.sdk.near.reader import NearReader
+from writebehind.sdk.persisted import wait_persisted
 from writebehind.sdk.reading.entry import Versioned
 from writebehind.sdk.reading.loading import within
 from writebehind.sdk.reading.policy import ReadPolicy
@@ -543,20 +530,13 @@ class Collection:
             return await self._reader.version(doc_id)
 
     async def warm(self, ids: Iterable[Any]) -> int:
-        """Load the ids missing from the cache and fill them; returns how many were filled."""
+        """Load the ids missing from the cache and fill them; returns how many were filled.
+
+        Raises: as ``get_many`` (``InvalidInput`` for ``ids`` that are not an
+        iterable of document ids, ``DatabaseUnavailable``, ``ClientClosed``).
+        """
         with self._wb.calling():
             return await self._reader.warm(ids)
-
-    async def _acknowledged(self, version: Version) -> bool:
-        keys = self._wb.keys
-        assert version.collection is not None
-        stream = keys.stream(keys.partition_of(version.collection, version.doc_id))
-        try:
-            return await self._wb.redis_call(
-                _entry_acknowledged(self._wb.redis, stream, self._wb.group, version)
-            )
-        except ResponseError:  # no stream or group yet: nothing was applied
-            return False
 
     async def wait_persisted(self, version: Version, timeout: float = 5.0) -> None:
         """Return once MongoDB holds ``version`` of its document, or a newer one.
@@ -584,57 +564,7 @@ class Collection:
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
             raise InvalidInput(f"timeout must be a number of seconds >= 0: {timeout!r}")
         with self._wb.calling():
-            await self._wait_persisted(version, timeout)
-
-    async def _dead_letter_of(self, version: Version) -> tuple[str, str] | None:
-        """The letter id (``partition/entry-id``) and reason of a dead-lettered write."""
-        keys, redis = self._wb.keys, self._wb.redis
-        assert version.collection is not None
-        partition = keys.partition_of(version.collection, version.doc_id)
-        letter_id: Any = await redis.hget(keys.dead_letter_sources(partition), str(version))
-        if letter_id is None:
-            return None
-        rows: Any = await redis.xrange(keys.dead_letters(partition), letter_id, letter_id)
-        if not rows:  # deleted by hand or purged: the index is only a hint
-            return None
-        reason = rows[0][1].get(b"error", b"").decode("utf-8", "replace")
-        return f"{partition}/{letter_id.decode('ascii')}", reason
-
-    async def _wait_persisted(self, version: Version, timeout: float) -> None:
-        # The deadline bounds the calls too: a frozen MongoDB would otherwise hold one
-        # find_one for PyMongo's server selection (30 s), whatever ``timeout`` says.
-        with anyio.move_on_after(timeout):
-            await self._poll_persisted(version, timeout)
-            return
-        raise PersistTimeout(
-            f"MongoDB did not hold {version.collection}/{version.doc_id!r} at "
-            f"version {version} within {timeout}s (MongoDB or Redis did not answer in time)"
-        )
-
-    async def _poll_persisted(self, version: Version, timeout: float) -> None:
-        assert version.collection is not None
-        coll = self._wb.mongo_collection(version.collection)
-        deadline = anyio.current_time() + timeout
-        polls = Backoff(base=0.002, cap=0.05)
-        while True:
-            stored = await coll.find_one({"_id": version.doc_id}, {META_FIELD: 1})
-            if _holds(stored, version):
-                return
-            if stored is None and version.deleted and await self._acknowledged(version):
-                return  # a hard delete leaves nothing behind; the ack says it was applied
-            delay = polls.next_delay()
-            try:
-                letter = await self._wb.redis_call(self._dead_letter_of(version))
-            except (RedisConnectionError, RedisTimeoutError):
-                letter = None  # Redis unreachable: MongoDB alone still answers the wait
-            if letter is not None:
-                raise DeadLettered(version, *letter)
-            if anyio.current_time() + delay > deadline:
-                raise PersistTimeout(
-                    f"MongoDB did not hold {version.collection}/{version.doc_id!r} at "
-                    f"version {version} within {timeout}s"
-                )
-            await anyio.sleep(delay)
+            await wait_persisted(self._wb, version, timeout)
 
 
 def _fewest(waits: list[Any]) -> int:
@@ -665,21 +595,3 @@ def _pairs(items: Any) -> list[tuple[Any, Any]]:
             raise InvalidInput(f"set_many item {i} is not an (id, document) pair: {item!r:.80}")
         pairs.append((item[0], item[1]))
     return pairs
-
-
-async def _entry_acknowledged(redis: Any, stream: str, group: str, version: Version) -> bool:
-    """The group has delivered the entry and it is no longer pending: it was applied."""
-    info = await consumer_group(redis, stream, group)
-    if info is None or Version.parse(info["last-delivered-id"]) < version:
-        return False
-    pending = await redis.xpending_range(stream, group, str(version), str(version), 1)
-    return not pending
-
-
-def _holds(stored: Mapping[str, Any] | None, version: Version) -> bool:
-    if stored is None:
-        return False
-    meta = stored.get(META_FIELD)
-    if not isinstance(meta, Mapping) or "v" not in meta:
-        return False
-    return Version.from_pair(meta["v"]) >= version

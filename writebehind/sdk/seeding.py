@@ -20,7 +20,7 @@ from pymongo.errors import ConnectionFailure
 from writebehind.core.errors import DatabaseUnavailable
 from writebehind.core.floor import seed_id
 from writebehind.core.floor_store import read_floor
-from writebehind.core.scripts import call_script
+from writebehind.core.script_calls import call_script
 from writebehind.sdk.reading.loading import within
 
 if TYPE_CHECKING:

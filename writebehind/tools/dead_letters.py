@@ -35,7 +35,8 @@ from writebehind.core.deployment import reader_codec
 from writebehind.core.errors import UnknownLetters as UnknownLetters  # re-exported
 from writebehind.core.keys import KeySpace, encode_id
 from writebehind.core.replies import as_text
-from writebehind.core.scripts import INVALIDATE_LUA, ScriptCall, invalidation_args, run_scripts
+from writebehind.core.script_calls import ScriptCall, run_scripts
+from writebehind.core.scripts import INVALIDATE_LUA, invalidation_args
 from writebehind.sink.bulk import MongoSink
 from writebehind.sink.classify import ErrorInfo, Failure
 from writebehind.sink.guards import Pending

@@ -14,6 +14,7 @@ from writebehind.core.deployment import CODEC_FIELD, recorded_partition_count
 from writebehind.core.groups import consumer_groups
 from writebehind.core.keys import KeySpace
 from writebehind.core.redis_checks import inspect_redis
+from writebehind.core.replies import as_text
 from writebehind.tools.stream_stats import collect
 
 
@@ -129,7 +130,7 @@ async def _check_redis(
     if codec is None:
         result.add("codec options", Level.WARN, "none recorded yet (no producer has started)")
     else:
-        result.add("codec options", Level.OK, codec.decode() if isinstance(codec, bytes) else codec)
+        result.add("codec options", Level.OK, as_text(codec))
     return True
 
 

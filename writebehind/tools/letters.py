@@ -25,7 +25,7 @@ from writebehind.core.errors import InvalidInput
 from writebehind.core.errors import InvalidLetterId as InvalidLetterId  # re-exported
 from writebehind.core.keys import encode_id, validate_collection_name
 from writebehind.core.letter_format import failure_fields, updated_fields
-from writebehind.core.replies import as_text
+from writebehind.core.replies import as_text, field_text
 from writebehind.core.shard_key import decode_values
 from writebehind.core.version import Version
 from writebehind.sink.classify import ErrorInfo
@@ -160,10 +160,6 @@ class DeadLetter:
         return out
 
 
-def _text(fields: Mapping[bytes, bytes], name: bytes) -> str:
-    return fields.get(name, b"").decode("utf-8", "replace")
-
-
 def _int(fields: Mapping[bytes, bytes], name: bytes) -> int | None:
     try:
         return int(fields[name])
@@ -179,14 +175,14 @@ def decode_letter(
 ) -> DeadLetter:
     """Read one entry of a dead-letter stream."""
     eid = as_text(entry_id)
-    collection, op = _text(fields, b"c"), _text(fields, b"op")
-    source_id = _text(fields, b"source_id")
+    collection, op = field_text(fields, b"c"), field_text(fields, b"op")
+    source_id = field_text(fields, b"source_id")
     body = fields.get(b"d", b"")
     problems: list[str] = []
     # The original version; never the dead-letter entry's own id, which is newer
     # than the record and would let it overwrite newer data.
     version: Version | None = None
-    original = _text(fields, b"ov") or source_id
+    original = field_text(fields, b"ov") or source_id
     try:
         version = Version.parse(original)
     except ValueError:
@@ -217,13 +213,13 @@ def decode_letter(
         op=op,
         doc_id=doc_id,
         version=version,
-        error_kind=_text(fields, b"error_kind"),
+        error_kind=field_text(fields, b"error_kind"),
         error_code=_int(fields, b"error_code"),
-        error=_text(fields, b"error"),
+        error=field_text(fields, b"error"),
         deliveries=_int(fields, b"deliveries") or 0,
         failed_at_ms=_int(fields, b"failed_at_ms"),
         source_id=source_id,
-        consumer=_text(fields, b"consumer"),
+        consumer=field_text(fields, b"consumer"),
         body=body,
         problem="; ".join(problems) or None,
         fields=dict(fields),

@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from writebehind.core.errors import ResizeRefused
 from writebehind.core.keys import MAX_PARTITIONS, KeySpace
 from writebehind.core.replies import as_text
-from writebehind.core.scripts import call_script
+from writebehind.core.script_calls import call_script
 from writebehind.core.version import Version
 from writebehind.tools.durations import compact
 from writebehind.tools.stream_stats import StreamStats, collect

@@ -24,13 +24,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 from pymongo.write_concern import WriteConcern
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from writebehind.core.backoff import Backoff
 from writebehind.core.floor import FLOOR_COLLECTION, floor_id, floor_update
 from writebehind.core.keys import KeySpace
-from writebehind.core.replies import as_text
+from writebehind.core.replies import as_text, is_stream_id_below_top
 from writebehind.core.version import Version
 
 
@@ -71,6 +73,7 @@ async def raise_stream(redis: Redis, stream: str, floor: Version) -> bool:
     floor as id adds and trims in one command), so its first record is issued
     above the floor too.
     """
+    races = Backoff(base=0.001, cap=0.05)
     while True:
         if not await redis.exists(stream):
             await redis.xadd(stream, {"seed": "1"}, id=str(floor), maxlen=0, approximate=False)
@@ -82,9 +85,10 @@ async def raise_stream(redis: Redis, stream: str, floor: Version) -> bool:
             await redis.execute_command("XSETID", stream, str(floor))  # type: ignore[no-untyped-call]
             return True
         except ResponseError as exc:
-            if "smaller than the target stream top item" not in str(exc):
+            if not is_stream_id_below_top(exc):
                 raise
-            # A producer added a record meanwhile: look again.
+            # A producer added a record meanwhile: look again, after a jittered pause.
+            await anyio.sleep(races.next_delay())
 
 
 async def seed_streams(redis: Redis, keys: KeySpace, database: Any) -> SeedReport:

@@ -15,7 +15,7 @@ from writebehind.core.backoff import Backoff, retry
 from writebehind.core.codec import DEFAULT_CODEC_OPTIONS
 from writebehind.core.deployment import recorded_codec
 from writebehind.core.keys import KeySpace
-from writebehind.core.replies import is_transient
+from writebehind.core.replies import field_text, is_transient
 from writebehind.sink.bulk import MongoSink
 from writebehind.sink.classify import ErrorInfo, Failure
 from writebehind.worker.counters import WorkerCounters
@@ -51,6 +51,9 @@ class BatchProcessor:
         self.keys = keys
         self.on_progress: Callable[[int], None] = lambda partition: None
         """Called on every write attempt: a loop retrying is alive, not stuck."""
+        self.on_attempt: Callable[[int, ErrorInfo | None, int], None] = lambda p, e, n: None
+        """Called after every write attempt with (partition, the transient error or None
+        when MongoDB answered, records left to retry): the worker's outage reports."""
         self.codec: CodecOptions[Any] | None = None
 
     async def _codec(self) -> CodecOptions[Any]:
@@ -60,9 +63,6 @@ class BatchProcessor:
             if recorded is not None:
                 self.codec = self.sink.codec_options = recorded
         return self.codec or DEFAULT_CODEC_OPTIONS
-        self.on_attempt: Callable[[int, ErrorInfo | None, int], None] = lambda p, e, n: None
-        """Called after every write attempt with (partition, the transient error or None
-        when MongoDB answered, records left to retry): the worker's outage reports."""
 
     async def process(
         self, partition: int, entries: Sequence[Entry], deliveries: dict[bytes, int] | None = None
@@ -240,12 +240,12 @@ class BatchProcessor:
         log.error("malformed_record", entry_id=item.entry_id, reason=item.reason)
         fields = item.fields
         # The record names its cache entry: settle it, though the body cannot be read.
-        named = fields.get(b"k", b"").decode("utf-8", "replace")
+        named = field_text(fields, b"k")
         cache_key = named if self.keys.is_cache_key(partition, named) else None
         return LetterToMove(
             entry_id=item.entry_id,
-            collection=fields.get(b"c", b"").decode("utf-8", "replace"),
-            op=fields.get(b"op", b"").decode("utf-8", "replace"),
+            collection=field_text(fields, b"c"),
+            op=field_text(fields, b"op"),
             body=fields.get(b"d", b""),
             version=item.entry_id,
             error=ErrorInfo(Failure.PERMANENT, None, f"malformed record: {item.reason}"),

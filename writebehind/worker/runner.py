@@ -44,6 +44,9 @@ class Worker:
     Embeddable: ``await Worker(redis, database, settings).run()`` until
     ``request_stop()``; the CLI adds signal handling. Many workers, in one or
     many processes and hosts, share the streams through one consumer group.
+
+    Making one does no IO and raises nothing (``settings`` were checked when made:
+    ``ConfigurationError``); ``startup_checks()`` and ``run()`` say what they raise.
     """
 
     def __init__(self, redis: Redis, database: Any, settings: WorkerSettings | None = None) -> None:

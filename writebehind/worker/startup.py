@@ -16,14 +16,13 @@ from redis.exceptions import (
     AuthenticationError,
     AuthorizationError,
     RedisClusterUnreachableError,
-    ResponseError,
     SlotNotCoveredError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from writebehind.core.errors import ConfigurationError
-from writebehind.core.replies import is_torn_connection
+from writebehind.core.replies import is_torn_connection, is_transient_reply
 from writebehind.settings import named
 
 # MongoDB error codes (src/mongo/base/error_codes.yml): a primary being elected or
@@ -31,7 +30,6 @@ from writebehind.settings import named
 _TRANSIENT_CODES = frozenset({6, 7, 89, 91, 189, 262, 10107, 11600, 11602, 13435, 13436, 64})
 # ... and a write concern the deployment cannot take, whatever the wait.
 _BAD_CONCERN_CODES = frozenset({2, 9, 14, 79, 100})
-_REDIS_TRANSIENT_REPLIES = ("LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
 
 
 def unavailable_server(exc: BaseException) -> Literal["redis", "mongodb"] | None:
@@ -43,7 +41,7 @@ def unavailable_server(exc: BaseException) -> Literal["redis", "mongodb"] | None
     # ``--redis-cluster``: no node answers yet, or the cluster is still being formed.
     if isinstance(exc, RedisClusterUnreachableError | SlotNotCoveredError):
         return "redis"
-    if isinstance(exc, ResponseError) and str(exc).startswith(_REDIS_TRANSIENT_REPLIES):
+    if is_transient_reply(exc):
         return "redis"
     if isinstance(exc, ConnectionFailure | WaitQueueTimeoutError):
         return "mongodb"

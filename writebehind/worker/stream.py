@@ -19,13 +19,8 @@ from writebehind.core.groups import consumer_group
 from writebehind.core.keys import KeySpace
 from writebehind.core.letter_format import failure_fields, letter_fields
 from writebehind.core.replies import as_text, is_busy_group, is_no_group, is_no_such_key
-from writebehind.core.scripts import (
-    ScriptCall,
-    Scripts,
-    call_script,
-    invalidation_args,
-    run_scripts,
-)
+from writebehind.core.script_calls import ScriptCall, call_script, run_scripts
+from writebehind.core.scripts import Scripts, invalidation_args
 from writebehind.sink.classify import ErrorInfo
 from writebehind.worker.counters import WorkerCounters
 from writebehind.worker.settings import WorkerSettings

@@ -22,7 +22,7 @@ from tests.support.servers import RedisServer
 from tests.support.streams import cache_key
 from tests.support.waiting import wait_until
 from writebehind import ReadPolicy, WriteBehind
-from writebehind.core.scripts import FILL
+from writebehind.core.scripts_read import FILL
 from writebehind.sdk.near import NearCache
 
 pytestmark = pytest.mark.anyio

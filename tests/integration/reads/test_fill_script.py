@@ -9,7 +9,8 @@ from redis.asyncio import Redis
 
 from writebehind import WriteBehind
 from writebehind.core.keys import KeySpace
-from writebehind.core.scripts import EVICT, Scripts
+from writebehind.core.scripts import Scripts
+from writebehind.core.scripts_read import EVICT
 from writebehind.sdk.reading.entry import parse_script_reply
 from writebehind.sdk.reading.lease import Place
 

@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from tests.support.streams import cache_key
 from writebehind import WriteBehind
-from writebehind.core.scripts import READ
+from writebehind.core.scripts_read import READ
 from writebehind.sdk.reading.entry import ENTRY_FIELDS
 
 pytestmark = pytest.mark.anyio

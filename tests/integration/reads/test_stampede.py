@@ -20,7 +20,7 @@ from tests.support.servers import RedisServer
 from tests.support.streams import cache_key
 from tests.support.waiting import wait_until
 from writebehind import ReadPolicy, WriteBehind
-from writebehind.core.scripts import READ
+from writebehind.core.scripts_read import READ
 
 pytestmark = pytest.mark.anyio
 

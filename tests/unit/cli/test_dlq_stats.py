@@ -24,7 +24,6 @@ from writebehind.tools.stream_stats import (
     ConsumerStats,
     PartitionStats,
     StreamStats,
-    age_seconds,
     summarise_consumers,
 )
 
@@ -180,11 +179,6 @@ def test_format_replay_says_what_happened_to_each_letter() -> None:
 
 
 # stats
-
-
-def test_age_seconds_uses_the_entry_id_time() -> None:
-    assert age_seconds("1000-5", 91_000) == 90.0
-    assert age_seconds("5000-0", 1000) == 0  # a clock behind the id: never negative
 
 
 def partition(n: int, **values: Any) -> PartitionStats:

@@ -19,7 +19,8 @@ CONNECTION = [
     [
         (["--collection", "a$b"], "--collection: a collection name may not contain '$'"),
         (["--collection", "system.x"], "--collection: 'system.' collections are reserved"),
-        (["--fence-ttl", "0"], "--fence-ttl must be > 0 seconds"),
+        (["--fence-ttl", "0"], "--fence-ttl: must be more than 0"),
+        (["--fence-ttl", "soon"], "--fence-ttl: not a duration"),
         (["--metrics-address", "nowhere"], "--metrics-address"),
     ],
 )

@@ -10,10 +10,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from writebehind.core.replies import (
     as_text,
     backlog_refusal,
+    field_text,
     is_busy_group,
     is_no_group,
     is_no_such_key,
+    is_stream_id_below_top,
     is_transient,
+    is_transient_reply,
 )
 
 NOGROUP = ResponseError(
@@ -70,3 +73,43 @@ def test_backlog_refusal_carries_the_count() -> None:
 )
 def test_transient_means_the_connection_failed(exc: BaseException, expected: bool) -> None:
     assert is_transient(exc) is expected
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (ResponseError("LOADING Redis is loading the dataset in memory"), True),
+        (ResponseError("MASTERDOWN Link with MASTER is down"), True),
+        (ResponseError("TRYAGAIN Multiple keys request during rehashing of slot"), True),
+        (ResponseError("CLUSTERDOWN The cluster is down"), True),
+        (ResponseError("ERR unknown command"), False),
+        (RedisConnectionError("LOADING"), False),
+    ],
+)
+def test_transient_replies_are_the_ones_waiting_fixes(exc: BaseException, expected: bool) -> None:
+    assert is_transient_reply(exc) is expected
+
+
+def test_an_xsetid_below_the_stream_top_is_told_apart() -> None:
+    refused = ResponseError(
+        "ERR The ID specified in XSETID is smaller than the target stream top item"
+    )
+    assert is_stream_id_below_top(refused)
+    assert not is_stream_id_below_top(ResponseError("ERR no such key"))
+    assert not is_stream_id_below_top(
+        RedisConnectionError("smaller than the target stream top item")
+    )
+
+
+def test_as_text_replaces_only_when_asked() -> None:
+    assert as_text(b"caf\xc3\xa9") == "café"
+    assert as_text(b"\xff", errors="replace") == "\ufffd"
+    with pytest.raises(UnicodeDecodeError):
+        as_text(b"\xff")
+
+
+def test_field_text_is_lenient_and_empty_when_absent() -> None:
+    fields = {b"c": b"users", b"op": b"s\xffet"}
+    assert field_text(fields, b"c") == "users"
+    assert field_text(fields, b"op") == "s\ufffdet"
+    assert field_text(fields, b"k") == ""

@@ -13,12 +13,9 @@ from pymongo import DeleteOne, UpdateOne
 from writebehind.core.codec import ChangeRecord
 from writebehind.core.version import Version
 from writebehind.sink.guards import (
-    STORED_VERSION,
     Pending,
     guarded_write,
     newer_than_stored,
-    snapshot,
-    tombstone,
 )
 
 NOW = dt.datetime(2024, 6, 1, 12, 0, 0)
@@ -42,13 +39,6 @@ def replace_with(op: UpdateOne) -> list[Any]:
 
 
 # The expression's structure
-
-
-def test_newer_than_stored_structure() -> None:
-    assert STORED_VERSION == "$_wb.v"
-    assert newer_than_stored(Version(5, 10)) == {
-        "$lt": [{"$ifNull": ["$_wb.v", [-1, -1]]}, [5, 10]]
-    }
 
 
 @pytest.mark.parametrize("doc_id", [42, "k", ObjectId("0123456789abcdef01234567")])
@@ -121,15 +111,6 @@ def test_hard_deletes_do_not_change_sets() -> None:
     hard = guarded_write(pending(doc), now=NOW, tombstone_grace=GRACE, hard_deletes=True)
     assert isinstance(hard, UpdateOne)
     assert hard == soft
-
-
-def test_helpers() -> None:
-    v = Version(1, 2)
-    assert snapshot({"_id": 1, "a": 2}, v) == {"_id": 1, "a": 2, "_wb": {"v": [1, 2]}}
-    assert tombstone(1, v, NOW) == {
-        "_id": 1,
-        "_wb": {"v": [1, 2], "deleted": True, "purge_at": NOW},
-    }
 
 
 # A tiny evaluator of the aggregation expressions the guards use. MongoDB compares

@@ -45,6 +45,7 @@ from writebehind.sdk.metrics import SDK_COMPUTED
 from writebehind.sdk.reading.flights import wait_shielded
 from writebehind.sdk.reading.guard import UNREACHABLE
 from writebehind.sdk.reading.lease import Place, new_token, subscribed
+from writebehind.sdk.reading.policy import negative_ttl_ms
 from writebehind.sdk.reading.xfetch import refresh_due
 
 if TYPE_CHECKING:
@@ -71,7 +72,8 @@ def _mark() -> int:
 
 class CachedFunction(Generic[P, R]):
     """The decorated function: ``await f(...)``, ``f.invalidate(...)``, ``f.refresh(...)``,
-    ``f.validated(...)``. Made by ``WriteBehind.cached``."""
+    ``f.validated(...)``. Made by ``WriteBehind.cached``, which raises ``ConfigurationError``
+    for a function that is not async or options out of range."""
 
     def __init__(
         self, wb: WriteBehind, store: ComputedStore, fn: Callable[P, Awaitable[R]], options: Options
@@ -91,9 +93,9 @@ class CachedFunction(Generic[P, R]):
         self.name = f"{fn.__module__}.{fn.__qualname__}"
         self.namespace = options.namespace or self.name
         store.namespaces.add(self.namespace)
-        self.ttl_ms = max(1, int(options.ttl * 1000))
+        self._ttl_ms = max(1, int(options.ttl * 1000))
         lock_timeout = options.lock_timeout or wb.reads.lock_timeout
-        self.lease_ms = max(1, int(lock_timeout * 1000))
+        self._lease_ms = max(1, int(lock_timeout * 1000))
         self.__wrapped__ = fn
         self.__doc__ = fn.__doc__
         self._load_seconds = 0.05  # XFetch's delta until a computation has been timed
@@ -111,14 +113,17 @@ class CachedFunction(Generic[P, R]):
         return (await self.validated(*args, **kwargs)).value
 
     async def validated(self, *args: P.args, **kwargs: P.kwargs) -> Computed[R]:
-        """What ``__call__`` returns, with its source and validator (see ``Computed``)."""
+        """What ``__call__`` returns, with its source and validator (see ``Computed``).
+
+        Raises: as ``__call__``.
+        """
         with self._wb.calling():
             called = _mark()
             plan = self._plan(args, kwargs)
             if not await self._journal_allows(plan):
                 return await self._fresh(args, kwargs, "journaled")
             try:
-                reply = await self._store.check(plan, "c", self.lease_ms)
+                reply = await self._store.check(plan, "c", self._lease_ms)
             except CacheUnavailable:
                 return await self._fresh(args, kwargs, "degraded")
             served = self._serve(plan, reply)
@@ -152,7 +157,7 @@ class CachedFunction(Generic[P, R]):
             if not await self._store.settle():
                 raise CacheUnavailable("Redis is unavailable: the journal could not be applied")
             token = new_token()
-            await self._store.check(plan, "f", self.lease_ms, token)
+            await self._store.check(plan, "f", self._lease_ms, token)
             computed, _ = await self._compute_and_fill(plan, token, args, kwargs, strict=True)
             return computed.value
 
@@ -225,10 +230,10 @@ class CachedFunction(Generic[P, R]):
         token = new_token()
         checked = _mark()
         try:
-            reply = await self._store.check(plan, "m", self.lease_ms, token)
+            reply = await self._store.check(plan, "m", self._lease_ms, token)
         except CacheUnavailable:
             return await self._fresh_marked(args, kwargs, "degraded")
-        deadline = anyio.current_time() + self.lease_ms / 1000
+        deadline = anyio.current_time() + self._lease_ms / 1000
         if reply.status == "wait":
             self._count("lease_wait")
             try:
@@ -237,7 +242,7 @@ class CachedFunction(Generic[P, R]):
                 ) as announced:
                     while reply.status == "wait":
                         checked = _mark()
-                        reply = await self._store.check(plan, "m", self.lease_ms, token)
+                        reply = await self._store.check(plan, "m", self._lease_ms, token)
                         left = deadline - anyio.current_time()
                         if reply.status != "wait" or left <= 0:
                             break
@@ -249,7 +254,7 @@ class CachedFunction(Generic[P, R]):
             if served is not None:
                 return served, checked
             try:  # undecodable: recompute over it
-                await self._store.check(plan, "f", self.lease_ms, token)
+                await self._store.check(plan, "f", self._lease_ms, token)
             except CacheUnavailable:
                 return await self._fresh_marked(args, kwargs, "degraded")
             return await self._compute_and_fill(plan, token, args, kwargs)
@@ -302,7 +307,7 @@ class CachedFunction(Generic[P, R]):
             await dependencies.fill_entries(self._wb, self._collections, plan)
             captured = _mark()
             try:
-                values = await self._store.capture(plan, self.ttl_ms, self.lease_ms)
+                values = await self._store.capture(plan, self._ttl_ms, self._lease_ms)
             except CacheUnavailable:
                 if strict:
                     raise
@@ -328,7 +333,7 @@ class CachedFunction(Generic[P, R]):
         filling = _mark()
         try:
             outcome = await self._store.fill(
-                plan, token, stamps, body, value is None, ttl_ms, load_ms, self.lease_ms
+                plan, token, stamps, body, value is None, ttl_ms, load_ms, self._lease_ms
             )
         except CacheUnavailable:
             if strict:
@@ -345,11 +350,11 @@ class CachedFunction(Generic[P, R]):
         if not complete(values):
             return 0
         if value is None:
-            return min(self.ttl_ms, self._wb.reads.negative_ttl_ms())
+            return min(self._ttl_ms, negative_ttl_ms(self._wb.reads))
         cache_if = self._options.cache_if
         if cache_if is not None and not cache_if(value):
             return 0
-        return self.ttl_ms
+        return self._ttl_ms
 
     # -- early refresh (XFetch) ---------------------------------------------------------
 
@@ -377,7 +382,7 @@ class CachedFunction(Generic[P, R]):
     ) -> None:
         token = new_token()
         try:
-            reply = await self._store.check(plan, "r", self.lease_ms, token)
+            reply = await self._store.check(plan, "r", self._lease_ms, token)
             if reply.status == "lease":
                 self._count("early_refresh")
                 await self._compute_and_fill(plan, token, args, kwargs, strict=True)

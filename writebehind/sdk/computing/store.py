@@ -1,7 +1,7 @@
 """The Redis side of cached computations: every call through the client's ``RedisGuard``.
 
 One ``ComputedStore`` per ``WriteBehind``. Each method is one script call
-(``core.scripts.call_script``: NOSCRIPT safe) under the read deadline and the
+(``core.script_calls.call_script``: NOSCRIPT safe) under the read deadline and the
 circuit breaker, so a dead Redis raises ``CacheUnavailable`` fast. The
 journal of invalidations Redis did not take lives here too.
 """
@@ -15,7 +15,7 @@ import anyio
 from redis.exceptions import ResponseError
 
 from writebehind.core.errors import CacheUnavailable
-from writebehind.core.scripts import call_script
+from writebehind.core.script_calls import call_script
 from writebehind.core.scripts_computed import ComputedScripts
 from writebehind.sdk.computing.entry import CheckReply, parse_capture, parse_check
 from writebehind.sdk.computing.journal import Invalidation, Journal

@@ -38,13 +38,12 @@ from typing import Any, cast
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import SSLConnection
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisClusterException, RedisError
 
+from writebehind.core.backoff import Backoff, retry
 from writebehind.core.keys import KeySpace
 from writebehind.sdk.metrics import SDK_NEAR_FEED_CONNECTED
-from writebehind.sdk.near.follower import FEED_CLIENT_NAME, Follower
+from writebehind.sdk.near.follower import Follower, feed_options
 from writebehind.sdk.near.outage import OutageLog
 from writebehind.sdk.near.records import Eviction
 from writebehind.sdk.near.staleness import ClockGroup, FeedClock
@@ -56,7 +55,7 @@ CLUSTER_LOST = (RedisError, RedisClusterException, OSError)
 the checks: ``CLUSTERDOWN``, an uncovered slot or a refresh that found no node
 (``RedisClusterException``s, not ``RedisError``s) all pass while a failover runs."""
 
-_FEED_OWN = {"host", "port", "startup_nodes", "max_connections", "retry", "client_name"}
+_FEED_OWN = {"host", "port", "startup_nodes", "max_connections"}
 
 
 def feed_cluster_client(redis: Redis, block_s: float, partitions: int) -> Redis:
@@ -69,15 +68,11 @@ def feed_cluster_client(redis: Redis, block_s: float, partitions: int) -> Redis:
     connection_class = kwargs.get("connection_class")
     if isinstance(connection_class, type) and issubclass(connection_class, SSLConnection):
         options["ssl"] = True
-    options["decode_responses"] = False
-    # A blocked XREAD answers within its BLOCK; a server that does not is treated as lost.
-    options["socket_timeout"] = block_s + max(1.0, float(kwargs.get("socket_timeout") or 0))
+    options.update(feed_options(kwargs, block_s))
     nodes = [ClusterNode(n.host, n.port) for n in cast(Any, redis).get_nodes()]
     client = RedisCluster(
         startup_nodes=nodes,
         max_connections=partitions + 2,  # one blocked XREAD per partition, and a check
-        retry=Retry(NoBackoff(), 0),
-        client_name=FEED_CLIENT_NAME,
         **options,
     )
     return cast(Redis, client)
@@ -119,16 +114,16 @@ class ClusterFeed:
 
     async def _connect(self, client: Redis) -> None:
         """The slot map, which ``owner`` reads before the first command (retried until known)."""
-        delay = 0.05
-        while True:
-            try:
-                await cast(Any, client).initialize()
-                self._outage.connected("slots")
-                return
-            except CLUSTER_LOST as exc:
-                self._outage.failed("slots", f"no cluster node answered: {type(exc).__name__}")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
+        await retry(
+            cast(Any, client).initialize,
+            transient=lambda exc: isinstance(exc, CLUSTER_LOST),
+            backoff=Backoff(base=0.05, cap=1.0),
+            on_retry=self._no_node_answered,
+        )
+        self._outage.connected("slots")
+
+    def _no_node_answered(self, exc: BaseException, _delay: float) -> None:
+        self._outage.failed("slots", f"no cluster node answered: {type(exc).__name__}")
 
     def _follower(self, client: Redis, partition: int) -> Follower:
         stream = self._keys.stream(partition)

@@ -36,8 +36,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from writebehind.core.backoff import Backoff
 from writebehind.core.keys import KeySpace
-from writebehind.core.replies import is_torn_connection
+from writebehind.core.replies import as_text, is_torn_connection
 from writebehind.core.version import ZERO, Version
 from writebehind.sdk.metrics import SDK_NEAR_FEED_CONNECTED, SDK_NEAR_FEED_LAG, SDK_NEAR_RESYNCS
 from writebehind.sdk.near.outage import OutageLog
@@ -53,16 +54,25 @@ BATCH = 500
 _LOST = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
+def feed_options(kwargs: Mapping[str, Any], block_s: float) -> dict[str, Any]:
+    """What a feed client (single server or cluster) sets over the application client's
+    connection ``kwargs``: its name, bytes replies, no transparent retries (a lost
+    connection must reach the follower, which checks on reconnecting whether Redis
+    trimmed records the feed had not read yet), and a socket timeout past ``block_s``
+    (a blocked ``XREAD`` answers within its BLOCK; a server that does not is lost)."""
+    return {
+        "client_name": FEED_CLIENT_NAME,
+        "decode_responses": False,
+        "retry": Retry(NoBackoff(), 0),
+        "socket_timeout": block_s + max(1.0, float(kwargs.get("socket_timeout") or 0)),
+    }
+
+
 def feed_client(redis: Redis, block_s: float) -> Redis:
     """A client like ``redis`` (same server, credentials, TLS), one named connection."""
     pool = redis.connection_pool
     kwargs = dict(pool.connection_kwargs)
-    kwargs.update(client_name=FEED_CLIENT_NAME, decode_responses=False)
-    # No transparent retries: a lost connection must reach ``run``, which checks on
-    # reconnecting whether Redis trimmed records the feed had not read yet.
-    kwargs["retry"] = Retry(NoBackoff(), 0)
-    # A blocked XREAD answers within its BLOCK; a server that does not is treated as lost.
-    kwargs["socket_timeout"] = block_s + max(1.0, float(kwargs.get("socket_timeout") or 0))
+    kwargs.update(feed_options(kwargs, block_s))
     own = ConnectionPool(connection_class=pool.connection_class, max_connections=2, **kwargs)
     return Redis(connection_pool=own)
 
@@ -96,6 +106,7 @@ class Follower:
         ``outage``: where lost connections are logged (shared by a cluster's
         followers, so that an outage is one line and a summary)."""
         self._redis = redis
+        self._backoff = Backoff(base=0.05, cap=1.0)
         self._shared = shared
         self._owner = owner
         self._owner_seen: str | None = None
@@ -116,7 +127,8 @@ class Follower:
         self._added: dict[str, int] = {}  # the stream's entries-added at our position
 
     async def run(self) -> None:
-        delay = 0.05
+        """Follow until cancelled; a lost connection is resumed from after the shared
+        backoff's delay (reset once connected again). Raises anything else."""
         while True:
             client = self._shared or feed_client(self._redis, self._block_ms() / 1000)
             try:
@@ -129,13 +141,13 @@ class Follower:
             finally:
                 if self._shared is None:
                     await client.aclose()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
+            await asyncio.sleep(self._backoff.next_delay())
 
     async def _follow(self, client: Redis) -> None:
         await self._resync(client)
         self._connected(True)
         self._outage.connected(self._member)
+        self._backoff.reset()
         while True:
             block_ms = self._block_ms()
             sent = time.monotonic()
@@ -221,7 +233,7 @@ class Follower:
         caught_up = True
         newest_ms = 0
         for raw_name, entries in _streams(reply):
-            name = raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name)
+            name = as_text(raw_name)
             invalidation = name in self._invalidations
             for entry_id, fields in entries:
                 version = Version.parse(entry_id)
@@ -273,12 +285,9 @@ def _streams(reply: Any) -> Sequence[tuple[Any, Sequence[tuple[Any, Any]]]]:
 
 def _as_mapping(reply: Any) -> Mapping[Any, Any]:
     if isinstance(reply, Mapping):
-        return {(k.decode() if isinstance(k, bytes) else k): v for k, v in reply.items()}
+        return {as_text(k): v for k, v in reply.items()}
     pairs = list(reply)
-    return {
-        (k.decode() if isinstance(k, bytes) else k): v
-        for k, v in zip(pairs[::2], pairs[1::2], strict=True)
-    }
+    return {as_text(k): v for k, v in zip(pairs[::2], pairs[1::2], strict=True)}
 
 
 def _gap(fields: Mapping[Any, Any] | None, last: Version, added_at_last: int) -> bool:

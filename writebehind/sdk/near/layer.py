@@ -15,7 +15,7 @@ from writebehind.core.version import Version
 from writebehind.sdk.metrics import SDK_NEAR_EVICTIONS, SDK_NEAR_FEED_CONNECTED
 from writebehind.sdk.near.cluster_feed import ClusterFeed
 from writebehind.sdk.near.follower import Follower
-from writebehind.sdk.near.policy import NearCache
+from writebehind.sdk.near.policy import NearCache, feed_block_ms
 from writebehind.sdk.near.records import WHOLE_COLLECTION, Eviction
 from writebehind.sdk.near.staleness import FeedClock
 from writebehind.sdk.near.store import NearStore
@@ -93,7 +93,7 @@ class NearLayer:
         return running and self.clock.servable(time.monotonic(), policy.max_stale)
 
     def _block_ms(self) -> int:
-        return min((p.block_ms for p in self._policies.values()), default=200)
+        return min((feed_block_ms(p) for p in self._policies.values()), default=200)
 
     def apply(self, eviction: Eviction) -> None:
         store = self._stores.get(eviction.collection)

@@ -12,6 +12,8 @@ from writebehind.core.errors import ConfigurationError
 class NearCache:
     """An in-process cache in front of Redis, for ``ReadPolicy(near=NearCache(...))``.
 
+    Frozen; raises ``ConfigurationError`` when made with a field out of range.
+
     Attributes:
         max_entries: documents kept at most (least recently read go first).
         ttl: seconds a document is kept after it was stored, whatever happens
@@ -39,7 +41,8 @@ class NearCache:
             if not ok or not math.isfinite(value) or value <= 0:
                 raise ConfigurationError(f"{name} must be a number of seconds > 0: {value!r}")
 
-    @property
-    def block_ms(self) -> int:
-        """The feed's ``XREAD BLOCK`` in ms: ``block``, never over half of ``max_stale``."""
-        return max(1, int(min(self.block, self.max_stale / 2) * 1000))
+
+def feed_block_ms(near: NearCache) -> int:
+    """The feed's ``XREAD BLOCK`` in ms (Redis takes ms): ``block``, never over half of
+    ``max_stale``."""
+    return max(1, int(min(near.block, near.max_stale / 2) * 1000))

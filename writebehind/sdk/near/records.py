@@ -22,6 +22,7 @@ from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 
 from writebehind.core.keys import encode_id
+from writebehind.core.replies import as_text
 from writebehind.core.version import Version
 
 WHOLE_COLLECTION = "*"
@@ -43,13 +44,9 @@ class Eviction:
     version: Version | None
 
 
-def _text(value: Any) -> str:
-    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
-
-
 def collection_of(fields: Mapping[Any, Any]) -> str | None:
     value = fields.get(b"c", fields.get("c"))
-    return None if value is None else _text(value)
+    return None if value is None else as_text(value, errors="replace")
 
 
 def from_change(entry_id: Any, fields: Mapping[Any, Any]) -> Eviction | None:
@@ -71,4 +68,4 @@ def from_invalidation(fields: Mapping[Any, Any]) -> Eviction | None:
     key = fields.get(b"i", fields.get("i"))
     if collection is None or key is None:
         return None
-    return Eviction(collection, _text(key), None)
+    return Eviction(collection, as_text(key, errors="replace"), None)

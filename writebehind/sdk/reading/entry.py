@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from writebehind.core.replies import as_text
 from writebehind.core.version import ZERO, Version
 
 ENTRY_FIELDS = ("v", "d", "t", "a", "x")
-"""The hash fields a read asks for, in this order (see core/scripts.py)."""
+"""The hash fields a read asks for, in this order (see core/scripts_read.py, READ)."""
 
 VERSION_FIELDS = ("v", "t", "a")
 """The hash fields a version-only read asks for: the version, the tombstone and negative flags."""
@@ -107,7 +108,7 @@ class ScriptReply:
 
 
 def parse_script_reply(reply: Sequence[Any]) -> ScriptReply:
-    status = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+    status = as_text(reply[0])
     entry = parse_entry(reply[2:7], reply[7]) if len(reply) >= 8 else MISSING
     holder = reply[2] if len(reply) == 3 and reply[2] is not None else b""
     text = holder.decode() if isinstance(holder, bytes) else str(holder)

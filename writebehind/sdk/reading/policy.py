@@ -18,7 +18,8 @@ MAX_NEGATIVE_TTL = 30.0
 
 @dataclass(frozen=True, slots=True)
 class ReadPolicy:
-    """How ``get``/``get_many``/``warm`` use the cache. Frozen; checked when made.
+    """How ``get``/``get_many``/``warm`` use the cache. Frozen; checked when made: raises
+    ``ConfigurationError`` naming the first field out of range.
 
     Attributes:
         fill: on a miss, store what MongoDB holds as a clean cache entry
@@ -103,14 +104,20 @@ class ReadPolicy:
         """Seconds a negative entry lives: ``negative_ttl``, never over ``max_negative_ttl``."""
         return min(self.negative_ttl, self.max_negative_ttl)
 
-    def entry_ttl_ms(self, rand: float | None = None) -> int:
-        """A filled entry's TTL in ms: ``ttl`` less up to ``ttl_jitter`` of it, at random."""
-        r = random.random() if rand is None else rand
-        return max(1, int(self.ttl * (1.0 - self.ttl_jitter * r) * 1000))
 
-    def negative_ttl_ms(self) -> int:
-        """A negative entry's TTL in ms (0: negative caching is off)."""
-        return int(self.effective_negative_ttl * 1000)
+# Redis takes milliseconds (PX); the policy's public fields are seconds, so these
+# conversions are functions of the read path, not members of ReadPolicy.
+
+
+def entry_ttl_ms(policy: ReadPolicy, rand: float | None = None) -> int:
+    """A filled entry's TTL in ms: ``ttl`` less up to ``ttl_jitter`` of it, at random."""
+    r = random.random() if rand is None else rand
+    return max(1, int(policy.ttl * (1.0 - policy.ttl_jitter * r) * 1000))
+
+
+def negative_ttl_ms(policy: ReadPolicy) -> int:
+    """A negative entry's TTL in ms (0: negative caching is off)."""
+    return int(policy.effective_negative_ttl * 1000)
 
 
 def _number(value: object) -> bool:

@@ -26,7 +26,7 @@ from writebehind.core.codec import decode_document
 from writebehind.core.errors import CacheUnavailable, InvalidInput
 from writebehind.core.keys import encode_id
 from writebehind.core.replies import is_torn_connection
-from writebehind.core.scripts import ScriptCall, call_script, run_scripts
+from writebehind.core.script_calls import ScriptCall, call_script, run_scripts
 from writebehind.core.version import Version
 from writebehind.sdk.metrics import SDK_READS
 from writebehind.sdk.reading.entry import (
@@ -43,7 +43,7 @@ from writebehind.sdk.reading.flights import wait_shielded
 from writebehind.sdk.reading.guard import UNREACHABLE
 from writebehind.sdk.reading.lease import NextAnnouncement, Place, new_token, subscribed
 from writebehind.sdk.reading.loading import Loaded, load_documents
-from writebehind.sdk.reading.policy import ReadPolicy
+from writebehind.sdk.reading.policy import ReadPolicy, entry_ttl_ms, negative_ttl_ms
 from writebehind.sdk.reading.xfetch import refresh_due
 
 if TYPE_CHECKING:
@@ -250,7 +250,7 @@ class Reader:
         self, calls: Sequence[tuple[AsyncScript, list[str], list[Any]]]
     ) -> list[Any]:
         """Run script calls in one round trip, safe against an emptied script cache
-        (``core.scripts.run_scripts``: EVALSHA, then EVAL for any NOSCRIPT)."""
+        (``core.script_calls.run_scripts``: EVALSHA, then EVAL for any NOSCRIPT)."""
         replies, _ = await run_scripts(
             self._wb.redis, [ScriptCall(script, keys, args) for script, keys, args in calls]
         )
@@ -304,13 +304,13 @@ class Reader:
     ) -> tuple[AsyncScript, list[str], list[Any]]:
         scripts = self._wb.scripts
         if got.doc is None:
-            ttl_ms = self.policy.negative_ttl_ms()
+            ttl_ms = negative_ttl_ms(self.policy)
             if ttl_ms <= 0:  # negative caching off: nothing to store, but wake the waiters
                 mine = "" if watched else token  # "" releases nothing: not ours
                 return scripts.release, [place.lease], [mine, place.channel]
             kind, body = "a", b""
         else:
-            ttl_ms, kind, body = self.policy.entry_ttl_ms(self._rand()), "d", got.body or b""
+            ttl_ms, kind, body = entry_ttl_ms(self.policy, self._rand()), "d", got.body or b""
         max_age_ms = int(self.policy.lock_timeout * 1000)
         args = [token, started, max_age_ms, str(got.version), kind, body, ttl_ms, load_ms]
         args += [place.channel, "watch" if watched else "own"]

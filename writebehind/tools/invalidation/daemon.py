@@ -34,17 +34,24 @@ import structlog
 from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from pymongo.errors import OperationFailure, PyMongoError
+from pymongo.errors import OperationFailure
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import OutOfMemoryError
 
+from writebehind.core.backoff import Backoff, retry
 from writebehind.core.codec import DEFAULT_CODEC_OPTIONS
 from writebehind.core.deployment import recorded_codec
 from writebehind.core.errors import UnsupportedIdType
 from writebehind.core.floor import FLOOR_COLLECTION
 from writebehind.core.keys import KeySpace, encode_id
-from writebehind.core.scripts import EVICT, FLUSH_CLEAN, INVALIDATIONS_MAX_LEN, call_script
+from writebehind.core.redis_client import REFUSED
+from writebehind.core.replies import as_text, is_transient_reply
+from writebehind.core.replies import is_transient as redis_transient
+from writebehind.core.script_calls import call_script
+from writebehind.core.scripts import INVALIDATIONS_MAX_LEN
+from writebehind.core.scripts_read import EVICT, FLUSH_CLEAN
 from writebehind.sdk.reading.entry import ENTRY_FIELDS, parse_entry
+from writebehind.sink.classify import is_transient as mongo_transient
 from writebehind.tools.invalidation.decide import decide, foreign, stored_version
 
 log = structlog.get_logger("writebehind.invalidator")
@@ -111,6 +118,7 @@ class Invalidator:
         self._flush = redis.register_script(FLUSH_CLEAN)
         self.token_key = f"{{{keys.prefix}}}:invalidator:{database.name}:token"
         self.started = anyio.Event()
+        self._backoff = Backoff(base=0.1, cap=5.0)
         self._recorded: CodecOptions[Any] | None = None
 
     async def _codec(self) -> CodecOptions[Any]:
@@ -120,14 +128,14 @@ class Invalidator:
         return self._recorded or DEFAULT_CODEC_OPTIONS
 
     async def run(self) -> None:
-        delay = 0.1
-        while True:
-            try:
-                await self._watch()
-            except (PyMongoError, RedisError, OSError) as exc:
-                log.warning("invalidator_retrying", error=type(exc).__name__, detail=str(exc))
-                await anyio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        """Watch until cancelled; an outage of MongoDB or Redis, or a resume token that
+        cannot be used, is waited out on the shared backoff (reset once watching again).
+
+        Raises what waiting cannot fix: a refused password, a deployment without change
+        streams, a bug."""
+        await retry(
+            self._watch, transient=worth_retrying, backoff=self._backoff, on_retry=_retrying
+        )
 
     def _pipeline(self) -> list[dict[str, Any]]:
         if not self._collections:
@@ -159,6 +167,7 @@ class Invalidator:
             await self._save(stream.resume_token)
         self.metrics.resyncs.labels(mode).inc()
         log.info("invalidator_watching", mode=mode, collections=self._collections or "all")
+        self._backoff.reset()
         self.started.set()
         async with stream:
             while True:
@@ -220,7 +229,7 @@ class Invalidator:
                 ],
                 [coll, encode_id(doc_id), self._fence_ms, self._max_len, _when(change)],
             )
-            outcome = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+            outcome = as_text(reply[0])
         self.metrics.changes.labels(str(coll), outcome).inc()
         self.metrics.lag.set(max(0.0, time.time() - _seconds(change)))
 
@@ -263,6 +272,29 @@ class Invalidator:
 
     async def _flush_batch(self, inval: str, coll: str, batch: list[Any]) -> Any:
         return await call_script(self._redis, self._flush, [inval, *batch], [coll, self._max_len])
+
+
+def worth_retrying(exc: BaseException) -> bool:
+    """What the invalidator waits out: MongoDB or Redis unavailable (not a refused password),
+    Redis at ``maxmemory`` (EVICT refuses whole until the workers have freed memory), or
+    a resume token lost while watching (the next watch empties the clean entries and
+    starts afresh). Anything else is raised: waiting cannot fix it."""
+    if isinstance(exc, OperationFailure) and _token_lost(exc):
+        return True
+    if isinstance(exc, REFUSED):
+        return False
+    return (
+        mongo_transient(exc)
+        or redis_transient(exc)
+        or is_transient_reply(exc)
+        or isinstance(exc, OutOfMemoryError)
+    )
+
+
+def _retrying(exc: BaseException, delay: float) -> None:
+    log.warning(
+        "invalidator_retrying", error=type(exc).__name__, detail=str(exc), delay=round(delay, 3)
+    )
 
 
 def _token_lost(exc: OperationFailure) -> bool:

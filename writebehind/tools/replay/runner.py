@@ -28,13 +28,8 @@ from writebehind.core.errors import HistoryGapError as HistoryGapError  # re-exp
 from writebehind.core.errors import InvalidInput
 from writebehind.core.keys import KeySpace, encode_id
 from writebehind.core.replies import as_text, is_no_such_key
-from writebehind.core.scripts import (
-    ScriptCall,
-    Scripts,
-    invalidation_args,
-    parse_letter_reply,
-    run_scripts,
-)
+from writebehind.core.script_calls import ScriptCall, run_scripts
+from writebehind.core.scripts import Scripts, invalidation_args, parse_letter_reply
 from writebehind.core.version import Version
 from writebehind.sink.bulk import MongoSink
 from writebehind.sink.classify import ErrorInfo, Failure

@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import bson
-import pytest
-
-from writebehind.core.errors import ConfigurationError
-from writebehind.core.keys import encode_id
 from writebehind.core.version import Version
 from writebehind.sdk.near.follower import _gap
-from writebehind.sdk.near.policy import NearCache
-from writebehind.sdk.near.records import from_change, from_invalidation
 from writebehind.sdk.near.staleness import FeedClock
 from writebehind.sdk.near.store import NearStore
-from writebehind.sdk.reading.policy import ReadPolicy
 
 V1, V2, V3 = Version(1, 0), Version(2, 0), Version(3, 0)
 
@@ -135,52 +127,6 @@ def test_the_feed_is_servable_only_within_max_stale() -> None:
     assert clock.caught_up_at == 10.0
     clock.lost()
     assert not clock.servable(10.0, 0.5)
-
-
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        {"max_entries": 0},
-        {"max_entries": 1.5},
-        {"ttl": 0},
-        {"max_stale": -1},
-        {"max_stale": float("nan")},
-        {"block": True},
-    ],
-)
-def test_bad_near_cache_settings_are_refused(kwargs: dict[str, object]) -> None:
-    with pytest.raises(ConfigurationError):
-        NearCache(**kwargs)  # type: ignore[arg-type]
-
-
-def test_the_read_policy_takes_only_a_near_cache() -> None:
-    with pytest.raises(ConfigurationError):
-        ReadPolicy(near={"max_entries": 10})  # type: ignore[arg-type]
-    assert ReadPolicy(near=NearCache()).near == NearCache()
-
-
-def test_the_feed_block_stays_under_half_of_max_stale() -> None:
-    assert NearCache(max_stale=0.1, block=1.0).block_ms == 50
-    assert NearCache(max_stale=5.0, block=0.2).block_ms == 200
-
-
-def test_a_change_record_names_its_document_and_version() -> None:
-    body = bson.encode({"_id": 42, "n": 1})
-    eviction = from_change(b"5-1", {b"op": b"set", b"c": b"users", b"d": body})
-    assert eviction is not None
-    assert (eviction.collection, eviction.key, eviction.version) == (
-        "users",
-        encode_id(42),
-        Version(5, 1),
-    )
-    assert from_change(b"5-2", {b"c": b"users", b"d": b"not bson"}) is None
-    assert from_change(b"5-3", {b"op": b"set"}) is None
-
-
-def test_an_invalidation_record_has_no_version() -> None:
-    eviction = from_invalidation({b"c": b"users", b"i": b"s1"})
-    assert eviction is not None and eviction.version is None and eviction.key == "s1"
-    assert from_invalidation({b"c": b"users"}) is None
 
 
 def _info(first: str | None, added: int, length: int) -> dict[str, object]:

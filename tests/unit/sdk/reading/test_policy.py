@@ -9,8 +9,7 @@ import pytest
 
 from writebehind import ReadPolicy
 from writebehind.core.errors import ConfigurationError, InvalidInput, UnsupportedIdType
-from writebehind.core.version import Version
-from writebehind.sdk.reading.entry import MISSING, parse_entry, parse_script_reply
+from writebehind.sdk.reading.policy import entry_ttl_ms, negative_ttl_ms
 from writebehind.sdk.reading.reader import checked_ids
 
 
@@ -18,7 +17,7 @@ def test_defaults() -> None:
     policy = ReadPolicy()
     assert policy.fill and policy.ttl == 3600 and policy.early_refresh == 0
     assert policy.effective_negative_ttl == 30
-    assert policy.negative_ttl_ms() == 30_000
+    assert negative_ttl_ms(policy) == 30_000
 
 
 def test_frozen() -> None:
@@ -28,15 +27,15 @@ def test_frozen() -> None:
 
 def test_negative_ttl_is_capped_whatever_is_asked() -> None:
     assert ReadPolicy(negative_ttl=3600).effective_negative_ttl == 30
-    assert ReadPolicy(negative_ttl=3600, max_negative_ttl=60).negative_ttl_ms() == 60_000
-    assert ReadPolicy(negative_ttl=0).negative_ttl_ms() == 0
+    assert negative_ttl_ms(ReadPolicy(negative_ttl=3600, max_negative_ttl=60)) == 60_000
+    assert negative_ttl_ms(ReadPolicy(negative_ttl=0)) == 0
 
 
 def test_ttl_jitter_takes_off_up_to_its_fraction() -> None:
     policy = ReadPolicy(ttl=100, ttl_jitter=0.2)
-    assert policy.entry_ttl_ms(0.0) == 100_000
-    assert policy.entry_ttl_ms(1.0) == 80_000
-    assert policy.entry_ttl_ms(0.5) == 90_000
+    assert entry_ttl_ms(policy, 0.0) == 100_000
+    assert entry_ttl_ms(policy, 1.0) == 80_000
+    assert entry_ttl_ms(policy, 0.5) == 90_000
 
 
 @pytest.mark.parametrize(
@@ -63,24 +62,6 @@ def test_ttl_jitter_takes_off_up_to_its_fraction() -> None:
 def test_refused(bad: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError):
         ReadPolicy(**bad)  # type: ignore[arg-type]
-
-
-def test_parse_entries() -> None:
-    assert parse_entry([None, None, None, None, None], -2) is MISSING
-    dirty = parse_entry([b"5-1", b"BSON", None, None, None], -1)
-    assert dirty.version == Version(5, 1) and not dirty.clean and not dirty.reads_absent
-    clean = parse_entry([b"5-1", b"BSON", None, None, b"12"], 9000)
-    assert clean.clean and clean.load_ms == 12 and clean.ttl_ms == 9000
-    assert parse_entry([b"5-1", None, b"1", None, None], 10).tombstone
-    negative = parse_entry([b"0-0", None, None, b"1", None], 10)
-    assert negative.negative and negative.reads_absent
-
-
-def test_parse_script_replies() -> None:
-    reply = parse_script_reply([b"filled", 1700, b"2-0", b"B", None, None, b"3", 500])
-    assert reply.status == "filled" and reply.now_ms == 1700
-    assert reply.entry.version == Version(2, 0) and reply.entry.body == b"B"
-    assert parse_script_reply([b"l", 1700]).entry is MISSING
 
 
 @pytest.mark.parametrize("ids", ["u1", b"u1", {"u1": 1}, 5, None])
