@@ -1,5 +1,6 @@
 """scripts/bench_write.py's method (issue 11, item 7): baseline and subjects interleaved call
-by call in shuffled orders, each subject divided by the baseline's call of the same step."""
+by call in shuffled orders, each subject divided by the baseline's call of the same step.
+The script takes both from ``benchmarks.writes`` (written once, as `make bench` uses them)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
+from benchmarks import writes
 
 SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "bench_write.py"
 
@@ -53,4 +56,10 @@ def test_ratios_pair_each_call_with_the_baseline_of_its_step() -> None:
     # Per step 3, 1, 3: median 3. Dividing the medians (3 / 2 = 1.5) would let a load spike
     # that hit the baseline's calls and the subject's at different times decide the figure.
     samples = {"ping": [1.0, 2.0, 3.0], "sdk set": [3.0, 2.0, 9.0]}
-    assert bench_write().paired_ratios(samples) == {"ping": 1.0, "sdk set": 3.0}
+    assert bench_write().paired(samples, "ping") == {"ping": 1.0, "sdk set": 3.0}
+
+
+def test_the_script_uses_the_benchmarks_method() -> None:
+    module = bench_write()
+    assert module.interleaved is writes.interleaved
+    assert module.paired is writes.paired
