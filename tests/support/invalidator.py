@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import bson
 from prometheus_client import REGISTRY, CollectorRegistry
 from redis.asyncio import Redis
 
@@ -21,11 +22,17 @@ from writebehind.tools.invalidation.daemon import Invalidator, InvalidatorMetric
 
 @asynccontextmanager
 async def running_invalidator(
-    redis: Redis, database: Any, *collections: str, **options: Any
+    redis: Redis,
+    database: Any,
+    *collections: str,
+    keys: KeySpace | None = None,
+    **options: Any,
 ) -> AsyncIterator[Invalidator]:
-    """An invalidator watching ``database`` (prefix ``t``, 4 partitions) for the block."""
+    """An invalidator watching ``database`` for the block (``keys``: prefix ``t``,
+    4 partitions unless given)."""
+    space = keys or KeySpace("t", 4)
     invalidator = Invalidator(
-        redis, database, KeySpace("t", 4), collections, registry=CollectorRegistry(), **options
+        redis, database, space, collections, registry=CollectorRegistry(), **options
     )
     async with anyio.create_task_group() as tg:
         tg.start_soon(invalidator.run)
@@ -33,6 +40,16 @@ async def running_invalidator(
             await invalidator.started.wait()
         yield invalidator
         tg.cancel_scope.cancel()
+
+
+UNUSABLE_TOKEN = {"_data": "8200000001000000012B0229296E04"}
+"""A resume token from an oplog position the server no longer has (here: one it cannot parse)."""
+
+
+async def lose_token(redis: Redis, database: str, prefix: str = "t") -> None:
+    """Store ``UNUSABLE_TOKEN`` as the invalidator's resume token: its next start empties
+    the watched collections' clean entries (``mode="empty"``)."""
+    await redis.set(f"{{{prefix}}}:invalidator:{database}:token", bson.encode(UNUSABLE_TOKEN))
 
 
 def changes(invalidator: Invalidator, collection: str, outcome: str) -> float:

@@ -15,6 +15,8 @@ legal on Redis Cluster, and a document's records stay in one ordered stream.
     {wb:p3}:inval                        evictions for direct MongoDB writes and dead letters
                                          (near caches follow)
     {wb:p3}:evicted:<len>:<collection>:<id> eviction marker: Redis ms of the last invalidation
+    {wb:p3}:flushed:<len>:<collection>   flush marker: Redis ms of the invalidator's last
+                                         emptying of the collection in partition 3 (no TTL)
 """
 
 from __future__ import annotations
@@ -185,3 +187,10 @@ class KeySpace:
     def eviction_marker(self, partition: int, collection: str, doc_id: Any) -> str:
         """Redis time (ms) of the entry's last invalidation: a fill that began before it loses."""
         return self._doc_key("evicted", partition, collection, encode_id(doc_id))
+
+    def flush_marker(self, partition: int, collection: str) -> str:
+        """Redis time (ms) at which the invalidator last emptied ``collection``'s clean entries
+        in ``partition`` (its resume token was lost, or the collection dropped): a fill that
+        began at or before it loses. In the partition's hash slot; one small key per
+        partition and collection, with no TTL (a ``volatile-*`` policy never evicts it)."""
+        return f"{self._tag(partition)}:flushed:{len(collection)}:{collection}"

@@ -1,4 +1,5 @@
-"""The read side's Lua scripts: fenced fills and the fill lease, and the invalidator's evictions.
+"""The read side's Lua scripts: fenced fills and the fill lease, and the invalidator's evictions
+and flushes.
 
 Each script's KEYS / ARGV / Returns contract is stated above it; they are called
 through ``core.script_calls`` (``EVALSHA``, then ``EVAL`` on ``NOSCRIPT``). The
@@ -82,50 +83,58 @@ return {'w', now, redis.call('GET', lease)}
 # never releases another's), and the end of the fill is announced on the
 # entry's channel, so waiting processes need no polling.
 #
-# A fill whose load began at or before the entry's eviction marker (KEYS[3],
-# optional: Redis ms of the invalidator's last eviction of a direct MongoDB
-# write) is refused as 'evicted': its load may predate that write, and it
-# would put the old body back under the same version, where no version check
-# can see it.
+# A fill whose load began at or before the entry's eviction marker (KEYS[3]:
+# Redis ms of the invalidator's last eviction of a direct MongoDB write) is
+# refused as 'evicted': its load may predate that write, and it would put the
+# old body back under the same version, where no version check can see it. One
+# that began at or before the collection's flush marker in this partition
+# (KEYS[4]: Redis ms of the invalidator's last emptying of the collection, once
+# its resume token was lost) is refused as 'flushed': its load may predate a
+# direct write the invalidator never saw, and the flush, which deletes only the
+# entries that exist, could not delete a fill that had not landed yet.
 #
 # Every write deletes the entry's lease (WRITE's KEYS[4]), so a fill still
 # finding the lease it started under saw no write during its load, even one
 # whose entry has since been persisted and evicted (``volatile-*``): a fill
-# over a missing entry is safe only with that check. A process that waited
-# past ``lock_timeout`` for a frozen holder loads without a lease of its own:
-# it watches the holder's (``watch``): the fill needs the holder's token still
-# there, and leaves it there.
+# over a missing entry is safe only with that check, so every fill names a
+# lease token (a token that is not the lease's fills nothing). A process that
+# waited past ``lock_timeout`` for a frozen holder loads without a lease of its
+# own: it watches the holder's (``watch``): the fill needs the holder's token
+# still there, and leaves it there.
 #
-# KEYS: cache entry, lease[, eviction marker]
-# ARGV: token ('' none: no lease check), started ms, max age ms, version, kind
-#       ('d' document, 'a' absent), body, ttl ms, load ms, channel[, 'watch':
-#       the token is another holder's, checked but not released]
+# KEYS: cache entry, lease, eviction marker, flush marker (all in the entry's slot)
+# ARGV: lease token, started ms, max age ms, version, kind ('d' document, 'a'
+#       absent), body, ttl ms, load ms, channel, 'watch' (the token is another
+#       holder's: checked, not released) or 'own'
 # Returns {outcome, Redis time ms, v, d, t, a, x, entry PTTL ms}: outcome is
 # 'filled', 'renewed', or why the fill was skipped ('dirty', 'tombstone',
-# 'newer', 'late', 'lease_lost', 'evicted'); the entry's fields as they are afterwards
+# 'newer', 'late', 'lease_lost', 'evicted', 'flushed'); the entry's fields as
+# they are afterwards
 FILL = (
     """#!lua
 """
     + _READ_HELPERS
     + """
 local entry, lease = KEYS[1], KEYS[2]
-local token, version, kind = ARGV[1], ARGV[4], ARGV[5]
+local token, started, version, kind = ARGV[1], tonumber(ARGV[2]), ARGV[4], ARGV[5]
 local now = now_ms()
 local outcome = nil
 local held = true
-if token ~= '' then
-  if redis.call('GET', lease) ~= token then
-    held = false
-  elseif ARGV[10] ~= 'watch' then
-    redis.call('DEL', lease)
-  end
+if redis.call('GET', lease) ~= token then
+  held = false
+elseif ARGV[10] ~= 'watch' then
+  redis.call('DEL', lease)
 end
-if now - tonumber(ARGV[2]) > tonumber(ARGV[3]) then
+if now - started > tonumber(ARGV[3]) then
   outcome = 'late'
 end
-if outcome == nil and KEYS[3] then
+if outcome == nil then
   local evicted = redis.call('GET', KEYS[3])
-  if evicted and tonumber(evicted) >= tonumber(ARGV[2]) then outcome = 'evicted' end
+  if evicted and tonumber(evicted) >= started then outcome = 'evicted' end
+end
+if outcome == nil then
+  local flushed = redis.call('GET', KEYS[4])
+  if flushed and tonumber(flushed) >= started then outcome = 'flushed' end
 end
 local same = false
 if outcome == nil and redis.call('EXISTS', entry) == 1 then
@@ -220,10 +229,34 @@ return {'absent', now}
 """
 )
 
+# Before emptying one collection's clean entries in one partition, set the
+# collection's flush marker there (Redis ms now, no TTL: one small key per
+# partition and collection, never evicted by a ``volatile-*`` policy). It is
+# FILL's KEYS[4]: a fill whose load began at or before it is refused
+# ('flushed'). Set before the SCAN that finds the entries to delete, not with
+# each batch: SCAN may miss a key created while it runs, so a fill that lands
+# during the scan must already meet the marker, and one that landed before it
+# exists when the scan starts and is found. The shebang makes Redis refuse it
+# whole at maxmemory (the invalidator retries) before anything is deleted.
+#
+# KEYS: flush marker; Returns the marker (Redis ms)
+FLUSH_MARK = (
+    """#!lua
+"""
+    + NOW_MS
+    + """
+local now = now_ms()
+redis.call('SET', KEYS[1], now)
+return now
+"""
+)
+
 # Empty one collection's clean cache entries in one partition (the
 # invalidator lost its place in the change stream, so any of them may be
 # stale), and tell the near caches to empty that collection. Dirty entries
-# stay: their writes are newer than anything MongoDB holds.
+# stay: their writes are newer than anything MongoDB holds. Run after
+# FLUSH_MARK: a fill that has not landed yet is not among the keys given, and
+# only the marker refuses it.
 #
 # KEYS: invalidation stream, then cache entries of one partition
 # ARGV: collection, invalidation stream max length

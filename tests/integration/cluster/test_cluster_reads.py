@@ -11,9 +11,13 @@ from redis.asyncio import Redis
 
 from tests.support.cluster import CLUSTER_PARTITIONS
 from tests.support.config import TEST_PREFIX
+from tests.support.invalidator import lose_token, running_invalidator
 from tests.support.reads import FindCounter, slow_finds
 from tests.support.waiting import wait_until
 from writebehind import ReadPolicy, WriteBehind
+from writebehind.core.script_calls import call_script
+from writebehind.sdk.reading.entry import parse_script_reply
+from writebehind.sdk.reading.lease import Place
 
 pytestmark = pytest.mark.anyio
 
@@ -103,3 +107,32 @@ async def test_set_many_spreads_one_pipeline_over_every_master(
     for version in versions:
         await users.wait_persisted(version, timeout=20)
     assert await mongo_db["users"].count_documents({}) == 50
+
+
+async def test_the_invalidators_flush_fences_the_fills_in_flight_on_every_master(
+    cluster_wb: WriteBehind, cluster_redis: Redis, mongo_db: Any
+) -> None:
+    """Back with a lost resume token, the invalidator sets each partition's flush marker in
+    the partition's slot: the fills of loads begun before it, one per partition, all on
+    their own masters, are refused (FILL names the entry, lease and both markers: one slot)."""
+    keys, scripts = cluster_wb.keys, cluster_wb.scripts
+    places: dict[int, Place] = {}
+    n = 0
+    while len(places) < CLUSTER_PARTITIONS:
+        place = Place.of(keys, "users", f"f{n}")
+        places.setdefault(place.partition, place)
+        n += 1
+    started: dict[int, int] = {}
+    for p, place in places.items():
+        lease = [place.entry, place.lease]
+        taken = await call_script(cluster_redis, scripts.lease, lease, ["A", 60_000, "m"])
+        started[p] = parse_script_reply(taken).now_ms
+    await lose_token(cluster_redis, mongo_db.name)
+    async with running_invalidator(cluster_redis, mongo_db, "users", keys=keys) as invalidator:
+        assert invalidator.metrics.resyncs.labels("empty")._value.get() == 1
+    for p, place in places.items():
+        fill_keys = [place.entry, place.lease, place.marker, place.flush_marker]
+        args = ["A", started[p], 60_000, "1-0", "d", b"OLD", 60_000, 1, place.channel, "own"]
+        reply = parse_script_reply(await call_script(cluster_redis, scripts.fill, fill_keys, args))
+        assert reply.status == "flushed", p
+        assert await cluster_redis.exists(place.entry) == 0

@@ -9,14 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import bson
 import pytest
 import structlog
 from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient, monitoring
 from redis.asyncio import Redis
 
-from tests.support.invalidator import InvalidatorProcess, changes, running_invalidator
+from tests.support.invalidator import (
+    InvalidatorProcess,
+    changes,
+    lose_token,
+    running_invalidator,
+)
 from tests.support.proxy import Proxy
 from tests.support.servers import RedisServer
 from tests.support.streams import cache_key
@@ -261,9 +265,7 @@ async def test_an_unusable_resume_token_empties_the_caches_and_says_so(
     flushes = _near_sample(
         "writebehind_sdk_near_evictions_total", collection="users", cause="flush"
     )
-    token_key = f"{{t}}:invalidator:{mongo_db.name}:token"
-    # A token from an oplog position the server no longer has (here: one it cannot parse).
-    await redis.set(token_key, bson.encode({"_data": "8200000001000000012B0229296E04"}))
+    await lose_token(redis, mongo_db.name)
     with structlog.testing.capture_logs() as logs:
         async with running_invalidator(redis, mongo_db, "users") as invalidator:
             assert invalidator.metrics.resyncs.labels("empty")._value.get() == 1

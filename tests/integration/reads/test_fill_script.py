@@ -7,10 +7,11 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from tests.support.waiting import wait_until
 from writebehind import WriteBehind
 from writebehind.core.keys import KeySpace
 from writebehind.core.scripts import Scripts
-from writebehind.core.scripts_read import EVICT
+from writebehind.core.scripts_read import EVICT, FLUSH_MARK
 from writebehind.sdk.reading.entry import parse_script_reply
 from writebehind.sdk.reading.lease import Place
 
@@ -34,16 +35,26 @@ async def _fill(
     place: Place,
     version: str,
     *,
-    token: str = "",
+    token: str | None = None,
     started: int | None = None,
     kind: str = "d",
     max_age_ms: int = 5000,
     watch: bool = False,
 ) -> Any:
+    """FILL, as the reader sends it; without ``token``, under a lease taken just before
+    (LEASE in refresh mode: whatever the entry), whose Redis time is ``started``."""
+    if token is None:
+        token = "T"
+        lease = [place.entry, place.lease]
+        taken = parse_script_reply(
+            await Scripts(redis).lease(keys=lease, args=[token, 60_000, "r"])
+        )
+        assert taken.status == "l"
+        started = taken.now_ms if started is None else started
     started = await _now(redis) if started is None else started
     args = [token, started, max_age_ms, version, kind, b"BODY", 60_000, 12, place.channel]
     args.append("watch" if watch else "own")
-    keys = [place.entry, place.lease, place.marker]
+    keys = [place.entry, place.lease, place.marker, place.flush_marker]
     reply = await Scripts(redis).fill(keys=keys, args=args)
     return parse_script_reply(reply)
 
@@ -207,3 +218,47 @@ async def test_an_invalidation_takes_the_lease_too(redis: Redis, place: Place) -
     await redis.delete(place.marker)  # evicted
     assert (await _fill(redis, place, "1-0", token="A")).status == "lease_lost"
     assert await redis.exists(place.entry) == 0
+
+
+async def test_a_fill_without_a_lease_token_fills_nothing(redis: Redis, place: Place) -> None:
+    """No tokenless path: a fill over a missing entry is safe only under its lease."""
+    assert (await _fill(redis, place, "1-0", token="")).status == "lease_lost"
+    await redis.set(place.lease, "A")
+    assert (await _fill(redis, place, "1-0", token="")).status == "lease_lost"
+    assert await redis.exists(place.entry) == 0
+    assert await redis.get(place.lease) == b"A"
+
+
+async def test_a_fill_begun_before_the_collections_flush_is_refused(
+    redis: Redis, place: Place
+) -> None:
+    """The invalidator's flush (its resume token lost) deletes only the entries that exist:
+    a fill still loading, its lease held, meets the flush marker instead."""
+    mark = redis.register_script(FLUSH_MARK)
+    lease = [place.entry, place.lease]
+    taken = parse_script_reply(await Scripts(redis).lease(keys=lease, args=["A", 60_000, "m"]))
+    assert taken.status == "l"
+    flushed = int(await mark(keys=[place.flush_marker]))
+    assert flushed >= taken.now_ms
+    assert await redis.pttl(place.flush_marker) == -1  # no TTL: volatile-* never evicts it
+    reply = await _fill(redis, place, "1-0", token="A", started=taken.now_ms)
+    assert reply.status == "flushed"
+    assert await redis.exists(place.entry) == 0
+    assert await redis.exists(place.lease) == 0  # released all the same: it was A's
+
+    # A load begun after the flush fills (the marker's ms is past: no tie with it).
+    async def past() -> bool:
+        return await _now(redis) > flushed
+
+    await wait_until(past, timeout=1, interval=0.001, message="Redis time past the marker")
+    assert (await _fill(redis, place, "1-0")).status == "filled"
+
+
+async def test_another_collections_flush_does_not_refuse_the_fill(
+    redis: Redis, place: Place
+) -> None:
+    other = Place.of(KEYS, "orders", "u1")
+    await redis.register_script(FLUSH_MARK)(keys=[KEYS.flush_marker(place.partition, "orders")])
+    assert other.flush_marker != place.flush_marker
+    started = await _now(redis) - 1000
+    assert (await _fill(redis, place, "1-0", started=started)).status == "filled"

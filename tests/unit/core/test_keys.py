@@ -323,6 +323,9 @@ def test_document_keys_share_one_hash_tag(prefix: str, collection: str) -> None:
         assert hash_tag(dlq) == expected
         assert hash_tag(keys.invalidations(partition)) == expected
         assert hash_tag(keys.dead_letter_sources(partition)) == expected
+        assert hash_tag(keys.lease(partition, collection, doc_id)) == expected
+        assert hash_tag(keys.eviction_marker(partition, collection, doc_id)) == expected
+        assert hash_tag(keys.flush_marker(partition, collection)) == expected  # FILL's KEYS[4]
         assert len({stream, dlq, cache}) == 3
 
 
@@ -337,6 +340,15 @@ def test_cache_key_layout() -> None:
     keys = KeySpace()
     assert keys.cache(3, "users", "alice") == "{wb:p3}:doc:5:users:salice"
     assert keys.cache(3, "users", 42) == "{wb:p3}:doc:5:users:i42"
+
+
+def test_flush_marker_layout() -> None:
+    """Per partition and collection, length-prefixed, never a cache entry of the collection
+    (the invalidator's flush SCANs ``{wb:pN}:doc:<len>:<collection>:*``)."""
+    keys = KeySpace()
+    assert keys.flush_marker(3, "users") == "{wb:p3}:flushed:5:users"
+    assert keys.flush_marker(3, "a:1") != keys.flush_marker(3, "a")
+    assert not keys.is_cache_key(3, keys.flush_marker(3, "users"))
 
 
 @pytest.mark.parametrize(

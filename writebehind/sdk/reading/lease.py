@@ -27,7 +27,7 @@ from writebehind.core.keys import KeySpace
 class Place:
     """Where one document's read-side state lives in Redis (all in one hash slot).
 
-    The entry's key is named at once; the lease, channel and marker only when
+    The entry's key is named at once; the lease, channel and markers only when
     asked for (a miss): a hit, most reads, needs none of them.
     """
 
@@ -55,6 +55,12 @@ class Place:
     def marker(self) -> str:
         """The eviction marker: a fill that began before an invalidation loses."""
         return self.keys.eviction_marker(self.partition, self.collection, self.doc_id)
+
+    @property
+    def flush_marker(self) -> str:
+        """The collection's flush marker in this partition: a fill that began before the
+        invalidator last emptied the collection loses."""
+        return self.keys.flush_marker(self.partition, self.collection)
 
 
 def new_token() -> str:

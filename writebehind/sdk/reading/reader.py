@@ -314,7 +314,7 @@ class Reader:
         max_age_ms = int(self.policy.lock_timeout * 1000)
         args = [token, started, max_age_ms, str(got.version), kind, body, ttl_ms, load_ms]
         args += [place.channel, "watch" if watched else "own"]
-        return scripts.fill, [place.entry, place.lease, place.marker], args
+        return scripts.fill, [place.entry, place.lease, place.marker, place.flush_marker], args
 
     def _settle(self, got: Loaded, reply: ScriptReply | None) -> Answer:
         """The answer after a fill: the entry if it is newer (or dirty), else what was loaded."""

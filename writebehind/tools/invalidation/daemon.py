@@ -10,7 +10,9 @@ invalidation stream reaches every near cache. Its resume token is kept in
 Redis after each change it handled, so a restart continues where it stopped
 (at least once: a change may be handled twice, never skipped). When the token
 is no longer usable (the oplog moved past it), it empties the clean entries
-of the watched collections, says so (a log line and
+of the watched collections (first setting each partition's flush marker, which
+refuses the fills already loading: they may have read a document before a
+change it never saw), says so (a log line and
 ``writebehind_invalidator_resyncs_total{mode="empty"}``), and starts afresh.
 
 Changes and documents are decoded under the deployment's codec options as
@@ -49,7 +51,7 @@ from writebehind.core.replies import as_text, is_transient_reply
 from writebehind.core.replies import is_transient as redis_transient
 from writebehind.core.script_calls import call_script
 from writebehind.core.scripts import INVALIDATIONS_MAX_LEN
-from writebehind.core.scripts_read import EVICT, FLUSH_CLEAN
+from writebehind.core.scripts_read import EVICT, FLUSH_CLEAN, FLUSH_MARK
 from writebehind.sdk.reading.entry import ENTRY_FIELDS, parse_entry
 from writebehind.sink.classify import is_transient as mongo_transient
 from writebehind.tools.invalidation.decide import decide, foreign, stored_version
@@ -116,6 +118,7 @@ class Invalidator:
         self.metrics = InvalidatorMetrics(registry or CollectorRegistry())
         self._evict = redis.register_script(EVICT)
         self._flush = redis.register_script(FLUSH_CLEAN)
+        self._mark = redis.register_script(FLUSH_MARK)
         self.token_key = f"{{{keys.prefix}}}:invalidator:{database.name}:token"
         self.started = anyio.Event()
         self._backoff = Backoff(base=0.1, cap=5.0)
@@ -255,9 +258,14 @@ class Invalidator:
         return sum([await self._empty_collection(name) for name in names])
 
     async def _empty_collection(self, coll: str) -> int:
-        """Delete the clean entries of ``coll`` and empty its near caches, per partition."""
+        """Delete the clean entries of ``coll`` and empty its near caches, per partition.
+
+        The partition's flush marker is set first (``FLUSH_MARK``): a fill whose load
+        began before it is refused, though its entry did not exist to be deleted."""
         deleted = 0
         for partition in range(self._keys.partitions):
+            marker = self._keys.flush_marker(partition, coll)
+            await call_script(self._redis, self._mark, [marker], [])
             prefix = self._keys.cache(partition, coll, "")[: -len(encode_id(""))]
             pattern = _glob_escape(prefix) + "*"
             batch: list[Any] = []

@@ -24,6 +24,7 @@ def test_a_place_names_the_keys_the_keyspace_names(collection: str, doc_id: Any)
     assert place.lease == keys.lease(p, collection, doc_id)
     assert place.channel == keys.fill_channel(p, collection, doc_id)
     assert place.marker == keys.eviction_marker(p, collection, doc_id)
+    assert place.flush_marker == keys.flush_marker(p, collection)
     assert keys.lease_of_entry(p, place.entry) == place.lease  # what every write deletes
 
 
