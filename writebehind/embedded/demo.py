@@ -12,6 +12,7 @@ end (unless ``--keep``), and does not stop a MongoDB it did not start.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import os
@@ -22,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -258,11 +259,39 @@ async def run_demo(
         os.environ.get("WRITEBEHIND_REDIS_URL"), os.environ.get("WRITEBEHIND_MONGO_URL")
     )
     workdir = Path(tempfile.mkdtemp(prefix="writebehind-demo-"))
+    with _sigterm_cancels_the_demo() as terminated:
+        try:
+            return await _run_in(workdir, duration, producers, documents, workers, seed, live, keep)
+        except BaseException:
+            _after_a_failure(workdir)
+            if terminated():
+                raise KeyboardInterrupt("SIGTERM") from None  # exit status 130, as Ctrl-C
+            raise
+
+
+@contextlib.contextmanager
+def _sigterm_cancels_the_demo() -> Iterator[Callable[[], bool]]:
+    """SIGTERM (``kill``, a CI timeout, ``docker stop``) cancels the demo's main task, as
+    asyncio does on Ctrl-C, so that its clean-up stops the workers and servers it started.
+
+    A handler raising ``KeyboardInterrupt`` instead could land in any task (a Redis call's
+    shielded task, say): the event loop stopped there, the main task's clean-up never ran,
+    and two workers, redis-server and SecantusDB were left running. Yields whether SIGTERM
+    came."""
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    came: list[bool] = []
+
+    def cancel() -> None:
+        came.append(True)
+        if main is not None:
+            main.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, cancel)
     try:
-        return await _run_in(workdir, duration, producers, documents, workers, seed, live, keep)
-    except BaseException:
-        _after_a_failure(workdir)
-        raise
+        yield lambda: bool(came)
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 def _after_a_failure(workdir: Path) -> None:
@@ -424,17 +453,20 @@ async def _run_in(
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        if servers.users:
-            await leave_servers(
-                redis if servers.users_redis else None,
-                mongo_client if servers.mongo is None else None,
-                prefix,
-                database,
-                keep=keep or not done,
-            )
-        await redis.aclose()
-        await mongo_client.close()
-        servers.stack.close()
+        try:
+            with anyio.CancelScope(shield=True):  # a cancelled demo (SIGTERM) cleans up too
+                if servers.users:
+                    await leave_servers(
+                        redis if servers.users_redis else None,
+                        mongo_client if servers.mongo is None else None,
+                        prefix,
+                        database,
+                        keep=keep or not done,
+                    )
+                await redis.aclose()
+                await mongo_client.close()
+        finally:
+            servers.stack.close()
     for event in events.all:
         say(f"  - {event}")
     say(f"documents written     {len(ledger.newest)}")
@@ -471,12 +503,6 @@ async def verify(collection: Any, ledger: Ledger) -> list[str]:
     return problems
 
 
-def _stop_like_ctrl_c(signum: int, frame: object) -> None:
-    """SIGTERM (``kill``, a CI timeout, ``docker stop``) stops the demo as Ctrl-C does: its
-    workers and the servers it started are stopped on the way out (exit status 130)."""
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 @click.command()
 @click.option(
     "--duration",
@@ -505,6 +531,5 @@ def demo(
     SIGTERM stops its workers and servers and exits 130.
     """
     live = sys.stdout.isatty()
-    signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
     ok = anyio.run(run_demo, duration, producers, documents, workers, seed, live, keep)
     sys.exit(0 if ok else 1)
