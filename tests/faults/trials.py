@@ -109,8 +109,8 @@ class Env:
         """A subprocess worker (for kill -9 and SIGSTOP; ``crash_at``: see crashpoints.py)."""
         n = len(self.procs)
         flags.setdefault("batch_size", 50)
-        flags.setdefault("linger_ms", 2)
-        flags.setdefault("claim_idle_ms", 1000)
+        flags.setdefault("linger", "2ms")
+        flags.setdefault("claim_idle", "1s")
         if self.cluster:
             flags["redis_cluster"] = True
         proc = WorkerProcess(
@@ -291,7 +291,7 @@ async def kill9(env: Env) -> float:
     rng = env.rng
     env.spawn()
     env.spawn()
-    await env.start_worker(claim_idle_ms=1000)
+    await env.start_worker(claim_idle=1.0)
     async with env.load():
         for _ in range(rng.randint(2, 4)):
             await fault_delay(rng, 0.1, 0.8)
@@ -304,17 +304,17 @@ async def kill9(env: Env) -> float:
 
 
 async def zombie(env: Env) -> float:
-    """A worker frozen past claim_idle_ms, then resumed: its late writes change nothing,
+    """A worker frozen past claim_idle, then resumed: its late writes change nothing,
     and its late dead-letter moves of records the claimer already moved add no letter."""
     rng = env.rng
     env.poison_rate = 0.1
     frozen = env.spawn()
-    await env.start_worker(claim_idle_ms=1000)
+    await env.start_worker(claim_idle=1.0)
     async with env.load():
         await fault_delay(rng, 0.2, 0.8)
         frozen.send(signal.SIGSTOP)
         try:
-            await fault_delay(rng, 1.5, 2.5)  # past claim_idle_ms: its entries are taken
+            await fault_delay(rng, 1.5, 2.5)  # past claim_idle: its entries are taken
         finally:
             frozen.send(signal.SIGCONT)
         await fault_delay(rng, 0.2, 0.8)
@@ -597,7 +597,7 @@ async def kill_after_write(env: Env) -> float:
     rng = env.rng
     async with env.load():
         for _ in range(rng.randint(2, 4)):
-            # The next one claims what the last left pending (claim_idle_ms = 1 s)
+            # The next one claims what the last left pending (claim_idle = 1 s)
             # and writes it again: the version guard must make that a no-op.
             await env.crash("after_write", rng.randint(1, 15))
         await env.start_worker()
@@ -621,7 +621,7 @@ async def kill_in_dead_letter(env: Env) -> float:
 
 
 async def mongo_slow(env: Env) -> float:
-    """MongoDB slow to answer: updates held for up to 1.5 s (past claim_idle_ms), or the
+    """MongoDB slow to answer: updates held for up to 1.5 s (past claim_idle), or the
     whole server stalled by SIGSTOP. Slow is not failed: nothing dead-lettered, nothing
     claimed away from a worker still writing it (and if it were, the guard holds)."""
     rng = env.rng

@@ -48,12 +48,12 @@ pytestmark = pytest.mark.anyio
 
 KEYS = KeySpace(TEST_PREFIX, TEST_PARTITIONS)
 CLAIM_IDLE = 2.0
-"""Seconds (``--claim-idle-ms 2000``)."""
+"""Seconds (``--claim-idle 2.0``)."""
 CLAIM_INTERVAL = 0.2
 MARGIN = 2.0
 """Seconds of slack for process scheduling on a two-core machine shared with other tests."""
 FLAGS: dict[str, Any] = {
-    "claim_idle_ms": int(CLAIM_IDLE * 1000),
+    "claim_idle": CLAIM_IDLE,
     "claim_interval": CLAIM_INTERVAL,
     "drain_timeout": 10,
     "batch_size": 50,
