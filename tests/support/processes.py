@@ -179,3 +179,16 @@ class WorkerProcess:
             self.proc.send_signal(signal.SIGKILL)
         if self.proc is not None:
             self.proc.wait()
+
+
+def _state(pid: int) -> str:
+    """The process state letter of ``/proc/<pid>/stat`` (``T``: stopped by a signal)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2]
+
+
+async def wait_stopped(pid: int, within: float = 10.0) -> None:
+    """Return once ``pid`` is stopped: ``SIGSTOP`` is delivered asynchronously."""
+    with anyio.fail_after(within):
+        while _state(pid) != "T":  # noqa: ASYNC110 (the kernel sets no event)
+            await anyio.sleep(0.001)

@@ -39,7 +39,7 @@ from tests.support.ledger import (
     wait_all_landed,
     wait_settled,
 )
-from tests.support.processes import WorkerProcess
+from tests.support.processes import WorkerProcess, wait_stopped
 from tests.support.waiting import wait_until
 from writebehind import WriteBehind
 from writebehind.core.keys import KeySpace
@@ -119,7 +119,7 @@ async def kill_holding_records(redis: Redis, proc: WorkerProcess) -> list[tuple[
     """
     for _ in range(500):
         proc.send(signal.SIGSTOP)
-        await anyio.sleep(0.005)
+        await wait_stopped(proc.pid)  # the signal is delivered asynchronously
         held = await pending_of(redis, proc.consumer)
         if held:
             proc.kill()
