@@ -169,7 +169,7 @@ def spawn_worker(tmp_path: Path, redis_server: RedisServer) -> Iterator[SpawnWor
 
     def spawn(mongo_url: str, database: str, *, consumer: str, **flags: Any) -> WorkerProcess:
         flags.setdefault("batch_size", 100)
-        flags.setdefault("linger_ms", 2)
+        flags.setdefault("linger", "2ms")
         proc = WorkerProcess(
             redis_url=redis_server.url,
             mongo_url=mongo_url,

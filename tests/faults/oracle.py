@@ -211,7 +211,8 @@ class Oracle:
         """Each letter as (collection, document id or None, original version, source entry id)."""
         found = []
         for p in range(self.keys.partitions):
-            for _, fields in await redis.xrange(self.keys.dead_letters(p)):
+            entries: Any = await redis.xrange(self.keys.dead_letters(p))
+            for _, fields in entries:
                 f = {_text(k): v for k, v in fields.items()}
                 try:
                     doc_id = bson_decode(bytes(f["d"])).get("_id")

@@ -25,6 +25,7 @@ from pymongo.errors import AutoReconnect, OperationFailure
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.typing import EncodableT, FieldT
 
 from tests.faults.oracle import (
     COLLECTION,
@@ -108,8 +109,8 @@ class Env:
         """A subprocess worker (for kill -9 and SIGSTOP; ``crash_at``: see crashpoints.py)."""
         n = len(self.procs)
         flags.setdefault("batch_size", 50)
-        flags.setdefault("linger_ms", 2)
-        flags.setdefault("claim_idle_ms", 1000)
+        flags.setdefault("linger", "2ms")
+        flags.setdefault("claim_idle", "1s")
         if self.cluster:
             flags["redis_cluster"] = True
         proc = WorkerProcess(
@@ -290,7 +291,7 @@ async def kill9(env: Env) -> float:
     rng = env.rng
     env.spawn()
     env.spawn()
-    await env.start_worker(claim_idle_ms=1000)
+    await env.start_worker(claim_idle=1.0)
     async with env.load():
         for _ in range(rng.randint(2, 4)):
             await fault_delay(rng, 0.1, 0.8)
@@ -303,17 +304,17 @@ async def kill9(env: Env) -> float:
 
 
 async def zombie(env: Env) -> float:
-    """A worker frozen past claim_idle_ms, then resumed: its late writes change nothing,
+    """A worker frozen past claim_idle, then resumed: its late writes change nothing,
     and its late dead-letter moves of records the claimer already moved add no letter."""
     rng = env.rng
     env.poison_rate = 0.1
     frozen = env.spawn()
-    await env.start_worker(claim_idle_ms=1000)
+    await env.start_worker(claim_idle=1.0)
     async with env.load():
         await fault_delay(rng, 0.2, 0.8)
         frozen.send(signal.SIGSTOP)
         try:
-            await fault_delay(rng, 1.5, 2.5)  # past claim_idle_ms: its entries are taken
+            await fault_delay(rng, 1.5, 2.5)  # past claim_idle: its entries are taken
         finally:
             frozen.send(signal.SIGCONT)
         await fault_delay(rng, 0.2, 0.8)
@@ -483,12 +484,13 @@ async def memory_pressure(env: Env) -> float:
         if doc_id in stored and stored[doc_id][0] >= c.version:
             continue  # persisted before MongoDB stopped
         entry = keys.cache(keys.partition_of(COLLECTION, doc_id), COLLECTION, doc_id)
-        v = await env.redis.hget(entry, "v")
+        v: Any = await env.redis.hget(entry, "v")
         ttl = await env.redis.ttl(entry)
         if v is None or v.decode() != str(c.version) or ttl != -1:
             env.oracle.fail(LOST, f"dirty entry {doc_id!r}: v={v!r} ttl={ttl}, wrote {c.version}")
     for p in range(PARTITIONS):
-        ids = {eid.decode() for eid, _ in await env.redis.xrange(keys.stream(p))}
+        entries: Any = await env.redis.xrange(keys.stream(p))
+        ids = {eid.decode() for eid, _ in entries}
         for c in env.oracle.calls:
             mine = c.outcome == "ack" and keys.partition_of(COLLECTION, c.doc_id) == p
             if mine and str(c.version) not in ids:
@@ -595,7 +597,7 @@ async def kill_after_write(env: Env) -> float:
     rng = env.rng
     async with env.load():
         for _ in range(rng.randint(2, 4)):
-            # The next one claims what the last left pending (claim_idle_ms = 1 s)
+            # The next one claims what the last left pending (claim_idle = 1 s)
             # and writes it again: the version guard must make that a no-op.
             await env.crash("after_write", rng.randint(1, 15))
         await env.start_worker()
@@ -619,7 +621,7 @@ async def kill_in_dead_letter(env: Env) -> float:
 
 
 async def mongo_slow(env: Env) -> float:
-    """MongoDB slow to answer: updates held for up to 1.5 s (past claim_idle_ms), or the
+    """MongoDB slow to answer: updates held for up to 1.5 s (past claim_idle), or the
     whole server stalled by SIGSTOP. Slow is not failed: nothing dead-lettered, nothing
     claimed away from a worker still writing it (and if it were, the guard holds)."""
     rng = env.rng
@@ -655,12 +657,12 @@ async def mongo_slow(env: Env) -> float:
     return recovery
 
 
-def _rogue_record(env: Env, kind: str) -> tuple[str, dict[str, Any]]:
+def _rogue_record(env: Env, kind: str) -> tuple[str, dict[FieldT, EncodableT]]:
     """A record the SDK would never write, and the document id it names (for its partition)."""
     env.serial += 1
     doc_id = f"rogue-{env.serial}"
     body = bson_encode({"_id": doc_id, "s": "$set"})
-    fields: dict[str, Any]
+    fields: dict[FieldT, EncodableT]
     if kind == "garbage_body":
         fields = {"op": "set", "c": COLLECTION, "d": b"\x05\x00not bson at all"}
     elif kind == "no_op":
@@ -705,7 +707,7 @@ async def stream_poison(env: Env) -> float:
             await fault_delay(rng, 0.05, 0.4)
             doc_id, fields = _rogue_record(env, kind)
             stream = env.keys.stream(env.keys.partition_of(COLLECTION, doc_id))
-            entry_id = await env.redis.xadd(stream, fields)
+            entry_id: Any = await env.redis.xadd(stream, fields)
             env.oracle.injected[entry_id.decode()] = kind
         await fault_delay(rng, 0.2, 0.5)
     return await env.settle()
@@ -753,7 +755,7 @@ async def redis_failover(env: Env) -> float:
     await fault_delay(rng, 0.0, 0.5)
     promoted = Redis.from_url(replica.url)
     env.stack.push_async_callback(promoted.aclose)
-    await promoted.execute_command("REPLICAOF", "NO", "ONE")
+    await promoted.execute_command("REPLICAOF", "NO", "ONE")  # type: ignore[no-untyped-call]
     proxy.target_port = replica.port
     proxy.close_connections()
     env.redis = promoted  # the oracle reads Redis state from the new primary

@@ -91,7 +91,7 @@ async def test_the_worker_acks_dead_letters_and_trims_with_an_always_empty_scrip
     ]
     async with FlushingProxy(redis_server) as flushing:
         worker = await start_worker(
-            redis_url=flushing.url, retention=0, trim_interval=0.1, claim_idle_ms=60_000
+            redis_url=flushing.url, retention=0, trim_interval=0.1, claim_idle=60.0
         )
         for n, version in enumerate(versions):
             if n % 10:

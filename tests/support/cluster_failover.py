@@ -199,6 +199,13 @@ async def _trial(
             outcome.killed_at = time.monotonic()
             await anyio.to_thread.run_sync(lambda: cluster.wait_ready(skip=(victim,)))
             await anyio.sleep(1.0)  # writes after the failover, on the promoted replica
+
+            async def acked_after_kill() -> bool:
+                return outcome.acked_after_kill > 0
+
+            await wait_until(
+                acked_after_kill, timeout=30, message="a write acknowledged after the failover"
+            )
             stop.set()
 
     alive = next(n for n in cluster.nodes if n is not victim)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tests.support.processes import WorkerProcess
+from tests.support.processes import WorkerProcess, refuse_legacy_names
 from writebehind.worker.settings import WorkerSettings
 
 TEST_PREFIX = "t"
@@ -16,15 +16,21 @@ SpawnWorker = Callable[..., WorkerProcess]
 
 
 def fast_settings(**overrides: Any) -> WorkerSettings:
-    """Worker settings scaled down so recovery paths run within a test's patience."""
+    """Worker settings scaled down so recovery paths run within a test's patience.
+
+    Durations in seconds. An old millisecond name (``claim_idle_ms``) raises
+    ``TypeError``: the seconds name given here would beat it, so it would be
+    silently ignored.
+    """
+    refuse_legacy_names(overrides)
     values: dict[str, Any] = {
         "prefix": TEST_PREFIX,
         "partitions": TEST_PARTITIONS,
         "batch_size": 100,
-        "linger_ms": 2,
-        "read_block_ms": 100,
+        "linger": 0.002,
+        "read_block": 0.1,
         "drain_timeout": 10.0,
-        "claim_idle_ms": 1000,
+        "claim_idle": 1.0,
         "claim_interval": 0.3,
         "trim_interval": 3600.0,
         "backoff_base": 0.02,

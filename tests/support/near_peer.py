@@ -19,13 +19,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import anyio
 from prometheus_client import REGISTRY
 
-from tests.support.processes import REPO_ROOT
+from tests.support.processes import REPO_ROOT, wait_stopped
 from writebehind import ReadPolicy, WriteBehind
 from writebehind.sdk.near import NearCache
 
@@ -173,16 +172,3 @@ class NearPeer:
         for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if pipe is not None:
                 pipe.close()
-
-
-def _state(pid: int) -> str:
-    """The process state letter of ``/proc/<pid>/stat`` (``T``: stopped by a signal)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return stat[stat.rindex(")") + 2]
-
-
-async def wait_stopped(pid: int, within: float = 10.0) -> None:
-    """Return once ``pid`` is stopped: ``SIGSTOP`` is delivered asynchronously."""
-    with anyio.fail_after(within):
-        while _state(pid) != "T":  # noqa: ASYNC110 (the kernel sets no event)
-            await anyio.sleep(0.001)

@@ -12,10 +12,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import anyio
+
+from writebehind.settings import LEGACY_MS_ALIASES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,11 +42,25 @@ def spawn_logged(args: list[str], log_path: Path, env: dict[str, str]) -> subpro
         )
 
 
+def refuse_legacy_names(settings: Mapping[str, Any]) -> None:
+    """Raise ``TypeError`` when ``settings`` uses an old millisecond name (``linger_ms``).
+
+    Test helpers set the seconds names (``linger``); the new name beats the old
+    one, so an old name given on top would be ignored without a word. The
+    deprecated aliases have their own tests, which build settings directly.
+    """
+    legacy = sorted(set(settings) & set(LEGACY_MS_ALIASES))
+    if legacy:
+        use = ", ".join(f"{old} -> {LEGACY_MS_ALIASES[old]}" for old in legacy)
+        raise TypeError(f"old millisecond setting names in a test helper; use seconds: {use}")
+
+
 class WorkerProcess:
     """One ``writebehind worker`` subprocess, its log in a file; ``close()`` always kills it.
 
-    ``flags`` become CLI options: ``claim_idle_ms=1000`` is ``--claim-idle-ms 1000``,
-    ``redis_cluster=True`` is ``--redis-cluster``.
+    ``flags`` become CLI options: ``claim_idle="1s"`` is ``--claim-idle 1s``,
+    ``redis_cluster=True`` is ``--redis-cluster``; an old millisecond name raises
+    ``TypeError`` (see ``refuse_legacy_names``).
     Logs are JSON lines, so tests can look for events.
     """
 
@@ -60,6 +77,7 @@ class WorkerProcess:
         crash_at: tuple[str, int] | None = None,
         **flags: Any,
     ) -> None:
+        refuse_legacy_names(flags)
         self.consumer = consumer
         self.log_path = log_path
         # ``crash_at=(point, n)``: the worker kills itself the nth time it reaches
@@ -161,3 +179,16 @@ class WorkerProcess:
             self.proc.send_signal(signal.SIGKILL)
         if self.proc is not None:
             self.proc.wait()
+
+
+def _state(pid: int) -> str:
+    """The process state letter of ``/proc/<pid>/stat`` (``T``: stopped by a signal)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2]
+
+
+async def wait_stopped(pid: int, within: float = 10.0) -> None:
+    """Return once ``pid`` is stopped: ``SIGSTOP`` is delivered asynchronously."""
+    with anyio.fail_after(within):
+        while _state(pid) != "T":  # noqa: ASYNC110 (the kernel sets no event)
+            await anyio.sleep(0.001)

@@ -29,13 +29,13 @@ def test_flags_beat_environment_beat_dotenv(
     monkeypatch: pytest.MonkeyPatch, clean_environment: Path
 ) -> None:
     (clean_environment / ".env").write_text(
-        "WRITEBEHIND_BATCH_SIZE=7\nWRITEBEHIND_LINGER_MS=9\nWRITEBEHIND_PREFIX=fromfile\n"
+        "WRITEBEHIND_BATCH_SIZE=7\nWRITEBEHIND_LINGER=9ms\nWRITEBEHIND_PREFIX=fromfile\n"
     )
     monkeypatch.setenv("WRITEBEHIND_BATCH_SIZE", "8")
-    monkeypatch.setenv("WRITEBEHIND_LINGER_MS", "10")
-    settings = load_settings({"batch_size": 100, "linger_ms": None})
+    monkeypatch.setenv("WRITEBEHIND_LINGER", "10ms")
+    settings = load_settings({"batch_size": 100, "linger": None})
     assert settings.batch_size == 100  # flag
-    assert settings.linger_ms == 10  # environment (the flag was not given)
+    assert settings.linger == 0.01  # environment (the flag was not given)
     assert settings.prefix == "fromfile"  # .env
 
 

@@ -11,13 +11,13 @@ from pydantic import ValidationError
 
 from writebehind.core.errors import ConfigurationError, WriteBehindError
 from writebehind.core.keys import KeySpace
-from writebehind.settings import LEGACY_MS_ALIASES, named
+from writebehind.settings import named
 from writebehind.worker.settings import WorkerSettings, default_consumer_name
 
 
 def names(field: str) -> str:
     """What an error about ``field`` says: ``--batch-size (WRITEBEHIND_BATCH_SIZE)``."""
-    return re.escape(named(LEGACY_MS_ALIASES.get(field, field)))
+    return re.escape(named(field))
 
 
 def test_defaults_are_valid() -> None:

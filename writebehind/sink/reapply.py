@@ -24,8 +24,8 @@ from writebehind.core.version import Version
 from writebehind.sink.bulk import MongoSink
 from writebehind.sink.classify import ErrorInfo, Failure, is_transient
 from writebehind.sink.guards import Pending
-from writebehind.worker.plan import DocumentWrites, coalesce
-from writebehind.worker.settle import settle
+from writebehind.sink.plan import DocumentWrites, coalesce
+from writebehind.sink.settle import settle
 
 log = structlog.get_logger("writebehind.sink.reapply")
 
@@ -114,7 +114,7 @@ class Reapplier:
 
         Where MongoDB refuses a document's newest record for good, it comes
         back ``FAILED`` and the next newest gets its turn, by the worker's
-        rule (``worker.settle``), so the outcome does not depend on which
+        rule (``sink.settle``), so the outcome does not depend on which
         records were re-applied together.
 
         Raises:

@@ -18,10 +18,10 @@ from writebehind.core.keys import KeySpace
 from writebehind.core.replies import field_text, is_transient
 from writebehind.sink.bulk import MongoSink
 from writebehind.sink.classify import ErrorInfo, Failure
+from writebehind.sink.plan import DocumentWrites, Malformed, coalesce, decode_entries
+from writebehind.sink.settle import settle
 from writebehind.worker.counters import WorkerCounters
-from writebehind.worker.plan import DocumentWrites, Malformed, coalesce, decode_entries
 from writebehind.worker.settings import WorkerSettings
-from writebehind.worker.settle import settle
 from writebehind.worker.stream import Entry, LetterToMove, PartitionStreams, Persisted
 
 log = structlog.get_logger("writebehind.worker")

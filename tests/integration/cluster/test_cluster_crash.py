@@ -59,7 +59,7 @@ async def test_kill_9_after_a_write_then_another_worker_reclaims_on_the_cluster(
         )
         assert pending > 0, "died with nothing pending: the reclaim path would go untested"
 
-        worker = await start_cluster_worker(claim_idle_ms=500)
+        worker = await start_cluster_worker(claim_idle=0.5)
         for version in newest.values():
             await docs.wait_persisted(version, timeout=30)
         stored = {d["_id"]: d["_wb"]["v"] async for d in mongo_db["docs"].find()}

@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 from tests.support.cluster import CLUSTER_PARTITIONS, LocalCluster
 from tests.support.cluster_failover import failover_trial
 from tests.support.config import TEST_PREFIX, fast_settings
+from tests.support.waiting import wait_until
 from writebehind import ReadPolicy, WriteBehind
 from writebehind.core.redis_client import connect_cluster
 from writebehind.core.version import Version
@@ -78,7 +79,13 @@ async def test_master_killed_under_load_replica_takes_over_and_writes_resume(
             killed_at.append(time.monotonic())
             await anyio.to_thread.run_sync(lambda: cluster.wait_ready(skip=(victim,)))
             await anyio.sleep(2.0)  # writes after the failover, on the promoted replica
-            after_kill = len([1 for _, t in acked.values() if t > killed_at[0]])
+
+            async def acked_after_kill() -> int:
+                return len([1 for _, t in acked.values() if t > killed_at[0]])
+
+            after_kill = await wait_until(
+                acked_after_kill, timeout=30, message="a write acknowledged after the failover"
+            )
             stop.set()
             for version, _ in list(acked.values()):
                 await wb.collection("users").wait_persisted(version, timeout=30)

@@ -274,11 +274,11 @@ async def test_a_reply_overtaken_by_a_newer_write_is_not_kept(
 ) -> None:
     # The race pub/sub-based near caches lose: Redis answers a read with n=2, then n=3 is
     # written and its eviction reaches the near cache before the n=2 reply does. The
-    # reader's link is slowed (proxy); its feed connects directly, so it is faster.
+    # reader's link holds the reply back (proxy); its feed connects directly.
     direct = redis_server.url
     monkeypatch.setattr("writebehind.sdk.near.layer.Follower", _follower_via(direct))
     async with (
-        Proxy("127.0.0.1", redis_server.port, latency=1.0) as proxy,
+        Proxy("127.0.0.1", redis_server.port) as proxy,
         WriteBehind(
             redis_url=f"redis://127.0.0.1:{proxy.port}",
             mongo=mongo_db,
@@ -293,19 +293,29 @@ async def test_a_reply_overtaken_by_a_newer_write_is_not_kept(
         await users.get("race")
         await _feed_ready(wb)
         await writer.set("race", {"n": 2})  # the near cache holds nothing now
-        proxy.set_mode("latency")
+        store, key = wb.near.store("users", NEAR), encode_id("race")
+        proxy.hold_replies(b"race")
         async with anyio.create_task_group() as tg:
             answers: list[Any] = []
 
             async def read() -> None:
                 answers.append(await users.get("race"))
 
+            async def answered() -> bool:  # Redis has answered n=2; the reply is held back
+                return proxy.held > 0
+
             tg.start_soon(read)
-            await anyio.sleep(1.4)  # Redis has answered n=2; the reply is on its way
+            await wait_until(answered, timeout=10, message="Redis answering the read")
             newest = await writer.set("race", {"n": 3})
+
+            async def evicted_meanwhile() -> bool:  # the feed applied n=3 to the open read
+                tickets = store._open.get(key, [])
+                return any(t.newest_seen is not None and t.newest_seen >= newest for t in tickets)
+
+            await wait_until(evicted_meanwhile, timeout=10, message="the feed applying n=3")
+            proxy.release_replies()
         assert answers == [{"_id": "race", "n": 2}]  # the read began before n=3
-        proxy.set_mode("pass")
-        held = wb.near.store("users", NEAR).get(encode_id("race"), time.monotonic())
+        held = store.get(key, time.monotonic())
         assert held is None or held.version >= newest, "the overtaken reply was kept"
         assert await users.get("race") == {"_id": "race", "n": 3}
 

@@ -14,7 +14,8 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.support.config import TEST_PARTITIONS
-from tests.support.near_peer import NearPeer, wait_stopped
+from tests.support.near_peer import NearPeer
+from tests.support.processes import wait_stopped
 from tests.support.servers import RedisServer
 from writebehind import WriteBehind
 from writebehind.sdk.near.follower import FEED_CLIENT_NAME
@@ -67,8 +68,8 @@ async def test_a_write_is_seen_by_the_other_process_within_a_measured_bound(
     for n in range(1, WRITES + 1):
         await users.set("hot", {"n": n})
         acked[str(n)] = time.monotonic()
-        await anyio.sleep(0.02)
-    await anyio.sleep(MAX_STALE)
+        await anyio.sleep(0.02)  # pacing: the peer reads between writes
+    await peer.wait_seen(str(WRITES), within=MAX_STALE + 10)
     report = await peer.finish()
     seen: dict[str, list[float]] = report["seen"]
     delays = [max(0.0, seen[n][0] - acked[n]) for n in acked if n in seen]

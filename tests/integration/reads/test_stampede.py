@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import anyio
@@ -21,6 +23,7 @@ from tests.support.streams import cache_key
 from tests.support.waiting import wait_until
 from writebehind import ReadPolicy, WriteBehind
 from writebehind.core.scripts_read import READ
+from writebehind.sdk.reading.flights import Load
 
 pytestmark = pytest.mark.anyio
 
@@ -165,7 +168,11 @@ async def test_a_failed_load_reaches_every_caller_and_is_not_cached(
 
 
 async def test_cancelling_the_first_caller_does_not_cancel_the_load(
-    redis: Redis, mongo_url: str, mongo_db: Any, mongo_client: Any
+    redis: Redis,
+    mongo_url: str,
+    mongo_db: Any,
+    mongo_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     await mongo_db["users"].insert_one({"_id": "c", "n": 1, "_wb": {"v": [5, 0]}})
     async with (
@@ -174,9 +181,13 @@ async def test_cancelling_the_first_caller_does_not_cancel_the_load(
     ):
         users = wb.collection("users")
         got: list[Any] = []
+        flights = _count_flights(wb, monkeypatch)
 
         async def one() -> None:
             got.append(await users.get("c"))
+
+        async def all_joined() -> bool:  # the first caller's and the three others'
+            return flights[0] >= 4
 
         async with anyio.create_task_group() as tg:
             first = anyio.CancelScope()
@@ -184,11 +195,28 @@ async def test_cancelling_the_first_caller_does_not_cancel_the_load(
             await wait_until(lambda: _sent(finds), message="the first caller's find")
             for _ in range(3):
                 tg.start_soon(one)
-            await anyio.sleep(0.05)
+            await wait_until(all_joined, timeout=10, message="the three joining the load")
             first.cancel()
         assert got == [{"_id": "c", "n": 1}] * 3
         assert finds.count("users") == 1
         assert await redis.hget(cache_key(wb.keys, "users", "c"), "v") == b"5-0"
+
+
+def _count_flights(wb: WriteBehind, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the misses that reach ``wb``'s in-process flights (a one-item list, updated).
+
+    A caller counted here waits on the load in flight: it joins it in the same
+    step, without yielding to the event loop.
+    """
+    count = [0]
+    start = wb.read_flights.start
+
+    def counted(keys: Sequence[str], load: Load) -> dict[str, asyncio.Future[Any]]:
+        count[0] += 1
+        return start(keys, load)
+
+    monkeypatch.setattr(wb.read_flights, "start", counted)
+    return count
 
 
 async def _run_in(scope: anyio.CancelScope, users: Any) -> None:

@@ -158,7 +158,7 @@ async def test_persisting_an_older_version_leaves_a_newer_dirty_entry_without_tt
             redis_server.url,
             blocked[database_name],
             consumer="slow",
-            claim_idle_ms=600,
+            claim_idle=0.6,
             backoff_cap=0.05,
         ) as slow:
             await wait_until(lambda: _retried(slow), message="slow worker holding v2")

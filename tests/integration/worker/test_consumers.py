@@ -37,7 +37,7 @@ async def test_idle_consumers_are_pruned_only_once_nothing_is_pending_on_them(
     # Claims only after 3 s of idleness; housekeeping every 0.1 s, and any
     # consumer idle for 0 ms with nothing pending may go.
     worker: Worker = await start_worker(
-        claim_idle_ms=3000, claim_interval=0.1, trim_interval=0.1, consumer_idle_ms=0
+        claim_idle=3.0, claim_interval=0.1, trim_interval=0.1, consumer_idle=0
     )
 
     async def idle_gone() -> bool:

@@ -100,7 +100,7 @@ async def test_kill_9_mid_batch_then_a_new_worker_reclaims_everything(
     # Newer writes land while the dead consumer's older records wait to be
     # reclaimed: applying those afterwards must not roll anything back.
     await ledger.backlog(docs, writes=600, docs=300)
-    worker = await start_worker(claim_idle_ms=1000)
+    worker = await start_worker(claim_idle=1.0)
     await assert_clean_finish(redis, mongo_db, ledger)
     assert await consumer_pending(redis, KEYS, "victim") == 0
     assert worker.stats.claimed >= held

@@ -39,7 +39,7 @@ from tests.support.ledger import (
     wait_all_landed,
     wait_settled,
 )
-from tests.support.processes import WorkerProcess
+from tests.support.processes import WorkerProcess, wait_stopped
 from tests.support.waiting import wait_until
 from writebehind import WriteBehind
 from writebehind.core.keys import KeySpace
@@ -48,12 +48,12 @@ pytestmark = pytest.mark.anyio
 
 KEYS = KeySpace(TEST_PREFIX, TEST_PARTITIONS)
 CLAIM_IDLE = 2.0
-"""Seconds (``--claim-idle-ms 2000``)."""
+"""Seconds (``--claim-idle 2.0``)."""
 CLAIM_INTERVAL = 0.2
 MARGIN = 2.0
 """Seconds of slack for process scheduling on a two-core machine shared with other tests."""
 FLAGS: dict[str, Any] = {
-    "claim_idle_ms": int(CLAIM_IDLE * 1000),
+    "claim_idle": CLAIM_IDLE,
     "claim_interval": CLAIM_INTERVAL,
     "drain_timeout": 10,
     "batch_size": 50,
@@ -119,7 +119,7 @@ async def kill_holding_records(redis: Redis, proc: WorkerProcess) -> list[tuple[
     """
     for _ in range(500):
         proc.send(signal.SIGSTOP)
-        await anyio.sleep(0.005)
+        await wait_stopped(proc.pid)  # the signal is delivered asynchronously
         held = await pending_of(redis, proc.consumer)
         if held:
             proc.kill()

@@ -24,7 +24,7 @@ from writebehind.worker.runner import Worker
 
 pytestmark = pytest.mark.anyio
 
-CLAIM = {"claim_idle_ms": 300, "claim_interval": 0.1}
+CLAIM = {"claim_idle": 0.3, "claim_interval": 0.1}
 
 
 async def test_entries_of_a_crashed_consumer_are_claimed_and_persisted(

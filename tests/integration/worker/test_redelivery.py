@@ -67,7 +67,7 @@ async def test_a_record_claimed_again_after_the_delete_does_not_resurrect(
     wb: WriteBehind, start_worker: Any, mongo_db: Any, redis: Redis
 ) -> None:
     """A late redelivery: the same entry (same id, no ``ov``) comes round again by claim."""
-    worker: Worker = await start_worker(claim_idle_ms=200, claim_interval=0.1)
+    worker: Worker = await start_worker(claim_idle=0.2, claim_interval=0.1)
     users = wb.collection("users")
     first = await users.set("z", {"name": "zombie"})
     await users.wait_persisted(first, timeout=20)

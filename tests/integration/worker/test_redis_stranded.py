@@ -27,7 +27,7 @@ async def test_worker_recovers_from_stranded_redis_connections(
     async with Proxy("127.0.0.1", redis_server.port) as proxy:
         # The timeout from the URL, as an operator would set it.
         client = connect(f"redis://127.0.0.1:{proxy.port}/0?socket_timeout=2")
-        worker = Worker(client, mongo_db, fast_settings(read_block_ms=100))
+        worker = Worker(client, mongo_db, fast_settings(read_block=0.1))
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(worker.run)
@@ -51,7 +51,7 @@ async def test_worker_refuses_a_socket_timeout_shorter_than_its_blocking_read(
 ) -> None:
     client = connect(redis_server.url, socket_timeout=1)
     try:
-        worker = Worker(client, mongo_db, fast_settings(read_block_ms=500))
+        worker = Worker(client, mongo_db, fast_settings(read_block=0.5))
         with pytest.raises(ConfigurationError, match="socket_timeout"):
             await worker.run()
     finally:

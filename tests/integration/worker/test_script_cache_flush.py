@@ -27,7 +27,7 @@ async def test_acks_and_dead_letters_survive_script_flushes(
 ) -> None:
     await mongo_db.create_collection("people", validator=REQUIRE_NAME)
     people = wb.collection("people")
-    worker = await start_worker(claim_idle_ms=60_000)  # nothing may need reclaiming
+    worker = await start_worker(claim_idle=60.0)  # nothing may need reclaiming
     stop = anyio.Event()
 
     async def flush() -> None:

@@ -107,7 +107,7 @@ async def test_running_worker_never_trims_entries_pending_on_a_crashed_consumer(
     held = {p: await ghost_read(redis, wb.keys.stream(p), "crashed") for p in (0, 1)}
 
     # Claiming is far off; trimming runs every 0.1 s with no retention.
-    worker: Worker = await start_worker(retention=0, trim_interval=0.1, claim_idle_ms=60_000)
+    worker: Worker = await start_worker(retention=0, trim_interval=0.1, claim_idle=60.0)
     later = [await users.set(f"u{i}", {"n": i}) for i in range(40)]
     for version in later:
         await users.wait_persisted(version, timeout=20)

@@ -23,12 +23,12 @@ def test_options_come_from_environment_variables_and_are_validated() -> None:
 def test_bad_flags_are_named_each() -> None:
     result = CliRunner().invoke(
         main,
-        ["worker", "--batch-size", "0", "--linger-ms", "-1"],
+        ["worker", "--batch-size", "0", "--linger", "-1"],
         env={**SECRET_ENV, "WRITEBEHIND_BATCH_SIZE": "100"},
     )
     assert result.exit_code == 2
     assert "--batch-size (WRITEBEHIND_BATCH_SIZE)" in result.output  # the flag won over 100
-    assert "--linger-ms (WRITEBEHIND_LINGER_MS)" in result.output
+    assert "--linger (WRITEBEHIND_LINGER)" in result.output
 
 
 def test_settings_the_worker_alone_checks_are_named_too() -> None:

@@ -33,7 +33,7 @@ from writebehind.core.shard_key import (
 )
 from writebehind.core.version import Version
 from writebehind.sink.guards import Pending, guarded_write
-from writebehind.worker.plan import decode_entries
+from writebehind.sink.plan import decode_entries
 
 NOW = dt.datetime(2024, 6, 1, 12, 0, 0)
 GRACE = dt.timedelta(days=7)

@@ -43,7 +43,7 @@ async def test_no_more_batches_in_flight_than_the_limit() -> None:
             for _ in range(5):
                 tg.start_soon(batch)
             await wait_until(two_in_flight, timeout=5, message="two batches in flight")
-            await anyio.sleep(0.01)  # the three others had every chance to enter
+            await anyio.wait_all_tasks_blocked()  # the three others had every chance to enter
             assert slots.in_flight == 2
             release.set()
     assert most == 2 and slots.in_flight == 0
@@ -62,7 +62,7 @@ async def test_a_lowered_limit_holds_new_batches_back() -> None:
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(late)
-            await anyio.sleep(0.01)
+            await anyio.wait_all_tasks_blocked()  # it had every chance to enter
             assert not entered.is_set()
             tg.cancel_scope.cancel()
     assert slots.in_flight == 0

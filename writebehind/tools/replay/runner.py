@@ -33,6 +33,7 @@ from writebehind.core.scripts import Scripts, invalidation_args, parse_letter_re
 from writebehind.core.version import Version
 from writebehind.sink.bulk import MongoSink
 from writebehind.sink.classify import ErrorInfo, Failure
+from writebehind.sink.plan import Malformed, decode_entries
 from writebehind.sink.reapply import Outcome, OutcomeCounts, Reapplier, Result, predict
 from writebehind.tools.replay.bounds import (
     Gap,
@@ -43,7 +44,6 @@ from writebehind.tools.replay.bounds import (
     find_gap,
     iso,
 )
-from writebehind.worker.plan import Malformed, decode_entries
 from writebehind.worker.stream import LetterToMove, dead_letter_fields
 
 log = structlog.get_logger("writebehind.tools.replay")

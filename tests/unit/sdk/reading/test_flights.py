@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import anyio
 import pytest
 
 from writebehind.sdk.reading.flights import Flights, wait_shielded
@@ -33,7 +34,7 @@ async def _get(flights: Flights, load: Loader, key: str) -> Any:
 async def test_concurrent_misses_share_one_load() -> None:
     flights, load = Flights(), Loader()
     callers = [asyncio.create_task(_get(flights, load, "k")) for _ in range(20)]
-    await asyncio.sleep(0.01)
+    await anyio.wait_all_tasks_blocked()
     load.release.set()
     assert await asyncio.gather(*callers) == ["doc-k"] * 20
     assert load.calls == [["k"]]
@@ -42,11 +43,11 @@ async def test_concurrent_misses_share_one_load() -> None:
 async def test_cancelling_the_first_caller_cancels_only_itself() -> None:
     flights, load = Flights(), Loader()
     first = asyncio.create_task(_get(flights, load, "k"))
-    await asyncio.sleep(0.01)
+    await anyio.wait_all_tasks_blocked()
     second = asyncio.create_task(_get(flights, load, "k"))
-    await asyncio.sleep(0.01)
+    await anyio.wait_all_tasks_blocked()
     first.cancel()
-    await asyncio.sleep(0.01)
+    await anyio.wait_all_tasks_blocked()
     load.release.set()
     assert await second == "doc-k"
     assert first.cancelled()
@@ -57,7 +58,7 @@ async def test_an_error_reaches_every_caller_and_is_not_kept() -> None:
     flights, load = Flights(), Loader()
     load.fail = RuntimeError("mongodb down")
     callers = [asyncio.create_task(_get(flights, load, "k")) for _ in range(3)]
-    await asyncio.sleep(0.01)
+    await anyio.wait_all_tasks_blocked()
     load.release.set()
     results = await asyncio.gather(*callers, return_exceptions=True)
     assert all(isinstance(r, RuntimeError) and str(r) == "mongodb down" for r in results)
@@ -91,7 +92,7 @@ async def test_per_key_errors_from_a_batch() -> None:
 async def test_close_cancels_what_is_running() -> None:
     flights, load = Flights(), Loader()
     future = flights.start(["k"], load)["k"]
-    await asyncio.sleep(0.01)
+    await anyio.wait_all_tasks_blocked()
     await flights.close()
     assert future.cancelled()
 
@@ -111,12 +112,12 @@ async def test_one_refresh_per_key_at_a_time() -> None:
     for _ in range(5):
         flights.refresh_once("k", refresh("k"))
     flights.refresh_once("j", refresh("j"))  # another key: its own refresh
-    await asyncio.sleep(0.01)
+    await anyio.wait_all_tasks_blocked()
     assert runs == ["k", "j"] and flights.refreshing == {"k", "j"}
     release.set()
-    await asyncio.sleep(0.01)
+    await anyio.wait_all_tasks_blocked()
     assert flights.refreshing == set()
     flights.refresh_once("k", refresh("k"))  # the next one, once the first ended
-    await asyncio.sleep(0.01)
+    await anyio.wait_all_tasks_blocked()
     assert runs == ["k", "j", "k"]
     await flights.close()

@@ -1,4 +1,4 @@
-"""Unit tests for writebehind.worker.settle: acknowledge, dead-letter or retry after a write."""
+"""Unit tests for writebehind.sink.settle: acknowledge, dead-letter or retry after a write."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 from tests.support.records import decoded
 from writebehind.sink.classify import ErrorInfo, Failure
 from writebehind.sink.guards import Pending
-from writebehind.worker.plan import DocumentWrites, coalesce
-from writebehind.worker.settle import settle
+from writebehind.sink.plan import DocumentWrites, coalesce
+from writebehind.sink.settle import settle
 
 REFUSED = ErrorInfo(Failure.PERMANENT, 121, "Document failed validation")
 DOWN = ErrorInfo(Failure.TRANSIENT, 91, "shutdown in progress")

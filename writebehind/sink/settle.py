@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from writebehind.sink.classify import ErrorInfo, Failure
 from writebehind.sink.guards import Pending
-from writebehind.worker.plan import DocumentWrites
+from writebehind.sink.plan import DocumentWrites
 
 
 @dataclass(slots=True)

@@ -1,4 +1,4 @@
-"""Unit tests for writebehind.worker.plan: decoding stream entries and coalescing them."""
+"""Unit tests for writebehind.sink.plan: decoding stream entries and coalescing them."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from bson import ObjectId
 from writebehind.core.codec import DEFAULT_CODEC_OPTIONS
 from writebehind.core.version import Version
 from writebehind.sink.guards import Pending
-from writebehind.worker.plan import DocumentWrites, Malformed, coalesce, decode_entries
+from writebehind.sink.plan import DocumentWrites, Malformed, coalesce, decode_entries
 
 OPTS = DEFAULT_CODEC_OPTIONS
 
