@@ -65,3 +65,10 @@ def test_sdk_imports_no_worker_sink_tools_or_cli() -> None:
 
 def test_sink_imports_no_worker_tools_or_cli() -> None:
     assert violations("sink") == []
+
+
+def test_every_folder_is_a_regular_package() -> None:
+    # writebehind/worker/ once had no __init__.py: it imported only as an implicit
+    # namespace package, which tools that walk packages (and mypy) treat differently.
+    folders = [p for p in PACKAGE.rglob("*") if p.is_dir() and p.name != "__pycache__"]
+    assert [str(p.relative_to(PACKAGE)) for p in folders if not (p / "__init__.py").exists()] == []
