@@ -16,7 +16,7 @@ from tests.support.near_peer import wait_stopped
 from tests.support.servers import RedisServer, replica_of
 from tests.support.waiting import wait_until
 from writebehind import ReadPolicy, WriteBehind
-from writebehind.core.errors import NotReplicated
+from writebehind.core.errors import CacheUnavailable, NotReplicated
 from writebehind.sdk.computing.keys import entry_key, namespace_generation, tag_generation
 
 pytestmark = pytest.mark.anyio
@@ -121,6 +121,16 @@ async def test_a_journal_replicas_did_not_confirm_stays(
             await wb.invalidate_tags("user:a")
         finally:
             primary.resume()
+
+        async def breaker_closed() -> bool:  # a document read: it applies no journal
+            try:
+                await wb.collection("users").get("nobody")
+            except CacheUnavailable:
+                return False
+            return not wb.redis_guard.breaker_open
+
+        await wait_until(breaker_closed, message="the breaker closed")
+        assert wb.computed.journal is not None and len(wb.computed.journal) == 1
         replica.pause()
         assert replica.proc is not None
         await wait_stopped(replica.proc.pid)
@@ -128,7 +138,7 @@ async def test_a_journal_replicas_did_not_confirm_stays(
             gate.state = "S2"
             with anyio.fail_after(10):
                 assert not await wb.computed.settle()  # applied, not confirmed: kept
-            assert wb.computed.journal is not None and len(wb.computed.journal) == 1
+            assert len(wb.computed.journal) == 1
             assert (await profile.validated("a")).source == "fresh"
         finally:
             replica.resume()
