@@ -10,25 +10,12 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.support.config import TEST_PARTITIONS, TEST_PREFIX
-from tests.support.servers import RedisServer, replica_online
+from tests.support.servers import RedisServer, replica_of
 from tests.support.streams import cache_key, stream_ids
-from tests.support.waiting import wait_until
 from writebehind import WriteBehind
 from writebehind.core.errors import NotReplicated
 
 pytestmark = pytest.mark.anyio
-
-
-async def _replica_of(
-    redis_factory: Callable[..., RedisServer], primary: RedisServer
-) -> RedisServer:
-    replica = redis_factory("--replicaof", "127.0.0.1", str(primary.port))
-    client = Redis.from_url(primary.url)
-    try:
-        await wait_until(lambda: replica_online(client), message="the replica to be online")
-    finally:
-        await client.aclose()
-    return replica
 
 
 def _wb(primary: RedisServer, mongo_db: Any, **options: Any) -> WriteBehind:
@@ -45,7 +32,7 @@ async def test_a_write_returns_once_the_replica_has_it(
     redis_factory: Callable[..., RedisServer], mongo_db: Any
 ) -> None:
     primary = redis_factory()
-    replica = await _replica_of(redis_factory, primary)
+    replica = await replica_of(redis_factory, primary)
     replica_client = Redis.from_url(replica.url)
     try:
         async with _wb(primary, mongo_db, wait_replicas=1, wait_timeout=5) as wb:

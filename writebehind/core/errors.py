@@ -181,16 +181,27 @@ class NotReplicated(WriteBehindError):
     ``versions`` are the writes made: they are in the primary's streams and will
     reach MongoDB, unless the primary fails before a replica has them. Writing
     again makes a new, newer version.
+
+    For a cached computation's invalidation (``invalidate``, ``invalidate_tags``,
+    ``bump_namespace``) or ``refresh``, ``made`` says what was made on the
+    primary and ``versions`` is empty: it is in effect there, but a failover
+    before a replica has it would lose it. Making it again is harmless.
     """
 
-    def __init__(self, versions: Sequence[Any], acknowledged: int, wanted: int) -> None:
+    def __init__(
+        self, versions: Sequence[Any], acknowledged: int, wanted: int, *, made: str | None = None
+    ) -> None:
         self.versions = list(versions)
         self.acknowledged = acknowledged
         self.wanted = wanted
-        super().__init__(
-            f"{plural(len(self.versions), 'write')} made, but {acknowledged} of the "
-            f"{wanted} replicas asked for confirmed them in time"
-        )
+        self.made = made
+        if made is None:
+            text = f"{plural(len(self.versions), 'write')} made, but {acknowledged} of the "
+            text += f"{wanted} replicas asked for confirmed them in time"
+        else:
+            text = f"{made}: made on the primary, but {acknowledged} of the {wanted} replicas "
+            text += "asked for confirmed it in time; a failover now could lose it"
+        super().__init__(text)
 
 
 class InvalidVersion(InvalidInput):

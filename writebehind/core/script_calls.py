@@ -94,6 +94,14 @@ async def run_scripts(
     return replies, tails
 
 
+def fewest_replicas(waits: Sequence[Any]) -> int:
+    """Replicas that confirmed every round of a pipeline (``WAIT`` replies; errors raised)."""
+    for reply in waits:
+        if isinstance(reply, BaseException):
+            raise reply
+    return min(int(reply) for reply in waits)
+
+
 async def call_script(
     redis: Redis, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]
 ) -> Any:

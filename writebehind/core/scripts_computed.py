@@ -10,6 +10,10 @@ value: each generation's, and each dependency document's cache entry ``v``
 body ``d`` (a direct MongoDB write keeps the version; the entry filled again
 afterwards holds the new body under it). An absent generation
 key or dependency entry is stale: nothing can tell whether it changed.
+A generation key that holds anything but a counter (another Redis type, or text
+that is no decimal below 2^53, e.g. written by hand) counts as changed, like an
+absent one: CAPTURE and BUMP reset it to Redis µs now and say so (the SDK counts
+and logs it); the checks never fail on it.
 
 These scripts touch keys in several hash slots (the dependency entries live in
 their partitions' slots): ``cached`` is refused on Redis Cluster. Call them
@@ -29,6 +33,18 @@ _HELPERS = (
 local function now_us()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+-- A generation key's value: its counter (decimal µs, text), or false; and whether the
+-- key is damaged: it holds another Redis type, or text that is no decimal below 2^53
+-- (past it, old + 1 would not move a double). Absent: false, false.
+local function generation_of(key)
+  local v = redis.pcall('GET', key)
+  if v == false then return false, false end
+  if type(v) == 'string' and #v <= 16 and string.match(v, '^%d+$')
+      and tonumber(v) < 9007199254740992 then
+    return v, false
+  end
+  return false, true
 end
 local function stamps_of(text)
   local out = {}
@@ -53,7 +69,7 @@ local function verdict(text, first, ngen)
     local key = KEYS[first + i - 1]
     local current
     if i <= ngen then
-      current = redis.call('GET', key)
+      current = generation_of(key)  -- false if absent or damaged: stale
     else
       current = dependency_stamp(key)
     end
@@ -123,25 +139,33 @@ return {'w', now, reason}
 # each dependency cache entry's stamp (version/sha1 of the body; '' if it has
 # no entry).
 #
+# A damaged generation (``generation_of``) is reset to now, as if it were absent.
+#
 # KEYS: generation keys..., dependency cache entries...
 # ARGV: number of generation keys, generation ttl ms
-# Returns the values, in KEYS order
+# Returns {the values in KEYS order, the damaged generation keys reset}
 CAPTURE = (
     "#!lua\n"
     + _HELPERS
     + """
 local ngen, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
-local out = {}
+local out, reset = {}, {}
 for i = 1, #KEYS do
   if i <= ngen then
-    redis.call('SET', KEYS[i], string.format('%.0f', now_us()), 'NX', 'PX', ttl)
-    outlive(KEYS[i], ttl)
-    out[i] = redis.call('GET', KEYS[i])
+    local value, damaged = generation_of(KEYS[i])
+    if not value then
+      value = string.format('%.0f', now_us())
+      redis.call('SET', KEYS[i], value, 'PX', ttl)
+      if damaged then reset[#reset + 1] = KEYS[i] end
+    else
+      outlive(KEYS[i], ttl)
+    end
+    out[i] = value
   else
     out[i] = dependency_stamp(KEYS[i]) or ''
   end
 end
-return out
+return {out, reset}
 """
 )
 
@@ -218,26 +242,30 @@ return n
 
 # Invalidate generations: each present one becomes max(old + 1, Redis µs now),
 # its TTL kept. An absent one stays absent: every entry that captured it is
-# already stale, and the next capture creates it at now.
+# already stale, and the next capture creates it at now. A damaged one
+# (``generation_of``) is reset to now, its TTL kept: every entry stamped under
+# it is already stale.
 #
 # KEYS: generation keys
-# Returns the new values ('' for an absent key)
+# Returns {the new values ('' for an absent key), the damaged keys reset}
 BUMP = (
     _HELPERS
     + """
 local now = now_us()
-local out = {}
+local out, reset = {}, {}
 for i = 1, #KEYS do
-  local old = redis.call('GET', KEYS[i])
-  if old then
-    local value = string.format('%.0f', math.max(tonumber(old) + 1, now))
+  local old, damaged = generation_of(KEYS[i])
+  if old or damaged then
+    local value = string.format('%.0f', now)
+    if old then value = string.format('%.0f', math.max(tonumber(old) + 1, now)) end
     redis.call('SET', KEYS[i], value, 'KEEPTTL')
+    if damaged then reset[#reset + 1] = KEYS[i] end
     out[i] = value
   else
     out[i] = ''
   end
 end
-return out
+return {out, reset}
 """
 )
 

@@ -436,12 +436,18 @@ class WriteBehind:
     async def aclose(self) -> None:
         """Close the clients this object created; clients passed in stay open.
 
-        Every later call raises ``ClientClosed``. Closing twice is harmless.
+        Every later call raises ``ClientClosed``. Document loads and cached
+        functions' computations still running are cancelled (their fill leases
+        given back, nothing stored), and so are early refreshes in the background:
+        the calls waiting for them raise ``ClientClosed`` too (README, "Caching
+        computations"). Closing twice is harmless.
         """
         self._closed = True
+        # First the flights: cancelled, they give their leases back through ``_calls``.
+        await self.read_flights.close()
         # Calls whose callers were cancelled still hold connections: let them end first.
         await self._calls.drain(socket_timeout(self.redis) or 10.0)
-        await self.read_flights.close()
+        self.computed.close()
         await self.near.close()
         owned, self._owned = self._owned, []
         for client in owned:

@@ -31,7 +31,7 @@ from writebehind.core.errors import (
 )
 from writebehind.core.keys import encode_id
 from writebehind.core.replies import as_text, is_unseeded
-from writebehind.core.script_calls import ScriptCall, call_script, run_scripts
+from writebehind.core.script_calls import ScriptCall, call_script, fewest_replicas, run_scripts
 from writebehind.core.scripts import ABSENT, map_script_error, parse_write_reply, written_version
 from writebehind.core.shard_key import ShardKey, ShardValues, encode_values
 from writebehind.core.version import Version
@@ -213,7 +213,7 @@ class Collection:
             [ScriptCall(self._wb.scripts.write, p.script_keys, args)],
             trailing=self._wait_command(),
         )
-        return replies[0], _fewest(waits)
+        return replies[0], fewest_replicas(waits)
 
     def _wait_command(self) -> tuple[Any, ...]:
         return ("WAIT", self._wb.wait_replicas, self._wait_ms())
@@ -443,7 +443,7 @@ class Collection:
             todo = [i for i in todo if is_unseeded(replies[i])]
             if not todo:
                 break
-        replicas = _fewest(waits) if self._wb.wait_replicas else None
+        replicas = fewest_replicas(waits) if self._wb.wait_replicas else None
         results: list[Any] = []
         for p, reply in zip(prepared, replies, strict=True):
             if isinstance(reply, BaseException):
@@ -565,14 +565,6 @@ class Collection:
             raise InvalidInput(f"timeout must be a number of seconds >= 0: {timeout!r}")
         with self._wb.calling():
             await wait_persisted(self._wb, version, timeout)
-
-
-def _fewest(waits: list[Any]) -> int:
-    """Replicas that confirmed every round of a pipeline (``WAIT`` replies; errors raised)."""
-    for reply in waits:
-        if isinstance(reply, BaseException):
-            raise reply
-    return min(int(reply) for reply in waits)
 
 
 def _document(doc: Any) -> Mapping[str, Any]:

@@ -73,13 +73,17 @@ SDK_COMPUTED = Counter(
     "journal holds an invalidation for it), lease_wait, lease_timeout, flight_outdated (a "
     "call joined a computation begun before it, whose value Redis did not confirm "
     "current afterwards: computed again), early_refresh, early_refresh_failed. "
-    "Invalidations: invalidation (one entry), tag (function and namespace empty), namespace.",
+    "Invalidations: invalidation (one entry), tag (function and namespace empty), namespace. "
+    "generation_reset (function and namespace empty): a generation key held no counter "
+    "(another Redis type, or text), was reset, and everything stamped under it is stale.",
     ["function", "namespace", "outcome"],
 )
 
 SDK_COMPUTED_JOURNAL = Gauge(
     "writebehind_sdk_computed_journal_depth",
-    "Invalidations held in this process's journal because Redis was unavailable "
-    "(WriteBehind(journal=True)); computed values they cover are computed fresh until applied.",
+    "Invalidations held because Redis was unavailable (WriteBehind(journal=True)), summed "
+    "over this process's open clients of the prefix (each journal counts its distinct "
+    "invalidations, at most its limit; a closed client's no longer count); computed values "
+    "they cover are computed fresh until applied.",
     ["prefix"],
 )

@@ -15,6 +15,7 @@ from tests.support.config import TEST_PREFIX
 from tests.support.streams import cache_key
 from writebehind import WriteBehind
 from writebehind.core.errors import NotReplicated
+from writebehind.sdk.computing.keys import tag_generation
 
 pytestmark = pytest.mark.anyio
 
@@ -96,3 +97,22 @@ async def test_a_frozen_replica_fails_the_wait_of_its_masters_writes_only(
     finally:
         server.resume()
     assert await users.get(frozen_id) == {"_id": frozen_id, "n": 2}  # made all the same
+
+
+async def test_invalidations_wait_on_their_masters_connection(
+    redis_cluster: LocalCluster, waiting_wb: WriteBehind
+) -> None:
+    """``cached`` is refused on a cluster, but ``invalidate_tags`` and ``bump_namespace``
+    are not: with ``wait_replicas`` their ``WAIT`` goes pinned (core/pinned.py) and the
+    slot's replica has the generation when they return."""
+    key = tag_generation(TEST_PREFIX, "t")
+    await waiting_wb.redis.set(key, "5")
+    await waiting_wb.invalidate_tags("t")
+    await waiting_wb.bump_namespace("n")
+    node = redis_cluster.replica_of(int(waiting_wb.redis.get_node_from_key(key).port))  # type: ignore[attr-defined]
+    client = Redis(port=node.port)
+    try:
+        await client.execute_command("READONLY")
+        assert int(await client.get(key) or 0) > 5  # no polling: WAIT returned
+    finally:
+        await client.aclose()

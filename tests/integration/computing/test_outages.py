@@ -227,3 +227,37 @@ async def test_bumped_namespaces_no_function_declares_share_one_metric_label(
         assert _bumps("outage") - declared == 1
         assert _bumps("other") - other == 3
         assert all(_bumps(f"tenant-{n}") == 0 for n in range(3))
+
+
+async def test_the_journal_depth_sums_the_clients_of_a_prefix(
+    redis_factory: Callable[..., RedisServer], mongo_db: Any
+) -> None:
+    """Two clients of one prefix in one process: the gauge is what both journals hold, each
+    client adding its own changes (neither overwrites the other's), and a closed client's
+    journal no longer counts."""
+    server = redis_factory()
+    options: dict[str, Any] = {
+        "redis_url": server.url,
+        "mongo": mongo_db,
+        "prefix": "o6",
+        "partitions": 4,
+        "reads": POLICY,
+        "journal": True,
+    }
+    async with WriteBehind(**options) as one, WriteBehind(**options) as two:
+        server.pause()
+        try:
+            for wb in (one, two):
+                while not wb.redis_guard.breaker_open:  # so the invalidations are journaled
+                    await _profile(wb, Gate())("x")
+            await one.invalidate_tags("a")
+            await two.invalidate_tags("b", "c")
+            assert _depth("o6") == 3
+            await one.invalidate_tags("d")
+            assert _depth("o6") == 4
+        finally:
+            server.resume()
+        await wait_until(one.computed.settle, message="one's journal applied")
+        assert _depth("o6") == 2  # two's, still held
+        await two.aclose()  # held, then lost: no longer counted
+        assert _depth("o6") == 0

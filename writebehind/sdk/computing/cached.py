@@ -150,15 +150,24 @@ class CachedFunction(Generic[P, R]):
         """Compute now and store the value (a computation in flight elsewhere loses its fill).
 
         Raises ``CacheUnavailable`` if Redis is unavailable (nothing stored;
-        the value is not returned: ``refresh`` is about the stored value).
+        the value is not returned: ``refresh`` is about the stored value);
+        ``NotReplicated`` (``made`` set, ``versions`` empty) when the client has
+        ``wait_replicas`` and fewer replicas confirmed the stored value within
+        ``wait_timeout``: it is stored on the primary; whatever the function raises;
+        ``ClientClosed`` after ``aclose()``.
         """
         with self._wb.calling():
             plan = self._plan(args, kwargs)
             if not await self._store.settle():
-                raise CacheUnavailable("Redis is unavailable: the journal could not be applied")
+                raise CacheUnavailable(
+                    "the journal could not be applied: Redis is unavailable, or fewer "
+                    "replicas than wait_replicas confirmed it"
+                )
             token = new_token()
             await self._store.check(plan, "f", self._lease_ms, token)
-            computed, _ = await self._compute_and_fill(plan, token, args, kwargs, strict=True)
+            computed, _ = await self._compute_and_fill(
+                plan, token, args, kwargs, strict=True, replicated=True
+            )
             return computed.value
 
     async def invalidate(self, *args: P.args, **kwargs: P.kwargs) -> None:
@@ -166,7 +175,10 @@ class CachedFunction(Generic[P, R]):
 
         Raises ``CacheUnavailable`` when Redis is unavailable, unless the client
         has a journal (``WriteBehind(journal=True)``): then it is kept and applied
-        before Redis serves a computed value again.
+        before Redis serves a computed value again. ``NotReplicated`` (``made``
+        set, ``versions`` empty) when the client has ``wait_replicas`` and fewer
+        replicas confirmed the invalidation within ``wait_timeout``: it is made on
+        the primary (invalidating again is harmless). ``ClientClosed`` after ``aclose()``.
         """
         with self._wb.calling():
             await self._store.invalidate(self._plan(args, kwargs), self.name)
@@ -300,9 +312,12 @@ class CachedFunction(Generic[P, R]):
         kwargs: Mapping[str, Any],
         *,
         strict: bool = False,
+        replicated: bool = False,
     ) -> tuple[Computed[R], int]:
         """Holding the lease: capture, compute, store if still current. Answers the value
-        and the mark of the last moment it was known current (``_load``)."""
+        and the mark of the last moment it was known current (``_load``). ``strict``:
+        ``CacheUnavailable`` is raised, not computed fresh; ``replicated``: the store
+        waits for ``wait_replicas`` (``ComputedStore.fill``)."""
         try:
             await dependencies.fill_entries(self._wb, self._collections, plan)
             captured = _mark()
@@ -333,7 +348,15 @@ class CachedFunction(Generic[P, R]):
         filling = _mark()
         try:
             outcome = await self._store.fill(
-                plan, token, stamps, body, value is None, ttl_ms, load_ms, self._lease_ms
+                plan,
+                token,
+                stamps,
+                body,
+                value is None,
+                ttl_ms,
+                load_ms,
+                self._lease_ms,
+                replicated=replicated,
             )
         except CacheUnavailable:
             if strict:

@@ -121,6 +121,13 @@ def parse_check(reply: Sequence[Any]) -> CheckReply:
     )
 
 
-def parse_capture(reply: Sequence[Any]) -> list[str]:
-    """The captured values, in ``Plan.stamp_keys`` order (``NO_STAMP`` for a missing entry)."""
-    return [as_text(value) if value else NO_STAMP for value in reply]
+def parse_capture(reply: Sequence[Any]) -> tuple[list[str], list[str]]:
+    """``{values, reset}``: the captured values, in ``Plan.stamp_keys`` order (``NO_STAMP``
+    for a missing entry), and the damaged generation keys CAPTURE reset."""
+    values, reset = reply
+    return [as_text(value) if value else NO_STAMP for value in values], parse_reset(reset)
+
+
+def parse_reset(reset: Sequence[Any]) -> list[str]:
+    """The generation keys a script reset because they held no counter (CAPTURE, BUMP)."""
+    return [as_text(key) for key in reset]

@@ -4,20 +4,28 @@ One ``ComputedStore`` per ``WriteBehind``. Each method is one script call
 (``core.script_calls.call_script``: NOSCRIPT safe) under the read deadline and the
 circuit breaker, so a dead Redis raises ``CacheUnavailable`` fast. The
 journal of invalidations Redis did not take lives here too.
+
+With ``WriteBehind(wait_replicas=N)``, what makes values stale (``invalidate``,
+``invalidate_tags``, ``bump_namespace``, an applied journal) and ``refresh``'s
+store are followed by ``WAIT`` on their connection, as writes are: a failover
+right after must not lose them, or the replica promoted would serve the values
+they made stale. Fewer replicas in time raises ``NotReplicated`` (``made`` says
+what is in effect on the primary); a journal stays until replicas confirm it.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from redis.exceptions import ResponseError
 
-from writebehind.core.errors import CacheUnavailable
-from writebehind.core.script_calls import call_script
+from writebehind.core.errors import CacheUnavailable, NotReplicated
+from writebehind.core.script_calls import ScriptCall, call_script, fewest_replicas, run_scripts
 from writebehind.core.scripts_computed import ComputedScripts
-from writebehind.sdk.computing.entry import CheckReply, parse_capture, parse_check
+from writebehind.sdk.computing.entry import CheckReply, parse_capture, parse_check, parse_reset
 from writebehind.sdk.computing.journal import Invalidation, Journal
 from writebehind.sdk.computing.keys import (
     Plan,
@@ -33,6 +41,11 @@ if TYPE_CHECKING:
     from writebehind.sdk.client import WriteBehind
 
 T = TypeVar("T")
+
+log = logging.getLogger("writebehind.sdk")
+
+LOGGED_RESETS = 100
+"""Damaged generation keys a client logs (each once); past that, only counted."""
 
 GENERATION_MARGIN_MS = 60_000
 """How much longer than the entries that captured it a generation key lives (ms)."""
@@ -52,19 +65,77 @@ class ComputedStore:
         self.scripts = ComputedScripts(wb.redis)
         self.journal = journal
         self._applying = anyio.Lock()
+        # Summed over the clients of a prefix: each adds the change of its own depth.
         self._depth = SDK_COMPUTED_JOURNAL.labels(wb.keys.prefix)
-        self._depth.set(0)
+        self._reported = 0
+        self._logged: set[str] = set()
         self.namespaces: set[str] = set()
         """The namespaces this client's cached functions declare (bounded metric labels)."""
+
+    def _report_depth(self) -> None:
+        """Add the change of this journal's depth to the prefix's gauge."""
+        depth = len(self.journal) if self.journal is not None else 0
+        self._depth.inc(depth - self._reported)
+        self._reported = depth
+
+    def close(self) -> None:
+        """The client is closing: its journal no longer counts (what it holds is lost, logged)."""
+        if self.journal is not None and not self.journal.empty:
+            log.warning(
+                "closing a WriteBehind (prefix %r) whose journal still holds %d invalidation(s)%s: "
+                "the computed values they cover stay until their TTL",
+                self.prefix,
+                len(self.journal),
+                " and overflowed" if self.journal.overflowed else "",
+            )
+        self._depth.dec(self._reported)
+        self._reported = 0
+
+    def _generations_reset(self, keys: Sequence[str]) -> None:
+        """Count (and log, once per key) generation keys a script found damaged and reset."""
+        if not keys:
+            return
+        SDK_COMPUTED.labels("", "", "generation_reset").inc(len(keys))
+        for key in keys:
+            if key in self._logged or len(self._logged) >= LOGGED_RESETS:
+                continue
+            self._logged.add(key)
+            log.warning(
+                "the generation key %r held no counter (another Redis type, or text that is no "
+                "decimal): reset; every computed value stamped under it is stale",
+                key,
+            )
+
+    async def _replicated(self, calls: Sequence[ScriptCall]) -> tuple[list[Any], int | None]:
+        """Run ``calls``; with ``wait_replicas``, in one pipeline with a trailing ``WAIT``
+        (it counts the writes of its own connection). Their replies, and how many replicas
+        confirmed them (``None``: not asked). Raises what the calls raise."""
+        wanted = self._wb.wait_replicas
+        redis = self._wb.redis
+        if not wanted:
+            return [await call_script(redis, c.script, c.keys, c.args) for c in calls], None
+        wait_ms = max(1, int(self._wb.wait_timeout * 1000))
+        replies, waits = await run_scripts(redis, calls, trailing=("WAIT", wanted, wait_ms))
+        return replies, fewest_replicas(waits)
+
+    def _confirm(self, replicas: int | None, made: str) -> None:
+        """``NotReplicated`` (``made`` on the primary) if fewer replicas than asked confirmed."""
+        wanted = self._wb.wait_replicas
+        if replicas is not None and replicas < wanted:
+            raise NotReplicated([], replicas, wanted, made=made)
 
     @property
     def prefix(self) -> str:
         return self._wb.keys.prefix
 
-    async def _call(self, what: str, make: Callable[[], Awaitable[T]], items: int = 1) -> T:
-        """``make()`` through the guard; an error reply (maxmemory, BUSY) counts as unavailable."""
+    async def _call(
+        self, what: str, make: Callable[[], Awaitable[T]], items: int = 1, *, waits: bool = False
+    ) -> T:
+        """``make()`` through the guard; an error reply (maxmemory, BUSY) counts as unavailable.
+        ``waits``: ``make`` may ``WAIT`` for replicas (the write deadline then)."""
+        timeout = self._wb.write_timeout if waits else self._wb.reads.redis_timeout
         try:
-            return await self._wb.redis_guard.call(make, self._wb.reads.redis_timeout, what, items)
+            return await self._wb.redis_guard.call(make, timeout, what, items)
         except ResponseError as exc:
             raise CacheUnavailable(f"Redis refused {what}: {exc}", written=False) from exc
 
@@ -87,7 +158,9 @@ class ComputedStore:
         reply = await self._call(
             "a capture", self._script(self.scripts.capture, plan.stamp_keys, args)
         )
-        return parse_capture(reply)
+        values, reset = parse_capture(reply)
+        self._generations_reset(reset)
+        return values
 
     async def fill(
         self,
@@ -99,8 +172,14 @@ class ComputedStore:
         ttl_ms: int,
         load_ms: int,
         lease_ms: int,
+        *,
+        replicated: bool = False,
     ) -> str:
-        """The FILL script's outcome (``filled`` or why not)."""
+        """The FILL script's outcome (``filled`` or why not).
+
+        ``replicated`` (``refresh``): with ``wait_replicas``, a value stored must be
+        confirmed by that many replicas, else ``NotReplicated`` (stored on the primary).
+        """
         keys = [plan.entry, plan.lease, *plan.stamp_keys]
         args = [
             token,
@@ -114,8 +193,17 @@ class ComputedStore:
             plan.channel,
             generation_ttl_ms(ttl_ms, lease_ms),
         ]
-        reply = await self._call("a computed fill", self._script(self.scripts.fill, keys, args))
-        return reply.decode() if isinstance(reply, bytes) else str(reply)
+        if not replicated:
+            reply = await self._call("a computed fill", self._script(self.scripts.fill, keys, args))
+            return reply.decode() if isinstance(reply, bytes) else str(reply)
+        call = ScriptCall(self.scripts.fill, keys, args)
+        replies, replicas = await self._call(
+            "a computed fill", lambda: self._replicated([call]), waits=True
+        )
+        outcome = replies[0].decode() if isinstance(replies[0], bytes) else str(replies[0])
+        if outcome == "filled":
+            self._confirm(replicas, "a refresh's stored value")
+        return outcome
 
     async def release(self, plan: Plan, token: str) -> None:
         """Give the lease back without a fill (best effort: else it expires by itself)."""
@@ -152,8 +240,9 @@ class ComputedStore:
             [item], lambda: self._invalidate_entry(plan.entry, plan.lease, plan.channel)
         )
 
-    async def _invalidate_entry(self, entry: str, lease: str, channel: str) -> None:
-        await call_script(self._wb.redis, self.scripts.invalidate, [entry, lease], [channel])
+    async def _invalidate_entry(self, entry: str, lease: str, channel: str) -> int | None:
+        call = ScriptCall(self.scripts.invalidate, [entry, lease], [channel])
+        return (await self._replicated([call]))[1]
 
     async def bump(self, items: Sequence[Invalidation]) -> None:
         """Invalidate tags and namespaces (their generations), or journal them."""
@@ -162,8 +251,10 @@ class ComputedStore:
             SDK_COMPUTED.labels("", self._namespace_label(item), item.kind).inc()
         await self._apply_or_journal(items, lambda: self._bump(keys))
 
-    async def _bump(self, keys: Sequence[str]) -> None:
-        await call_script(self._wb.redis, self.scripts.bump, keys, [])
+    async def _bump(self, keys: Sequence[str]) -> int | None:
+        replies, replicas = await self._replicated([ScriptCall(self.scripts.bump, keys, [])])
+        self._generations_reset(parse_reset(replies[0][1]))
+        return replicas
 
     def _namespace_label(self, item: Invalidation) -> str:
         """A bumped namespace's metric label: its name if a cached function of this client
@@ -178,23 +269,29 @@ class ComputedStore:
         return namespace_generation(self.prefix, item.name)
 
     async def _apply_or_journal(
-        self, items: Sequence[Invalidation], make: Callable[[], Awaitable[None]]
+        self, items: Sequence[Invalidation], make: Callable[[], Awaitable[int | None]]
     ) -> None:
+        """Apply ``items`` (``make``), or journal them when Redis is unavailable. Raises
+        ``NotReplicated`` if applied but fewer replicas than ``wait_replicas`` confirmed."""
         # Journaled invalidations go first: applied after this one, an older
         # journaled one would do no harm, but the journal must not outlive Redis's return.
         if self.journal is not None and not self.journal.empty:
             await self.settle()
         try:
-            await self._call("an invalidation", make, len(items))
+            replicas = await self._call("an invalidation", make, len(items), waits=True)
         except CacheUnavailable:
             if self.journal is None:
                 raise
             for item in items:
                 self.journal.add(item)
-            self._depth.set(len(self.journal))
+            self._report_depth()
+            return
+        made = "an invalidation" if len(items) == 1 else f"{len(items)} invalidations"
+        self._confirm(replicas, made)
 
     async def settle(self) -> bool:
-        """Apply the journal to Redis; whether it is empty now (``False``: Redis is away)."""
+        """Apply the journal to Redis; whether it is empty now (``False``: Redis is away, or
+        fewer replicas than ``wait_replicas`` confirmed it: it stays, to be applied again)."""
         journal = self.journal
         if journal is None or journal.empty:
             return True
@@ -203,23 +300,35 @@ class ComputedStore:
             if not pending.items and not pending.overflowed:
                 return True
             try:
-                await self._call(
-                    "the journal", lambda: self._apply(pending.items, pending.overflowed)
+                replicas = await self._call(
+                    "the journal",
+                    lambda: self._apply(pending.items, pending.overflowed),
+                    waits=True,
                 )
             except CacheUnavailable:
                 return False
+            if replicas is not None and replicas < self._wb.wait_replicas:
+                # In effect on the primary only: kept (applying it again is harmless), and
+                # the calls it covers are computed fresh until replicas confirm it.
+                return False
             journal.applied(pending)
-            self._depth.set(len(journal))
+            self._report_depth()
             return journal.empty
 
-    async def _apply(self, items: Sequence[Invalidation], overflowed: bool) -> None:
-        redis = self._wb.redis
+    async def _apply(self, items: Sequence[Invalidation], overflowed: bool) -> int | None:
+        """Apply the journal in one pipeline; how many replicas confirmed it (``None``: not
+        asked)."""
         generations = [self._generation_key(i) for i in items if i.kind != "key"]
         if overflowed:
             generations.append(global_generation(self.prefix))
-        if generations:
-            await call_script(redis, self.scripts.bump, generations, [])
+        calls = [ScriptCall(self.scripts.bump, generations, [])] if generations else []
         # Each through the INVALIDATE script, as when Redis was there: it drops the
         # entry and its lease and announces it, so other processes' waiters wake at once.
         for entry in dict.fromkeys(i.name for i in items if i.kind == "key"):
-            await self._invalidate_entry(entry, lease_of(entry), channel_of(entry))
+            calls.append(
+                ScriptCall(self.scripts.invalidate, [entry, lease_of(entry)], [channel_of(entry)])
+            )
+        replies, replicas = await self._replicated(calls)
+        if generations:
+            self._generations_reset(parse_reset(replies[0][1]))
+        return replicas

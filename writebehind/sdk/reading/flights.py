@@ -5,6 +5,9 @@ a task of its own, so a caller that is cancelled stops waiting and nothing
 else: the load and the other callers carry on (cashews cancels every waiter
 when one is). An exception from the load reaches every caller of that load and
 is not kept: the next miss loads again.
+
+``close()`` (the client's ``aclose()``) cancels the loads in flight; their
+callers get ``ClientClosed``, never a bare ``CancelledError`` they did not ask for.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any
+
+from writebehind.core.errors import ClientClosed
 
 Load = Callable[[list[str]], Awaitable[Mapping[str, Any]]]
 """Loads the given keys; a value that is an exception is raised to that key's callers."""
@@ -25,9 +30,20 @@ class Flights:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.refreshing: set[str] = set()
         """Keys with an early refresh in flight in this process (one at a time per key)."""
+        self._closed = False
+
+    @property
+    def in_flight(self) -> int:
+        """Keys with a load in flight."""
+        return len(self._running)
 
     def start(self, keys: Sequence[str], load: Load) -> dict[str, asyncio.Future[Any]]:
-        """A future per key: a load already in flight for it, or one started now for the rest."""
+        """A future per key: a load already in flight for it, or one started now for the rest.
+
+        Raises ``ClientClosed`` after ``close()``.
+        """
+        if self._closed:
+            raise _closed()
         loop = asyncio.get_running_loop()
         futures: dict[str, asyncio.Future[Any]] = {}
         owned: dict[str, asyncio.Future[Any]] = {}
@@ -58,7 +74,10 @@ class Flights:
         self.spawn(run())
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        """Run ``coro`` in the background; ``close()`` cancels it."""
+        """Run ``coro`` in the background; ``close()`` cancels it (after it: not run)."""
+        if self._closed:
+            coro.close()
+            return
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -68,7 +87,10 @@ class Flights:
             results = await load(list(owned))
         except asyncio.CancelledError:
             for future in owned.values():
-                future.cancel()
+                if self._closed and not future.done():
+                    future.set_exception(_closed())
+                else:
+                    future.cancel()
             raise
         except Exception as exc:
             for future in owned.values():
@@ -94,12 +116,21 @@ class Flights:
         return forget
 
     async def close(self) -> None:
-        """Cancel every load and refresh still running (the client is closing)."""
+        """Cancel every load and refresh still running (the client is closing): their
+        callers get ``ClientClosed``."""
+        self._closed = True
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _closed() -> ClientClosed:
+    return ClientClosed(
+        "this WriteBehind was closed (aclose()) while the call waited for a load or "
+        "computation: it was cancelled, nothing was stored"
+    )
 
 
 async def wait_shielded(future: asyncio.Future[Any]) -> Any:

@@ -69,4 +69,5 @@ def test_parse_replies() -> None:
     assert negative.negative and negative.load_ms is None
     assert parse_check([b"w", 5, b"generation"]).reason == "generation"
     assert parse_check([b"l", 5, b"miss"]).status == "lease"
-    assert parse_capture([b"10", b"", b"3-1"]) == ["10", NO_STAMP, "3-1"]
+    assert parse_capture([[b"10", b"", b"3-1"], []]) == (["10", NO_STAMP, "3-1"], [])
+    assert parse_capture([[b"10"], [b"{t}:gen:all"]]) == (["10"], ["{t}:gen:all"])

@@ -8,6 +8,7 @@ from typing import Any
 import anyio
 import pytest
 
+from writebehind.core.errors import ClientClosed
 from writebehind.sdk.reading.flights import Flights, wait_shielded
 
 pytestmark = pytest.mark.anyio
@@ -89,12 +90,24 @@ async def test_per_key_errors_from_a_batch() -> None:
         await wait_shielded(futures["b"])
 
 
-async def test_close_cancels_what_is_running() -> None:
+async def test_close_cancels_what_is_running_and_its_callers_get_client_closed() -> None:
     flights, load = Flights(), Loader()
     future = flights.start(["k"], load)["k"]
     await anyio.wait_all_tasks_blocked()
     await flights.close()
-    assert future.cancelled()
+    assert not future.cancelled()  # a typed error for its callers, not a bare cancellation
+    with pytest.raises(ClientClosed):
+        await wait_shielded(future)
+    with pytest.raises(ClientClosed):
+        flights.start(["k"], load)
+    ran: list[str] = []
+
+    async def refresh() -> None:
+        ran.append("ran")
+
+    flights.refresh_once("k", refresh)  # closed: not started
+    await asyncio.sleep(0.01)
+    assert ran == []
 
 
 async def test_one_refresh_per_key_at_a_time() -> None:
