@@ -1,16 +1,22 @@
-"""Helpers for read-path tests: a MongoDB client whose finds can be counted and slowed."""
+"""Helpers for read-path tests: a MongoDB client whose finds can be counted and slowed, and a
+read held between its load and its fill."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
+import anyio
 from pymongo import AsyncMongoClient, monitoring
 from redis.asyncio import Redis
 
+from tests.support.proxy import Proxy
 from tests.support.streams import fail_point
+from tests.support.waiting import wait_until
 from writebehind import ReadPolicy, WriteBehind
 
 
@@ -67,3 +73,47 @@ async def reader(
             yield wb, counter
     finally:
         await client.close()
+
+
+@dataclass
+class HeldRead:
+    """What a held read returned (``result``), once its ``read_held_after_load`` block ends."""
+
+    result: Any = None
+
+
+@asynccontextmanager
+async def read_held_after_load(
+    redis: Redis,
+    mongo_url: str,
+    database: str,
+    app: str,
+    collection: str,
+    doc_id: Any,
+    *,
+    reads: ReadPolicy | None = None,
+) -> AsyncIterator[HeldRead]:
+    """Another process's ``get(doc_id)`` whose ``find`` has read MongoDB and whose reply a
+    proxy holds back: the block runs between that read's load and its fill (a slow network
+    or a paused process does the same). ``failCommand`` cannot do this: it delays a
+    ``find`` before it reads. On leaving, the reply is released and the read finishes."""
+    url = urlsplit(mongo_url)
+    async with Proxy(url.hostname or "127.0.0.1", url.port or 27017) as proxy:
+        proxied = f"mongodb://{proxy.host}:{proxy.port}/?directConnection=true"
+        async with reader(redis, proxied, database, app, reads=reads) as (client, _):
+            coll = client.collection(collection)
+            assert await coll.get("warm-up") is None  # its connection is open
+            held = HeldRead()
+
+            async def read() -> None:
+                held.result = await coll.get(doc_id)
+
+            async def find_answered() -> bool:
+                return proxy.held > 0
+
+            proxy.hold_replies(b"\x02find\x00")
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(read)
+                await wait_until(find_answered, message=f"{app}'s find answered (and held)")
+                yield held
+                proxy.release_replies()

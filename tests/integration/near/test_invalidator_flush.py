@@ -9,16 +9,13 @@ yet, lands afterwards unless the flush marker refuses it.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
-import anyio
 import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from tests.support.invalidator import lose_token, running_invalidator
-from tests.support.proxy import Proxy
-from tests.support.reads import reader
+from tests.support.reads import read_held_after_load
 from tests.support.streams import cache_key
 from tests.support.waiting import wait_until
 from writebehind import ReadPolicy, WriteBehind
@@ -40,38 +37,22 @@ async def test_a_fill_loaded_before_a_lost_token_flush_never_lands(
     instead. Then A's reply arrives: its fill must not put the old body in Redis."""
     await mongo_db.users.insert_one({"_id": "f", "n": 1, "_wb": {"v": [1, 0]}})
     key = cache_key(wb.keys, "users", "f")
-    url = urlsplit(mongo_url)
-    async with Proxy(url.hostname or "127.0.0.1", url.port or 27017) as proxy:
-        a_url = f"mongodb://{proxy.host}:{proxy.port}/?directConnection=true"
-        slow = ReadPolicy(lock_timeout=60.0, mongo_timeout=60.0)  # neither late nor timed out
-        async with reader(redis, a_url, mongo_db.name, "flushed-reader", reads=slow) as (a, _):
-            users_a = a.collection("users")
-            assert await users_a.get("warm-up") is None  # A's connection is open
-            got: dict[str, Any] = {}
-
-            async def a_reads() -> None:
-                got["a"] = await users_a.get("f")
-
-            flushed = _fills("skip_flushed")
-            proxy.hold_replies(b"\x02find\x00")
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(a_reads)
-
-                async def read_by_mongodb() -> bool:
-                    return proxy.held > 0
-
-                await wait_until(read_by_mongodb, message="A's find answered (and held)")
-                assert await redis.exists(key) == 0  # nothing for the flush to delete
-                await mongo_db.users.update_one({"_id": "f"}, {"$set": {"n": 2}})  # missed
-                await lose_token(redis, mongo_db.name)
-                async with running_invalidator(redis, mongo_db, "users") as invalidator:
-                    assert invalidator.metrics.resyncs.labels("empty")._value.get() == 1
-                proxy.release_replies()
-            # A's read began before the write: the old document is a right answer for it ...
-            assert got["a"] == {"_id": "f", "n": 1}
-            # ... but it must not stay in the cache, where no invalidation will ever reach it.
-            assert await redis.hget(key, "d") is None
-            assert _fills("skip_flushed") == flushed + 1
+    slow = ReadPolicy(lock_timeout=60.0, mongo_timeout=60.0)  # neither late nor timed out
+    flushed = _fills("skip_flushed")
+    held = read_held_after_load(
+        redis, mongo_url, mongo_db.name, "flushed-reader", "users", "f", reads=slow
+    )
+    async with held as a:
+        assert await redis.exists(key) == 0  # nothing for the flush to delete
+        await mongo_db.users.update_one({"_id": "f"}, {"$set": {"n": 2}})  # missed
+        await lose_token(redis, mongo_db.name)
+        async with running_invalidator(redis, mongo_db, "users") as invalidator:
+            assert invalidator.metrics.resyncs.labels("empty")._value.get() == 1
+    # A's read began before the write: the old document is a right answer for it ...
+    assert a.result == {"_id": "f", "n": 1}
+    # ... but it must not stay in the cache, where no invalidation will ever reach it.
+    assert await redis.hget(key, "d") is None
+    assert _fills("skip_flushed") == flushed + 1
     assert await wb.collection("users").get("f") == {"_id": "f", "n": 2}
 
 

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 import anyio
 import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
-from tests.support.proxy import Proxy
-from tests.support.reads import reader, slow_finds
+from tests.support.reads import read_held_after_load, reader, slow_finds
 from tests.support.servers import RedisServer
 from tests.support.streams import cache_key, create_groups, running_worker
 from tests.support.waiting import wait_until
@@ -237,36 +235,18 @@ async def test_a_fill_never_puts_back_an_older_version_over_an_evicted_write(
     await mongo_db["users"].insert_one(dict(OLD))
     await create_groups(redis, wb.keys)
     key = cache_key(wb.keys, "users", "u1")
-    url = urlsplit(mongo_url)
-    async with Proxy(url.hostname or "127.0.0.1", url.port or 27017) as proxy:
-        a_url = f"mongodb://{proxy.host}:{proxy.port}/?directConnection=true"
-        async with reader(redis, a_url, mongo_db.name, "evicted-reader") as (a, _):
-            users_a = a.collection("users")
-            assert await users_a.get("warm-up") is None  # A's connection is open
-            got: dict[str, Any] = {}
-
-            async def a_reads() -> None:
-                got["a"] = await users_a.get("u1")
-
-            lost = _fills("skip_lease_lost")
-            proxy.hold_replies(b"\x02find\x00")
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(a_reads)
-
-                async def read_by_mongodb() -> bool:
-                    return proxy.held > 0
-
-                await wait_until(read_by_mongodb, message="A's find answered (and held)")
-                users = wb.collection("users")
-                version = await users.set("u1", {"name": "new"})
-                async with running_worker(redis_server.url, mongo_db):
-                    await users.wait_persisted(version)
-                assert await redis.ttl(key) > 0  # clean now: volatile-* may evict it
-                assert await redis.delete(key) == 1  # ... and does, before A's reply
-                proxy.release_replies()
-            # A's read began before the write: the old document is a right answer for it ...
-            assert got["a"] == {"_id": "u1", "name": "old"}
-            assert _fills("skip_lease_lost") == lost + 1
+    lost = _fills("skip_lease_lost")
+    held = read_held_after_load(redis, mongo_url, mongo_db.name, "evicted-reader", "users", "u1")
+    async with held as a:
+        users = wb.collection("users")
+        version = await users.set("u1", {"name": "new"})
+        async with running_worker(redis_server.url, mongo_db):
+            await users.wait_persisted(version)
+        assert await redis.ttl(key) > 0  # clean now: volatile-* may evict it
+        assert await redis.delete(key) == 1  # ... and does, before A's reply
+    # A's read began before the write: the old document is a right answer for it ...
+    assert a.result == {"_id": "u1", "name": "old"}
+    assert _fills("skip_lease_lost") == lost + 1
     # ... but it must not stay in the cache for every later read.
     assert (await redis.hget(key, "v")) in (None, str(version).encode())
     assert await wb.collection("users").get("u1") == {"_id": "u1", "name": "new"}
