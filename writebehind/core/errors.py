@@ -204,6 +204,18 @@ class NotReplicated(WriteBehindError):
         super().__init__(text)
 
 
+class PrimaryChanged(WriteBehindError):
+    """Redis changed primary between reading versions and writing them to MongoDB, and the
+    new primary does not hold the records they came from: nothing was written.
+
+    Written anyway, they could overwrite newer writes made on the new primary,
+    which may issue lower versions (``core.floor``). Records the new primary
+    still holds are written by the workers from there (a worker leaves its
+    batch pending for that); the others were lost with the old primary, which
+    happens only to writes no replica had confirmed (``wait_replicas``).
+    """
+
+
 class InvalidVersion(InvalidInput):
     """Not a stream entry id (``<ms>-<seq>``, each an int in [0, 2**63))."""
 
