@@ -3,10 +3,11 @@ a new primary was seeded below them (core/witness.py): the floor is raised too l
 protect that new primary, so each writer checks, after the floor and before the data,
 that the partition's primary still holds the record its newest version came from.
 
-Each test holds a writer between reading its versions and raising the floor
-(``FloorHold``), fails over to a replica (promoted, behind a proxy, its clock
-an hour behind the lost primary's), makes a newer write on the new primary
-(seeded from the floor not yet raised), then lets the writer go on.
+Each test (the worker, replay, a dead-letter re-drive, write-through) holds a
+writer between reading its versions and raising the floor (``FloorHold``),
+fails over to a replica (promoted, behind a proxy, its clock an hour behind
+the lost primary's), makes a newer write on the new primary (seeded from the
+floor not yet raised), then lets the writer go on.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ from tests.support.config import TEST_PARTITIONS, TEST_PREFIX
 from tests.support.proxy import Proxy
 from tests.support.seeding import FloorHold, fail_over
 from tests.support.servers import RedisServer, replica_online
-from tests.support.streams import running_worker
+from tests.support.streams import letter_for_sole_record, running_worker
 from tests.support.waiting import wait_until
 from writebehind import WriteBehind
 from writebehind.core.errors import PrimaryChanged
 from writebehind.core.version import Version
 from writebehind.sink.bulk import MongoSink
+from writebehind.tools.dead_letters import redrive_all
 from writebehind.tools.replay import ReplayOptions, ReplayRange, replay
 
 pytestmark = pytest.mark.anyio
@@ -207,3 +209,37 @@ async def test_write_through_does_not_write_a_version_the_new_primary_lacks(
             hold.release()
         assert len(failed) == 1, "write-through wrote a version its primary no longer holds"
         assert await _content(mongo_db, "w") is None
+
+
+async def test_a_redrive_does_not_write_letters_read_from_a_lost_primary(
+    redis_factory: Callable[..., RedisServer], mongo_db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hold = FloorHold(monkeypatch)
+    async with _pair(redis_factory) as pair, _wb(pair.url, mongo_db) as wb:
+        users = wb.collection("users")
+        partition = wb.keys.partition_of("users", "d")
+        await pair.detach_replica()
+        await pair.clock_ahead(wb.keys.stream(partition))
+        await users.set("d", {"n": "from the lost primary"})
+        client = Redis.from_url(pair.url)
+        try:
+            await letter_for_sole_record(client, wb.keys, partition)
+            failed: list[BaseException] = []
+
+            async def redrive() -> None:
+                try:
+                    await redrive_all(client, mongo_db, wb.keys)
+                except PrimaryChanged as exc:
+                    failed.append(exc)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(redrive)
+                with anyio.fail_after(20):
+                    await hold.reached.wait()
+                await pair.fail_over()
+                await users.set("d", {"n": "after the failover"})
+                hold.release()
+        finally:
+            await client.aclose()
+        assert len(failed) == 1, "a re-drive wrote a letter its primary no longer holds"
+        assert await _content(mongo_db, "d") is None
