@@ -60,6 +60,7 @@ __all__ = [
     "NotReplicated",
     "PartitionCountMismatch",
     "PersistTimeout",
+    "PrimaryChanged",
     "RedisOutOfMemory",
     "ResizeRefused",
     "RetriesExhausted",
