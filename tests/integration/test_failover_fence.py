@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 
 from tests.support.config import TEST_PARTITIONS, TEST_PREFIX
 from tests.support.proxy import Proxy
-from tests.support.seeding import FloorHold, fail_over
+from tests.support.seeding import FloorHold, fail_over, promote
 from tests.support.servers import RedisServer, replica_online
 from tests.support.streams import letter_for_sole_record, running_worker
 from tests.support.waiting import wait_until
@@ -53,11 +53,7 @@ class Pair:
     async def detach_replica(self) -> None:
         """Promote the replica now, before the primary takes the writes a test makes next:
         the new primary will never have them."""
-        client = Redis.from_url(self.replica.url)
-        try:
-            await client.execute_command("REPLICAOF", "NO", "ONE")
-        finally:
-            await client.aclose()
+        await promote(self.replica)
 
     async def clock_ahead(self, stream: str) -> Version:
         """Make the primary issue ``stream``'s next ids an hour ahead (its clock ahead)."""

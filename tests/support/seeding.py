@@ -42,14 +42,19 @@ class FloorHold:
         self.released.set()
 
 
+async def promote(replica: RedisServer) -> None:
+    """``REPLICAOF NO ONE`` on ``replica`` (a no-op on a primary)."""
+    client = Redis.from_url(replica.url)
+    try:
+        await client.execute_command("REPLICAOF", "NO", "ONE")  # type: ignore[no-untyped-call]
+    finally:
+        await client.aclose()
+
+
 async def fail_over(proxy: Proxy, lost: RedisServer, replica: RedisServer) -> None:
     """The primary behind ``proxy`` is lost (killed) and ``replica`` (promoted already, or
     here) takes its address, as a failover's address switch would."""
     lost.kill()
-    promoted = Redis.from_url(replica.url)
-    try:
-        await promoted.execute_command("REPLICAOF", "NO", "ONE")
-    finally:
-        await promoted.aclose()
+    await promote(replica)
     proxy.target_port = replica.port
     proxy.close_connections()
