@@ -239,3 +239,31 @@ async def test_a_redrive_does_not_write_letters_read_from_a_lost_primary(
             await client.aclose()
         assert len(failed) == 1, "a re-drive wrote a letter its primary no longer holds"
         assert await _content(mongo_db, "d") is None
+
+
+async def test_write_through_whose_record_was_persisted_and_trimmed_meanwhile_returns(
+    redis: Redis, redis_server: RedisServer, mongo_db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No failover: the record is missing because a worker persisted it and a retention-0
+    # trim removed it before write-through's check; MongoDB holds the version already.
+    hold = FloorHold(monkeypatch)
+    async with _wb(redis_server.url, mongo_db) as wb:
+        through = wb.collection("users", mode="write_through")
+        made: list[Version] = []
+
+        async def write_through() -> None:
+            made.append(await through.set("t", {"n": "through"}))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(write_through)
+            with anyio.fail_after(20):
+                await hold.reached.wait()
+            async with running_worker(redis_server.url, mongo_db):
+                await wait_until(
+                    lambda: _is(mongo_db, "t", "through"), message="the worker to persist it"
+                )
+            await redis.xtrim(wb.keys.stream(wb.keys.partition_of("users", "t")), maxlen=0)
+            hold.release()
+        assert len(made) == 1
+        stored = await mongo_db["users"].find_one({"_id": "t"})
+        assert Version.from_pair(stored["_wb"]["v"]) == made[0]

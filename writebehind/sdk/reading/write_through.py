@@ -21,11 +21,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from writebehind.core.backoff import Backoff, retry
-from writebehind.core.codec import decode_document
+from writebehind.core.codec import META_FIELD, decode_document
 from writebehind.core.errors import (
     ConfigurationError,
     NotReplicated,
     PersistTimeout,
+    PrimaryChanged,
     WriteManyError,
 )
 from writebehind.core.floor_store import FloorKeeper
@@ -62,7 +63,8 @@ class WriteThroughCollection(Collection):
     checks that the Redis primary still holds the write's record
     (``core.witness``); if it does not (the primary was replaced by one that
     never got it), ``PrimaryChanged`` is raised and MongoDB is not written:
-    the write was lost with the old primary.
+    the write was lost with the old primary (unless MongoDB holds its version
+    already: a worker persisted it and the record was trimmed since).
     """
 
     def __init__(
@@ -151,12 +153,18 @@ class WriteThroughCollection(Collection):
         failures: list[BaseException] = []
         try:
             with anyio.fail_after(self.write_through_timeout):
-                await retry(
-                    attempt,
-                    transient=transient,
-                    backoff=Backoff(base=RETRY_BASE, cap=RETRY_CAP),
-                    on_retry=lambda exc, _delay: failures.append(exc),
-                )
+                try:
+                    await retry(
+                        attempt,
+                        transient=transient,
+                        backoff=Backoff(base=RETRY_BASE, cap=RETRY_CAP),
+                        on_retry=lambda exc, _delay: failures.append(exc),
+                    )
+                except PrimaryChanged:
+                    # A record a worker persisted, acked and trimmed (retention 0) is
+                    # missing too: then MongoDB holds the version already.
+                    if not await _in_mongodb(coll, writes):
+                        raise
         except (TimeoutError, PyMongoError) as exc:
             raise PersistTimeout(self._not_taken(writes, exc, failures)) from exc
 
@@ -189,3 +197,17 @@ class WriteThroughCollection(Collection):
         document = dict(base.document) if base is not None else {}
         document["j"] = True
         return WriteConcern(**document)
+
+
+async def _in_mongodb(coll: Any, writes: Sequence[tuple[_Prepared, Version]]) -> bool:
+    """Whether MongoDB holds each write's version or a newer one (``False`` if it cannot say)."""
+    try:
+        cursor = coll.find({"_id": {"$in": [p.doc_id for p, _ in writes]}}, {META_FIELD: 1})
+        stored = {doc["_id"]: doc.get(META_FIELD) async for doc in cursor}
+    except PyMongoError:
+        return False
+    for p, version in writes:
+        meta = stored.get(p.doc_id)
+        if not (isinstance(meta, dict) and "v" in meta and Version.from_pair(meta["v"]) >= version):
+            return False
+    return True
