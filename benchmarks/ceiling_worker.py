@@ -28,8 +28,9 @@ from writebehind.settings import Settings
 from writebehind.worker.runner import Worker
 
 
-async def no_mongodb(name: str, pendings: Any) -> list[Any]:
-    """A sink that answers "persisted" at once: MongoDB out of the path."""
+async def no_mongodb(name: str, pendings: Any, fence: Any = None) -> list[Any]:
+    """A sink that answers "persisted" at once: MongoDB (and the floor and fence before it)
+    out of the path."""
     return [None] * len(pendings)
 
 

@@ -78,8 +78,8 @@ async def lag(redis: Redis, db: Any, redis_url: str, rate: float, seconds: float
     persisted: dict[Any, float] = {}
     write = worker.sink.write
 
-    async def timed_write(name: str, pendings: Any) -> Any:
-        outcome = await write(name, pendings)
+    async def timed_write(name: str, pendings: Any, fence: Any = None) -> Any:
+        outcome = await write(name, pendings, fence)
         now = time.monotonic()
         for p in pendings:
             persisted.setdefault(p.doc_id, now)

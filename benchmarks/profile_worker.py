@@ -38,7 +38,7 @@ async def main(records: int) -> None:
                 await users.set_many([(i, small_document(i)) for i in range(start, start + 1000)])
         worker = Worker(redis, db, Settings(prefix="pw", metrics_address=None))
 
-        async def no_mongodb(name: str, pendings: Any) -> list[Any]:
+        async def no_mongodb(name: str, pendings: Any, fence: Any = None) -> list[Any]:
             return [None] * len(pendings)
 
         worker.sink.write = no_mongodb  # type: ignore[method-assign]

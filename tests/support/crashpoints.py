@@ -60,8 +60,10 @@ def install(point: str, nth: int) -> None:
     if point == "after_write":
         original_write = MongoSink.write
 
-        async def write(self: MongoSink, name: str, pendings: Sequence[Any]) -> Any:
-            result = await original_write(self, name, pendings)
+        async def write(
+            self: MongoSink, name: str, pendings: Sequence[Any], fence: Any = None
+        ) -> Any:
+            result = await original_write(self, name, pendings, fence)
             if pendings and arrived():
                 _die(point, seen)
             return result

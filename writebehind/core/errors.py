@@ -60,6 +60,7 @@ __all__ = [
     "NotReplicated",
     "PartitionCountMismatch",
     "PersistTimeout",
+    "PrimaryChanged",
     "RedisOutOfMemory",
     "ResizeRefused",
     "RetriesExhausted",
@@ -202,6 +203,18 @@ class NotReplicated(WriteBehindError):
             text = f"{made}: made on the primary, but {acknowledged} of the {wanted} replicas "
             text += "asked for confirmed it in time; a failover now could lose it"
         super().__init__(text)
+
+
+class PrimaryChanged(WriteBehindError):
+    """Redis changed primary between reading versions and writing them to MongoDB, and the
+    new primary does not hold the records they came from: nothing was written.
+
+    Written anyway, they could overwrite newer writes made on the new primary,
+    which may issue lower versions (``core.floor``). Records the new primary
+    still holds are written by the workers from there (a worker leaves its
+    batch pending for that); the others were lost with the old primary, which
+    happens only to writes no replica had confirmed (``wait_replicas``).
+    """
 
 
 class InvalidVersion(InvalidInput):

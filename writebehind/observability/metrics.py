@@ -40,6 +40,10 @@ _COUNTERS = {
         "writebehind_consumer_group_recreated",
         "Times a missing consumer group was recreated (NOGROUP).",
     ),
+    "left_for_new_primary": (
+        "writebehind_records_left_for_new_primary",
+        "Records left pending unwritten: their Redis primary was replaced after they were read.",
+    ),
     "trimmed": ("writebehind_stream_entries_trimmed", "Acknowledged entries trimmed."),
     "batches": ("writebehind_batches", "Batches processed."),
 }

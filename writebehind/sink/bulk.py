@@ -14,6 +14,7 @@ from pymongo.errors import BulkWriteError
 from pymongo.write_concern import WriteConcern
 
 from writebehind.core.codec import DEFAULT_CODEC_OPTIONS
+from writebehind.core.errors import PrimaryChanged
 from writebehind.core.floor_store import FloorKeeper
 from writebehind.core.keys import encode_id
 from writebehind.core.shard_key import stored_conflict
@@ -29,6 +30,10 @@ from writebehind.sink.guards import PURGE_FIELD, Pending, guarded_write
 log = structlog.get_logger("writebehind.sink")
 
 T = TypeVar("T")
+
+Fence = Callable[[], Awaitable[None]]
+"""Called after the floor covers a batch and before it is written: raises ``PrimaryChanged``
+when the Redis primary the versions came from is gone (``core.witness.confirm``)."""
 
 
 async def _cancel_once(call: Awaitable[T]) -> T:
@@ -57,7 +62,9 @@ class MongoSink:
 
     Before a batch, the version floor of deployment ``prefix`` is raised above
     it (``core.floor``), with the data's write concern, so that a new Redis
-    primary can be seeded above every version MongoDB holds.
+    primary can be seeded above every version MongoDB holds; then the caller's
+    fence (``core.witness``) checks that the batch's primary was not replaced
+    meanwhile by one seeded below it.
     """
 
     def __init__(
@@ -104,11 +111,18 @@ class MongoSink:
             return
         self._indexed.add(name)
 
-    async def write(self, name: str, pendings: Sequence[Pending]) -> list[ErrorInfo | None]:
+    async def write(
+        self, name: str, pendings: Sequence[Pending], fence: Fence | None = None
+    ) -> list[ErrorInfo | None]:
         """Write ``pendings`` to collection ``name``; one result per record, in order.
 
         Never raises for a MongoDB failure: each becomes an ``ErrorInfo``
-        (``sink.classify``), transient or permanent. Cancellation propagates.
+        (``sink.classify``), transient or permanent; so does a ``fence`` that
+        fails for any other reason (Redis not answering). Cancellation propagates.
+
+        Raises:
+            PrimaryChanged: from ``fence``, awaited once the floor covers the batch:
+                nothing was written.
         """
         if not pendings:
             return []
@@ -128,6 +142,15 @@ class MongoSink:
             info = classify_exception(exc)
             message = f"raising the version floor failed: {info.message}"
             return [ErrorInfo(Failure.TRANSIENT, info.code, message)] * len(pendings)
+        if fence is not None:
+            try:
+                await fence()
+            except PrimaryChanged:
+                raise
+            except Exception as exc:
+                # Unchecked, never written: retried until Redis answers the check.
+                message = f"checking the Redis primary still holds the batch failed: {exc}"
+                return [ErrorInfo(Failure.TRANSIENT, None, message)] * len(pendings)
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         models = [
             guarded_write(
@@ -154,8 +177,8 @@ class MongoSink:
             # The driver refused the batch before sending it and names no
             # operation: halve it until the offender stands alone.
             middle = len(pendings) // 2
-            return await self.write(name, pendings[:middle]) + await self.write(
-                name, pendings[middle:]
+            return await self.write(name, pendings[:middle], fence) + await self.write(
+                name, pendings[middle:], fence
             )
         return [None] * len(pendings)
 

@@ -21,7 +21,7 @@ from writebehind.core.backoff import retry
 from writebehind.core.codec import META_FIELD
 from writebehind.core.errors import RetriesExhausted
 from writebehind.core.version import Version
-from writebehind.sink.bulk import MongoSink
+from writebehind.sink.bulk import Fence, MongoSink
 from writebehind.sink.classify import ErrorInfo, Failure, is_transient
 from writebehind.sink.guards import Pending
 from writebehind.sink.plan import DocumentWrites, coalesce
@@ -109,8 +109,11 @@ class Reapplier:
         """Called before each retry with (error, records waiting, seconds failing so far);
         replaces the ``reapply_retry`` log line (the CLI shows a progress line instead)."""
 
-    async def apply(self, pendings: Sequence[Pending]) -> list[Result]:
+    async def apply(self, pendings: Sequence[Pending], fence: Fence | None = None) -> list[Result]:
         """One ``Result`` per record: each document's newest is written, older ones coalesced.
+
+        ``fence`` is the sink's (``MongoSink.write``): the check, before each write, that
+        the Redis primary the records were read from still holds them.
 
         Where MongoDB refuses a document's newest record for good, it comes
         back ``FAILED`` and the next newest gets its turn, by the worker's
@@ -119,12 +122,13 @@ class Reapplier:
 
         Raises:
             RetriesExhausted: MongoDB kept failing transiently for ``retry_for`` seconds.
+            PrimaryChanged: from ``fence``: the records not yet written were not written.
             pymongo.errors.PyMongoError: any other MongoDB failure, at once.
         """
         results: list[Result] = []
         groups = coalesce(pendings)
         while groups:
-            written = await self._apply_newest(groups)
+            written = await self._apply_newest(groups, fence)
             settled = settle(
                 groups, [r.error if r.outcome is Outcome.FAILED else None for r in written]
             )
@@ -135,14 +139,16 @@ class Reapplier:
             groups = settled.retry
         return results
 
-    async def _apply_newest(self, groups: Sequence[DocumentWrites]) -> list[Result]:
+    async def _apply_newest(
+        self, groups: Sequence[DocumentWrites], fence: Fence | None
+    ) -> list[Result]:
         """Predict and write each group's newest record; one result per group, in order."""
         by_collection: dict[str, list[int]] = defaultdict(list)
         for index, group in enumerate(groups):
             by_collection[group.collection].append(index)
         out: list[Result | None] = [None] * len(groups)
         for name, indexes in by_collection.items():
-            applied = await self._apply_collection(name, [groups[i].newest for i in indexes])
+            applied = await self._apply_collection(name, [groups[i].newest for i in indexes], fence)
             for index, result in zip(indexes, applied, strict=True):
                 out[index] = result
         return [r for r in out if r is not None]
@@ -153,7 +159,9 @@ class Reapplier:
         )
         return {doc["_id"]: doc.get(META_FIELD) async for doc in cursor}
 
-    async def _apply_collection(self, name: str, items: list[Pending]) -> list[Result]:
+    async def _apply_collection(
+        self, name: str, items: list[Pending], fence: Fence | None
+    ) -> list[Result]:
         stored = await self._with_retries(self._stored_versions, name, items)
         predicted: list[Outcome] = []
         for p in items:
@@ -165,14 +173,20 @@ class Reapplier:
             predicted.append(predict(p, version, exists and not _is_tombstone(meta)))
         if self.dry_run:
             return [Result(p, o) for p, o in zip(items, predicted, strict=True)]
-        errors = await self._with_retries(self._write_until_settled, name, items)
+
+        async def write(name: str, items: list[Pending]) -> list[ErrorInfo | None]:
+            return await self._write_until_settled(name, items, fence)
+
+        errors = await self._with_retries(write, name, items)
         return [
             Result(p, Outcome.FAILED, e) if e is not None else Result(p, o)
             for p, o, e in zip(items, predicted, errors, strict=True)
         ]
 
-    async def _write_until_settled(self, name: str, items: list[Pending]) -> list[ErrorInfo | None]:
-        results = await self.sink.write(name, items)
+    async def _write_until_settled(
+        self, name: str, items: list[Pending], fence: Fence | None
+    ) -> list[ErrorInfo | None]:
+        results = await self.sink.write(name, items, fence)
         transient = [r for r in results if r is not None and r.kind is not Failure.PERMANENT]
         if transient:
             raise _Transient(transient[0])

@@ -37,6 +37,8 @@ from writebehind.core.keys import KeySpace, encode_id
 from writebehind.core.replies import as_text
 from writebehind.core.script_calls import ScriptCall, run_scripts
 from writebehind.core.scripts import INVALIDATE_LUA, invalidation_args
+from writebehind.core.version import Version
+from writebehind.core.witness import Witness, confirm
 from writebehind.sink.bulk import MongoSink
 from writebehind.sink.classify import ErrorInfo, Failure
 from writebehind.sink.guards import Pending
@@ -337,6 +339,9 @@ class Redriver:
 
         Raises:
             RetriesExhausted: MongoDB kept failing transiently for ``retry_for`` seconds.
+            PrimaryChanged: the Redis primary was replaced after the letters were read, by
+                one without them (``core.witness``): letters not yet written stay as they
+                were (on the new primary, if it has them); re-driving again is safe.
             redis.exceptions.RedisError, pymongo.errors.PyMongoError: a server failed;
                 letters not yet settled stay as they were, and re-driving again is safe.
         """
@@ -352,9 +357,24 @@ class Redriver:
             pending = letter.pending()
             owners[id(pending)] = letter
             pendings.append(pending)
+        # The primary must still hold the letters when they are written (core.witness):
+        # per partition, its newest letter of the batch.
+        newest: dict[int, DeadLetter] = {}
+        for letter in owners.values():
+            held = newest.get(letter.id.partition)
+            if held is None or Version.parse(letter.id.entry_id) > Version.parse(held.id.entry_id):
+                newest[letter.id.partition] = letter
+        witnesses = [
+            Witness(self.keys.dead_letters(p), letter.id.entry_id, dict(letter.fields))
+            for p, letter in sorted(newest.items())
+        ]
+
+        async def fence() -> None:
+            await confirm(self.redis, witnesses)
+
         # Where a document's newest letter is refused again, the reapplier writes
         # its next newest, as the worker does.
-        settled = await self.reapplier.apply(pendings)
+        settled = await self.reapplier.apply(pendings, fence)
         self.report.counts.add(settled)
         if self.dry_run:
             results += [
@@ -420,8 +440,8 @@ async def redrive_ids(
     ``on_retry``).
     Raises:
         UnknownLetters: some do not exist; nothing was re-driven.
-        RetriesExhausted, redis.exceptions.RedisError, pymongo.errors.PyMongoError:
-            as ``Redriver.redrive``.
+        RetriesExhausted, PrimaryChanged, redis.exceptions.RedisError,
+            pymongo.errors.PyMongoError: as ``Redriver.redrive``.
     """
     letters = await get_letters(redis, keys, ids)
     redriver = Redriver(redis, database, keys, **options)

@@ -20,6 +20,9 @@ class WorkerCounters:
     deleted_while_pending: int = 0
     """Pending ids whose entries were gone from the stream when claimed."""
     group_recreated: int = 0
+    left_for_new_primary: int = 0
+    """Records of batches left pending unwritten: the Redis primary they were read from was
+    replaced before they were written (``core.witness``)."""
     trimmed: int = 0
     batches: int = 0
 

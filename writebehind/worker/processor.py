@@ -14,9 +14,11 @@ from redis.exceptions import ResponseError
 from writebehind.core.backoff import Backoff, retry
 from writebehind.core.codec import DEFAULT_CODEC_OPTIONS
 from writebehind.core.deployment import recorded_codec
+from writebehind.core.errors import PrimaryChanged
 from writebehind.core.keys import KeySpace
 from writebehind.core.replies import field_text, is_transient
-from writebehind.sink.bulk import MongoSink
+from writebehind.core.witness import Witness, confirm, newest_entry
+from writebehind.sink.bulk import Fence, MongoSink
 from writebehind.sink.classify import ErrorInfo, Failure
 from writebehind.sink.plan import DocumentWrites, Malformed, coalesce, decode_entries
 from writebehind.sink.settle import settle
@@ -33,7 +35,10 @@ class BatchProcessor:
     Transient MongoDB failures are retried with backoff for as long as they
     last; the records stay pending meanwhile and their idle time is refreshed
     so that no other worker claims them. Cancellation (drain deadline, second
-    signal) leaves whatever is unfinished pending, never acknowledged.
+    signal) leaves whatever is unfinished pending, never acknowledged. So does
+    a Redis primary replaced after the batch was read by one that lacks its
+    newest record (``core.witness``): the batch is dropped unwritten, and the
+    records the new primary holds are claimed from it once idle.
     """
 
     def __init__(
@@ -95,10 +100,16 @@ class BatchProcessor:
         self.stats.coalesced += len(pendings) - len(groups)
         if dead:
             await self._finish(partition, [], dead)
-        await self._apply(partition, groups, deliveries)
+        if groups:
+            witness = newest_entry(self.keys.stream(partition), entries)
+            await self._apply(partition, groups, deliveries, witness)
 
     async def _apply(
-        self, partition: int, groups: list[DocumentWrites], deliveries: dict[bytes, int]
+        self,
+        partition: int,
+        groups: list[DocumentWrites],
+        deliveries: dict[bytes, int],
+        witness: Witness,
     ) -> None:
         # The heartbeat runs beside the writes for the whole batch, so entries
         # stay ours however long a single MongoDB call blocks (server selection
@@ -106,7 +117,19 @@ class BatchProcessor:
         in_flight: list[list[DocumentWrites]] = [groups]
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._heartbeat_loop, partition, in_flight)
-            await self._apply_until_settled(partition, in_flight, deliveries)
+            try:
+                await self._apply_until_settled(partition, in_flight, deliveries, witness)
+            except PrimaryChanged as exc:
+                left = sum(len(g.entry_ids()) for g in in_flight[0])
+                self.stats.left_for_new_primary += left
+                log.warning(
+                    "batch_left_pending_primary_changed",
+                    partition=partition,
+                    records=left,
+                    error=str(exc),
+                    hint="the new primary's copies of these records, if it has them, are "
+                    "claimed once idle; the others were lost with the old primary",
+                )
             tg.cancel_scope.cancel()
 
     async def _heartbeat_loop(self, partition: int, in_flight: list[list[DocumentWrites]]) -> None:
@@ -120,12 +143,18 @@ class BatchProcessor:
         partition: int,
         in_flight: list[list[DocumentWrites]],
         deliveries: dict[bytes, int],
+        witness: Witness,
     ) -> None:
+        """Raises ``PrimaryChanged``: the rest of the batch must stay pending, unwritten."""
         backoff = Backoff(self.settings.backoff_base, self.settings.backoff_cap)
         outstanding = in_flight[0]
+
+        async def fence() -> None:
+            await confirm(self.streams.redis, [witness])
+
         while outstanding:
             self.on_progress(partition)
-            results = await self._write_all(outstanding)
+            results = await self._write_all(outstanding, fence)
             settled = settle(outstanding, results)
             persisted = [self._persisted(partition, group) for group in settled.persisted]
             dead = [
@@ -152,21 +181,33 @@ class BatchProcessor:
             )
             await anyio.sleep(delay)
 
-    async def _write_all(self, groups: list[DocumentWrites]) -> list[ErrorInfo | None]:
-        """One bulk_write per collection in the batch, run side by side."""
+    async def _write_all(
+        self, groups: list[DocumentWrites], fence: Fence
+    ) -> list[ErrorInfo | None]:
+        """One bulk_write per collection in the batch, run side by side.
+
+        Raises ``PrimaryChanged`` (from ``fence``) once every write has ended.
+        """
         by_collection: dict[str, list[int]] = defaultdict(list)
         for index, group in enumerate(groups):
             by_collection[group.collection].append(index)
         results: list[ErrorInfo | None] = [None] * len(groups)
+        fenced: list[PrimaryChanged] = []
 
         async def write(name: str, indexes: list[int]) -> None:
-            outcome = await self.sink.write(name, [groups[i].newest for i in indexes])
+            try:
+                outcome = await self.sink.write(name, [groups[i].newest for i in indexes], fence)
+            except PrimaryChanged as exc:
+                fenced.append(exc)  # raised below, not wrapped in the task group's group
+                return
             for index, result in zip(indexes, outcome, strict=True):
                 results[index] = result
 
         async with anyio.create_task_group() as tg:
             for name, indexes in by_collection.items():
                 tg.start_soon(write, name, indexes)
+        if fenced:
+            raise fenced[0]
         return results
 
     async def _finish(

@@ -17,13 +17,16 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from pymongo.errors import PyMongoError
 from pymongo.write_concern import WriteConcern
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from writebehind.core.backoff import Backoff, retry
-from writebehind.core.codec import decode_document
+from writebehind.core.codec import META_FIELD, decode_document
 from writebehind.core.errors import (
     ConfigurationError,
     NotReplicated,
     PersistTimeout,
+    PrimaryChanged,
     WriteManyError,
 )
 from writebehind.core.floor_store import FloorKeeper
@@ -31,6 +34,7 @@ from writebehind.core.guarded import DEFAULT_TOMBSTONE_GRACE, guarded_replace, s
 from writebehind.core.mongo_errors import bulk_write_is_transient
 from writebehind.core.shard_key import ShardKey
 from writebehind.core.version import Version
+from writebehind.core.witness import Witness, confirm
 from writebehind.sdk.collection import Collection, _document, _pairs, _Prepared
 from writebehind.sdk.reading.policy import ReadPolicy
 
@@ -55,7 +59,12 @@ class WriteThroughCollection(Collection):
     still apply it (or dead-letter it, if MongoDB refuses it for good).
     Deletes are written as tombstones purged after 7 days (the worker's default
     ``--tombstone-grace``), whatever the workers' ``--hard-deletes``. Like the
-    workers, it raises the version floor (``core.floor``) before writing.
+    workers, it raises the version floor (``core.floor``) before writing, then
+    checks that the Redis primary still holds the write's record
+    (``core.witness``); if it does not (the primary was replaced by one that
+    never got it), ``PrimaryChanged`` is raised and MongoDB is not written:
+    the write was lost with the old primary (unless MongoDB holds its version
+    already: a worker persisted it and the record was trimmed since).
     """
 
     def __init__(
@@ -86,7 +95,8 @@ class WriteThroughCollection(Collection):
     async def set_many(self, items: Iterable[tuple[Any, Mapping[str, Any]]]) -> list[Version]:
         """As ``Collection.set_many``, returning once MongoDB holds every write.
 
-        Raises: as ``Collection.set_many``; ``PersistTimeout`` (see the class).
+        Raises: as ``Collection.set_many``; ``PersistTimeout``, ``PrimaryChanged`` (see the
+        class).
         """
         with self._wb.calling():
             # The items checked as the parent checks them: a None document is refused,
@@ -119,20 +129,42 @@ class WriteThroughCollection(Collection):
             models.append(guarded_replace(p.doc_id, version, new, shard))
         coll = self._mongo().with_options(write_concern=self._journaled())
         top = max(version.ms for _, version in writes)
+        # Per partition, the record of its newest write: the primary must still hold it.
+        newest: dict[str, tuple[_Prepared, Version]] = {}
+        for p, version in writes:
+            held = newest.get(p.stream)
+            if held is None or version > held[1]:
+                newest[p.stream] = (p, version)
+        witnesses = [
+            Witness(stream, str(version), {b"k": p.entry.encode()})
+            for stream, (p, version) in sorted(newest.items())
+        ]
 
         async def attempt() -> None:
             await self._floor.cover(top)
+            await confirm(self._wb.redis, witnesses)
             await coll.bulk_write(models, ordered=False)
+
+        def transient(exc: BaseException) -> bool:
+            return bulk_write_is_transient(exc) or isinstance(
+                exc, RedisConnectionError | RedisTimeoutError
+            )
 
         failures: list[BaseException] = []
         try:
             with anyio.fail_after(self.write_through_timeout):
-                await retry(
-                    attempt,
-                    transient=bulk_write_is_transient,
-                    backoff=Backoff(base=RETRY_BASE, cap=RETRY_CAP),
-                    on_retry=lambda exc, _delay: failures.append(exc),
-                )
+                try:
+                    await retry(
+                        attempt,
+                        transient=transient,
+                        backoff=Backoff(base=RETRY_BASE, cap=RETRY_CAP),
+                        on_retry=lambda exc, _delay: failures.append(exc),
+                    )
+                except PrimaryChanged:
+                    # A record a worker persisted, acked and trimmed (retention 0) is
+                    # missing too: then MongoDB holds the version already.
+                    if not await _in_mongodb(coll, writes):
+                        raise
         except (TimeoutError, PyMongoError) as exc:
             raise PersistTimeout(self._not_taken(writes, exc, failures)) from exc
 
@@ -165,3 +197,17 @@ class WriteThroughCollection(Collection):
         document = dict(base.document) if base is not None else {}
         document["j"] = True
         return WriteConcern(**document)
+
+
+async def _in_mongodb(coll: Any, writes: Sequence[tuple[_Prepared, Version]]) -> bool:
+    """Whether MongoDB holds each write's version or a newer one (``False`` if it cannot say)."""
+    try:
+        cursor = coll.find({"_id": {"$in": [p.doc_id for p, _ in writes]}}, {META_FIELD: 1})
+        stored = {doc["_id"]: doc.get(META_FIELD) async for doc in cursor}
+    except PyMongoError:
+        return False
+    for p, version in writes:
+        meta = stored.get(p.doc_id)
+        if not (isinstance(meta, dict) and "v" in meta and Version.from_pair(meta["v"]) >= version):
+            return False
+    return True

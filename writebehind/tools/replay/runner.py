@@ -31,6 +31,7 @@ from writebehind.core.replies import as_text, is_no_such_key
 from writebehind.core.script_calls import ScriptCall, run_scripts
 from writebehind.core.scripts import Scripts, invalidation_args, parse_letter_reply
 from writebehind.core.version import Version
+from writebehind.core.witness import confirm, newest_entry
 from writebehind.sink.bulk import MongoSink
 from writebehind.sink.classify import ErrorInfo, Failure
 from writebehind.sink.plan import Malformed, decode_entries
@@ -292,7 +293,13 @@ class Replayer:
             return
         # Where a document's newest record is refused, the reapplier writes the
         # next newest, as the worker does.
-        results = await self.reapplier.apply(pendings)
+        # The primary must still hold the chunk when it is written (core.witness).
+        witness = newest_entry(self.keys.stream(partition), entries)
+
+        async def fence() -> None:
+            await confirm(self.redis, [witness])
+
+        results = await self.reapplier.apply(pendings, fence)
         if self.options.dry_run:
             results = self._simulate(results)
         failed = [r for r in results if r.outcome is Outcome.FAILED]
@@ -410,6 +417,9 @@ async def replay(
         RetriesExhausted: MongoDB kept failing transiently for ``retry_for`` seconds
             (a ``TimeoutError``; ``on_retry`` is told of each retry: error, records
             waiting, seconds failing).
+        PrimaryChanged: the Redis primary was replaced while a chunk was being written,
+            by one without it (``core.witness``): that chunk was not written; what was
+            applied before stays applied, and running again replays from the new primary.
         redis.exceptions.RedisError, pymongo.errors.PyMongoError: the servers failed
             otherwise; what was applied stays applied, and running again is safe.
     """
