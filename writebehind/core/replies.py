@@ -17,7 +17,7 @@ from typing import Any
 
 import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisClusterException, ResponseError, SlotNotCoveredError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 REDIS_TRANSIENT = (
@@ -88,6 +88,24 @@ def as_lost_connection(exc: BaseException) -> BaseException:
 def is_transient(exc: BaseException) -> bool:
     """The connection failed or timed out (the command may or may not have run)."""
     return isinstance(exc, REDIS_TRANSIENT) or is_torn_connection(exc)
+
+
+_CLUSTER_UNREACHABLE: type[BaseException] | None = getattr(
+    redis.exceptions, "RedisClusterUnreachableError", None
+)  # redis-py 8 and later; before, a RedisClusterException saying so
+
+
+def is_cluster_unreachable(exc: BaseException) -> bool:
+    """A Redis Cluster client found no node that answers, or a slot no master serves yet
+    (a cluster still being formed): waiting can fix both.
+
+    redis-py 8 raises ``RedisClusterUnreachableError``; older versions (the floor is 6.0)
+    a bare ``RedisClusterException`` whose text says the cluster cannot be connected."""
+    if isinstance(exc, SlotNotCoveredError):
+        return True
+    if _CLUSTER_UNREACHABLE is not None and isinstance(exc, _CLUSTER_UNREACHABLE):
+        return True
+    return type(exc) is RedisClusterException and "cannot be connected" in str(exc)
 
 
 def _has_code(exc: BaseException, code: str) -> bool:

@@ -12,17 +12,16 @@ from typing import Any, Literal
 
 from pymongo.errors import ConnectionFailure, OperationFailure, WaitQueueTimeoutError
 from pymongo.write_concern import WriteConcern
-from redis.exceptions import (
-    AuthenticationError,
-    AuthorizationError,
-    RedisClusterUnreachableError,
-    SlotNotCoveredError,
-)
+from redis.exceptions import AuthenticationError, AuthorizationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from writebehind.core.errors import ConfigurationError
-from writebehind.core.replies import is_torn_connection, is_transient_reply
+from writebehind.core.replies import (
+    is_cluster_unreachable,
+    is_torn_connection,
+    is_transient_reply,
+)
 from writebehind.settings import named
 
 # MongoDB error codes (src/mongo/base/error_codes.yml): a primary being elected or
@@ -39,7 +38,7 @@ def unavailable_server(exc: BaseException) -> Literal["redis", "mongodb"] | None
     if isinstance(exc, RedisConnectionError | RedisTimeoutError) or is_torn_connection(exc):
         return "redis"
     # ``--redis-cluster``: no node answers yet, or the cluster is still being formed.
-    if isinstance(exc, RedisClusterUnreachableError | SlotNotCoveredError):
+    if is_cluster_unreachable(exc):
         return "redis"
     if is_transient_reply(exc):
         return "redis"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from redis import exceptions as redis_exceptions
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisClusterException, ResponseError, SlotNotCoveredError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from writebehind.core import replies
 from writebehind.core.replies import (
     as_text,
     backlog_refusal,
@@ -113,3 +115,16 @@ def test_field_text_is_lenient_and_empty_when_absent() -> None:
     assert field_text(fields, b"c") == "users"
     assert field_text(fields, b"op") == "s\ufffdet"
     assert field_text(fields, b"k") == ""
+
+
+def test_a_cluster_that_cannot_be_reached_yet_is_waited_for() -> None:
+    # redis-py 6 (the floor) says so in a bare RedisClusterException; redis-py 8 has a class.
+    text = "Redis Cluster cannot be connected. Please provide at least one reachable node: x"
+    assert replies.is_cluster_unreachable(RedisClusterException(text))
+    assert replies.is_cluster_unreachable(SlotNotCoveredError("slot 7 is not covered"))
+    unreachable = getattr(redis_exceptions, "RedisClusterUnreachableError", None)
+    if unreachable is not None:
+        assert replies.is_cluster_unreachable(unreachable("no node answered"))
+    # Waiting cannot fix these:
+    assert not replies.is_cluster_unreachable(RedisClusterException("Cluster mode is not enabled"))
+    assert not replies.is_cluster_unreachable(ResponseError("ERR unknown command"))
