@@ -12,7 +12,7 @@ floor not yet raised), then lets the writer go on.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -145,6 +145,33 @@ async def test_a_held_batch_the_new_primary_has_is_written_and_later_ids_are_abo
         assert await _content(mongo_db, "s") == "later"
 
 
+async def _held_across_a_failover(
+    writer: Callable[[], Awaitable[Any]],
+    hold: FloorHold,
+    pair: Pair,
+    after: Callable[[], Awaitable[Any]],
+) -> list[PrimaryChanged]:
+    """Run ``writer`` until ``hold`` stops it before its floor update, fail over to the
+    replica an hour behind, make ``after`` (a write on the new primary), then let the
+    writer go on. Returns the ``PrimaryChanged`` it raised, if any."""
+    failed: list[PrimaryChanged] = []
+
+    async def write() -> None:
+        try:
+            await writer()
+        except PrimaryChanged as exc:
+            failed.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(write)
+        with anyio.fail_after(20):
+            await hold.reached.wait()  # read what it writes; its floor update not sent yet
+        await pair.fail_over()
+        await after()
+        hold.release()
+    return failed
+
+
 async def test_replay_does_not_write_a_chunk_read_from_a_lost_primary(
     redis_factory: Callable[..., RedisServer], mongo_db: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -157,23 +184,14 @@ async def test_replay_does_not_write_a_chunk_read_from_a_lost_primary(
         client = Redis.from_url(pair.url)
         try:
             sink = MongoSink(mongo_db, prefix=wb.keys.prefix)
-            failed: list[BaseException] = []
-
-            async def run_replay() -> None:
-                try:
-                    # allow_gap: the clock_ahead entry was trimmed at once.
-                    options = ReplayOptions(ReplayRange.parse("0", None), allow_gap=True)
-                    await replay(client, sink, wb.keys, options)
-                except PrimaryChanged as exc:
-                    failed.append(exc)
-
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(run_replay)
-                with anyio.fail_after(20):
-                    await hold.reached.wait()
-                await pair.fail_over()
-                await users.set("p", {"n": "after the failover"})
-                hold.release()
+            # allow_gap: the clock_ahead entry was trimmed at once.
+            options = ReplayOptions(ReplayRange.parse("0", None), allow_gap=True)
+            failed = await _held_across_a_failover(
+                lambda: replay(client, sink, wb.keys, options),
+                hold,
+                pair,
+                lambda: users.set("p", {"n": "after the failover"}),
+            )
         finally:
             await client.aclose()
         assert len(failed) == 1, "replay wrote a chunk its primary no longer holds"
@@ -188,21 +206,12 @@ async def test_write_through_does_not_write_a_version_the_new_primary_lacks(
         through = wb.collection("users", mode="write_through")
         await pair.detach_replica()
         await pair.clock_ahead(wb.keys.stream(wb.keys.partition_of("users", "w")))
-        failed: list[BaseException] = []
-
-        async def write_through() -> None:
-            try:
-                await through.set("w", {"n": "from the lost primary"})
-            except PrimaryChanged as exc:
-                failed.append(exc)
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(write_through)
-            with anyio.fail_after(20):
-                await hold.reached.wait()  # made in Redis; the floor update not sent yet
-            await pair.fail_over()
-            await wb.collection("users").set("w", {"n": "after the failover"})
-            hold.release()
+        failed = await _held_across_a_failover(
+            lambda: through.set("w", {"n": "from the lost primary"}),
+            hold,
+            pair,
+            lambda: wb.collection("users").set("w", {"n": "after the failover"}),
+        )
         assert len(failed) == 1, "write-through wrote a version its primary no longer holds"
         assert await _content(mongo_db, "w") is None
 
@@ -220,21 +229,12 @@ async def test_a_redrive_does_not_write_letters_read_from_a_lost_primary(
         client = Redis.from_url(pair.url)
         try:
             await letter_for_sole_record(client, wb.keys, partition)
-            failed: list[BaseException] = []
-
-            async def redrive() -> None:
-                try:
-                    await redrive_all(client, mongo_db, wb.keys)
-                except PrimaryChanged as exc:
-                    failed.append(exc)
-
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(redrive)
-                with anyio.fail_after(20):
-                    await hold.reached.wait()
-                await pair.fail_over()
-                await users.set("d", {"n": "after the failover"})
-                hold.release()
+            failed = await _held_across_a_failover(
+                lambda: redrive_all(client, mongo_db, wb.keys),
+                hold,
+                pair,
+                lambda: users.set("d", {"n": "after the failover"}),
+            )
         finally:
             await client.aclose()
         assert len(failed) == 1, "a re-drive wrote a letter its primary no longer holds"
