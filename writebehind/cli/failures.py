@@ -25,6 +25,7 @@ from pymongo.errors import PyMongoError
 from redis.exceptions import AskError, MovedError, RedisClusterException, RedisError
 
 from writebehind.core.errors import ConfigurationError, WriteBehindError
+from writebehind.core.replies import is_not_a_cluster
 from writebehind.observability.logs import redact_url
 from writebehind.settings import named
 
@@ -78,8 +79,7 @@ def mongo_reason(exc: BaseException) -> str:
 
 def cluster_hint(exc: BaseException) -> str:
     """What to change when ``--redis-cluster`` does not match the server it names."""
-    text = str(exc)
-    if isinstance(exc, RedisClusterException) and "Cluster mode is not enabled" in text:
+    if is_not_a_cluster(exc):
         return f" (this Redis is no cluster node: leave out {named('redis_cluster')})"
     if isinstance(exc, MovedError | AskError):
         return f" (this Redis is a cluster node: give {named('redis_cluster')})"

@@ -105,7 +105,19 @@ def is_cluster_unreachable(exc: BaseException) -> bool:
         return True
     if _CLUSTER_UNREACHABLE is not None and isinstance(exc, _CLUSTER_UNREACHABLE):
         return True
-    return type(exc) is RedisClusterException and "cannot be connected" in str(exc)
+    text = str(exc)
+    # The same words wrap a node that is no cluster node at all (``--redis-cluster`` given
+    # for a plain Redis): waiting cannot fix that one.
+    return (
+        type(exc) is RedisClusterException
+        and "cannot be connected" in text
+        and not is_not_a_cluster(exc)
+    )
+
+
+def is_not_a_cluster(exc: BaseException) -> bool:
+    """A Redis Cluster client was pointed at a Redis that is not in cluster mode."""
+    return isinstance(exc, RedisClusterException) and "Cluster mode is not enabled" in str(exc)
 
 
 def _has_code(exc: BaseException, code: str) -> bool:

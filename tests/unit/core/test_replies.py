@@ -126,5 +126,8 @@ def test_a_cluster_that_cannot_be_reached_yet_is_waited_for() -> None:
     if unreachable is not None:
         assert replies.is_cluster_unreachable(unreachable("no node answered"))
     # Waiting cannot fix these:
-    assert not replies.is_cluster_unreachable(RedisClusterException("Cluster mode is not enabled"))
+    plain = "Redis Cluster cannot be connected. Please provide at least one reachable node: "
+    plain += "Cluster mode is not enabled on this node"  # --redis-cluster for a plain Redis
+    assert not replies.is_cluster_unreachable(RedisClusterException(plain))
+    assert replies.is_not_a_cluster(RedisClusterException(plain))
     assert not replies.is_cluster_unreachable(ResponseError("ERR unknown command"))
